@@ -1,0 +1,553 @@
+//! `auditlake convert`: exports in, lake files out.
+//!
+//! Three stages on threads joined by bounded channels, so memory stays flat
+//! whatever the export size:
+//! 1. a reader walks the sources in order (skipping ones the ledger already
+//!    has), inflates each member and cuts it into chunks of whole records;
+//! 2. decoders (one per core) parse chunks into per-partition Arrow batches;
+//! 3. this thread puts results back in input order, deduplicates into the
+//!    [`PartitionBuffer`], logs rejects, and at the end writes the remaining
+//!    partitions, the rejects files and the ledger entries, in that order.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crossbeam_channel::{bounded, Receiver, Sender};
+use serde::Serialize;
+
+use crate::ingest::decode::{decode_chunk, DecodedChunk, RejectReason};
+use crate::ingest::scan::{Break, Chunk, Scanner};
+use crate::ingest::time::format_day;
+use crate::ingest::{for_each_member, list_sources, sha256_file, Source};
+use crate::lake::ledger::{self, Incomplete, LedgerEntry, MemberEntry};
+use crate::lake::partitions::{Fate, PartitionBuffer};
+use crate::lake::rejects::{RejectLog, Rejected};
+use crate::Result;
+
+/// How a conversion runs.
+#[derive(Debug, Clone)]
+pub struct ConvertOptions {
+    pub lake: PathBuf,
+    pub inputs: Vec<PathBuf>,
+    /// Decoder threads (0: one per core).
+    pub threads: usize,
+    /// Bytes of rows buffered before partitions are written early.
+    pub buffer_bytes: usize,
+    pub progress: bool,
+}
+
+/// The summary printed at the end (and as JSON with `--json`).
+#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+pub struct Summary {
+    pub records_read: u64,
+    pub written: u64,
+    pub duplicates: u64,
+    pub rejected: u64,
+    /// Sources converted in this run.
+    pub sources: u64,
+    /// Sources skipped because the ledger has them.
+    pub skipped: u64,
+    /// Sources that could not be read at all.
+    pub failed: u64,
+    /// Members that broke off before their end.
+    pub incomplete_members: u64,
+    /// Distinct partitions that received files.
+    pub partitions: u64,
+    pub files: u64,
+    pub bytes_in: u64,
+    pub seconds: f64,
+    /// One line per problem (failed source, incomplete member).
+    pub problems: Vec<String>,
+}
+
+impl Summary {
+    /// Whether anything went wrong that the exit code must show.
+    pub fn has_problems(&self) -> bool {
+        self.failed > 0 || self.incomplete_members > 0
+    }
+}
+
+/// Messages from the reader, in input order (`seq`).
+enum Msg {
+    Begin {
+        src: usize,
+        sha: String,
+    },
+    Skipped,
+    Member {
+        src: usize,
+        name: String,
+    },
+    Chunk {
+        src: usize,
+        member: usize,
+        chunk: Chunk,
+    },
+    Decoded {
+        src: usize,
+        member: usize,
+        decoded: DecodedChunk,
+    },
+    Break {
+        src: usize,
+        member: usize,
+        brk: Break,
+    },
+    End {
+        src: usize,
+    },
+    Failed {
+        src: usize,
+        sha: Option<String>,
+        reason: String,
+    },
+}
+
+struct SourceState {
+    source: Source,
+    members: Vec<MemberEntry>,
+    broken: HashSet<usize>,
+    entry: LedgerEntry,
+    rejects: RejectLog,
+    time: Option<(i64, i64)>,
+}
+
+/// Runs a conversion. Problems with single sources are in the summary; `Err` only for
+/// failures that stop the whole run (the lake cannot be written).
+pub fn convert(opts: &ConvertOptions) -> Result<Summary> {
+    let started = Instant::now();
+    let sources = list_sources(&opts.inputs)?;
+    let lake = opts.lake.clone();
+    std::fs::create_dir_all(&lake).map_err(|e| crate::Error::io(&lake, e))?;
+    let threads = if opts.threads == 0 {
+        std::thread::available_parallelism().map_or(2, |n| n.get())
+    } else {
+        opts.threads
+    };
+    let total_bytes: u64 = sources.iter().map(|s| s.size).sum();
+    let counter = Arc::new(AtomicU64::new(0));
+    let bar = progress_bar(opts.progress, total_bytes);
+
+    let (work_tx, work_rx) = bounded::<(u64, Msg)>(threads * 2);
+    let (done_tx, done_rx) = bounded::<(u64, Msg)>(threads * 2);
+
+    std::thread::scope(|s| -> Result<Summary> {
+        {
+            let sources = sources.clone();
+            let lake = lake.clone();
+            let counter = counter.clone();
+            s.spawn(move || read_sources(&sources, &lake, counter, work_tx));
+        }
+        for _ in 0..threads {
+            let (rx, tx) = (work_rx.clone(), done_tx.clone());
+            s.spawn(move || decode_worker(rx, tx));
+        }
+        drop(work_rx);
+        drop(done_tx);
+        let mut w = Writer::new(&lake, &sources, opts.buffer_bytes);
+        let mut pending: BTreeMap<u64, Msg> = BTreeMap::new();
+        let mut next = 0u64;
+        let mut result = Ok(());
+        for (seq, msg) in done_rx.iter() {
+            pending.insert(seq, msg);
+            while let Some(msg) = pending.remove(&next) {
+                next += 1;
+                if result.is_ok() {
+                    result = w.handle(msg);
+                }
+            }
+            if let Some(bar) = &bar {
+                bar.set_position(counter.load(std::sync::atomic::Ordering::Relaxed));
+            }
+        }
+        result?;
+        if let Some(bar) = &bar {
+            bar.finish_and_clear();
+        }
+        let mut summary = w.finish()?;
+        summary.bytes_in = total_bytes;
+        summary.seconds = started.elapsed().as_secs_f64();
+        Ok(summary)
+    })
+}
+
+fn progress_bar(enabled: bool, total: u64) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if !enabled || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} converting [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    Some(bar)
+}
+
+/// Stage 1: sources → members → chunks, in order.
+fn read_sources(sources: &[Source], lake: &Path, counter: Arc<AtomicU64>, tx: Sender<(u64, Msg)>) {
+    let mut seq = 0u64;
+    let mut send = |m: Msg| {
+        let ok = tx.send((seq, m)).is_ok();
+        seq += 1;
+        ok
+    };
+    for (src, source) in sources.iter().enumerate() {
+        let sha = match sha256_file(&source.path) {
+            Ok(s) => s,
+            Err(e) => {
+                if !send(Msg::Failed {
+                    src,
+                    sha: None,
+                    reason: e.to_string(),
+                }) {
+                    return;
+                }
+                continue;
+            }
+        };
+        if ledger::contains(lake, &sha) {
+            counter.fetch_add(source.size, std::sync::atomic::Ordering::Relaxed);
+            if !send(Msg::Skipped) {
+                return;
+            }
+            continue;
+        }
+        if !send(Msg::Begin {
+            src,
+            sha: sha.clone(),
+        }) {
+            return;
+        }
+        let mut member = 0usize;
+        let mut alive = true;
+        let res = for_each_member(&source.path, counter.clone(), |name, reader| {
+            if !alive {
+                return;
+            }
+            alive &= send(Msg::Member {
+                src,
+                name: name.to_string(),
+            });
+            let mut scanner = Scanner::new(reader);
+            while alive {
+                match scanner.next_chunk() {
+                    Ok(Some(chunk)) => alive &= send(Msg::Chunk { src, member, chunk }),
+                    Ok(None) => break,
+                    Err(brk) => {
+                        alive &= send(Msg::Break { src, member, brk });
+                        break;
+                    }
+                }
+            }
+            member += 1;
+        });
+        if !alive {
+            return;
+        }
+        let last = match res {
+            Ok(_) => Msg::End { src },
+            Err(e) => Msg::Failed {
+                src,
+                sha: Some(sha),
+                reason: e.to_string(),
+            },
+        };
+        if !send(last) {
+            return;
+        }
+    }
+}
+
+/// Stage 2: chunks → decoded batches; everything else passes through.
+fn decode_worker(rx: Receiver<(u64, Msg)>, tx: Sender<(u64, Msg)>) {
+    for (seq, msg) in rx.iter() {
+        let out = match msg {
+            Msg::Chunk { src, member, chunk } => Msg::Decoded {
+                src,
+                member,
+                decoded: decode_chunk(Arc::new(chunk)),
+            },
+            other => other,
+        };
+        if tx.send((seq, out)).is_err() {
+            return;
+        }
+    }
+}
+
+/// Stage 3: in-order bookkeeping around the partition buffer.
+struct Writer<'a> {
+    lake: &'a Path,
+    sources: &'a [Source],
+    states: BTreeMap<usize, SourceState>,
+    buffer: PartitionBuffer,
+    summary: Summary,
+    partitions: HashSet<String>,
+}
+
+impl<'a> Writer<'a> {
+    fn new(lake: &'a Path, sources: &'a [Source], budget: usize) -> Self {
+        Writer {
+            lake,
+            sources,
+            states: BTreeMap::new(),
+            buffer: PartitionBuffer::new(lake, budget),
+            summary: Summary::default(),
+            partitions: HashSet::new(),
+        }
+    }
+
+    fn problem(&mut self, line: String) {
+        eprintln!("auditlake: {line}");
+        self.summary.problems.push(line);
+    }
+
+    fn handle(&mut self, msg: Msg) -> Result<()> {
+        match msg {
+            Msg::Begin { src, sha } => {
+                let source = self.sources[src].clone();
+                let entry = LedgerEntry {
+                    name: source.name(),
+                    size: source.size,
+                    sha256: sha.clone(),
+                    members: vec![],
+                    records_read: 0,
+                    written: 0,
+                    duplicates: 0,
+                    rejected: 0,
+                    time_min: None,
+                    time_max: None,
+                    files: vec![],
+                    rejects_file: None,
+                    converted_at: String::new(),
+                    auditlake_version: env!("CARGO_PKG_VERSION").into(),
+                };
+                let rejects = RejectLog::new(self.lake, &sha);
+                self.states.insert(
+                    src,
+                    SourceState {
+                        source,
+                        members: vec![],
+                        broken: HashSet::new(),
+                        entry,
+                        rejects,
+                        time: None,
+                    },
+                );
+            }
+            Msg::Skipped => self.summary.skipped += 1,
+            Msg::Member { src, name, .. } => {
+                if let Some(st) = self.states.get_mut(&src) {
+                    st.members.push(MemberEntry {
+                        name,
+                        records_read: 0,
+                        incomplete: None,
+                    });
+                }
+            }
+            Msg::Decoded {
+                src,
+                member,
+                decoded,
+            } => self.decoded(src, member, decoded)?,
+            Msg::Break { src, member, brk } => self.broke(src, member, brk, None)?,
+            Msg::End { src } => {
+                if let Some(st) = self.states.get_mut(&src) {
+                    st.entry.members = std::mem::take(&mut st.members);
+                }
+            }
+            Msg::Failed { src, sha, reason } => {
+                self.summary.failed += 1;
+                let path = self.sources[src].name();
+                self.problem(format!("{path}: {reason}"));
+                // Whatever was read of it is dropped from the ledger (it is retried next run), but
+                // its reason is kept with the other rejects.
+                let mut log = self
+                    .states
+                    .remove(&src)
+                    .map(|s| s.rejects)
+                    .or_else(|| sha.as_deref().map(|sha| RejectLog::new(self.lake, sha)));
+                if let Some(log) = log.as_mut() {
+                    log.write(&Rejected {
+                        source: &path,
+                        member: "",
+                        index: None,
+                        offset: 0,
+                        reason: "unreadable_source",
+                        detail: &reason,
+                        raw: "",
+                    })?;
+                }
+                if let Some(log) = log {
+                    log.finish()?;
+                }
+            }
+            Msg::Chunk { .. } => unreachable!("chunks are decoded before they get here"),
+        }
+        self.collect_published();
+        Ok(())
+    }
+
+    fn decoded(&mut self, src: usize, member: usize, d: DecodedChunk) -> Result<()> {
+        let Some(st) = self.states.get_mut(&src) else {
+            return Ok(());
+        };
+        if st.broken.contains(&member) {
+            return Ok(()); // the member ended at an earlier break
+        }
+        let member_name = st.members[member].name.clone();
+        st.members[member].records_read += d.records_read;
+        st.entry.records_read += d.records_read;
+        if let Some((lo, hi)) = d.time_range {
+            st.time = Some(st.time.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
+        }
+        let source_name = st.source.name();
+        let chunk = &d.chunk;
+        let raw_of = |pos: u32| {
+            let (a, b) = chunk.records[pos as usize];
+            String::from_utf8_lossy(&chunk.data[a as usize..b as usize])
+        };
+        let reject = |st: &mut SourceState, pos: u32, why: &RejectReason| -> Result<()> {
+            st.entry.rejected += 1;
+            st.rejects.write(&Rejected {
+                source: &source_name,
+                member: &member_name,
+                index: Some(chunk.first_index + pos as u64),
+                offset: chunk.base_offset + chunk.records[pos as usize].0 as u64,
+                reason: why.code,
+                detail: &why.detail,
+                raw: &raw_of(pos),
+            })
+        };
+        for (pos, why) in &d.rejects {
+            reject(st, *pos, why)?;
+        }
+        for slice in d.slices {
+            let rows = slice.rows.clone();
+            let fates = self.buffer.add(slice, src)?;
+            let st = self.states.get_mut(&src).expect("source state");
+            for (fate, pos) in fates.into_iter().zip(rows) {
+                match fate {
+                    Fate::New => st.entry.written += 1,
+                    Fate::Duplicate => st.entry.duplicates += 1,
+                    Fate::Conflict(col) => {
+                        let why = RejectReason {
+                            code: "duplicate_conflict",
+                            detail: format!("trace_id seen before with a different {col}"),
+                        };
+                        reject(st, pos, &why)?;
+                    }
+                }
+            }
+        }
+        if let Some(brk) = d.brk {
+            let raw = chunk.records.get(d.records_read as usize).map(|&(a, b)| {
+                String::from_utf8_lossy(&chunk.data[a as usize..b as usize]).into_owned()
+            });
+            self.broke(src, member, brk, raw)?;
+        }
+        Ok(())
+    }
+
+    fn broke(&mut self, src: usize, member: usize, brk: Break, raw: Option<String>) -> Result<()> {
+        let Some(st) = self.states.get_mut(&src) else {
+            return Ok(());
+        };
+        if !st.broken.insert(member) {
+            return Ok(());
+        }
+        let m = &mut st.members[member];
+        m.incomplete = Some(Incomplete {
+            offset: brk.offset,
+            reason: brk.reason.clone(),
+        });
+        let line = format!(
+            "{}: member {}: offset {}: {} (records before it kept)",
+            st.source.name(),
+            m.name,
+            brk.offset,
+            brk.reason
+        );
+        let (source, member_name) = (st.source.name(), m.name.clone());
+        st.rejects.write(&Rejected {
+            source: &source,
+            member: &member_name,
+            index: None,
+            offset: brk.offset,
+            reason: "incomplete_member",
+            detail: &brk.reason,
+            raw: raw.as_deref().unwrap_or(""),
+        })?;
+        self.summary.incomplete_members += 1;
+        self.problem(line);
+        Ok(())
+    }
+
+    fn collect_published(&mut self) {
+        for p in self.buffer.take_published() {
+            self.summary.files += 1;
+            let dir = p
+                .file
+                .rel_path
+                .rsplit_once('/')
+                .map_or(String::new(), |(d, _)| d.to_string());
+            self.partitions.insert(dir);
+            for s in p.sources {
+                if let Some(st) = self.states.get_mut(&s) {
+                    st.entry.files.push(p.file.rel_path.clone());
+                }
+            }
+        }
+    }
+
+    /// Writes what is left, then rejects files and ledger entries (after their data).
+    fn finish(mut self) -> Result<Summary> {
+        self.buffer.flush_all()?;
+        self.collect_published();
+        let now = chrono::Utc::now()
+            .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+            .to_string();
+        for (_, st) in std::mem::take(&mut self.states) {
+            let SourceState {
+                mut entry,
+                rejects,
+                time,
+                ..
+            } = st;
+            entry.rejects_file = rejects.finish()?;
+            entry.converted_at = now.clone();
+            entry.time_min = time.map(|t| fmt_time(t.0));
+            entry.time_max = time.map(|t| fmt_time(t.1));
+            let s = &mut self.summary;
+            s.sources += 1;
+            s.records_read += entry.records_read;
+            s.written += entry.written;
+            s.duplicates += entry.duplicates;
+            s.rejected += entry.rejected;
+            ledger::write(self.lake, &entry)?;
+        }
+        self.summary.partitions = self.partitions.len() as u64;
+        Ok(self.summary)
+    }
+}
+
+fn fmt_time(micros: i64) -> String {
+    let day = micros.div_euclid(crate::ingest::time::MICROS_PER_DAY);
+    let rest = micros.rem_euclid(crate::ingest::time::MICROS_PER_DAY);
+    let secs = rest / 1_000_000;
+    format!(
+        "{}T{:02}:{:02}:{:02}.{:06}Z",
+        format_day(day as i32),
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60,
+        rest % 1_000_000
+    )
+}

@@ -1,0 +1,513 @@
+//! Writes realistic DPoD exports of any size, for tests, the sample data and benchmarks.
+//!
+//! Per tenant: a few partitions and clients with their usual IPs; logins
+//! (mostly successful), keys created then used later, occasional destroys,
+//! PIN changes, clones and the odd zeroize; bursts of failed logins from a few
+//! hostile IPs; a little off-hours work. One export per tenant and month,
+//! each overlapping the next by a few hours as real export windows do, with
+//! both time forms, RFC 3339, and `meta` as an object or as a string.
+//! Deterministic for a given seed.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use crate::ingest::time::{civil_from_days, days_from_civil, format_day, MICROS_PER_DAY};
+use crate::{Error, Result};
+
+/// Container and layout of the exports written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// A zip holding one JSON array (the documented shape).
+    Zip,
+    /// Gzip-compressed NDJSON.
+    Gzip,
+    /// A plain JSON array.
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct GenerateOptions {
+    pub out: PathBuf,
+    /// Events over all tenants and months (before the overlaps repeat some).
+    pub events: u64,
+    pub tenants: u32,
+    /// First month, `YYYY-MM`.
+    pub start: String,
+    pub months: u32,
+    pub seed: u64,
+    pub format: ExportFormat,
+    /// Hours each export reaches into the next month.
+    pub overlap_hours: u32,
+}
+
+/// SplitMix64: small, fast, and the same on every platform.
+pub struct Rng(u64);
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed ^ 0x9E37_79B9_7F4A_7C15)
+    }
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        if n == 0 {
+            0
+        } else {
+            self.next() % n
+        }
+    }
+    pub fn chance(&mut self, p: f64) -> bool {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64 > 1.0 - p
+    }
+    fn pick<'a, T>(&mut self, v: &'a [T]) -> &'a T {
+        &v[self.below(v.len() as u64) as usize]
+    }
+    fn hex(&mut self, n: usize) -> String {
+        let mut s = String::with_capacity(n);
+        while s.len() < n {
+            s.push_str(&format!("{:016x}", self.next()));
+        }
+        s.truncate(n);
+        s
+    }
+    fn uuid(&mut self) -> String {
+        let h = self.hex(32);
+        format!(
+            "{}-{}-4{}-a{}-{}",
+            &h[0..8],
+            &h[8..12],
+            &h[13..16],
+            &h[17..20],
+            &h[20..32]
+        )
+    }
+}
+
+/// One generated event (all that the writer needs).
+#[derive(Clone)]
+struct Event {
+    time: i64,
+    source: String,
+    resource: String,
+    actor: String,
+    action: &'static str,
+    status: &'static str,
+    trace: String,
+    clientip: String,
+    hsmid: String,
+    partid: String,
+    role: &'static str,
+    ouid: Option<String>,
+}
+
+struct Client {
+    actor: String,
+    ips: Vec<String>,
+    role: &'static str,
+    partition: usize,
+}
+
+struct Tenant {
+    id: String,
+    resource: String,
+    partitions: Vec<(String, String)>, // (partid, hsmid)
+    clients: Vec<Client>,
+    hostile_ips: Vec<String>,
+    keys: Vec<String>,
+    destroyed: Vec<String>,
+}
+
+const USE_ACTIONS: [&str; 8] = [
+    "LUNA_SIGN",
+    "LUNA_SIGN_SINGLEPART",
+    "LUNA_VERIFY",
+    "LUNA_ENCRYPT",
+    "LUNA_DECRYPT",
+    "LUNA_WRAP_KEY",
+    "LUNA_UNWRAP_KEY",
+    "LUNA_DIGEST_KEY",
+];
+
+impl Tenant {
+    fn new(rng: &mut Rng, n: u32) -> Self {
+        let id = rng.uuid();
+        let resource = rng.uuid();
+        let partitions: Vec<(String, String)> = (0..2 + rng.below(2))
+            .map(|_| {
+                (
+                    format!("{}", 1_000_000 + rng.below(9_000_000)),
+                    format!("{}", 150_000 + rng.below(50_000)),
+                )
+            })
+            .collect();
+        let clients = (0..4 + rng.below(4))
+            .map(|i| Client {
+                actor: rng.uuid(),
+                ips: (0..1 + rng.below(3))
+                    .map(|_| {
+                        format!(
+                            "{}.{}.{}.{}",
+                            20 + n * 10 + rng.below(10) as u32,
+                            rng.below(256),
+                            rng.below(256),
+                            1 + rng.below(254)
+                        )
+                    })
+                    .collect(),
+                role: if i == 0 {
+                    "CO"
+                } else if rng.chance(0.2) {
+                    "CO"
+                } else {
+                    "CU"
+                },
+                partition: rng.below(partitions.len() as u64) as usize,
+            })
+            .collect();
+        let hostile_ips = (0..3)
+            .map(|_| {
+                format!(
+                    "185.{}.{}.{}",
+                    rng.below(256),
+                    rng.below(256),
+                    1 + rng.below(254)
+                )
+            })
+            .collect();
+        Tenant {
+            id,
+            resource,
+            partitions,
+            clients,
+            hostile_ips,
+            keys: Vec::new(),
+            destroyed: Vec::new(),
+        }
+    }
+
+    fn base(&self, rng: &mut Rng, time: i64, c: usize) -> Event {
+        let cl = &self.clients[c];
+        let (partid, hsmid) = &self.partitions[cl.partition];
+        Event {
+            time,
+            source: format!("thales/cloudhsm/{partid}"),
+            resource: self.resource.clone(),
+            actor: cl.actor.clone(),
+            action: "LUNA_LOGIN",
+            status: "LUNA_RET_OK",
+            trace: if rng.chance(0.5) {
+                rng.uuid()
+            } else {
+                base64url(rng)
+            },
+            clientip: if rng.chance(0.995) {
+                cl.ips[0].clone()
+            } else {
+                rng.pick(&cl.ips).clone()
+            },
+            hsmid: hsmid.clone(),
+            partid: partid.clone(),
+            role: cl.role,
+            ouid: None,
+        }
+    }
+
+    /// One ordinary event at `time`.
+    fn event(&mut self, rng: &mut Rng, time: i64) -> Event {
+        let c = rng.below(self.clients.len() as u64) as usize;
+        let mut e = self.base(rng, time, c);
+        let roll = rng.below(1000);
+        match roll {
+            0..=99 => {
+                e.action = "LUNA_LOGIN";
+                if rng.chance(0.03) {
+                    e.status = "LUNA_RET_UM_PIN_INCORRECT";
+                }
+                e.role = "public";
+            }
+            100..=129 => {
+                e.action = if rng.chance(0.5) {
+                    "LUNA_GENERATE_KEY"
+                } else {
+                    "LUNA_GENERATE_KEY_PAIR"
+                };
+                let k = rng.hex(16);
+                e.ouid = Some(k.clone());
+                self.keys.push(k);
+            }
+            130..=134 if self.keys.len() > 10 => {
+                e.action = "LUNA_DESTROY_OBJECT";
+                let i = rng.below(self.keys.len() as u64) as usize;
+                let k = self.keys.swap_remove(i);
+                e.ouid = Some(k.clone());
+                self.destroyed.push(k);
+            }
+            135..=137 => {
+                e.action = if rng.chance(0.5) {
+                    "LUNA_SET_PIN"
+                } else {
+                    "LUNA_INIT_PIN"
+                }
+            }
+            138..=139 => {
+                e.action = *rng.pick(&[
+                    "LUNA_CLONE_AS_SOURCE",
+                    "LUNA_REPLICATE_AS_SOURCE",
+                    "LUNA_CLONE_AS_TARGET_INIT",
+                ]);
+                e.ouid = self.keys.last().cloned();
+            }
+            140 if rng.chance(0.05) => {
+                e.action = if rng.chance(0.5) {
+                    "LUNA_PARTITION_INIT"
+                } else {
+                    "LUNA_PARTITION_ZEROIZE"
+                }
+            }
+            141..=160 => {
+                e.action = *rng.pick(&[
+                    "LUNA_DIGEST_INIT",
+                    "LUNA_DIGEST",
+                    "LUNA_DIGEST_END",
+                    "LUNA_CANCEL_CRYPTO_OPERATION",
+                    "LUNA_MODIFY_OBJECT",
+                    "LUNA_GEN_KCV",
+                ]);
+                e.ouid = if e.action == "LUNA_MODIFY_OBJECT" || e.action == "LUNA_GEN_KCV" {
+                    self.keys.last().cloned()
+                } else {
+                    None
+                };
+            }
+            _ => {
+                // Key use: mostly keys created a while ago; now and then a destroyed one (fails)
+                // or one never seen created (it predates the archive).
+                e.action = *rng.pick(&USE_ACTIONS);
+                if !self.destroyed.is_empty() && rng.chance(0.002) {
+                    e.ouid = Some(rng.pick(&self.destroyed).clone());
+                    e.status = "LUNA_RET_OBJECT_HANDLE_INVALID";
+                } else if self.keys.is_empty() || rng.chance(0.01) {
+                    e.ouid = Some(format!("{:016x}", 0xfeed_0000_0000_0000u64 | rng.below(64)));
+                } else {
+                    // Skewed toward older keys, so first uses come well after creation.
+                    let n = self.keys.len() as u64;
+                    let i = (rng.below(n) * rng.below(n) / n.max(1)) as usize;
+                    e.ouid = Some(self.keys[i].clone());
+                }
+                if e.status == "LUNA_RET_OK" && rng.chance(0.005) {
+                    e.status = "LUNA_RET_BAD_PARAMETER";
+                }
+            }
+        }
+        e
+    }
+
+    /// A burst of failed logins from a hostile IP starting at `time`.
+    fn burst(&self, rng: &mut Rng, time: i64, out: &mut Vec<Event>) {
+        let ip = rng.pick(&self.hostile_ips).clone();
+        let c = rng.below(self.clients.len() as u64) as usize;
+        let n = 10 + rng.below(20);
+        for i in 0..n {
+            let step = 5_000_000 + rng.below(15_000_000) as i64;
+            let mut e = self.base(rng, time + i as i64 * step, c);
+            e.clientip = ip.clone();
+            e.status = "LUNA_RET_UM_PIN_INCORRECT";
+            e.role = "public";
+            out.push(e);
+        }
+    }
+}
+
+fn base64url(rng: &mut Rng) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    (0..43).map(|_| A[rng.below(64) as usize] as char).collect()
+}
+
+/// Generates one month of a tenant's events, in time order.
+fn month_events(t: &mut Tenant, rng: &mut Rng, start: i64, end: i64, n: u64) -> Vec<Event> {
+    let span = (end - start) as u64;
+    let mut times: Vec<i64> = (0..n)
+        .map(|_| {
+            // Busier during working hours: half the events are drawn again until they land 07-19h.
+            let mut t = start + rng.below(span) as i64;
+            if rng.chance(0.5) {
+                for _ in 0..3 {
+                    let h = (t.rem_euclid(MICROS_PER_DAY)) / 3_600_000_000;
+                    if (7..19).contains(&h) {
+                        break;
+                    }
+                    t = start + rng.below(span) as i64;
+                }
+            }
+            // A third of the events carry whole seconds (exports show both forms).
+            if rng.chance(0.3) {
+                t - t.rem_euclid(1_000_000)
+            } else {
+                t
+            }
+        })
+        .collect();
+    times.sort_unstable();
+    let mut out: Vec<Event> = times.into_iter().map(|time| t.event(rng, time)).collect();
+    for _ in 0..1 + rng.below(2) {
+        let at = start + rng.below(span.saturating_sub(3_600_000_000).max(1)) as i64;
+        t.burst(rng, at, &mut out);
+    }
+    out.sort_by_key(|e| e.time);
+    out
+}
+
+/// Writes one event as JSON, choosing its time form and meta form.
+fn write_event(w: &mut impl Write, e: &Event, tenant: &str, rng: &mut Rng) -> std::io::Result<()> {
+    let day = e.time.div_euclid(MICROS_PER_DAY);
+    let rest = e.time.rem_euclid(MICROS_PER_DAY);
+    let s = rest / 1_000_000;
+    let (hh, mm, ss, us) = (s / 3600, s / 60 % 60, s % 60, rest % 1_000_000);
+    let d = format_day(day as i32);
+    // The form follows from the time itself, so an event repeated in the next export reads the same.
+    let time = if us == 0 {
+        format!("{d} {hh:02}:{mm:02}:{ss:02} UTC")
+    } else if us % 10 == 0 {
+        format!("{d}T{hh:02}:{mm:02}:{ss:02}.{us:06}Z")
+    } else {
+        format!("{d} {hh:02}:{mm:02}:{ss:02}.{us:06} UTC")
+    };
+    let ouid = e
+        .ouid
+        .as_ref()
+        .map_or("null".to_string(), |o| format!("\"{o}\""));
+    let meta = format!(
+        r#"{{"clientip":"{}","hsmid":"{}","partid":"{}","role":"{}","ouid":{}}}"#,
+        e.clientip, e.hsmid, e.partid, e.role, ouid
+    );
+    let meta = if rng.chance(0.2) {
+        serde_json::to_string(&meta).expect("string")
+    } else {
+        meta
+    };
+    write!(
+        w,
+        r#"{{"time":"{time}","source":"{}","resourceID":"{}","actorID":"{}","tenantID":"{}","action":"{}","status":"{}","traceID":"{}","meta":{meta}}}"#,
+        e.source, e.resource, e.actor, tenant, e.action, e.status, e.trace
+    )
+}
+
+/// Writes the exports; returns their paths.
+pub fn generate(opts: &GenerateOptions) -> Result<Vec<PathBuf>> {
+    let (y, m) = opts
+        .start
+        .split_once('-')
+        .and_then(|(y, m)| Some((y.parse::<i64>().ok()?, m.parse::<u32>().ok()?)))
+        .filter(|(_, m)| (1..=12).contains(m))
+        .ok_or_else(|| Error::Usage(format!("--start {:?} is not YYYY-MM", opts.start)))?;
+    std::fs::create_dir_all(&opts.out).map_err(|e| Error::io(&opts.out, e))?;
+    let month_start = |k: u32| -> i64 {
+        let mi = (m - 1 + k) as i64;
+        days_from_civil(y + mi / 12, (mi % 12) as u32 + 1, 1) * MICROS_PER_DAY
+    };
+    let mut rng = Rng::new(opts.seed);
+    let tenants = opts.tenants.max(1);
+    // Uneven tenants: weights 3:2:1:1...
+    let weights: Vec<u64> = (0..tenants)
+        .map(|i| {
+            if i == 0 {
+                3
+            } else if i == 1 {
+                2
+            } else {
+                1
+            }
+        })
+        .collect();
+    let wsum: u64 = weights.iter().sum();
+    let overlap = opts.overlap_hours as i64 * 3_600_000_000;
+    let mut paths = Vec::new();
+    for ti in 0..tenants {
+        let mut t = Tenant::new(&mut rng, ti);
+        let per_month = opts.events * weights[ti as usize] / wsum / opts.months.max(1) as u64;
+        let mut next: Option<Vec<Event>> = None;
+        for k in 0..opts.months {
+            let (s, e) = (month_start(k), month_start(k + 1));
+            let this = next
+                .take()
+                .unwrap_or_else(|| month_events(&mut t, &mut rng, s, e, per_month));
+            let following = (k + 1 < opts.months)
+                .then(|| month_events(&mut t, &mut rng, e, month_start(k + 2), per_month));
+            let head: Vec<&Event> = following.as_ref().map_or(vec![], |f| {
+                f.iter().take_while(|ev| ev.time < e + overlap).collect()
+            });
+            let (yy, mm, _) = civil_from_days(s / MICROS_PER_DAY);
+            let stem = format!("dpod-audit-{}-{yy:04}-{mm:02}", &t.id[..8]);
+            let events = this.iter().chain(head);
+            let path = write_export(&opts.out, &stem, opts.format, &t.id, events, &mut rng)?;
+            paths.push(path);
+            next = following;
+        }
+    }
+    Ok(paths)
+}
+
+fn write_export<'a>(
+    dir: &Path,
+    stem: &str,
+    format: ExportFormat,
+    tenant: &str,
+    events: impl Iterator<Item = &'a Event>,
+    rng: &mut Rng,
+) -> Result<PathBuf> {
+    let ext = match format {
+        ExportFormat::Zip => "zip",
+        ExportFormat::Gzip => "ndjson.gz",
+        ExportFormat::Json => "json",
+    };
+    let path = dir.join(format!("{stem}.{ext}"));
+    let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
+    let io = |e| Error::io(&path, e);
+    let body = |w: &mut dyn Write, ndjson: bool| -> std::io::Result<()> {
+        let mut buf = Vec::with_capacity(512);
+        if !ndjson {
+            w.write_all(b"[")?;
+        }
+        for (i, e) in events.enumerate() {
+            buf.clear();
+            if i > 0 {
+                buf.extend_from_slice(if ndjson { b"\n" } else { b",\n" });
+            }
+            write_event(&mut buf, e, tenant, rng)?;
+            w.write_all(&buf)?;
+        }
+        w.write_all(if ndjson { b"\n" } else { b"]\n" })
+    };
+    match format {
+        ExportFormat::Zip => {
+            let mut z = zip::ZipWriter::new(BufWriter::new(file));
+            let opt = zip::write::SimpleFileOptions::default()
+                .compression_method(zip::CompressionMethod::Deflated)
+                .large_file(true);
+            z.start_file(format!("{stem}.json"), opt)
+                .map_err(|e| Error::io(&path, e.into()))?;
+            body(&mut z, false).map_err(io)?;
+            z.finish()
+                .map_err(|e| Error::io(&path, e.into()))?
+                .flush()
+                .map_err(io)?;
+        }
+        ExportFormat::Gzip => {
+            let mut g =
+                flate2::write::GzEncoder::new(BufWriter::new(file), flate2::Compression::default());
+            body(&mut g, true).map_err(io)?;
+            g.finish().map_err(io)?.flush().map_err(io)?;
+        }
+        ExportFormat::Json => {
+            let mut w = BufWriter::new(file);
+            body(&mut w, false).map_err(io)?;
+            w.flush().map_err(io)?;
+        }
+    }
+    Ok(path)
+}

@@ -1,0 +1,648 @@
+//! Decodes a chunk of raw records into Arrow batches of the canonical schema, one per partition.
+//!
+//! Each record is parsed once with serde_json into borrowed slices (no
+//! `Value` tree): known fields as raw JSON text, unknown ones kept for
+//! `extra`, `meta` flattened from its object or from the string holding it.
+//! Records that cannot be placed become rejects; a syntax error ends the
+//! member at that record (see [`DecodedChunk::brk`]).
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, StringBuilder, TimestampMicrosecondBuilder};
+use arrow::record_batch::RecordBatch;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
+
+use super::scan::{Break, Chunk};
+use super::time::{day_of, parse_time};
+use crate::lake::{file_schema, PartKey, VENDOR_DPOD};
+
+/// Why a record was rejected. The `code` is what `_rejected/` and the summary show.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RejectReason {
+    pub code: &'static str,
+    pub detail: String,
+}
+
+impl RejectReason {
+    fn new(code: &'static str, detail: impl Into<String>) -> Self {
+        RejectReason {
+            code,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// The rows of one partition decoded from a chunk, in record order.
+pub struct PartSlice {
+    pub key: PartKey,
+    pub batch: RecordBatch,
+    /// Hash of each row's trace_id (see [`trace_hash`]).
+    pub hashes: Vec<u64>,
+    /// Each row's record position in the chunk (index into `Chunk::records`).
+    pub rows: Vec<u32>,
+}
+
+/// Everything decoded from one chunk.
+pub struct DecodedChunk {
+    pub chunk: Arc<Chunk>,
+    pub slices: Vec<PartSlice>,
+    /// `(record position in chunk, reason)`.
+    pub rejects: Vec<(u32, RejectReason)>,
+    /// Records taken from the chunk (all of them, unless a syntax error ended the member).
+    pub records_read: u64,
+    /// Earliest and latest `time` of the rows.
+    pub time_range: Option<(i64, i64)>,
+    pub brk: Option<Break>,
+}
+
+/// The hash the dedupe uses for a trace_id: stable within a process run.
+pub fn trace_hash(trace_id: &str) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    trace_id.hash(&mut h);
+    h.finish()
+}
+
+// ---------------------------------------------------------------------------
+// Parsing one record into borrowed pieces.
+
+const F_TIME: usize = 0;
+const F_SOURCE: usize = 1;
+const F_RESOURCE: usize = 2;
+const F_ACTOR: usize = 3;
+const F_TENANT: usize = 4;
+const F_ACTION: usize = 5;
+const F_STATUS: usize = 6;
+const F_TRACE: usize = 7;
+const F_META: usize = 8;
+const FIELD_NAMES: [&str; 9] = [
+    "time",
+    "source",
+    "resourceID",
+    "actorID",
+    "tenantID",
+    "action",
+    "status",
+    "traceID",
+    "meta",
+];
+
+#[derive(Default)]
+struct RawRecord<'a> {
+    fields: [Option<&'a RawValue>; 9],
+    extra: Vec<(Cow<'a, str>, &'a RawValue)>,
+}
+
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> de::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+impl<'de> de::Deserialize<'de> for RawRecord<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawRecord<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an audit record object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut rec = RawRecord::default();
+                while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
+                    let v: &'de RawValue = map.next_value()?;
+                    match FIELD_NAMES.iter().position(|n| n.eq_ignore_ascii_case(&k)) {
+                        Some(i) => rec.fields[i] = Some(v),
+                        None => rec.extra.push((k, v)),
+                    }
+                }
+                Ok(rec)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+#[derive(Default)]
+struct RawMeta<'a> {
+    /// clientip, hsmid, partid, role, ouid
+    fields: [Option<&'a RawValue>; 5],
+}
+const META_NAMES: [&str; 5] = ["clientip", "hsmid", "partid", "role", "ouid"];
+
+impl<'de> de::Deserialize<'de> for RawMeta<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawMeta<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a meta object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut m = RawMeta::default();
+                while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
+                    match META_NAMES.iter().position(|n| n.eq_ignore_ascii_case(&k)) {
+                        Some(i) => m.fields[i] = Some(map.next_value()?),
+                        None => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(m)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// A JSON scalar as text: strings unescaped, numbers and booleans as written, null as None.
+/// `Err(())` for objects and arrays.
+fn scalar_text(v: &RawValue) -> Result<Option<Cow<'_, str>>, ()> {
+    let s = v.get();
+    match s.as_bytes().first() {
+        Some(b'"') => {
+            let inner = &s[1..s.len() - 1];
+            if memchr::memchr(b'\\', inner.as_bytes()).is_none() {
+                Ok(Some(Cow::Borrowed(inner)))
+            } else {
+                Ok(Some(Cow::Owned(
+                    serde_json::from_str::<String>(s).map_err(|_| ())?,
+                )))
+            }
+        }
+        Some(b'n') => Ok(None),
+        Some(b'{') | Some(b'[') => Err(()),
+        _ => Ok(Some(Cow::Borrowed(s))),
+    }
+}
+
+/// Like [`scalar_text`], but objects and arrays are kept as their JSON text (for meta values).
+fn loose_text(v: &RawValue) -> Option<Cow<'_, str>> {
+    scalar_text(v).unwrap_or_else(|()| Some(Cow::Borrowed(v.get())))
+}
+
+fn own(c: Option<Cow<'_, str>>) -> Option<Cow<'static, str>> {
+    c.map(|c| Cow::Owned(c.into_owned()))
+}
+
+/// One decoded row, borrowing from the chunk where it can.
+struct Row<'a> {
+    pos: u32,
+    time: i64,
+    day: i32,
+    tenant: Cow<'a, str>,
+    text: [Option<Cow<'a, str>>; 5], // source, resource_id, actor_id, action, status
+    trace_id: Cow<'a, str>,
+    meta_cols: [Option<Cow<'a, str>>; 5],
+    meta: Option<Cow<'a, str>>,
+    extra: Option<String>,
+}
+
+enum Outcome<'a> {
+    Row(Box<Row<'a>>),
+    Reject(RejectReason),
+    /// A syntax error at this byte offset within the record.
+    Broken(usize, String),
+}
+
+fn decode_record(raw: &[u8], pos: u32) -> Outcome<'_> {
+    if raw.first() != Some(&b'{') {
+        return match serde_json::from_slice::<IgnoredAny>(raw) {
+            Ok(_) => Outcome::Reject(RejectReason::new(
+                "not_object",
+                "the record is not a JSON object",
+            )),
+            Err(e) => broken(raw, &e),
+        };
+    }
+    let rec: RawRecord = match serde_json::from_slice(raw) {
+        Ok(r) => r,
+        Err(e) => return broken(raw, &e),
+    };
+    // Known scalar fields must be scalars.
+    let mut text: [Option<Cow<str>>; 8] = Default::default();
+    for (i, slot) in text.iter_mut().enumerate() {
+        if let Some(v) = rec.fields[i] {
+            match scalar_text(v) {
+                Ok(t) => *slot = t,
+                Err(()) => {
+                    return Outcome::Reject(RejectReason::new(
+                        "field_not_scalar",
+                        format!("field {} holds an object or array", FIELD_NAMES[i]),
+                    ))
+                }
+            }
+        }
+    }
+    let Some(time_text) = text[F_TIME].take() else {
+        return Outcome::Reject(RejectReason::new("time_missing", "no time"));
+    };
+    let Some(time) = parse_time(&time_text) else {
+        return Outcome::Reject(RejectReason::new(
+            "time_invalid",
+            format!("time {:?} is not a recognised UTC time", time_text),
+        ));
+    };
+    let tenant = match text[F_TENANT].take() {
+        Some(t) if !t.trim().is_empty() => t,
+        _ => return Outcome::Reject(RejectReason::new("tenant_missing", "no tenantID")),
+    };
+
+    let (meta, meta_cols) = decode_meta(rec.fields[F_META]);
+    let extra = (!rec.extra.is_empty()).then(|| {
+        let mut s = String::from("{");
+        for (i, (k, v)) in rec.extra.iter().enumerate() {
+            if i > 0 {
+                s.push(',');
+            }
+            s.push_str(&serde_json::to_string(k.as_ref()).unwrap_or_default());
+            s.push(':');
+            s.push_str(v.get());
+        }
+        s.push('}');
+        s
+    });
+    let trace_id = match text[F_TRACE].take() {
+        Some(t) if !t.is_empty() => t,
+        _ => Cow::Owned(digest_trace_id(raw)),
+    };
+    Outcome::Row(Box::new(Row {
+        pos,
+        time,
+        day: day_of(time),
+        tenant,
+        text: [
+            text[F_SOURCE].take(),
+            text[F_RESOURCE].take(),
+            text[F_ACTOR].take(),
+            text[F_ACTION].take(),
+            text[F_STATUS].take(),
+        ],
+        trace_id,
+        meta_cols,
+        meta,
+        extra,
+    }))
+}
+
+type MetaCols<'a> = [Option<Cow<'a, str>>; 5];
+
+/// `meta` as JSON text plus its flattened known keys.
+fn decode_meta(v: Option<&RawValue>) -> (Option<Cow<'_, str>>, MetaCols<'_>) {
+    let Some(v) = v else {
+        return (None, Default::default());
+    };
+    let s = v.get();
+    match s.as_bytes().first() {
+        Some(b'{') => {
+            let cols = match serde_json::from_str::<RawMeta>(s) {
+                Ok(m) => m.fields.map(|f| f.and_then(loose_text)),
+                Err(_) => Default::default(),
+            };
+            (Some(Cow::Borrowed(s)), cols)
+        }
+        Some(b'n') => (None, Default::default()),
+        Some(b'"') => {
+            // A string holding a JSON object: keep the object's text, flatten it.
+            if let Ok(Some(inner)) = scalar_text(v) {
+                let t = inner.trim_start();
+                if t.starts_with('{') {
+                    if let Ok(m) = serde_json::from_str::<RawMeta>(t) {
+                        let cols = m.fields.map(|f| own(f.and_then(loose_text)));
+                        return (Some(Cow::Owned(inner.into_owned())), cols);
+                    }
+                }
+            }
+            (Some(Cow::Borrowed(s)), Default::default())
+        }
+        _ => (Some(Cow::Borrowed(s)), Default::default()),
+    }
+}
+
+fn broken(raw: &[u8], e: &serde_json::Error) -> Outcome<'static> {
+    // serde_json reports line and column (1-based); turn them into a byte offset.
+    let (line, col) = (e.line(), e.column());
+    let mut off = 0usize;
+    if line > 1 {
+        let mut seen = 1;
+        for (i, &b) in raw.iter().enumerate() {
+            if b == b'\n' {
+                seen += 1;
+                if seen == line {
+                    off = i + 1;
+                    break;
+                }
+            }
+        }
+    }
+    let off = (off + col.saturating_sub(1)).min(raw.len());
+    let msg = e.to_string();
+    let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+    Outcome::Broken(off, format!("broken JSON: {msg}"))
+}
+
+/// `h:` + hex SHA-256 of the record's canonical JSON (keys sorted, no white space,
+/// `meta` given as an object when it was a string holding one), for records without a traceID.
+pub fn digest_trace_id(raw: &[u8]) -> String {
+    let mut v: serde_json::Value = match serde_json::from_slice(raw) {
+        Ok(v) => v,
+        Err(_) => serde_json::Value::String(String::from_utf8_lossy(raw).into_owned()),
+    };
+    if let serde_json::Value::Object(m) = &mut v {
+        let key = m.keys().find(|k| k.eq_ignore_ascii_case("meta")).cloned();
+        if let Some(k) = key {
+            if let Some(serde_json::Value::String(s)) = m.get(&k) {
+                if let Ok(obj @ serde_json::Value::Object(_)) =
+                    serde_json::from_str::<serde_json::Value>(s)
+                {
+                    m.insert(k, obj);
+                }
+            }
+        }
+        m.remove("traceID");
+    }
+    let mut canon = String::new();
+    write_canonical(&v, &mut canon);
+    let digest = Sha256::digest(canon.as_bytes());
+    let mut out = String::with_capacity(2 + 64);
+    out.push_str("h:");
+    for b in digest {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
+/// Canonical JSON text: object keys sorted, no white space.
+pub fn write_canonical(v: &serde_json::Value, out: &mut String) {
+    match v {
+        serde_json::Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&serde_json::to_string(k).unwrap_or_default());
+                out.push(':');
+                write_canonical(&m[k], out);
+            }
+            out.push('}');
+        }
+        serde_json::Value::Array(a) => {
+            out.push('[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(x, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+/// Whether a status means success (Luna's `LUNA_RET_OK`, CDSPaaS's `success`).
+pub fn is_success(status: Option<&str>) -> bool {
+    matches!(status, Some(s) if s == "LUNA_RET_OK" || s.eq_ignore_ascii_case("success"))
+}
+
+// ---------------------------------------------------------------------------
+// A whole chunk.
+
+/// Decodes every record of `chunk`.
+pub fn decode_chunk(chunk: Arc<Chunk>) -> DecodedChunk {
+    let mut rows: Vec<Row> = Vec::with_capacity(chunk.records.len());
+    let mut rejects = Vec::new();
+    let mut brk = None;
+    let mut records_read = chunk.records.len() as u64;
+    for (pos, &(a, b)) in chunk.records.iter().enumerate() {
+        let raw = &chunk.data[a as usize..b as usize];
+        match decode_record(raw, pos as u32) {
+            Outcome::Row(r) => rows.push(*r),
+            Outcome::Reject(why) => rejects.push((pos as u32, why)),
+            Outcome::Broken(off, reason) => {
+                brk = Some(Break {
+                    offset: chunk.base_offset + a as u64 + off as u64,
+                    reason,
+                });
+                records_read = pos as u64;
+                break;
+            }
+        }
+    }
+    let time_range = rows.iter().fold(None, |acc: Option<(i64, i64)>, r| {
+        Some(acc.map_or((r.time, r.time), |(lo, hi)| {
+            (lo.min(r.time), hi.max(r.time))
+        }))
+    });
+    // Group by partition, keeping record order within each.
+    let mut order: Vec<u32> = (0..rows.len() as u32).collect();
+    order.sort_by(|&x, &y| {
+        let (a, b) = (&rows[x as usize], &rows[y as usize]);
+        (a.tenant.as_ref(), a.day, x).cmp(&(b.tenant.as_ref(), b.day, y))
+    });
+    let mut tenants: HashMap<&str, Arc<str>> = HashMap::new();
+    let mut slices = Vec::new();
+    let mut start = 0;
+    while start < order.len() {
+        let first = &rows[order[start] as usize];
+        let mut end = start + 1;
+        while end < order.len() {
+            let r = &rows[order[end] as usize];
+            if r.day != first.day || r.tenant != first.tenant {
+                break;
+            }
+            end += 1;
+        }
+        let tenant = tenants
+            .entry(first.tenant.as_ref())
+            .or_insert_with(|| Arc::from(first.tenant.as_ref()))
+            .clone();
+        let group: Vec<&Row> = order[start..end]
+            .iter()
+            .map(|&i| &rows[i as usize])
+            .collect();
+        slices.push(PartSlice {
+            key: PartKey {
+                tenant,
+                day: first.day,
+            },
+            batch: build_batch(&group),
+            hashes: group.iter().map(|r| trace_hash(&r.trace_id)).collect(),
+            rows: group.iter().map(|r| r.pos).collect(),
+        });
+        start = end;
+    }
+    DecodedChunk {
+        chunk: chunk.clone(),
+        slices,
+        rejects,
+        records_read,
+        time_range,
+        brk,
+    }
+}
+
+fn build_batch(rows: &[&Row]) -> RecordBatch {
+    let n = rows.len();
+    let mut time = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
+    let str_col =
+        |f: &dyn for<'x> Fn(&'x Row<'_>) -> Option<&'x str>| -> ArrayRef { str_array(rows, f) };
+    for r in rows {
+        time.append_value(r.time);
+    }
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(time.finish()),
+        str_col(&|_| Some(VENDOR_DPOD)),
+        str_col(&|r| r.text[0].as_deref()),
+        str_col(&|r| r.text[1].as_deref()),
+        str_col(&|r| r.text[2].as_deref()),
+        str_col(&|r| r.text[3].as_deref()),
+        str_col(&|r| r.text[4].as_deref()),
+        str_col(&|r| {
+            Some(if is_success(r.text[4].as_deref()) {
+                "success"
+            } else {
+                "failure"
+            })
+        }),
+        str_col(&|r| Some(r.trace_id.as_ref())),
+        str_col(&|r| r.meta_cols[0].as_deref()),
+        str_col(&|r| r.meta_cols[1].as_deref()),
+        str_col(&|r| r.meta_cols[2].as_deref()),
+        str_col(&|r| r.meta_cols[3].as_deref()),
+        str_col(&|r| r.meta_cols[4].as_deref()),
+        str_col(&|r| r.meta.as_deref()),
+        str_col(&|r| r.extra.as_deref()),
+    ];
+    RecordBatch::try_new(file_schema(), cols).expect("decoded columns match the file schema")
+}
+
+fn str_array(rows: &[&Row], f: &dyn for<'x> Fn(&'x Row<'_>) -> Option<&'x str>) -> ArrayRef {
+    let bytes: usize = rows.iter().map(|r| f(r).map_or(0, str::len)).sum();
+    let mut b = StringBuilder::with_capacity(rows.len(), bytes);
+    for r in rows {
+        b.append_option(f(r));
+    }
+    Arc::new(b.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{AsArray, TimestampMicrosecondArray};
+
+    fn chunk(records: &[&str]) -> Arc<Chunk> {
+        let mut data = Vec::new();
+        let mut recs = Vec::new();
+        for r in records {
+            let a = data.len() as u32;
+            data.extend_from_slice(r.as_bytes());
+            recs.push((a, data.len() as u32));
+            data.push(b',');
+        }
+        Arc::new(Chunk {
+            data,
+            records: recs,
+            base_offset: 100,
+            first_index: 0,
+        })
+    }
+
+    fn col<'a>(b: &'a RecordBatch, c: crate::lake::Col) -> Vec<Option<&'a str>> {
+        b.column(c as usize).as_string::<i32>().iter().collect()
+    }
+
+    #[test]
+    fn decodes_both_meta_forms_and_numbers() {
+        use crate::lake::Col;
+        let d = decode_chunk(chunk(&[
+            r#"{"time":"2022-03-10 15:29:01 UTC","source":"thales/cloudhsm/p1","resourceID":"r","actorID":42,"tenantID":"t1","action":"LUNA_LOGIN","status":"LUNA_RET_OK","traceID":"abc","meta":{"clientip":"1.2.3.4","hsmid":1234,"partid":"p","role":"CO","ouid":null,"x":[1]}}"#,
+            r#"{"time":"2022-03-10T15:29:02.25Z","tenantID":"t1","status":"LUNA_RET_UM_PIN_INCORRECT","traceID":"def","meta":"{\"clientip\":\"5.6.7.8\",\"ouid\":\"0a\"}","newField":true}"#,
+        ]));
+        assert!(d.brk.is_none() && d.rejects.is_empty());
+        assert_eq!(d.slices.len(), 1);
+        let b = &d.slices[0].batch;
+        assert_eq!(col(b, Col::ActorId), vec![Some("42"), None]);
+        assert_eq!(col(b, Col::HsmId), vec![Some("1234"), None]);
+        assert_eq!(
+            col(b, Col::ClientIp),
+            vec![Some("1.2.3.4"), Some("5.6.7.8")]
+        );
+        assert_eq!(col(b, Col::Ouid), vec![None, Some("0a")]);
+        assert_eq!(col(b, Col::Outcome), vec![Some("success"), Some("failure")]);
+        assert_eq!(
+            col(b, Col::Meta)[1],
+            Some(r#"{"clientip":"5.6.7.8","ouid":"0a"}"#)
+        );
+        assert_eq!(col(b, Col::Extra), vec![None, Some(r#"{"newField":true}"#)]);
+        let t: &TimestampMicrosecondArray = b.column(0).as_primitive();
+        assert_eq!(t.value(1) - t.value(0), 1_250_000);
+    }
+
+    #[test]
+    fn rejects_and_breaks() {
+        let d = decode_chunk(chunk(&[
+            r#"[1]"#,
+            r#"{"tenantID":"t"}"#,
+            r#"{"time":"yesterday","tenantID":"t"}"#,
+            r#"{"time":"2022-03-10 15:29:01 UTC","tenantID":""}"#,
+            r#"{"time":"2022-03-10 15:29:01 UTC","tenantID":"t","action":{"a":1}}"#,
+            r#"{"time":"2022-03-10 15:29:01 UTC","tenantID":"t","meta":[1,2]}"#,
+            r#"{"time":"2022-03-10 15:29:01 UTC","tenantID":"t" "x":1}"#,
+            r#"{"time":"2022-03-10 15:29:01 UTC","tenantID":"t"}"#,
+        ]));
+        let codes: Vec<_> = d.rejects.iter().map(|(p, r)| (*p, r.code)).collect();
+        assert_eq!(
+            codes,
+            vec![
+                (0, "not_object"),
+                (1, "time_missing"),
+                (2, "time_invalid"),
+                (3, "tenant_missing"),
+                (4, "field_not_scalar")
+            ]
+        );
+        assert_eq!(d.records_read, 6);
+        let brk = d.brk.unwrap();
+        assert!(brk.reason.starts_with("broken JSON"), "{}", brk.reason);
+        assert!(brk.offset > 100);
+        // The odd meta is kept, flattened columns null, and the missing traceID digested.
+        let b = &d.slices[0].batch;
+        assert_eq!(b.num_rows(), 1);
+        assert_eq!(col(b, crate::lake::Col::Meta), vec![Some("[1,2]")]);
+        assert!(col(b, crate::lake::Col::TraceId)[0]
+            .unwrap()
+            .starts_with("h:"));
+    }
+
+    #[test]
+    fn digest_ignores_meta_form_and_key_order() {
+        let a = digest_trace_id(br#"{"time":"t","meta":{"b":1,"a":"x"}}"#);
+        let b = digest_trace_id(br#"{"meta":"{\"a\":\"x\",\"b\":1}","time":"t"}"#);
+        assert_eq!(a, b);
+        assert_eq!(a.len(), 66);
+    }
+}

@@ -1,0 +1,489 @@
+//! Splits a member's byte stream into records without parsing them.
+//!
+//! A member holds a JSON array of values or a stream of values separated by
+//! white space (NDJSON). The scanner finds where each top-level value starts
+//! and ends (tracking strings and nesting only) and hands out chunks of a few
+//! megabytes of whole records, so memory never grows with the member and the
+//! real parsing can run on other threads. A stream that breaks (truncated,
+//! stray bytes, a read error) ends with a [`Break`] at its byte offset.
+
+use std::io::Read;
+
+/// Bytes of complete records per chunk handed to the decoders.
+pub const CHUNK_TARGET: usize = 4 << 20;
+/// A single record larger than this ends the member: it cannot be placed in bounded memory.
+pub const MAX_RECORD: usize = 256 << 20;
+const READ_BLOCK: usize = 1 << 20;
+
+/// A run of whole records from one member.
+pub struct Chunk {
+    /// The bytes; records are slices of it.
+    pub data: Vec<u8>,
+    /// `(start, end)` of each record in `data`.
+    pub records: Vec<(u32, u32)>,
+    /// Member byte offset of `data[0]`.
+    pub base_offset: u64,
+    /// Index of the first record within the member.
+    pub first_index: u64,
+}
+
+/// Where and why a member's stream stopped making sense.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Break {
+    pub offset: u64,
+    pub reason: String,
+}
+
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum State {
+    Start,
+    /// Inside `[`, expecting a value or `]`.
+    ArrayValue {
+        first: bool,
+    },
+    /// Inside `[`, after a value: expecting `,` or `]`.
+    ArrayNext,
+    Ndjson,
+    Done,
+}
+
+pub struct Scanner<R> {
+    reader: R,
+    buf: Vec<u8>,
+    /// Scan position in `buf`; everything before it is whole records or separators.
+    pos: usize,
+    /// Member offset of `buf[0]`.
+    base: u64,
+    eof: bool,
+    state: State,
+    next_index: u64,
+    broken: bool,
+    pending: Option<Break>,
+}
+
+enum Value {
+    Complete(usize),
+    NeedMore,
+    Bad(usize, &'static str),
+}
+
+impl<R: Read> Scanner<R> {
+    pub fn new(reader: R) -> Self {
+        Scanner {
+            reader,
+            buf: Vec::new(),
+            pos: 0,
+            base: 0,
+            eof: false,
+            state: State::Start,
+            next_index: 0,
+            broken: false,
+            pending: None,
+        }
+    }
+
+    /// Records read so far.
+    pub fn records(&self) -> u64 {
+        self.next_index
+    }
+
+    /// The next chunk of records, `Ok(None)` at a clean end, `Err` when the stream breaks.
+    /// After an `Err` the scanner yields nothing more.
+    pub fn next_chunk(&mut self) -> Result<Option<Chunk>, Break> {
+        if self.broken {
+            return match self.pending.take() {
+                Some(b) => Err(b),
+                None => Ok(None),
+            };
+        }
+        let mut records: Vec<(u32, u32)> = Vec::new();
+        let first_index = self.next_index;
+        loop {
+            if records.last().is_some_and(|r| r.1 as usize >= CHUNK_TARGET) {
+                break;
+            }
+            match self.step(&mut records) {
+                Ok(true) => continue,
+                Ok(false) => {
+                    // Need more bytes.
+                    if self.eof {
+                        let end = self.eof_outcome();
+                        match end {
+                            Ok(()) => {
+                                self.state = State::Done;
+                                break;
+                            }
+                            Err(b) => {
+                                self.broken = true;
+                                if records.is_empty() {
+                                    return Err(b);
+                                }
+                                // Hand out the good records first; the break comes next call.
+                                let chunk = self.take_chunk(records, first_index);
+                                self.pending = Some(b);
+                                return Ok(Some(chunk));
+                            }
+                        }
+                    }
+                    if let Err(b) = self.fill(records.first().map(|r| r.0 as usize)) {
+                        self.broken = true;
+                        if records.is_empty() {
+                            return Err(b);
+                        }
+                        let chunk = self.take_chunk(records, first_index);
+                        self.pending = Some(b);
+                        return Ok(Some(chunk));
+                    }
+                }
+                Err(b) => {
+                    self.broken = true;
+                    if records.is_empty() {
+                        return Err(b);
+                    }
+                    let chunk = self.take_chunk(records, first_index);
+                    self.pending = Some(b);
+                    return Ok(Some(chunk));
+                }
+            }
+        }
+        if records.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(self.take_chunk(records, first_index)))
+    }
+
+    /// Moves the bytes up to the last record out as a chunk, keeping the rest for later.
+    fn take_chunk(&mut self, records: Vec<(u32, u32)>, first_index: u64) -> Chunk {
+        let start = records[0].0 as usize;
+        let end = records.last().unwrap().1 as usize;
+        let tail = self.buf.split_off(end);
+        let mut data = std::mem::replace(&mut self.buf, tail);
+        let base_offset = self.base + start as u64;
+        self.base += end as u64;
+        self.pos -= end;
+        let records = if start > 0 {
+            data.drain(..start);
+            records
+                .into_iter()
+                .map(|(s, e)| (s - start as u32, e - start as u32))
+                .collect()
+        } else {
+            records
+        };
+        Chunk {
+            data,
+            records,
+            base_offset,
+            first_index,
+        }
+    }
+
+    /// Reads another block. `keep_from` is where retained records begin (nothing before it is needed).
+    fn fill(&mut self, keep_from: Option<usize>) -> Result<(), Break> {
+        // Drop separators already scanned past when no record needs them.
+        if keep_from.is_none() && self.pos > 0 {
+            self.buf.drain(..self.pos);
+            self.base += self.pos as u64;
+            self.pos = 0;
+        }
+        let old = self.buf.len();
+        if old - self.pos > MAX_RECORD {
+            return Err(Break {
+                offset: self.base + self.pos as u64,
+                reason: format!("a record larger than {} MiB", MAX_RECORD >> 20),
+            });
+        }
+        self.buf.resize(old + READ_BLOCK, 0);
+        let mut filled = old;
+        while filled < self.buf.len() {
+            match self.reader.read(&mut self.buf[filled..]) {
+                Ok(0) => {
+                    self.eof = true;
+                    break;
+                }
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.buf.truncate(filled);
+                    return Err(Break {
+                        offset: self.base + filled as u64,
+                        reason: format!("read error: {e}"),
+                    });
+                }
+            }
+        }
+        self.buf.truncate(filled);
+        Ok(())
+    }
+
+    /// Whether ending the stream in the current state is clean.
+    fn eof_outcome(&self) -> Result<(), Break> {
+        let rest = &self.buf[self.pos..];
+        let at = self.base + self.pos as u64;
+        if let Some(i) = rest.iter().position(|c| !c.is_ascii_whitespace()) {
+            return Err(Break {
+                offset: at + i as u64,
+                reason: "stream cut short inside a record".into(),
+            });
+        }
+        match self.state {
+            State::Start | State::Ndjson | State::Done => Ok(()),
+            State::ArrayValue { .. } | State::ArrayNext => Err(Break {
+                offset: self.base + self.buf.len() as u64,
+                reason: "stream cut short: the JSON array is not closed".into(),
+            }),
+        }
+    }
+
+    /// One step of the state machine. `Ok(false)`: needs more bytes.
+    fn step(&mut self, records: &mut Vec<(u32, u32)>) -> Result<bool, Break> {
+        let Some(i) = skip_ws(&self.buf, self.pos) else {
+            return Ok(false);
+        };
+        let c = self.buf[i];
+        let at = |p: usize| self.base + p as u64;
+        match self.state {
+            State::Start => {
+                if self.buf[i..].starts_with(b"\xEF\xBB\xBF") {
+                    self.pos = i + 3;
+                    return Ok(true);
+                }
+                if i + 3 > self.buf.len() && !self.eof && c == 0xEF {
+                    return Ok(false);
+                }
+                match c {
+                    b'[' => {
+                        self.pos = i + 1;
+                        self.state = State::ArrayValue { first: true };
+                    }
+                    b'{' => self.state = State::Ndjson,
+                    _ => {
+                        return Err(Break {
+                            offset: at(i),
+                            reason: "not JSON: expected '[' or '{'".into(),
+                        })
+                    }
+                }
+                Ok(true)
+            }
+            State::ArrayValue { first } => {
+                if c == b']' && first {
+                    self.pos = i + 1;
+                    self.state = State::Done;
+                    return Ok(true);
+                }
+                match self.value(i)? {
+                    Some(end) => {
+                        records.push((i as u32, end as u32));
+                        self.next_index += 1;
+                        self.pos = end;
+                        self.state = State::ArrayNext;
+                        Ok(true)
+                    }
+                    None => Ok(false),
+                }
+            }
+            State::ArrayNext => match c {
+                b',' => {
+                    self.pos = i + 1;
+                    self.state = State::ArrayValue { first: false };
+                    Ok(true)
+                }
+                b']' => {
+                    self.pos = i + 1;
+                    self.state = State::Done;
+                    Ok(true)
+                }
+                _ => Err(Break {
+                    offset: at(i),
+                    reason: format!("broken JSON: expected ',' or ']' but found {}", show(c)),
+                }),
+            },
+            State::Ndjson => match self.value(i)? {
+                Some(end) => {
+                    records.push((i as u32, end as u32));
+                    self.next_index += 1;
+                    self.pos = end;
+                    Ok(true)
+                }
+                None => Ok(false),
+            },
+            State::Done => Err(Break {
+                offset: at(i),
+                reason: format!("unexpected data after the JSON array: {}", show(c)),
+            }),
+        }
+    }
+
+    fn value(&self, i: usize) -> Result<Option<usize>, Break> {
+        match scan_value(&self.buf, i, self.eof) {
+            Value::Complete(end) => Ok(Some(end)),
+            Value::NeedMore => Ok(None),
+            Value::Bad(p, why) => Err(Break {
+                offset: self.base + p as u64,
+                reason: why.into(),
+            }),
+        }
+    }
+}
+
+fn show(c: u8) -> String {
+    if c.is_ascii_graphic() {
+        format!("'{}'", c as char)
+    } else {
+        format!("byte 0x{c:02x}")
+    }
+}
+
+fn skip_ws(buf: &[u8], from: usize) -> Option<usize> {
+    buf[from.min(buf.len())..]
+        .iter()
+        .position(|c| !matches!(c, b' ' | b'\n' | b'\r' | b'\t'))
+        .map(|p| p + from)
+}
+
+/// Finds the end of the JSON value starting at `buf[i]` (not a full validation).
+fn scan_value(buf: &[u8], i: usize, eof: bool) -> Value {
+    match buf[i] {
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            let mut p = i;
+            while p < buf.len() {
+                match buf[p] {
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Value::Complete(p + 1);
+                        }
+                    }
+                    b'"' => match string_end(buf, p + 1) {
+                        Some(e) => {
+                            p = e;
+                            continue;
+                        }
+                        None => return Value::NeedMore,
+                    },
+                    _ => {}
+                }
+                p += 1;
+            }
+            Value::NeedMore
+        }
+        b'"' => match string_end(buf, i + 1) {
+            Some(e) => Value::Complete(e),
+            None => Value::NeedMore,
+        },
+        b'}' | b']' | b',' | b':' => Value::Bad(i, "broken JSON: a value was expected"),
+        _ => {
+            let n = buf[i..]
+                .iter()
+                .position(|c| matches!(c, b',' | b']' | b'}' | b' ' | b'\n' | b'\r' | b'\t'));
+            match n {
+                Some(n) => Value::Complete(i + n),
+                None if eof => Value::Complete(buf.len()),
+                None => Value::NeedMore,
+            }
+        }
+    }
+}
+
+/// Index just past the closing quote of a string whose body starts at `p`.
+fn string_end(buf: &[u8], mut p: usize) -> Option<usize> {
+    loop {
+        let k = memchr::memchr2(b'"', b'\\', &buf[p..])?;
+        p += k;
+        if buf[p] == b'"' {
+            return Some(p + 1);
+        }
+        p += 2; // skip the escaped byte
+        if p > buf.len() {
+            return None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all(input: &[u8]) -> (Vec<String>, Option<Break>) {
+        let mut s = Scanner::new(input);
+        let mut out = Vec::new();
+        loop {
+            match s.next_chunk() {
+                Ok(Some(c)) => {
+                    for (a, b) in &c.records {
+                        out.push(
+                            String::from_utf8_lossy(&c.data[*a as usize..*b as usize]).into_owned(),
+                        );
+                    }
+                }
+                Ok(None) => return (out, None),
+                Err(b) => return (out, Some(b)),
+            }
+        }
+    }
+
+    #[test]
+    fn arrays_and_ndjson() {
+        assert_eq!(
+            all(b" [ {\"a\":\"}\\\"{\"} , {\"b\":[1,{}]}, 3, \"x\" ]\n").0,
+            vec!["{\"a\":\"}\\\"{\"}", "{\"b\":[1,{}]}", "3", "\"x\""]
+        );
+        assert_eq!(
+            all(b"{\"a\":1}\n{\"b\":2}\n\n").0,
+            vec!["{\"a\":1}", "{\"b\":2}"]
+        );
+        assert_eq!(all(b"[]"), (vec![], None));
+        assert_eq!(all(b""), (vec![], None));
+        assert_eq!(all(b"\xEF\xBB\xBF[{}]"), (vec!["{}".to_string()], None));
+    }
+
+    #[test]
+    fn breaks_keep_what_came_before() {
+        let (recs, b) = all(b"[{\"a\":1},{\"b\":");
+        assert_eq!(recs, vec!["{\"a\":1}"]);
+        assert_eq!(b.unwrap().offset, 9);
+        let (recs, b) = all(b"[{\"a\":1} {\"b\":2}]");
+        assert_eq!(recs, vec!["{\"a\":1}"]);
+        assert_eq!(b.unwrap().offset, 9);
+        let (recs, b) = all(b"[{\"a\":1}");
+        assert_eq!(recs.len(), 1);
+        assert!(b.unwrap().reason.contains("not closed"));
+        let (recs, b) = all(b"hello");
+        assert!(recs.is_empty());
+        assert_eq!(b.unwrap().offset, 0);
+        let (_, b) = all(b"[{}] x");
+        assert_eq!(b.unwrap().offset, 5);
+    }
+
+    #[test]
+    fn large_records_span_reads() {
+        let big = "x".repeat(3 * READ_BLOCK);
+        let input = format!("[{{\"f\":\"{big}\"}},{{\"g\":1}}]");
+        let (recs, b) = all(input.as_bytes());
+        assert!(b.is_none());
+        assert_eq!(recs.len(), 2);
+        assert_eq!(recs[0].len(), big.len() + 8);
+    }
+
+    #[test]
+    fn many_chunks_keep_offsets() {
+        let rec = format!("{{\"pad\":\"{}\"}}", "y".repeat(1000));
+        let n = 2 * CHUNK_TARGET / rec.len() + 10;
+        let input = format!("[{}]", vec![rec.as_str(); n].join(","));
+        let mut s = Scanner::new(input.as_bytes());
+        let mut count = 0u64;
+        while let Some(c) = s.next_chunk().unwrap() {
+            assert_eq!(c.first_index, count);
+            for (k, (a, b)) in c.records.iter().enumerate() {
+                let off = c.base_offset + *a as u64;
+                assert_eq!(off, 1 + (count + k as u64) * (rec.len() as u64 + 1));
+                assert_eq!(&c.data[*a as usize..*b as usize], rec.as_bytes());
+            }
+            count += c.records.len() as u64;
+        }
+        assert_eq!(count, n as u64);
+    }
+}

@@ -1,0 +1,393 @@
+//! The partitioned, deduplicating buffer between decoded rows and lake files.
+//!
+//! Rows arrive per partition (tenant, day) in input order. Each is checked
+//! against every trace_id of its tenant — in the lake already or earlier in
+//! this run — through a map of 64-bit trace hashes; a hash hit is confirmed
+//! against the real rows of the partition it points to (loaded from the lake
+//! on demand), so the result is exact: the first copy is kept, a later
+//! identical copy is a duplicate, a later different copy a
+//! `duplicate_conflict`. Buffered partitions are written when the memory
+//! budget is reached (least recently touched first) and at the end, one
+//! sorted file each.
+
+use std::collections::{BTreeSet, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, AsArray, BooleanArray, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
+use arrow::compute::{concat_batches, filter_record_batch};
+
+use super::writer::{read_file, sort_by_time, write_file, WrittenFile};
+use super::{file_schema, list_partitions, parquet_files, Col, PartKey};
+use crate::ingest::decode::{trace_hash, PartSlice};
+use crate::Result;
+
+/// Hashes are already hashes: the map uses them as they are.
+#[derive(Default)]
+struct IdHasher(u64);
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, _: &[u8]) {
+        unreachable!("only u64 keys")
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+type HashIndex<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
+
+/// Where every trace hash of a tenant lives (its day).
+#[derive(Default)]
+struct TenantSeen {
+    day: HashIndex<i32>,
+    /// Further days for hashes that collide (different trace_ids, same hash).
+    more: HashIndex<Vec<i32>>,
+}
+
+impl TenantSeen {
+    fn days(&self, h: u64) -> Vec<i32> {
+        let mut v = Vec::new();
+        if let Some(d) = self.day.get(&h) {
+            v.push(*d);
+            if let Some(m) = self.more.get(&h) {
+                v.extend(m);
+            }
+        }
+        v
+    }
+    fn add(&mut self, h: u64, day: i32) {
+        match self.day.get(&h) {
+            None => {
+                self.day.insert(h, day);
+            }
+            Some(d) if *d == day => {}
+            Some(_) => {
+                let m = self.more.entry(h).or_default();
+                if !m.contains(&day) {
+                    m.push(day);
+                }
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum RowRef {
+    Lake(u32, u32),
+    Buf(u32, u32),
+}
+
+struct BufBatch {
+    batch: RecordBatch,
+    alive: Vec<bool>,
+    source: usize,
+}
+
+#[derive(Default)]
+struct PartBuf {
+    batches: Vec<BufBatch>,
+    /// The partition's rows already in the lake, loaded for exact checks.
+    lake: Option<Vec<RecordBatch>>,
+    index: Option<HashMap<Box<str>, RowRef>>,
+    bytes: usize,
+    touched: u64,
+}
+
+/// What became of one row offered to the lake.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fate {
+    New,
+    Duplicate,
+    /// Same trace_id, different content: the detail names the first column that differs.
+    Conflict(String),
+}
+
+/// A lake file written, with the sources whose rows it holds.
+pub struct Published {
+    pub file: WrittenFile,
+    pub sources: BTreeSet<usize>,
+}
+
+pub struct PartitionBuffer {
+    root: PathBuf,
+    run_id: String,
+    budget: usize,
+    bufs: HashMap<PartKey, PartBuf>,
+    buffered: usize,
+    tick: u64,
+    file_seq: u64,
+    seen: HashMap<Arc<str>, TenantSeen>,
+    published: Vec<Published>,
+}
+
+impl PartitionBuffer {
+    /// A buffer over the lake at `root` holding at most about `budget` bytes of rows.
+    pub fn new(root: &Path, budget: usize) -> Self {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        PartitionBuffer {
+            root: root.to_path_buf(),
+            run_id: format!("{:x}-{:x}", now.as_micros(), std::process::id()),
+            budget,
+            bufs: HashMap::new(),
+            buffered: 0,
+            tick: 0,
+            file_seq: 0,
+            seen: HashMap::new(),
+            published: Vec::new(),
+        }
+    }
+
+    /// Files written so far (drained).
+    pub fn take_published(&mut self) -> Vec<Published> {
+        std::mem::take(&mut self.published)
+    }
+
+    /// Offers a slice's rows; returns each row's fate, in slice order.
+    pub fn add(&mut self, slice: PartSlice, source: usize) -> Result<Vec<Fate>> {
+        let PartSlice {
+            key, batch, hashes, ..
+        } = slice;
+        self.load_tenant(&key.tenant)?;
+        self.tick += 1;
+        let n = batch.num_rows();
+        let bytes = batch.get_array_memory_size();
+        let buf = self.bufs.entry(key.clone()).or_default();
+        buf.touched = self.tick;
+        buf.bytes += bytes;
+        self.buffered += bytes;
+        buf.batches.push(BufBatch {
+            batch: batch.clone(),
+            alive: vec![true; n],
+            source,
+        });
+        let bi = buf.batches.len() - 1;
+
+        let traces = batch
+            .column(Col::TraceId as usize)
+            .as_string::<i32>()
+            .clone();
+        let mut fates = Vec::with_capacity(n);
+        for (r, &h) in hashes.iter().enumerate() {
+            let days = self.seen.get(&key.tenant).expect("tenant loaded").days(h);
+            let mut fate = Fate::New;
+            for d in days {
+                let other = PartKey {
+                    tenant: key.tenant.clone(),
+                    day: d,
+                };
+                let limit = (other == key).then_some((bi, r));
+                if let Some(found) = self.find(&other, traces.value(r), limit)? {
+                    fate = match compare_rows(&found.0, found.1, &batch, r) {
+                        None => Fate::Duplicate,
+                        Some(diff) => Fate::Conflict(diff),
+                    };
+                    break;
+                }
+            }
+            let buf = self.bufs.get_mut(&key).expect("buffer exists");
+            if fate == Fate::New {
+                self.seen
+                    .get_mut(&key.tenant)
+                    .expect("tenant loaded")
+                    .add(h, key.day);
+                if let Some(index) = buf.index.as_mut() {
+                    index.insert(traces.value(r).into(), RowRef::Buf(bi as u32, r as u32));
+                }
+            } else {
+                buf.batches[bi].alive[r] = false;
+            }
+            fates.push(fate);
+        }
+        if self.buffered > self.budget {
+            self.shrink()?;
+        }
+        Ok(fates)
+    }
+
+    /// Writes every buffered partition.
+    pub fn flush_all(&mut self) -> Result<()> {
+        let mut keys: Vec<PartKey> = self.bufs.keys().cloned().collect();
+        keys.sort();
+        for k in keys {
+            self.flush(&k)?;
+        }
+        Ok(())
+    }
+
+    /// Writes least recently touched partitions until the buffer is at three quarters of its budget.
+    fn shrink(&mut self) -> Result<()> {
+        let mut order: Vec<(u64, PartKey)> = self
+            .bufs
+            .iter()
+            .map(|(k, b)| (b.touched, k.clone()))
+            .collect();
+        order.sort();
+        for (_, k) in order {
+            if self.buffered <= self.budget / 4 * 3 {
+                break;
+            }
+            self.flush(&k)?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, key: &PartKey) -> Result<()> {
+        let Some(buf) = self.bufs.remove(key) else {
+            return Ok(());
+        };
+        self.buffered -= buf.bytes;
+        let mut sources = BTreeSet::new();
+        let mut kept = Vec::new();
+        for b in buf.batches {
+            if b.alive.iter().any(|a| *a) {
+                sources.insert(b.source);
+                let mask = BooleanArray::from(b.alive);
+                kept.push(filter_record_batch(&b.batch, &mask)?);
+            }
+        }
+        if kept.is_empty() {
+            return Ok(());
+        }
+        let all = concat_batches(&file_schema(), &kept)?;
+        drop(kept);
+        let sorted = sort_by_time(&all)?;
+        drop(all);
+        self.file_seq += 1;
+        let name = format!("part-{}-{:05}.parquet", self.run_id, self.file_seq);
+        let file = write_file(&self.root, key, &name, &sorted)?;
+        self.published.push(Published { file, sources });
+        Ok(())
+    }
+
+    /// Registers every trace_id of the tenant already in the lake (once per run).
+    fn load_tenant(&mut self, tenant: &Arc<str>) -> Result<()> {
+        if self.seen.contains_key(tenant) {
+            return Ok(());
+        }
+        let mut seen = TenantSeen::default();
+        for part in list_partitions(&self.root, Some(tenant))
+            .map_err(|e| crate::Error::io(&self.root, e))?
+        {
+            for f in parquet_files(&part.path).map_err(|e| crate::Error::io(&part.path, e))? {
+                for b in read_file(&f, Some(&[Col::TraceId]))? {
+                    for t in b.column(0).as_string::<i32>().iter().flatten() {
+                        seen.add(trace_hash(t), part.key.day);
+                    }
+                }
+            }
+        }
+        self.seen.insert(tenant.clone(), seen);
+        Ok(())
+    }
+
+    /// The row of partition `key` with this trace_id, if any; for the partition being
+    /// added to, only rows before `limit` (batch, row) count.
+    fn find(
+        &mut self,
+        key: &PartKey,
+        trace: &str,
+        limit: Option<(usize, usize)>,
+    ) -> Result<Option<(RecordBatch, usize)>> {
+        if !self.bufs.get(key).is_some_and(|b| b.index.is_some()) {
+            self.build_index(key, limit)?;
+        }
+        let buf = &self.bufs[key];
+        let index = buf.index.as_ref().expect("index built");
+        Ok(index.get(trace).map(|r| match *r {
+            RowRef::Lake(b, i) => (
+                buf.lake.as_ref().expect("lake loaded")[b as usize].clone(),
+                i as usize,
+            ),
+            RowRef::Buf(b, i) => (buf.batches[b as usize].batch.clone(), i as usize),
+        }))
+    }
+
+    fn build_index(&mut self, key: &PartKey, limit: Option<(usize, usize)>) -> Result<()> {
+        let dir = super::writer::partition_dir(&self.root, key);
+        let mut lake = Vec::new();
+        for f in parquet_files(&dir).map_err(|e| crate::Error::io(&dir, e))? {
+            lake.extend(read_file(&f, None)?);
+        }
+        let lake_bytes: usize = lake.iter().map(|b| b.get_array_memory_size()).sum();
+        self.buffered += lake_bytes;
+        let buf = self.bufs.entry(key.clone()).or_default();
+        buf.bytes += lake_bytes;
+        let mut index: HashMap<Box<str>, RowRef> = HashMap::new();
+        for (bi, b) in lake.iter().enumerate() {
+            for (r, t) in b
+                .column(Col::TraceId as usize)
+                .as_string::<i32>()
+                .iter()
+                .enumerate()
+            {
+                if let Some(t) = t {
+                    index
+                        .entry(t.into())
+                        .or_insert(RowRef::Lake(bi as u32, r as u32));
+                }
+            }
+        }
+        for (bi, b) in buf.batches.iter().enumerate() {
+            let traces = b.batch.column(Col::TraceId as usize).as_string::<i32>();
+            for r in 0..b.batch.num_rows() {
+                if limit.is_some_and(|(lb, lr)| bi > lb || (bi == lb && r >= lr)) {
+                    break;
+                }
+                if b.alive[r] {
+                    index
+                        .entry(traces.value(r).into())
+                        .or_insert(RowRef::Buf(bi as u32, r as u32));
+                }
+            }
+        }
+        buf.lake = Some(lake);
+        buf.index = Some(index);
+        Ok(())
+    }
+}
+
+/// `None` when two rows carry the same event; else the first column that differs.
+/// `meta` and `extra` are compared as parsed JSON, since re-exports switch forms.
+pub fn compare_rows(a: &RecordBatch, ai: usize, b: &RecordBatch, bi: usize) -> Option<String> {
+    let ta: &TimestampMicrosecondArray = a.column(Col::Time as usize).as_primitive();
+    let tb: &TimestampMicrosecondArray = b.column(Col::Time as usize).as_primitive();
+    if ta.value(ai) != tb.value(bi) {
+        return Some("time".into());
+    }
+    let text = |batch: &RecordBatch, c: Col, i: usize| -> Option<String> {
+        let col: &StringArray = batch.column(c as usize).as_string::<i32>();
+        col.is_valid(i).then(|| col.value(i).to_string())
+    };
+    for c in [
+        Col::Vendor,
+        Col::Source,
+        Col::ResourceId,
+        Col::ActorId,
+        Col::Action,
+        Col::Status,
+    ] {
+        if text(a, c, ai) != text(b, c, bi) {
+            return Some(super::COLUMN_NAMES[c as usize].into());
+        }
+    }
+    for c in [Col::Meta, Col::Extra] {
+        let (x, y) = (text(a, c, ai), text(b, c, bi));
+        if x != y {
+            let parse = |s: &Option<String>| {
+                s.as_deref()
+                    .map(|s| serde_json::from_str::<serde_json::Value>(s).ok())
+            };
+            if parse(&x) != parse(&y) || parse(&x).is_some_and(|v| v.is_none()) {
+                return Some(super::COLUMN_NAMES[c as usize].into());
+            }
+        }
+    }
+    None
+}
