@@ -366,7 +366,7 @@ impl<'a> Writer<'a> {
             Msg::Failed { src, sha, reason } => {
                 self.summary.failed += 1;
                 let path = self.sources[src].name();
-                self.problem(format!("{path}: {reason}"));
+                self.problem(reason.clone());
                 // Whatever was read of it is dropped from the ledger (it is retried next run), but
                 // its reason is kept with the other rejects.
                 let mut log = self

@@ -180,15 +180,34 @@ pub fn for_each_member(
             Ok(members)
         }
         Kind::Gzip => {
-            let mut r = flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 20, file));
+            let mut r = BufReader::with_capacity(
+                1 << 20,
+                flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 20, file)),
+            );
+            check_json_start(path, &mut r, "gzip data")?;
             each(&base, &mut r);
             Ok(1)
         }
         Kind::Plain => {
             let mut r = BufReader::with_capacity(1 << 20, file);
+            check_json_start(path, &mut r, "plain file")?;
             each(&base, &mut r);
             Ok(1)
         }
+    }
+}
+
+/// A whole file that does not start like JSON is not an export: rejected as a source.
+/// (A read error here is left for the scanner, which reports it with its offset.)
+fn check_json_start(path: &Path, r: &mut impl std::io::BufRead, what: &str) -> Result<(), Error> {
+    let Ok(buf) = r.fill_buf() else { return Ok(()) };
+    let buf = buf.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(buf);
+    match buf.iter().find(|c| !c.is_ascii_whitespace()) {
+        None | Some(b'[') | Some(b'{') => Ok(()),
+        Some(_) => Err(Error::Source {
+            path: path.to_path_buf(),
+            reason: format!("not an export: {what} that is neither a zip, gzip nor JSON"),
+        }),
     }
 }
 

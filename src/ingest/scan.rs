@@ -16,6 +16,7 @@ pub const MAX_RECORD: usize = 256 << 20;
 const READ_BLOCK: usize = 1 << 20;
 
 /// A run of whole records from one member.
+#[derive(Debug)]
 pub struct Chunk {
     /// The bytes; records are slices of it.
     pub data: Vec<u8>,
@@ -59,6 +60,8 @@ pub struct Scanner<R> {
     next_index: u64,
     broken: bool,
     pending: Option<Break>,
+    /// A read error, reported once the bytes read before it are used up.
+    read_error: Option<Break>,
 }
 
 enum Value {
@@ -79,6 +82,7 @@ impl<R: Read> Scanner<R> {
             next_index: 0,
             broken: false,
             pending: None,
+            read_error: None,
         }
     }
 
@@ -204,11 +208,13 @@ impl<R: Read> Scanner<R> {
                 Ok(n) => filled += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    self.buf.truncate(filled);
-                    return Err(Break {
+                    // Keep what was read; the error is reported once those bytes are used up.
+                    self.read_error = Some(Break {
                         offset: self.base + filled as u64,
                         reason: format!("read error: {e}"),
                     });
+                    self.eof = true;
+                    break;
                 }
             }
         }
@@ -218,6 +224,9 @@ impl<R: Read> Scanner<R> {
 
     /// Whether ending the stream in the current state is clean.
     fn eof_outcome(&self) -> Result<(), Break> {
+        if let Some(b) = &self.read_error {
+            return Err(b.clone());
+        }
         let rest = &self.buf[self.pos..];
         let at = self.base + self.pos as u64;
         if let Some(i) = rest.iter().position(|c| !c.is_ascii_whitespace()) {
@@ -316,7 +325,7 @@ impl<R: Read> Scanner<R> {
     }
 
     fn value(&self, i: usize) -> Result<Option<usize>, Break> {
-        match scan_value(&self.buf, i, self.eof) {
+        match scan_value(&self.buf, i, self.eof && self.read_error.is_none()) {
             Value::Complete(end) => Ok(Some(end)),
             Value::NeedMore => Ok(None),
             Value::Bad(p, why) => Err(Break {
@@ -485,5 +494,35 @@ mod tests {
             count += c.records.len() as u64;
         }
         assert_eq!(count, n as u64);
+    }
+}
+
+#[cfg(test)]
+mod read_error_tests {
+    use super::*;
+
+    /// Yields its bytes, then fails.
+    struct Failing<'a>(&'a [u8]);
+    impl Read for Failing<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.0.is_empty() {
+                return Err(std::io::Error::other("boom"));
+            }
+            let n = buf.len().min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_read_error_keeps_the_records_before_it() {
+        let mut s = Scanner::new(Failing(b"{\"a\":1}\n{\"b\":2}\n{\"c\":"));
+        let c = s.next_chunk().unwrap().unwrap();
+        assert_eq!(c.records.len(), 2);
+        let b = s.next_chunk().unwrap_err();
+        assert!(b.reason.contains("boom"), "{}", b.reason);
+        assert_eq!(b.offset, 21);
+        assert!(s.next_chunk().unwrap().is_none());
     }
 }

@@ -1,0 +1,178 @@
+//! Helpers: run the binary, read a lake back independently of the query layer.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use auditlake::lake::{list_partitions, parquet_files, writer::read_file, COLUMN_NAMES};
+use serde_json::Value;
+
+pub fn testdata(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata")
+        .join(rel)
+}
+
+pub fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_auditlake"));
+    c.env_remove("AUDITLAKE_LAKE")
+        .env_remove("AUDITLAKE_PAUSE_AT");
+    c
+}
+
+/// The outcome of one `convert --json` run.
+pub struct Run {
+    pub code: i32,
+    pub summary: Value,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn n(&self, key: &str) -> u64 {
+        self.summary[key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("summary has no {key}: {}", self.summary))
+    }
+}
+
+pub fn convert(lake: &Path, inputs: &[PathBuf], extra: &[&str]) -> Run {
+    let out = bin()
+        .arg("convert")
+        .args(inputs)
+        .arg("--lake")
+        .arg(lake)
+        .arg("--json")
+        .args(extra)
+        .output()
+        .expect("run auditlake");
+    parse_run(out)
+}
+
+pub fn parse_run(out: Output) -> Run {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let summary: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "summary is not JSON ({e}): {stdout}\nstderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let run = Run {
+        code: out.status.code().unwrap_or(-1),
+        summary,
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    // The accounting invariant holds for every conversion.
+    assert_eq!(
+        run.n("records_read"),
+        run.n("written") + run.n("duplicates") + run.n("rejected"),
+        "records_read = written + duplicates + rejected: {}",
+        run.summary
+    );
+    run
+}
+
+/// One lake row: partition values then every file column, as text (null as "∅").
+pub type Row = Vec<String>;
+
+/// Every row of the lake, sorted, read straight from the Parquet files.
+pub fn lake_rows(lake: &Path) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for part in list_partitions(lake, None).unwrap() {
+        for f in parquet_files(&part.path).unwrap() {
+            for b in read_file(&f, None).unwrap() {
+                rows.extend(batch_rows(
+                    &b,
+                    &part.key.tenant,
+                    &auditlake::ingest::time::format_day(part.key.day),
+                ));
+            }
+        }
+    }
+    rows.sort();
+    rows
+}
+
+fn batch_rows(b: &RecordBatch, tenant: &str, day: &str) -> Vec<Row> {
+    assert_eq!(
+        b.schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect::<Vec<_>>(),
+        COLUMN_NAMES
+    );
+    let times = b
+        .column(0)
+        .as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
+    (0..b.num_rows())
+        .map(|i| {
+            let mut r = vec![
+                tenant.to_string(),
+                day.to_string(),
+                times.value(i).to_string(),
+            ];
+            for c in 1..b.num_columns() {
+                let col = b.column(c).as_string::<i32>();
+                r.push(if col.is_null(i) {
+                    "∅".into()
+                } else {
+                    col.value(i).to_string()
+                });
+            }
+            r
+        })
+        .collect()
+}
+
+/// Index of a column in a [`Row`].
+pub fn col(name: &str) -> usize {
+    2 + COLUMN_NAMES
+        .iter()
+        .position(|c| *c == name)
+        .unwrap_or_else(|| panic!("no column {name}"))
+}
+
+/// Lines of every rejects file.
+pub fn rejects(lake: &Path) -> Vec<Value> {
+    let dir = lake.join("_rejected");
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(&dir) {
+        let mut paths: Vec<_> = rd
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "ndjson"))
+            .collect();
+        paths.sort();
+        for p in paths {
+            for line in std::fs::read_to_string(p).unwrap().lines() {
+                out.push(serde_json::from_str(line).unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// Asserts that no (tenant_id, trace_id) appears twice.
+pub fn assert_unique(rows: &[Row]) {
+    let mut keys: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r[0].as_str(), r[col("trace_id")].as_str()))
+        .collect();
+    keys.sort();
+    let before = keys.len();
+    keys.dedup();
+    assert_eq!(
+        before,
+        keys.len(),
+        "duplicate (tenant_id, trace_id) in the lake"
+    );
+}
+
+/// The sample year's exports, in name order.
+pub fn sample_files() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(testdata("sample"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    v.sort();
+    v
+}

@@ -1,0 +1,128 @@
+//! The lake never holds two rows with the same (tenant_id, trace_id), whatever
+//! the sequence of conversions — including one killed with SIGKILL.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::Stdio;
+
+use crate::common::*;
+
+fn full_run(lake: &Path) -> Vec<Row> {
+    let run = convert(lake, &sample_files(), &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let rows = lake_rows(lake);
+    assert_eq!(rows.len() as u64, run.n("written"));
+    rows
+}
+
+#[test]
+fn overlapping_exports_in_one_run_keep_one_row_per_trace_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = convert(dir.path(), &sample_files(), &[]);
+    assert!(
+        run.n("duplicates") > 0,
+        "the sample's exports overlap at their edges"
+    );
+    assert_eq!(
+        run.n("rejected"),
+        0,
+        "overlapping copies are duplicates, not conflicts (meta form differs, content does not)"
+    );
+    assert_unique(&lake_rows(dir.path()));
+    // Few, large files: one per partition.
+    assert_eq!(run.n("files"), run.n("partitions"));
+}
+
+#[test]
+fn the_same_exports_twice_add_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = full_run(dir.path());
+    // Second time: every source is in the ledger and skipped at once.
+    let again = convert(dir.path(), &sample_files(), &[]);
+    assert_eq!(
+        (again.n("skipped"), again.n("sources"), again.n("written")),
+        (36, 0, 0)
+    );
+    // Even without the ledger, every row is recognised as a duplicate.
+    std::fs::remove_dir_all(dir.path().join("_ledger")).unwrap();
+    let forced = convert(dir.path(), &sample_files(), &[]);
+    assert_eq!((forced.n("written"), forced.n("rejected")), (0, 0));
+    assert_eq!(forced.n("duplicates"), forced.n("records_read"));
+    assert_eq!(lake_rows(dir.path()), first);
+}
+
+#[test]
+fn one_at_a_time_in_any_order_equals_all_at_once() {
+    let all = tempfile::tempdir().unwrap();
+    let expected = full_run(all.path());
+    let each = tempfile::tempdir().unwrap();
+    let mut files = sample_files();
+    files.reverse();
+    let mut written = 0;
+    for f in &files {
+        let run = convert(each.path(), std::slice::from_ref(f), &["--buffer-mb", "1"]);
+        assert_eq!(run.code, 0);
+        written += run.n("written");
+    }
+    let rows = lake_rows(each.path());
+    assert_eq!(rows.len() as u64, written);
+    assert_eq!(rows, expected);
+}
+
+/// Starts a conversion that pauses at `point`, kills it with SIGKILL there, then runs it again.
+fn kill_at(point: &str, expected: &[Row]) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = bin()
+        .arg("convert")
+        .args(sample_files())
+        .arg("--lake")
+        .arg(dir.path())
+        .args(["--json", "--buffer-mb", "1", "--threads", "2"])
+        .env("AUDITLAKE_PAUSE_AT", point)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "the run ended before reaching {point}"
+        );
+        if line.contains(&format!("paused at {point}")) {
+            break;
+        }
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    // What the killed run left is readable and partial; the rerun completes it exactly.
+    let partial = lake_rows(dir.path());
+    if point.starts_with("ledger") {
+        // Ledger entries come after all the data.
+        assert_eq!(
+            partial, expected,
+            "{point}: data complete before the ledger"
+        );
+    } else {
+        assert!(
+            partial.len() < expected.len(),
+            "{point}: killed before the end"
+        );
+    }
+    let run = convert(dir.path(), &sample_files(), &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let rows = lake_rows(dir.path());
+    assert_eq!(rows.len(), expected.len(), "{point}");
+    assert_eq!(rows, expected, "{point}: same rows as an uninterrupted run");
+}
+
+#[test]
+fn a_run_killed_with_sigkill_and_restarted_gives_the_same_rows() {
+    let all = tempfile::tempdir().unwrap();
+    let expected = full_run(all.path());
+    for point in ["file:1", "tmpfile:40", "file:300", "ledger:3"] {
+        kill_at(point, &expected);
+    }
+}
