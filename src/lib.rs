@@ -10,6 +10,7 @@ pub mod convert;
 pub mod generate;
 pub mod ingest;
 pub mod lake;
+pub mod query;
 pub mod status;
 pub mod testhook;
 

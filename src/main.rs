@@ -14,7 +14,12 @@ fn main() -> ExitCode {
                     return ExitCode::SUCCESS;
                 }
             }
-            eprintln!("auditlake: {err}");
+            // One line, whatever the error's own formatting.
+            let text = err.to_string();
+            eprintln!(
+                "auditlake: {}",
+                text.split_whitespace().collect::<Vec<_>>().join(" ")
+            );
             ExitCode::from(auditlake::cli::EXIT_ERROR)
         }
     }

@@ -8,6 +8,8 @@ use clap::{Parser, Subcommand};
 
 use crate::convert::{convert, ConvertOptions, Summary};
 use crate::generate::{generate, ExportFormat, GenerateOptions};
+use crate::query::print::{write_batches, write_parquet, Format};
+use crate::query::{build_session, SessionOptions};
 use crate::status::{human_bytes, render, status};
 use crate::Result;
 
@@ -68,6 +70,39 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run SQL over the lake: the table `events`, `action_catalog` and the standard views.
+    ///
+    /// SQL comes as an argument, from -f FILE, or from stdin; several statements may be
+    /// separated by ';'. Example:
+    ///   auditlake query --lake ./lake "SELECT * FROM failed_logins ORDER BY failures DESC LIMIT 10"
+    Query {
+        /// The SQL to run (omit to read -f FILE or stdin).
+        sql: Option<String>,
+        /// Read the SQL from this file.
+        #[arg(
+            short = 'f',
+            long = "file",
+            value_name = "FILE",
+            conflicts_with = "sql"
+        )]
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        session: SessionArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        /// Write the output to this file instead of stdout.
+        #[arg(short = 'o', long = "output", value_name = "OUT")]
+        output: Option<PathBuf>,
+    },
+    /// Interactive SQL prompt over the lake (history, completion, \? for commands).
+    Repl {
+        #[command(flatten)]
+        session: SessionArgs,
+        /// Output format at start (\format changes it).
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
     /// Write realistic synthetic exports (for trying auditlake out, tests and benchmarks).
     Generate {
         /// Directory to write the exports into.
@@ -91,6 +126,38 @@ pub enum Command {
         #[arg(long, default_value_t = 6)]
         overlap_hours: u32,
     },
+}
+
+/// What a SQL session sees.
+#[derive(clap::Args, Debug, Clone)]
+pub struct SessionArgs {
+    #[command(flatten)]
+    pub lake: LakeArg,
+    /// Scope the session to one tenant: other tenants' files are not even registered,
+    /// and only queries are allowed (no DDL, DML or COPY).
+    #[arg(long, value_name = "TENANT")]
+    pub tenant: Option<String>,
+    /// A directory of your own .sql view files (CREATE VIEW ...), added to the built-in ones.
+    #[arg(long, value_name = "DIR")]
+    pub sql_dir: Option<PathBuf>,
+}
+
+impl SessionArgs {
+    fn options(&self) -> SessionOptions {
+        SessionOptions {
+            lake: self.lake.lake.clone(),
+            tenant: self.tenant.clone(),
+            period: None,
+            sql_dir: self.sql_dir.clone(),
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| crate::Error::Usage(format!("cannot start the async runtime: {e}")))
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -137,6 +204,69 @@ pub fn run(args: Args) -> Result<ExitCode> {
             } else {
                 print!("{}", render(&s));
             }
+            Ok(ExitCode::from(EXIT_OK))
+        }
+        Command::Query {
+            sql,
+            file,
+            session,
+            format,
+            output,
+        } => {
+            let sql = match (sql, file) {
+                (Some(s), _) => s,
+                (None, Some(f)) => {
+                    std::fs::read_to_string(&f).map_err(|e| crate::Error::io(&f, e))?
+                }
+                (None, None) => {
+                    use std::io::{IsTerminal, Read};
+                    if std::io::stdin().is_terminal() {
+                        return Err(crate::Error::Usage(
+                            "no SQL: give it as an argument, with -f FILE, or on stdin".into(),
+                        ));
+                    }
+                    let mut s = String::new();
+                    std::io::stdin()
+                        .read_to_string(&mut s)
+                        .map_err(|e| crate::Error::io(std::path::Path::new("<stdin>"), e))?;
+                    s
+                }
+            };
+            let rt = runtime()?;
+            let results = rt.block_on(async {
+                let session = build_session(&session.options()).await?;
+                let mut out = Vec::new();
+                for df in session.statements(&sql).await? {
+                    out.push(df.collect().await?);
+                }
+                Ok::<_, crate::Error>(out)
+            })?;
+            // Statements that return nothing (DDL) print nothing; each result is printed on its own.
+            let results: Vec<_> = results.into_iter().filter(|b| !b.is_empty()).collect();
+            match (format, &output) {
+                (Format::Parquet, Some(path)) => write_parquet(path, &results.concat())?,
+                (_, Some(path)) => {
+                    let file =
+                        std::fs::File::create(path).map_err(|e| crate::Error::io(path, e))?;
+                    let mut w = std::io::BufWriter::new(file);
+                    for batches in &results {
+                        write_batches(&mut w, format, batches)?;
+                    }
+                    std::io::Write::flush(&mut w).map_err(|e| crate::Error::io(path, e))?;
+                }
+                (_, None) => {
+                    let mut out = std::io::stdout().lock();
+                    for batches in &results {
+                        write_batches(&mut out, format, batches)?;
+                    }
+                }
+            }
+            Ok(ExitCode::from(EXIT_OK))
+        }
+        Command::Repl { session, format } => {
+            let rt = runtime()?;
+            let session = rt.block_on(build_session(&session.options()))?;
+            crate::query::repl::run(&rt, &session, format)?;
             Ok(ExitCode::from(EXIT_OK))
         }
         Command::Generate {

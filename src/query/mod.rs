@@ -1,0 +1,313 @@
+//! Where rows leave: one DataFusion session over the lake, shared by every command.
+//!
+//! The session has `events` (the lake's Hive-partitioned Parquet files, with
+//! `tenant_id` and `day` as typed partition columns that filters prune),
+//! `action_catalog`, and the views under `sql/views/`, embedded in the binary.
+//! Scoped to a tenant, only that tenant's directory is registered and the
+//! session refuses DDL, DML and COPY; scoped to a period, `events` itself is
+//! filtered, so every view over it reads only that period's partitions.
+
+pub mod print;
+pub mod repl;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema};
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
+use datafusion::prelude::{col, DataFrame};
+use datafusion::sql::parser::DFParser;
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+
+use crate::ingest::time::format_day;
+use crate::lake::{encode_part_value, file_schema, EVENTS_DIR};
+use crate::{Error, Result};
+
+/// The action catalog and the standard views, in dependency order.
+pub const BUILTIN_SQL: &[(&str, &str)] = &[
+    (
+        "action_catalog",
+        include_str!("../../sql/action_catalog.sql"),
+    ),
+    (
+        "events_categorized",
+        include_str!("../../sql/views/events_categorized.sql"),
+    ),
+    (
+        "failed_logins",
+        include_str!("../../sql/views/failed_logins.sql"),
+    ),
+    (
+        "login_bursts",
+        include_str!("../../sql/views/login_bursts.sql"),
+    ),
+    (
+        "key_first_use",
+        include_str!("../../sql/views/key_first_use.sql"),
+    ),
+    (
+        "key_lifecycle",
+        include_str!("../../sql/views/key_lifecycle.sql"),
+    ),
+    (
+        "actions_by_role",
+        include_str!("../../sql/views/actions_by_role.sql"),
+    ),
+    (
+        "new_client_ips",
+        include_str!("../../sql/views/new_client_ips.sql"),
+    ),
+    (
+        "off_hours_activity",
+        include_str!("../../sql/views/off_hours_activity.sql"),
+    ),
+    (
+        "privileged_actions",
+        include_str!("../../sql/views/privileged_actions.sql"),
+    ),
+    (
+        "daily_activity",
+        include_str!("../../sql/views/daily_activity.sql"),
+    ),
+];
+
+/// Name of the listing table behind the `events` view.
+const LAKE_TABLE: &str = "lake_events";
+
+/// What a session sees.
+#[derive(Debug, Clone, Default)]
+pub struct SessionOptions {
+    pub lake: PathBuf,
+    /// Only this tenant's partitions are registered.
+    pub tenant: Option<String>,
+    /// Only days in this inclusive range (Date32) are visible.
+    pub period: Option<(i32, i32)>,
+    /// A directory of the user's own `.sql` view files, run after the built-in ones.
+    pub sql_dir: Option<PathBuf>,
+}
+
+/// A view or table and the one line saying what it answers.
+#[derive(Debug, Clone)]
+pub struct Described {
+    pub name: String,
+    pub purpose: String,
+}
+
+/// A ready session.
+pub struct Session {
+    pub ctx: SessionContext,
+    /// Tenant-scoped sessions refuse DDL, DML and COPY.
+    pub restricted: bool,
+    pub views: Vec<Described>,
+}
+
+/// The `-- name: purpose` header line of a view file.
+pub fn purpose_of(sql: &str) -> String {
+    let first = sql
+        .lines()
+        .find(|l| l.trim_start().starts_with("--"))
+        .unwrap_or("");
+    let text = first.trim_start().trim_start_matches('-').trim();
+    text.split_once(':')
+        .map_or(text, |(_, p)| p.trim())
+        .to_string()
+}
+
+/// The table schema of `events` files as DataFusion reads them (strings as views).
+fn scan_schema() -> Arc<Schema> {
+    let fields: Vec<Field> = file_schema()
+        .fields()
+        .iter()
+        .map(|f| {
+            let t = if f.data_type() == &DataType::Utf8 {
+                DataType::Utf8View
+            } else {
+                f.data_type().clone()
+            };
+            Field::new(f.name(), t, f.is_nullable())
+        })
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
+fn sql_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// Builds the session over a local lake.
+pub async fn build_session(opts: &SessionOptions) -> Result<Session> {
+    let events_dir = opts.lake.join(EVENTS_DIR);
+    if !opts.lake.is_dir() {
+        return Err(Error::Usage(format!(
+            "{}: no lake here (convert exports into it first)",
+            opts.lake.display()
+        )));
+    }
+    let config = SessionConfig::new()
+        .with_information_schema(true)
+        .with_default_catalog_and_schema("auditlake", "lake");
+    let ctx = SessionContext::new_with_config(config);
+
+    let (root, partition_cols): (PathBuf, Vec<(String, DataType)>) = match &opts.tenant {
+        Some(t) => {
+            let dir = events_dir.join(format!("tenant_id={}", encode_part_value(t)));
+            if !dir.is_dir() {
+                return Err(Error::Usage(format!(
+                    "tenant {t:?} has no data in {}",
+                    opts.lake.display()
+                )));
+            }
+            (dir, vec![("day".into(), DataType::Date32)])
+        }
+        None => (
+            events_dir.clone(),
+            vec![
+                ("tenant_id".into(), DataType::Utf8),
+                ("day".into(), DataType::Date32),
+            ],
+        ),
+    };
+    std::fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
+    let root = std::fs::canonicalize(&root).map_err(|e| Error::io(&root, e))?;
+    let url = ListingTableUrl::parse(format!("{}/", root.display()))?;
+    let listing = ListingOptions::new(Arc::new(ParquetFormat::default()))
+        .with_file_extension(".parquet")
+        .with_table_partition_cols(partition_cols)
+        .with_file_sort_order(vec![vec![col("time").sort(true, false)]]);
+    let table = ListingTable::try_new(
+        ListingTableConfig::new(url)
+            .with_listing_options(listing)
+            .with_schema(scan_schema()),
+    )?;
+    ctx.register_table(LAKE_TABLE, Arc::new(table))?;
+
+    // `events`: the spec's column order, the tenant as a column in a scoped session,
+    // and the period applied before any view sees a row.
+    let tenant_expr = match &opts.tenant {
+        Some(t) => format!("arrow_cast({}, 'Utf8') AS tenant_id", sql_literal(t)),
+        None => "tenant_id".to_string(),
+    };
+    let period = match opts.period {
+        Some((a, b)) => format!(
+            " WHERE day BETWEEN DATE '{}' AND DATE '{}'",
+            format_day(a),
+            format_day(b)
+        ),
+        None => String::new(),
+    };
+    let cols: Vec<&str> = crate::lake::COLUMN_NAMES.to_vec();
+    let events_sql = format!(
+        "CREATE VIEW events AS SELECT time, {tenant_expr}, day, {} FROM {LAKE_TABLE}{period}",
+        cols[1..].join(", ")
+    );
+    ctx.sql(&events_sql).await?;
+
+    let mut views = vec![Described {
+        name: "events".into(),
+        purpose: "every audit event in the lake (one row per record)".into(),
+    }];
+    for (name, sql) in BUILTIN_SQL {
+        ctx.sql(sql)
+            .await
+            .map_err(|e| Error::Usage(format!("built-in view {name}: {e}")))?;
+        views.push(Described {
+            name: name.to_string(),
+            purpose: purpose_of(sql),
+        });
+    }
+    if let Some(dir) = &opts.sql_dir {
+        for (name, sql) in user_views(dir)? {
+            run_statements(&ctx, &sql, &SQLOptions::new())
+                .await
+                .map_err(|e| Error::Usage(format!("{name}: {e}")))?;
+            views.push(Described {
+                name,
+                purpose: purpose_of(&sql),
+            });
+        }
+    }
+    Ok(Session {
+        ctx,
+        restricted: opts.tenant.is_some(),
+        views,
+    })
+}
+
+/// The `.sql` files of a directory, in name order.
+fn user_views(dir: &Path) -> Result<Vec<(String, String)>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "sql"))
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|p| {
+            let sql = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
+            Ok((
+                p.file_stem()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned(),
+                sql,
+            ))
+        })
+        .collect()
+}
+
+impl Session {
+    /// What this session allows: everything, or only queries when scoped to a tenant.
+    pub fn sql_options(&self) -> SQLOptions {
+        if self.restricted {
+            SQLOptions::new()
+                .with_allow_ddl(false)
+                .with_allow_dml(false)
+                .with_allow_statements(false)
+        } else {
+            SQLOptions::new()
+        }
+    }
+
+    /// Plans every statement of `sql` (one or more, `;`-separated), in order.
+    pub async fn statements(&self, sql: &str) -> Result<Vec<DataFrame>> {
+        run_statements(&self.ctx, sql, &self.sql_options())
+            .await
+            .map_err(|e| self.explain_refusal(e))
+    }
+
+    fn explain_refusal(&self, e: Error) -> Error {
+        match e {
+            Error::DataFusion(ref d)
+                if self.restricted && d.to_string().contains("not supported") =>
+            {
+                Error::Usage(format!(
+                    "this session is scoped to one tenant: only queries are allowed ({})",
+                    d.to_string().lines().next().unwrap_or_default()
+                ))
+            }
+            other => other,
+        }
+    }
+}
+
+/// Splits `sql` into statements and plans each, checked against `options`.
+/// DDL runs as it is planned, so later statements see what earlier ones created.
+pub async fn run_statements(
+    ctx: &SessionContext,
+    sql: &str,
+    options: &SQLOptions,
+) -> Result<Vec<DataFrame>> {
+    let statements = DFParser::parse_sql_with_dialect(sql, &GenericDialect {})?;
+    let mut out = Vec::new();
+    for stmt in statements {
+        let plan = ctx.state().statement_to_plan(stmt).await?;
+        options.verify_plan(&plan)?;
+        out.push(ctx.execute_logical_plan(plan).await?);
+    }
+    Ok(out)
+}
