@@ -3,4 +3,5 @@
 mod common;
 mod convert;
 mod exactly_once;
+mod query;
 mod status;

@@ -1,0 +1,833 @@
+//! The SQL layer: every view against an independent computation over the lake's
+//! rows, partition pruning, tenant scope, output formats, errors, the REPL.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::OnceLock;
+
+use auditlake::ingest::time::parse_time;
+use serde_json::Value;
+
+use crate::common::*;
+
+/// The sample year converted once for all query tests.
+pub fn sample_lake() -> &'static Path {
+    static LAKE: OnceLock<PathBuf> = OnceLock::new();
+    LAKE.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("sample-lake-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let run = convert(&dir, &sample_files(), &[]);
+        assert_eq!(run.code, 0);
+        dir
+    })
+}
+
+/// Runs `query --format ndjson` and parses the lines.
+pub fn query(lake: &Path, extra: &[&str], sql: &str) -> Vec<Value> {
+    let out = bin()
+        .args(["query", "--format", "ndjson", "--lake"])
+        .arg(lake)
+        .args(extra)
+        .arg(sql)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+// ---- an independent model of the views, computed from the raw rows ----------------------
+
+struct Ev {
+    tenant: String,
+    day: String,
+    time: i64,
+    actor: Option<String>,
+    action: String,
+    outcome: String,
+    trace: String,
+    ip: Option<String>,
+    role: Option<String>,
+    ouid: Option<String>,
+}
+
+fn opt(s: &str) -> Option<String> {
+    (s != "∅").then(|| s.to_string())
+}
+
+fn events() -> Vec<Ev> {
+    lake_rows(sample_lake())
+        .into_iter()
+        .map(|r| Ev {
+            tenant: r[0].clone(),
+            day: r[1].clone(),
+            time: r[2].parse().unwrap(),
+            actor: opt(&r[col("actor_id")]),
+            action: r[col("action")].clone(),
+            outcome: r[col("outcome")].clone(),
+            trace: r[col("trace_id")].clone(),
+            ip: opt(&r[col("client_ip")]),
+            role: opt(&r[col("role")]),
+            ouid: opt(&r[col("ouid")]),
+        })
+        .collect()
+}
+
+/// SPEC §4's categories, written out again here on purpose.
+fn category(action: &str) -> &'static str {
+    let a = action.strip_prefix("LUNA_").unwrap_or("");
+    match a {
+        "LOGIN" => "auth",
+        "GENERATE_KEY"
+        | "GENERATE_KEY_PAIR"
+        | "CREATE_OBJECT"
+        | "COPY_OBJECT"
+        | "GENERATE_DOMAIN_PARAM" => "key_create",
+        "MODIFY_OBJECT" => "key_modify",
+        "DESTROY_OBJECT" => "key_destroy",
+        "INIT_PIN" | "SET_PIN" => "user_admin",
+        "PARTITION_INIT" | "PARTITION_ZEROIZE" => "partition_admin",
+        _ if a.starts_with("CLONE_AS_") || a.starts_with("REPLICATE_AS_") => "replication",
+        _ if ["ENCRYPT", "DECRYPT", "SIGN", "VERIFY"]
+            .iter()
+            .any(|p| a == *p || a.starts_with(&format!("{p}_")))
+            || [
+                "WRAP_KEY",
+                "UNWRAP_KEY",
+                "DERIVE_KEY",
+                "DERIVE_KEY_AND_WRAP",
+                "DIGEST_KEY",
+                "DIGEST_KEY_VALUE",
+                "GEN_KCV",
+            ]
+            .contains(&a) =>
+        {
+            "key_use"
+        }
+        _ => "other",
+    }
+}
+
+fn t(v: &Value) -> Option<i64> {
+    v.as_str()
+        .map(|s| parse_time(s).unwrap_or_else(|| panic!("time {s}")))
+}
+fn s(v: &Value) -> Option<String> {
+    v.as_str().map(str::to_string)
+}
+fn n(v: &Value) -> u64 {
+    v.as_u64().unwrap()
+}
+
+#[test]
+fn failed_logins_matches_an_independent_count() {
+    let mut want: BTreeMap<(String, Option<String>), (u64, BTreeSet<String>, i64, i64)> =
+        BTreeMap::new();
+    for e in events()
+        .iter()
+        .filter(|e| category(&e.action) == "auth" && e.outcome == "failure")
+    {
+        let w = want.entry((e.tenant.clone(), e.ip.clone())).or_insert((
+            0,
+            BTreeSet::new(),
+            i64::MAX,
+            i64::MIN,
+        ));
+        w.0 += 1;
+        w.1.extend(e.actor.clone());
+        w.2 = w.2.min(e.time);
+        w.3 = w.3.max(e.time);
+    }
+    let want: BTreeSet<_> = want
+        .into_iter()
+        .map(|(k, v)| (k.0, k.1, v.0, v.1.len() as u64, v.2, v.3))
+        .collect();
+    let got: BTreeSet<_> = query(sample_lake(), &[], "SELECT * FROM failed_logins")
+        .iter()
+        .map(|r| {
+            (
+                s(&r["tenant_id"]).unwrap(),
+                s(&r["client_ip"]),
+                n(&r["failures"]),
+                n(&r["actors"]),
+                t(&r["first_failure"]).unwrap(),
+                t(&r["last_failure"]).unwrap(),
+            )
+        })
+        .collect();
+    assert!(!want.is_empty());
+    assert_eq!(got, want);
+}
+
+#[test]
+fn login_bursts_matches_an_independent_count() {
+    let mut buckets: BTreeMap<(String, Option<String>, i64), u64> = BTreeMap::new();
+    for e in events()
+        .iter()
+        .filter(|e| category(&e.action) == "auth" && e.outcome == "failure")
+    {
+        *buckets
+            .entry((
+                e.tenant.clone(),
+                e.ip.clone(),
+                e.time - e.time.rem_euclid(600_000_000),
+            ))
+            .or_default() += 1;
+    }
+    let want: BTreeSet<_> = buckets
+        .into_iter()
+        .filter(|(_, c)| *c >= 10)
+        .map(|(k, c)| (k.0, k.1, k.2, c))
+        .collect();
+    let got: BTreeSet<_> = query(sample_lake(), &[], "SELECT * FROM login_bursts")
+        .iter()
+        .map(|r| {
+            (
+                s(&r["tenant_id"]).unwrap(),
+                s(&r["client_ip"]),
+                t(&r["window_start"]).unwrap(),
+                n(&r["failures"]),
+            )
+        })
+        .collect();
+    assert!(want.len() >= 3, "the sample has bursts");
+    assert_eq!(got, want);
+}
+
+#[test]
+fn key_first_use_matches_an_independent_computation() {
+    let evs = events();
+    let mut first: BTreeMap<(String, String), (&Ev, u64)> = BTreeMap::new();
+    let mut created: BTreeMap<(String, String), i64> = BTreeMap::new();
+    for e in &evs {
+        let Some(o) = &e.ouid else { continue };
+        let key = (e.tenant.clone(), o.clone());
+        if e.outcome != "success" {
+            continue;
+        }
+        match category(&e.action) {
+            "key_use" => {
+                let f = first.entry(key).or_insert((e, 0));
+                f.1 += 1;
+                if (e.time, &e.trace) < (f.0.time, &f.0.trace) {
+                    f.0 = e;
+                }
+            }
+            "key_create" => {
+                let c = created.entry(key).or_insert(e.time);
+                *c = (*c).min(e.time);
+            }
+            _ => {}
+        }
+    }
+    let want: BTreeSet<_> = first
+        .iter()
+        .map(|(k, (e, uses))| {
+            (
+                k.0.clone(),
+                k.1.clone(),
+                e.time,
+                e.action.clone(),
+                e.actor.clone(),
+                e.ip.clone(),
+                e.role.clone(),
+                created.get(k).copied(),
+                *uses,
+            )
+        })
+        .collect();
+    let got: BTreeSet<_> = query(sample_lake(), &[], "SELECT * FROM key_first_use")
+        .iter()
+        .map(|r| {
+            (
+                s(&r["tenant_id"]).unwrap(),
+                s(&r["ouid"]).unwrap(),
+                t(&r["first_use"]).unwrap(),
+                s(&r["action"]).unwrap(),
+                s(&r["actor_id"]),
+                s(&r["client_ip"]),
+                s(&r["role"]),
+                t(&r["created_at"]),
+                n(&r["uses"]),
+            )
+        })
+        .collect();
+    assert!(
+        want.iter().any(|w| w.7.is_some_and(|c| c < w.2)),
+        "keys created and first used later"
+    );
+    assert!(
+        want.iter().any(|w| w.7.is_none()),
+        "keys used with no creation seen"
+    );
+    assert_eq!(got, want);
+}
+
+#[test]
+fn key_lifecycle_matches_an_independent_computation() {
+    #[derive(Default, PartialEq, Eq, PartialOrd, Ord, Debug)]
+    struct L {
+        created: Option<i64>,
+        first: Option<i64>,
+        last: Option<i64>,
+        uses: u64,
+        failed: u64,
+        destroyed: Option<i64>,
+    }
+    fn min(a: &mut Option<i64>, t: i64) {
+        *a = Some(a.map_or(t, |x| x.min(t)));
+    }
+    let mut want: BTreeMap<(String, String), L> = BTreeMap::new();
+    for e in events() {
+        let Some(o) = e.ouid.clone() else { continue };
+        let (c, ok) = (category(&e.action), e.outcome == "success");
+        if !["key_create", "key_use", "key_destroy"].contains(&c) {
+            continue;
+        }
+        let l = want.entry((e.tenant.clone(), o)).or_default();
+        match (c, ok) {
+            ("key_create", true) => min(&mut l.created, e.time),
+            ("key_use", true) => {
+                min(&mut l.first, e.time);
+                l.last = Some(l.last.map_or(e.time, |x| x.max(e.time)));
+                l.uses += 1;
+            }
+            ("key_use", false) => l.failed += 1,
+            ("key_destroy", true) => min(&mut l.destroyed, e.time),
+            _ => {}
+        }
+    }
+    let got: BTreeMap<(String, String), L> =
+        query(sample_lake(), &[], "SELECT * FROM key_lifecycle")
+            .iter()
+            .map(|r| {
+                let k = (s(&r["tenant_id"]).unwrap(), s(&r["ouid"]).unwrap());
+                (
+                    k,
+                    L {
+                        created: t(&r["created_at"]),
+                        first: t(&r["first_use"]),
+                        last: t(&r["last_use"]),
+                        uses: n(&r["uses"]),
+                        failed: n(&r["failed_uses"]),
+                        destroyed: t(&r["destroyed_at"]),
+                    },
+                )
+            })
+            .collect();
+    assert!(want.values().any(|l| l.destroyed.is_some()) && want.values().any(|l| l.failed > 0));
+    assert_eq!(got, want);
+}
+
+#[test]
+fn actions_by_role_and_new_client_ips_match_independent_counts() {
+    let evs = events();
+    let mut roles: BTreeMap<(String, Option<String>, String, String), u64> = BTreeMap::new();
+    let mut ips: BTreeMap<(String, Option<String>, Option<String>), (i64, i64, u64)> =
+        BTreeMap::new();
+    for e in &evs {
+        *roles
+            .entry((
+                e.tenant.clone(),
+                e.role.clone(),
+                e.action.clone(),
+                e.outcome.clone(),
+            ))
+            .or_default() += 1;
+        let w = ips
+            .entry((e.tenant.clone(), e.actor.clone(), e.ip.clone()))
+            .or_insert((i64::MAX, i64::MIN, 0));
+        w.0 = w.0.min(e.time);
+        w.1 = w.1.max(e.time);
+        w.2 += 1;
+    }
+    let got: BTreeMap<_, _> = query(sample_lake(), &[], "SELECT * FROM actions_by_role")
+        .iter()
+        .map(|r| {
+            (
+                (
+                    s(&r["tenant_id"]).unwrap(),
+                    s(&r["role"]),
+                    s(&r["action"]).unwrap(),
+                    s(&r["outcome"]).unwrap(),
+                ),
+                n(&r["events"]),
+            )
+        })
+        .collect();
+    assert_eq!(got, roles);
+    let got: BTreeMap<_, _> = query(sample_lake(), &[], "SELECT * FROM new_client_ips")
+        .iter()
+        .map(|r| {
+            (
+                (
+                    s(&r["tenant_id"]).unwrap(),
+                    s(&r["actor_id"]),
+                    s(&r["client_ip"]),
+                ),
+                (
+                    t(&r["first_seen"]).unwrap(),
+                    t(&r["last_seen"]).unwrap(),
+                    n(&r["events"]),
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(got, ips);
+}
+
+#[test]
+fn off_hours_privileged_and_daily_match_independent_counts() {
+    let evs = events();
+    let day_us = 86_400_000_000i64;
+    let mut off: BTreeMap<(String, String, Option<String>, Option<String>), u64> = BTreeMap::new();
+    let mut daily: BTreeMap<
+        (String, String),
+        (
+            u64,
+            u64,
+            BTreeSet<String>,
+            BTreeSet<String>,
+            BTreeSet<String>,
+        ),
+    > = BTreeMap::new();
+    let mut privileged = BTreeSet::new();
+    for e in &evs {
+        let hour = e.time.rem_euclid(day_us) / 3_600_000_000;
+        let dow = (e.time.div_euclid(day_us) + 4).rem_euclid(7); // 1970-01-01 was a Thursday; 0 = Sunday
+        if hour < 6 || hour >= 22 || dow == 0 || dow == 6 {
+            *off.entry((
+                e.tenant.clone(),
+                e.day.clone(),
+                e.actor.clone(),
+                e.ip.clone(),
+            ))
+            .or_default() += 1;
+        }
+        if [
+            "key_destroy",
+            "user_admin",
+            "partition_admin",
+            "replication",
+        ]
+        .contains(&category(&e.action))
+        {
+            privileged.insert((
+                e.tenant.clone(),
+                e.trace.clone(),
+                category(&e.action).to_string(),
+            ));
+        }
+        let d = daily.entry((e.tenant.clone(), e.day.clone())).or_default();
+        d.0 += 1;
+        d.1 += (e.outcome == "failure") as u64;
+        d.2.extend(e.actor.clone());
+        d.3.extend(e.ip.clone());
+        if category(&e.action) == "key_use" && e.outcome == "success" {
+            d.4.extend(e.ouid.clone());
+        }
+    }
+    let got: BTreeMap<_, _> = query(sample_lake(), &[], "SELECT * FROM off_hours_activity")
+        .iter()
+        .map(|r| {
+            (
+                (
+                    s(&r["tenant_id"]).unwrap(),
+                    s(&r["day"]).unwrap(),
+                    s(&r["actor_id"]),
+                    s(&r["client_ip"]),
+                ),
+                n(&r["events"]),
+            )
+        })
+        .collect();
+    assert_eq!(got, off);
+    let got: BTreeSet<_> = query(
+        sample_lake(),
+        &[],
+        "SELECT tenant_id, trace_id, category FROM privileged_actions",
+    )
+    .iter()
+    .map(|r| {
+        (
+            s(&r["tenant_id"]).unwrap(),
+            s(&r["trace_id"]).unwrap(),
+            s(&r["category"]).unwrap(),
+        )
+    })
+    .collect();
+    assert!(
+        privileged.iter().any(|p| p.2 == "user_admin")
+            && privileged.iter().any(|p| p.2 == "key_destroy")
+    );
+    assert_eq!(got, privileged);
+    let want: BTreeMap<_, _> = daily
+        .into_iter()
+        .map(|(k, d)| {
+            (
+                k,
+                (
+                    d.0,
+                    d.1,
+                    d.2.len() as u64,
+                    d.3.len() as u64,
+                    d.4.len() as u64,
+                ),
+            )
+        })
+        .collect();
+    let got: BTreeMap<_, _> = query(sample_lake(), &[], "SELECT * FROM daily_activity")
+        .iter()
+        .map(|r| {
+            (
+                (s(&r["tenant_id"]).unwrap(), s(&r["day"]).unwrap()),
+                (
+                    n(&r["events"]),
+                    n(&r["failures"]),
+                    n(&r["actors"]),
+                    n(&r["client_ips"]),
+                    n(&r["keys_used"]),
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn action_catalog_holds_every_luna_action_of_the_seed_list() {
+    let rows = query(sample_lake(), &[], "SELECT * FROM action_catalog");
+    assert_eq!(rows.len(), 45);
+    for r in &rows {
+        let a = r["action"].as_str().unwrap();
+        assert_eq!(r["category"].as_str().unwrap(), category(a), "{a}");
+        assert!(!r["description"].as_str().unwrap().is_empty());
+    }
+}
+
+// ---- pruning, scope, formats, errors, REPL --------------------------------------------------
+
+fn explain(lake: &Path, extra: &[&str], sql: &str) -> String {
+    let out = bin()
+        .args(["query", "--format", "csv", "--lake"])
+        .arg(lake)
+        .args(extra)
+        .arg(format!("EXPLAIN {sql}"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn tenants() -> Vec<String> {
+    query(
+        sample_lake(),
+        &[],
+        "SELECT DISTINCT tenant_id FROM events ORDER BY tenant_id",
+    )
+    .iter()
+    .map(|r| s(&r["tenant_id"]).unwrap())
+    .collect()
+}
+
+#[test]
+fn filters_on_day_and_tenant_read_only_matching_partitions() {
+    let t = &tenants()[0];
+    let plan = explain(sample_lake(), &[], &format!("SELECT action, count(*) FROM events WHERE tenant_id = '{t}' AND day = DATE '2025-03-03' GROUP BY action"));
+    let files: Vec<&str> = plan
+        .split(|c| c == '[' || c == ']' || c == ',' || c == ' ')
+        .filter(|w| w.contains(".parquet"))
+        .collect();
+    assert!(!files.is_empty(), "{plan}");
+    assert!(
+        files
+            .iter()
+            .all(|f| f.contains(&format!("tenant_id={t}/day=2025-03-03/"))),
+        "{files:?}"
+    );
+    // Through a view that keeps tenant_id: only that tenant's files.
+    let plan = explain(sample_lake(), &[], &format!("SELECT * FROM daily_activity WHERE tenant_id = '{t}' AND day BETWEEN DATE '2025-03-01' AND DATE '2025-03-31'"));
+    let files: Vec<&str> = plan
+        .split(|c| c == '[' || c == ']' || c == ',' || c == ' ')
+        .filter(|w| w.contains(".parquet"))
+        .collect();
+    assert!(
+        !files.is_empty()
+            && files
+                .iter()
+                .all(|f| f.contains(&format!("tenant_id={t}/day=2025-03-"))),
+        "{files:?}"
+    );
+}
+
+#[test]
+fn a_tenant_scoped_session_sees_only_that_tenant() {
+    let ts = tenants();
+    assert_eq!(ts.len(), 3);
+    let t = &ts[1];
+    for view in [
+        "events",
+        "failed_logins",
+        "login_bursts",
+        "key_first_use",
+        "key_lifecycle",
+        "actions_by_role",
+        "new_client_ips",
+        "off_hours_activity",
+        "privileged_actions",
+        "daily_activity",
+    ] {
+        let all = query(
+            sample_lake(),
+            &[],
+            &format!("SELECT count(*) AS n FROM {view} WHERE tenant_id = '{t}'"),
+        );
+        let scoped = query(
+            sample_lake(),
+            &["--tenant", t],
+            &format!("SELECT DISTINCT tenant_id FROM {view}"),
+        );
+        assert!(
+            scoped.iter().all(|r| r["tenant_id"] == t.as_str()),
+            "{view}: {scoped:?}"
+        );
+        let n_scoped = query(
+            sample_lake(),
+            &["--tenant", t],
+            &format!("SELECT count(*) AS n FROM {view}"),
+        );
+        assert_eq!(all[0]["n"], n_scoped[0]["n"], "{view}");
+    }
+    // Other tenants' files are not registered at all.
+    let plan = explain(sample_lake(), &["--tenant", t], "SELECT * FROM events");
+    assert!(
+        plan.contains(&format!("tenant_id={t}/"))
+            && !ts
+                .iter()
+                .filter(|o| *o != t)
+                .any(|o| plan.contains(o.as_str()))
+    );
+}
+
+#[test]
+fn a_tenant_scoped_session_refuses_ddl_and_copy() {
+    let t = &tenants()[0];
+    let events = sample_lake().join("events");
+    for sql in [
+        format!(
+            "CREATE EXTERNAL TABLE other STORED AS PARQUET LOCATION '{}'",
+            events.display()
+        ),
+        format!(
+            "COPY (SELECT * FROM events) TO '{}/x.parquet'",
+            sample_lake().display()
+        ),
+        "CREATE VIEW v AS SELECT 1".to_string(),
+    ] {
+        let out = bin()
+            .args(["query", "--tenant", t, "--lake"])
+            .arg(sample_lake())
+            .arg(&sql)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{sql}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("scoped to one tenant"), "{err}");
+    }
+    assert!(!sample_lake().join("x.parquet").exists());
+}
+
+fn snapshot(name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/snapshots")
+        .join(name);
+    if std::env::var_os("AUDITLAKE_UPDATE_SNAPSHOTS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|_| panic!("no snapshot {name}: run with AUDITLAKE_UPDATE_SNAPSHOTS=1"));
+    assert_eq!(actual, expected, "snapshot {name}");
+}
+
+const SNAP_SQL: &str = "SELECT tenant_id, day, events, failures, keys_used FROM daily_activity ORDER BY tenant_id, day LIMIT 4; \
+                        SELECT client_ip, failures, first_failure FROM failed_logins ORDER BY failures DESC, client_ip LIMIT 3";
+
+#[test]
+fn query_output_in_every_format_matches_its_snapshot() {
+    for format in ["table", "csv", "json", "ndjson"] {
+        let out = bin()
+            .args(["query", "--format", format, "--lake"])
+            .arg(sample_lake())
+            .arg(SNAP_SQL)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        snapshot(
+            &format!("query.{format}"),
+            &String::from_utf8(out.stdout).unwrap(),
+        );
+    }
+    // Parquet goes to a file; read it back.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("out.parquet");
+    let out = bin()
+        .args(["query", "--format", "parquet", "-o"])
+        .arg(&file)
+        .arg("--lake")
+        .arg(sample_lake())
+        .arg("SELECT * FROM failed_logins")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: usize = auditlake::lake::writer::read_file(&file, None)
+        .unwrap()
+        .iter()
+        .map(|b| b.num_rows())
+        .sum();
+    assert_eq!(
+        rows,
+        query(sample_lake(), &[], "SELECT * FROM failed_logins").len()
+    );
+    // SQL from a file and from stdin give the same as the argument.
+    let sql_file = dir.path().join("q.sql");
+    std::fs::write(&sql_file, SNAP_SQL).unwrap();
+    let from_file = bin()
+        .args(["query", "--format", "csv", "-f"])
+        .arg(&sql_file)
+        .arg("--lake")
+        .arg(sample_lake())
+        .output()
+        .unwrap();
+    let mut child = bin()
+        .args(["query", "--format", "csv", "--lake"])
+        .arg(sample_lake())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(SNAP_SQL.as_bytes())
+        .unwrap();
+    let from_stdin = child.wait_with_output().unwrap();
+    snapshot("query.csv", &String::from_utf8(from_file.stdout).unwrap());
+    snapshot("query.csv", &String::from_utf8(from_stdin.stdout).unwrap());
+}
+
+#[test]
+fn broken_sql_is_one_line_on_stderr_and_exit_2() {
+    for sql in [
+        "SELEC * FROM events",
+        "SELECT nope FROM events",
+        "SELECT * FROM no_such_view",
+    ] {
+        let out = bin()
+            .args(["query", "--lake"])
+            .arg(sample_lake())
+            .arg(sql)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{sql}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.starts_with("auditlake: "), "{err}");
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[test]
+fn user_views_from_sql_dir_join_the_built_in_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("busy_days.sql"), "-- busy_days: days with more than 20 events\nCREATE VIEW busy_days AS SELECT * FROM daily_activity WHERE events > 20;\n").unwrap();
+    let rows = query(
+        sample_lake(),
+        &["--sql-dir", dir.path().to_str().unwrap()],
+        "SELECT count(*) AS n FROM busy_days",
+    );
+    let want = query(
+        sample_lake(),
+        &[],
+        "SELECT count(*) AS n FROM daily_activity WHERE events > 20",
+    );
+    assert_eq!(rows, want);
+}
+
+#[test]
+fn the_repl_runs_statements_and_commands_and_survives_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = "SELECT count(*) AS n\n  FROM failed_logins;\n\\views\nSELECT nope FROM events;\n\\d login_bursts\n\\format csv\nSELECT 41 + 1 AS answer;\n\\q\nSELECT 'not reached';\n";
+    let mut child = bin()
+        .args(["repl", "--lake"])
+        .arg(sample_lake())
+        .env("AUDITLAKE_HISTORY", dir.path().join("history"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let n = query(
+        sample_lake(),
+        &[],
+        "SELECT count(*) AS n FROM failed_logins",
+    )[0]["n"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        stdout.contains(&format!("| {n} ")),
+        "multi-line statement ran: {stdout}"
+    );
+    assert!(
+        stdout.contains("1 row in "),
+        "row count and time under results: {stdout}"
+    );
+    assert!(
+        stdout.contains("login_bursts") && stdout.contains("10-minute window"),
+        "\\views lists purposes: {stdout}"
+    );
+    assert!(
+        stdout.contains("window_start"),
+        "\\d NAME shows columns: {stdout}"
+    );
+    assert!(stderr.contains("nope"), "the error is shown: {stderr}");
+    assert!(
+        stdout.contains("answer\n42\n"),
+        "csv after \\format, after the error: {stdout}"
+    );
+    assert!(!stdout.contains("not reached"), "\\q quits");
+}
