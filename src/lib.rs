@@ -11,6 +11,7 @@ pub mod generate;
 pub mod ingest;
 pub mod lake;
 pub mod query;
+pub mod report;
 pub mod status;
 pub mod testhook;
 

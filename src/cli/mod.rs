@@ -10,6 +10,8 @@ use crate::convert::{convert, ConvertOptions, Summary};
 use crate::generate::{generate, ExportFormat, GenerateOptions};
 use crate::query::print::{write_batches, write_parquet, Format};
 use crate::query::{build_session, SessionOptions};
+use crate::report::render::{self, ReportFormat};
+use crate::report::ReportOptions;
 use crate::status::{human_bytes, render, status};
 use crate::Result;
 
@@ -103,6 +105,36 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Run the compliance report pack (all reports when none is named) over a period.
+    ///
+    /// Every report opens with the coverage of the period: which days have data and which
+    /// have none. Reports: failed_auth, brute_force, key_first_use, key_lifecycle,
+    /// privileged, new_client_ips, off_hours, daily_summary. Example (last month, for cron):
+    ///   auditlake report --lake ./lake --from 2025-06-01 --to 2025-06-30 --format html --out june.html --fail-on-findings
+    Report {
+        /// Reports to run (default: all).
+        #[arg(value_name = "NAME")]
+        names: Vec<String>,
+        #[command(flatten)]
+        lake: LakeArg,
+        /// Only this tenant (other tenants' files are not read).
+        #[arg(long, value_name = "TENANT")]
+        tenant: Option<String>,
+        /// First day of the period, UTC, inclusive (default: the lake's first day).
+        #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_day_arg)]
+        from: Option<i32>,
+        /// Last day of the period, UTC, inclusive (default: the lake's last day).
+        #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_day_arg)]
+        to: Option<i32>,
+        #[arg(long, value_enum, default_value_t = ReportFormat::Md)]
+        format: ReportFormat,
+        /// Write to this file (csv: this directory) instead of stdout.
+        #[arg(long, value_name = "PATH")]
+        out: Option<PathBuf>,
+        /// Exit with 1 when any report has findings (for schedulers).
+        #[arg(long)]
+        fail_on_findings: bool,
+    },
     /// Write realistic synthetic exports (for trying auditlake out, tests and benchmarks).
     Generate {
         /// Directory to write the exports into.
@@ -151,6 +183,21 @@ impl SessionArgs {
             sql_dir: self.sql_dir.clone(),
         }
     }
+}
+
+fn parse_day_arg(s: &str) -> std::result::Result<i32, String> {
+    crate::ingest::time::parse_day(s).ok_or_else(|| format!("{s:?} is not a date (YYYY-MM-DD)"))
+}
+
+/// Writes a file atomically: a hidden temporary next to it, then a rename.
+fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    std::fs::write(&tmp, bytes).map_err(|e| crate::Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| crate::Error::io(path, e))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -262,6 +309,69 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 }
             }
             Ok(ExitCode::from(EXIT_OK))
+        }
+        Command::Report {
+            names,
+            lake,
+            tenant,
+            from,
+            to,
+            format,
+            out,
+            fail_on_findings,
+        } => {
+            let opts = ReportOptions {
+                lake: lake.lake,
+                tenant,
+                from,
+                to,
+                names,
+            };
+            let pack = runtime()?.block_on(crate::report::run(&opts))?;
+            match (format, &out) {
+                (ReportFormat::Csv, None) => {
+                    return Err(crate::Error::Usage(
+                        "--format csv writes one file per report: give --out DIR".into(),
+                    ))
+                }
+                (ReportFormat::Csv, Some(dir)) => {
+                    std::fs::create_dir_all(dir).map_err(|e| crate::Error::io(dir, e))?;
+                    for (name, text) in render::csv_files(&pack)? {
+                        write_atomic(&dir.join(name), text.as_bytes())?;
+                    }
+                }
+                (f, out) => {
+                    let text = match f {
+                        ReportFormat::Md => render::markdown(&pack)?,
+                        ReportFormat::Html => render::html(&pack)?,
+                        _ => render::json(&pack)?,
+                    };
+                    match out {
+                        Some(path) => write_atomic(path, text.as_bytes())?,
+                        None => {
+                            use std::io::Write;
+                            std::io::stdout()
+                                .lock()
+                                .write_all(text.as_bytes())
+                                .map_err(|e| {
+                                    crate::Error::io(std::path::Path::new("<stdout>"), e)
+                                })?;
+                        }
+                    }
+                }
+            }
+            let findings = pack.findings();
+            if out.is_some() {
+                eprintln!(
+                    "auditlake: {} reports, {findings} findings",
+                    pack.reports.len()
+                );
+            }
+            Ok(ExitCode::from(if fail_on_findings && findings > 0 {
+                EXIT_FINDINGS
+            } else {
+                EXIT_OK
+            }))
         }
         Command::Repl { session, format } => {
             let rt = runtime()?;

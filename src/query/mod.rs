@@ -205,6 +205,16 @@ pub async fn build_session(opts: &SessionOptions) -> Result<Session> {
         cols[1..].join(", ")
     );
     ctx.sql(&events_sql).await?;
+    // What came before the period (for reports that ask what is new); empty without a period.
+    let before = match opts.period {
+        Some((a, _)) => format!(" WHERE day < DATE '{}'", format_day(a)),
+        None => " WHERE false".to_string(),
+    };
+    let before_sql = format!(
+        "CREATE VIEW events_before_period AS SELECT time, {tenant_expr}, day, {} FROM {LAKE_TABLE}{before}",
+        cols[1..].join(", ")
+    );
+    ctx.sql(&before_sql).await?;
 
     let mut views = vec![Described {
         name: "events".into(),

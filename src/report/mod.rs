@@ -1,0 +1,343 @@
+//! The compliance report pack: named reports over a period, with the
+//! coverage of that period first, rendered for people or machines.
+//!
+//! Each report is a `.sql` file under `sql/reports/` (embedded) whose header
+//! gives its title, the question it answers and the rule for a *finding* — a
+//! SQL boolean over the report's own columns. The period is applied to
+//! `events` before any view sees a row, so only its partitions are read.
+
+pub mod render;
+pub mod svg;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::common::DFSchema;
+
+use crate::ingest::time::format_day;
+use crate::lake::{ledger, list_partitions};
+use crate::query::{build_session, SessionOptions};
+use crate::status::gaps;
+use crate::{Error, Result};
+
+/// The built-in reports, in the order they are printed.
+pub const BUILTIN_REPORTS: &[(&str, &str)] = &[
+    (
+        "failed_auth",
+        include_str!("../../sql/reports/failed_auth.sql"),
+    ),
+    (
+        "brute_force",
+        include_str!("../../sql/reports/brute_force.sql"),
+    ),
+    (
+        "key_first_use",
+        include_str!("../../sql/reports/key_first_use.sql"),
+    ),
+    (
+        "key_lifecycle",
+        include_str!("../../sql/reports/key_lifecycle.sql"),
+    ),
+    (
+        "privileged",
+        include_str!("../../sql/reports/privileged.sql"),
+    ),
+    (
+        "new_client_ips",
+        include_str!("../../sql/reports/new_client_ips.sql"),
+    ),
+    ("off_hours", include_str!("../../sql/reports/off_hours.sql")),
+    (
+        "daily_summary",
+        include_str!("../../sql/reports/daily_summary.sql"),
+    ),
+];
+
+/// A report as defined by its file.
+#[derive(Debug, Clone)]
+pub struct ReportDef {
+    pub name: String,
+    pub title: String,
+    pub question: String,
+    /// SQL boolean over the report's columns marking a row as a finding.
+    pub finding: String,
+    pub finding_rule: String,
+    pub sql: String,
+}
+
+impl ReportDef {
+    /// Reads the `-- key: value` header of a report file.
+    pub fn parse(name: &str, text: &str) -> Result<ReportDef> {
+        let mut head: BTreeMap<&str, String> = BTreeMap::new();
+        for line in text
+            .lines()
+            .take_while(|l| l.trim_start().starts_with("--"))
+        {
+            if let Some((k, v)) = line.trim_start().trim_start_matches('-').split_once(':') {
+                head.insert(k.trim(), v.trim().to_string());
+            }
+        }
+        let get = |k: &str| {
+            head.get(k)
+                .cloned()
+                .ok_or_else(|| Error::Usage(format!("report {name}: header has no `-- {k}:` line")))
+        };
+        Ok(ReportDef {
+            name: name.to_string(),
+            title: get("title")?,
+            question: get("question")?,
+            finding: get("finding")?,
+            finding_rule: get("finding_rule")?,
+            sql: text.to_string(),
+        })
+    }
+}
+
+/// All built-in reports.
+pub fn builtin() -> Vec<ReportDef> {
+    BUILTIN_REPORTS
+        .iter()
+        .map(|(n, t)| ReportDef::parse(n, t).expect("built-in report headers are valid"))
+        .collect()
+}
+
+/// What the period's evidence covers.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Coverage {
+    pub lake: String,
+    pub tenant: Option<String>,
+    pub from: String,
+    pub to: String,
+    pub days_in_period: u64,
+    /// Per tenant: days with data and the days of the period without any.
+    pub tenants: Vec<TenantCoverage>,
+    /// Converted sources whose time range touches the period.
+    pub sources: Vec<String>,
+    pub generated_at: String,
+    pub auditlake_version: String,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TenantCoverage {
+    pub tenant_id: String,
+    pub days_with_data: u64,
+    pub days_without_data: Vec<String>,
+}
+
+impl Coverage {
+    /// Whether any day of the period has no data for some tenant.
+    pub fn has_gaps(&self) -> bool {
+        self.tenants.is_empty() || self.tenants.iter().any(|t| !t.days_without_data.is_empty())
+    }
+}
+
+/// One report's result.
+pub struct ReportResult {
+    pub def: ReportDef,
+    pub batches: Vec<RecordBatch>,
+    /// Per row, in order: whether it is a finding.
+    pub finding_rows: Vec<bool>,
+}
+
+impl ReportResult {
+    pub fn rows(&self) -> usize {
+        self.finding_rows.len()
+    }
+    pub fn findings(&self) -> usize {
+        self.finding_rows.iter().filter(|f| **f).count()
+    }
+}
+
+/// The whole pack.
+pub struct ReportPack {
+    pub coverage: Coverage,
+    pub reports: Vec<ReportResult>,
+}
+
+impl ReportPack {
+    pub fn findings(&self) -> usize {
+        self.reports.iter().map(|r| r.findings()).sum()
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ReportOptions {
+    pub lake: PathBuf,
+    pub tenant: Option<String>,
+    /// Inclusive UTC days; default: the lake's first/last day with data.
+    pub from: Option<i32>,
+    pub to: Option<i32>,
+    /// Report names; empty: all.
+    pub names: Vec<String>,
+}
+
+/// Runs the reports over the period.
+pub async fn run(opts: &ReportOptions) -> Result<ReportPack> {
+    let all = builtin();
+    let defs: Vec<ReportDef> = if opts.names.is_empty() {
+        all
+    } else {
+        opts.names
+            .iter()
+            .map(|n| {
+                all.iter().find(|d| &d.name == n).cloned().ok_or_else(|| {
+                    Error::Usage(format!(
+                        "no report named {n:?}; reports: {}",
+                        all.iter()
+                            .map(|d| d.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                })
+            })
+            .collect::<Result<_>>()?
+    };
+    if !opts.lake.is_dir() {
+        return Err(Error::Usage(format!(
+            "{}: no lake here (convert exports into it first)",
+            opts.lake.display()
+        )));
+    }
+    let parts = list_partitions(&opts.lake, opts.tenant.as_deref())
+        .map_err(|e| Error::io(&opts.lake, e))?;
+    if opts.tenant.is_some() && parts.is_empty() {
+        return Err(Error::Usage(format!(
+            "tenant {:?} has no data in {}",
+            opts.tenant.as_deref().unwrap_or(""),
+            opts.lake.display()
+        )));
+    }
+    let first = parts.iter().map(|p| p.key.day).min();
+    let last = parts.iter().map(|p| p.key.day).max();
+    let (from, to) = match (opts.from.or(first), opts.to.or(last)) {
+        (Some(a), Some(b)) => (a, b),
+        _ => {
+            return Err(Error::Usage(
+                "the lake holds no events and no --from/--to was given".into(),
+            ))
+        }
+    };
+    if from > to {
+        return Err(Error::Usage(format!(
+            "--from {} is after --to {}",
+            format_day(from),
+            format_day(to)
+        )));
+    }
+    let coverage = coverage(opts, &parts, from, to)?;
+    let session = build_session(&SessionOptions {
+        lake: opts.lake.clone(),
+        tenant: opts.tenant.clone(),
+        period: Some((from, to)),
+        sql_dir: None,
+    })
+    .await?;
+    let mut reports = Vec::new();
+    for def in defs {
+        let batches = session
+            .ctx
+            .sql(&def.sql)
+            .await
+            .map_err(|e| Error::Usage(format!("report {}: {e}", def.name)))?
+            .collect()
+            .await?;
+        let finding_rows = evaluate_findings(&session.ctx, &def, &batches)?;
+        reports.push(ReportResult {
+            def,
+            batches,
+            finding_rows,
+        });
+    }
+    Ok(ReportPack { coverage, reports })
+}
+
+/// Evaluates the report's finding expression on each of its rows.
+fn evaluate_findings(
+    ctx: &datafusion::prelude::SessionContext,
+    def: &ReportDef,
+    batches: &[RecordBatch],
+) -> Result<Vec<bool>> {
+    let mut out = Vec::new();
+    for b in batches {
+        let schema = DFSchema::try_from(b.schema().as_ref().clone())?;
+        let expr = ctx.parse_sql_expr(&def.finding, &schema).map_err(|e| {
+            Error::Usage(format!(
+                "report {}: finding {:?}: {e}",
+                def.name, def.finding
+            ))
+        })?;
+        let phys = ctx.create_physical_expr(expr, &schema)?;
+        let values = phys.evaluate(b)?.into_array(b.num_rows())?;
+        let bools = values.as_boolean_opt().ok_or_else(|| {
+            Error::Usage(format!(
+                "report {}: finding {:?} is not a boolean",
+                def.name, def.finding
+            ))
+        })?;
+        out.extend((0..b.num_rows()).map(|i| bools.is_valid(i) && bools.value(i)));
+    }
+    Ok(out)
+}
+
+fn coverage(
+    opts: &ReportOptions,
+    parts: &[crate::lake::PartitionDir],
+    from: i32,
+    to: i32,
+) -> Result<Coverage> {
+    let mut by_tenant: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+    for p in parts {
+        by_tenant.entry(p.key.tenant.to_string()).or_default();
+        if p.key.day >= from
+            && p.key.day <= to
+            && !crate::lake::parquet_files(&p.path)
+                .map_err(|e| Error::io(&p.path, e))?
+                .is_empty()
+        {
+            by_tenant
+                .get_mut(p.key.tenant.as_ref())
+                .expect("inserted")
+                .push(p.key.day);
+        }
+    }
+    let tenants = by_tenant
+        .into_iter()
+        .map(|(tenant_id, mut days)| {
+            days.sort_unstable();
+            days.dedup();
+            // Bracket with the days just outside the period, so its edges count as gaps too.
+            let mut bracket = vec![from - 1];
+            bracket.extend(&days);
+            bracket.push(to + 1);
+            TenantCoverage {
+                tenant_id,
+                days_with_data: days.len() as u64,
+                days_without_data: gaps(&bracket),
+            }
+        })
+        .collect();
+    let period_start = format_day(from);
+    let period_end = format!("{}T23:59:59.999999Z", format_day(to));
+    let sources = ledger::load(&opts.lake)?
+        .into_iter()
+        .filter(|e| match (&e.time_min, &e.time_max) {
+            (Some(a), Some(b)) => {
+                a.as_str() <= period_end.as_str() && b.as_str() >= period_start.as_str()
+            }
+            _ => false,
+        })
+        .map(|e| e.name)
+        .collect();
+    Ok(Coverage {
+        lake: opts.lake.display().to_string(),
+        tenant: opts.tenant.clone(),
+        from: format_day(from),
+        to: format_day(to),
+        days_in_period: (to - from + 1) as u64,
+        tenants,
+        sources,
+        generated_at: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        auditlake_version: env!("CARGO_PKG_VERSION").to_string(),
+    })
+}

@@ -1,0 +1,419 @@
+//! Renders a [`ReportPack`] as Markdown, self-contained HTML, CSV files or one JSON document.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use arrow::array::Array;
+use arrow::compute::concat_batches;
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+
+use super::svg::{bars, hbars, Series};
+use super::{Coverage, ReportPack, ReportResult};
+use crate::Result;
+
+/// Rows shown per report in Markdown and HTML (CSV and JSON have them all).
+pub const MAX_ROWS_SHOWN: usize = 500;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    Md,
+    Html,
+    Csv,
+    Json,
+}
+
+/// A report's rows as text cells (nulls empty), with its column names.
+pub struct Table {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<Option<String>>>,
+}
+
+pub fn table(r: &ReportResult) -> Result<Table> {
+    let Some(first) = r.batches.first() else {
+        return Ok(Table {
+            columns: vec![],
+            rows: vec![],
+        });
+    };
+    let schema = first.schema();
+    let all = concat_batches(&schema, &r.batches)?;
+    let opts = FormatOptions::default();
+    let fmts: Vec<ArrayFormatter> = all
+        .columns()
+        .iter()
+        .map(|c| ArrayFormatter::try_new(c.as_ref(), &opts))
+        .collect::<Result<_, _>>()?;
+    let rows = (0..all.num_rows())
+        .map(|i| {
+            all.columns()
+                .iter()
+                .zip(&fmts)
+                .map(|(c, f)| c.is_valid(i).then(|| f.value(i).to_string()))
+                .collect()
+        })
+        .collect();
+    Ok(Table {
+        columns: schema.fields().iter().map(|f| f.name().clone()).collect(),
+        rows,
+    })
+}
+
+fn coverage_lines(c: &Coverage) -> Vec<String> {
+    let mut v = vec![
+        format!("Lake: {}", c.lake),
+        format!("Tenant: {}", c.tenant.as_deref().unwrap_or("all tenants")),
+        format!(
+            "Period: {} to {} (UTC, {} days)",
+            c.from, c.to, c.days_in_period
+        ),
+        format!(
+            "Generated: {} by auditlake {}",
+            c.generated_at, c.auditlake_version
+        ),
+    ];
+    if c.tenants.is_empty() {
+        v.push("Coverage: NO DATA in the period".into());
+    }
+    for t in &c.tenants {
+        if t.days_without_data.is_empty() {
+            v.push(format!(
+                "Coverage of {}: data on all {} days",
+                t.tenant_id, t.days_with_data
+            ));
+        } else {
+            v.push(format!(
+                "Coverage of {}: data on {} of {} days; GAPS (no data): {}",
+                t.tenant_id,
+                t.days_with_data,
+                c.days_in_period,
+                t.days_without_data.join(", ")
+            ));
+        }
+    }
+    v.push(format!(
+        "Sources: {} converted exports touch the period",
+        c.sources.len()
+    ));
+    v
+}
+
+pub fn markdown(pack: &ReportPack) -> Result<String> {
+    let mut s = String::from("# auditlake compliance report\n\n");
+    for l in coverage_lines(&pack.coverage) {
+        let _ = writeln!(s, "- {l}");
+    }
+    s.push_str(
+        "\n## Summary\n\n| report | rows | findings | finding rule |\n|---|---:|---:|---|\n",
+    );
+    for r in &pack.reports {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} |",
+            md_cell(&r.def.title),
+            r.rows(),
+            r.findings(),
+            md_cell(&r.def.finding_rule)
+        );
+    }
+    for r in &pack.reports {
+        let t = table(r)?;
+        let _ = write!(
+            s,
+            "\n## {}\n\n{}\n\nFindings: **{}** ({}) in {} rows.\n\n",
+            r.def.title,
+            r.def.question,
+            r.findings(),
+            r.def.finding_rule,
+            r.rows()
+        );
+        if t.rows.is_empty() {
+            s.push_str("_No rows._\n");
+            continue;
+        }
+        let _ = writeln!(
+            s,
+            "| finding | {} |",
+            t.columns
+                .iter()
+                .map(|c| md_cell(c))
+                .collect::<Vec<_>>()
+                .join(" | ")
+        );
+        let _ = writeln!(s, "|---|{}", "---|".repeat(t.columns.len()));
+        for (i, row) in t.rows.iter().take(MAX_ROWS_SHOWN).enumerate() {
+            let cells: Vec<String> = row
+                .iter()
+                .map(|c| md_cell(c.as_deref().unwrap_or("")))
+                .collect();
+            let _ = writeln!(
+                s,
+                "| {} | {} |",
+                if r.finding_rows[i] { "⚠" } else { "" },
+                cells.join(" | ")
+            );
+        }
+        if t.rows.len() > MAX_ROWS_SHOWN {
+            let _ = writeln!(
+                s,
+                "\n_First {MAX_ROWS_SHOWN} of {} rows; `--format csv` or `json` has them all._",
+                t.rows.len()
+            );
+        }
+    }
+    Ok(s)
+}
+
+fn md_cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+pub fn escape_html(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+const CSS: &str = "body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}\
+h1{font-size:1.6em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ccc}\
+table{border-collapse:collapse;margin:.5em 0;font-size:12px}td,th{border:1px solid #ddd;padding:2px 6px;text-align:left}\
+th{background:#f3f3f3}tr.f td{background:#fff3f0}.gap{color:#b00;font-weight:bold}.ct{font:bold 13px sans-serif}\
+.ax{font:11px sans-serif;fill:#555}.meta li{margin:.1em 0}.n{text-align:right}";
+
+pub fn html(pack: &ReportPack) -> Result<String> {
+    let mut s = String::from("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>auditlake compliance report</title><style>");
+    s.push_str(CSS);
+    s.push_str("</style></head><body><h1>auditlake compliance report</h1><ul class=\"meta\">");
+    for l in coverage_lines(&pack.coverage) {
+        let class = if l.contains("GAPS") || l.contains("NO DATA") {
+            " class=\"gap\""
+        } else {
+            ""
+        };
+        let _ = write!(s, "<li{class}>{}</li>", escape_html(&l));
+    }
+    s.push_str("</ul>");
+    s.push_str(&charts(pack)?);
+    s.push_str("<h2>Summary</h2><table><tr><th>report</th><th>rows</th><th>findings</th><th>finding rule</th></tr>");
+    for r in &pack.reports {
+        let _ = write!(
+            s,
+            "<tr><td><a href=\"#{}\">{}</a></td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+            r.def.name,
+            escape_html(&r.def.title),
+            r.rows(),
+            r.findings(),
+            escape_html(&r.def.finding_rule)
+        );
+    }
+    s.push_str("</table>");
+    for r in &pack.reports {
+        let t = table(r)?;
+        let _ = write!(
+            s,
+            "<h2 id=\"{}\">{}</h2><p>{}</p><p>Findings: <b>{}</b> ({}) in {} rows.</p>",
+            r.def.name,
+            escape_html(&r.def.title),
+            escape_html(&r.def.question),
+            r.findings(),
+            escape_html(&r.def.finding_rule),
+            r.rows()
+        );
+        if t.rows.is_empty() {
+            s.push_str("<p><i>No rows.</i></p>");
+            continue;
+        }
+        s.push_str("<table><tr>");
+        for c in &t.columns {
+            let _ = write!(s, "<th>{}</th>", escape_html(c));
+        }
+        s.push_str("</tr>");
+        for (i, row) in t.rows.iter().take(MAX_ROWS_SHOWN).enumerate() {
+            s.push_str(if r.finding_rows[i] {
+                "<tr class=\"f\">"
+            } else {
+                "<tr>"
+            });
+            for c in row {
+                let _ = write!(s, "<td>{}</td>", escape_html(c.as_deref().unwrap_or("")));
+            }
+            s.push_str("</tr>");
+        }
+        s.push_str("</table>");
+        if t.rows.len() > MAX_ROWS_SHOWN {
+            let _ = write!(s, "<p><i>First {MAX_ROWS_SHOWN} of {} rows; --format csv or json has them all.</i></p>", t.rows.len());
+        }
+    }
+    s.push_str("</body></html>\n");
+    Ok(s)
+}
+
+/// The charts people would rather look at than read, from the reports that feed them.
+fn charts(pack: &ReportPack) -> Result<String> {
+    let mut out = String::new();
+    let find = |name: &str| pack.reports.iter().find(|r| r.def.name == name);
+    let idx = |t: &Table, c: &str| t.columns.iter().position(|x| x == c);
+    if let Some(r) = find("daily_summary") {
+        let t = table(r)?;
+        if let (Some(d), Some(e), Some(f)) =
+            (idx(&t, "day"), idx(&t, "events"), idx(&t, "failures"))
+        {
+            let mut per_day: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+            for row in &t.rows {
+                let v = per_day
+                    .entry(row[d].clone().unwrap_or_default())
+                    .or_default();
+                v.0 += num(&row[e]);
+                v.1 += num(&row[f]);
+            }
+            let labels: Vec<String> = per_day.keys().cloned().collect();
+            out.push_str(&bars(
+                "Events and failures per day",
+                &labels,
+                &[
+                    Series {
+                        name: "events",
+                        color: "#8aa6c1",
+                        values: per_day.values().map(|v| v.0).collect(),
+                    },
+                    Series {
+                        name: "failures",
+                        color: "#d9534f",
+                        values: per_day.values().map(|v| v.1).collect(),
+                    },
+                ],
+            ));
+        }
+    }
+    if let Some(r) = find("failed_auth") {
+        let t = table(r)?;
+        if let (Some(ip), Some(f)) = (idx(&t, "client_ip"), idx(&t, "failures")) {
+            let mut items: Vec<(String, f64)> = t
+                .rows
+                .iter()
+                .map(|row| {
+                    (
+                        row[ip].clone().unwrap_or_else(|| "(none)".into()),
+                        num(&row[f]),
+                    )
+                })
+                .collect();
+            items.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            items.truncate(10);
+            if !items.is_empty() {
+                out.push_str(&hbars(
+                    "Top failing client IPs (failed logins)",
+                    &items,
+                    "#d9534f",
+                ));
+            }
+        }
+    }
+    if let Some(r) = find("key_first_use") {
+        let t = table(r)?;
+        if let Some(fu) = idx(&t, "first_use") {
+            let mut per_day: BTreeMap<String, f64> = BTreeMap::new();
+            for row in &t.rows {
+                let day: String = row[fu]
+                    .clone()
+                    .unwrap_or_default()
+                    .chars()
+                    .take(10)
+                    .collect();
+                *per_day.entry(day).or_default() += 1.0;
+            }
+            if !per_day.is_empty() {
+                let labels: Vec<String> = per_day.keys().cloned().collect();
+                out.push_str(&bars(
+                    "Key first uses per day",
+                    &labels,
+                    &[Series {
+                        name: "keys first used",
+                        color: "#5b8c5a",
+                        values: per_day.values().copied().collect(),
+                    }],
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn num(c: &Option<String>) -> f64 {
+    c.as_deref().and_then(|s| s.parse().ok()).unwrap_or(0.0)
+}
+
+/// One JSON document: coverage, then each report with its rows and findings.
+pub fn json(pack: &ReportPack) -> Result<String> {
+    let mut reports = Vec::new();
+    for r in &pack.reports {
+        let t = table(r)?;
+        let rows: Vec<serde_json::Value> = t
+            .rows
+            .iter()
+            .zip(&r.finding_rows)
+            .map(|(row, f)| {
+                let mut m = serde_json::Map::new();
+                for (c, v) in t.columns.iter().zip(row) {
+                    m.insert(
+                        c.clone(),
+                        v.clone()
+                            .map_or(serde_json::Value::Null, serde_json::Value::String),
+                    );
+                }
+                m.insert("finding".into(), serde_json::Value::Bool(*f));
+                serde_json::Value::Object(m)
+            })
+            .collect();
+        reports.push(serde_json::json!({
+            "name": r.def.name, "title": r.def.title, "question": r.def.question,
+            "finding_rule": r.def.finding_rule, "rows": r.rows(), "findings": r.findings(), "data": rows,
+        }));
+    }
+    let doc = serde_json::json!({ "coverage": pack.coverage, "findings": pack.findings(), "reports": reports });
+    Ok(serde_json::to_string_pretty(&doc)? + "\n")
+}
+
+/// One CSV file per report (name → contents), plus `coverage.csv`.
+pub fn csv_files(pack: &ReportPack) -> Result<Vec<(String, String)>> {
+    let mut files = Vec::new();
+    let mut cov = String::from("item,value\n");
+    for l in coverage_lines(&pack.coverage) {
+        let (k, v) = l.split_once(": ").unwrap_or((&l, ""));
+        let _ = writeln!(cov, "{},{}", csv_cell(k), csv_cell(v));
+    }
+    files.push(("coverage.csv".to_string(), cov));
+    for r in &pack.reports {
+        let t = table(r)?;
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "finding,{}",
+            t.columns
+                .iter()
+                .map(|c| csv_cell(c))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        for (row, f) in t.rows.iter().zip(&r.finding_rows) {
+            let _ = writeln!(
+                s,
+                "{f},{}",
+                row.iter()
+                    .map(|c| csv_cell(c.as_deref().unwrap_or("")))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            );
+        }
+        files.push((format!("{}.csv", r.def.name), s));
+    }
+    Ok(files)
+}
+
+fn csv_cell(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
