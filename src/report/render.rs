@@ -251,6 +251,19 @@ pub fn html(pack: &ReportPack) -> Result<String> {
 /// The charts people would rather look at than read, from the reports that feed them.
 fn charts(pack: &ReportPack) -> Result<String> {
     let mut out = String::new();
+    // Every day of the period, so that quiet days show as quiet.
+    let all_days: Vec<String> = match (
+        crate::ingest::time::parse_day(&pack.coverage.from),
+        crate::ingest::time::parse_day(&pack.coverage.to),
+    ) {
+        (Some(a), Some(b)) => (a..=b).map(crate::ingest::time::format_day).collect(),
+        _ => vec![],
+    };
+    let zeroes = |m: &mut BTreeMap<String, (f64, f64)>| {
+        for d in &all_days {
+            m.entry(d.clone()).or_default();
+        }
+    };
     let find = |name: &str| pack.reports.iter().find(|r| r.def.name == name);
     let idx = |t: &Table, c: &str| t.columns.iter().position(|x| x == c);
     if let Some(r) = find("daily_summary") {

@@ -4,4 +4,5 @@ mod common;
 mod convert;
 mod exactly_once;
 mod query;
+mod report;
 mod status;
