@@ -272,6 +272,7 @@ fn charts(pack: &ReportPack) -> Result<String> {
             (idx(&t, "day"), idx(&t, "events"), idx(&t, "failures"))
         {
             let mut per_day: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+            zeroes(&mut per_day);
             for row in &t.rows {
                 let v = per_day
                     .entry(row[d].clone().unwrap_or_default())
@@ -325,7 +326,9 @@ fn charts(pack: &ReportPack) -> Result<String> {
     if let Some(r) = find("key_first_use") {
         let t = table(r)?;
         if let Some(fu) = idx(&t, "first_use") {
-            let mut per_day: BTreeMap<String, f64> = BTreeMap::new();
+            let mut per_day: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+            let any = !t.rows.is_empty();
+            zeroes(&mut per_day);
             for row in &t.rows {
                 let day: String = row[fu]
                     .clone()
@@ -333,9 +336,9 @@ fn charts(pack: &ReportPack) -> Result<String> {
                     .chars()
                     .take(10)
                     .collect();
-                *per_day.entry(day).or_default() += 1.0;
+                per_day.entry(day).or_default().0 += 1.0;
             }
-            if !per_day.is_empty() {
+            if any {
                 let labels: Vec<String> = per_day.keys().cloned().collect();
                 out.push_str(&bars(
                     "Key first uses per day",
@@ -343,7 +346,7 @@ fn charts(pack: &ReportPack) -> Result<String> {
                     &[Series {
                         name: "keys first used",
                         color: "#5b8c5a",
-                        values: per_day.values().copied().collect(),
+                        values: per_day.values().map(|v| v.0).collect(),
                     }],
                 ));
             }
