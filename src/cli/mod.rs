@@ -135,6 +135,14 @@ pub enum Command {
         #[arg(long)]
         fail_on_findings: bool,
     },
+    /// Inflate every member of the inputs and nothing else, on all cores (the benchmarks' floor).
+    #[command(hide = true)]
+    Inflate {
+        #[arg(required = true, value_name = "INPUT")]
+        inputs: Vec<PathBuf>,
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+    },
     /// Write realistic synthetic exports (for trying auditlake out, tests and benchmarks).
     Generate {
         /// Directory to write the exports into.
@@ -372,6 +380,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
             } else {
                 EXIT_OK
             }))
+        }
+        Command::Inflate { inputs, threads } => {
+            let (bytes_in, bytes_out, seconds) = crate::ingest::inflate_only(&inputs, threads)?;
+            println!(
+                "{}",
+                serde_json::json!({ "bytes_in": bytes_in, "bytes_out": bytes_out, "seconds": seconds })
+            );
+            Ok(ExitCode::from(EXIT_OK))
         }
         Command::Repl { session, format } => {
             let rt = runtime()?;

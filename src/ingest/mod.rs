@@ -245,3 +245,51 @@ impl Read for FailingReader {
             .unwrap_or_else(|| std::io::Error::other("member unreadable")))
     }
 }
+
+/// Reads and inflates every member of the inputs on `threads` threads (0: all cores), discarding
+/// the bytes: the floor any conversion stands on. Returns (bytes in, bytes out, seconds).
+pub fn inflate_only(inputs: &[PathBuf], threads: usize) -> Result<(u64, u64, f64), Error> {
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let sources = list_sources(inputs)?;
+    let threads = if threads == 0 {
+        std::thread::available_parallelism().map_or(2, |n| n.get())
+    } else {
+        threads
+    };
+    let started = std::time::Instant::now();
+    let next = AtomicUsize::new(0);
+    let bytes_in = Arc::new(AtomicU64::new(0));
+    let bytes_out = AtomicU64::new(0);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| -> Result<(), Error> {
+                    let mut buf = vec![0u8; 1 << 20];
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(src) = sources.get(i) else {
+                            return Ok(());
+                        };
+                        for_each_member(&src.path, bytes_in.clone(), |_, r| {
+                            while let Ok(n) = r.read(&mut buf) {
+                                if n == 0 {
+                                    break;
+                                }
+                                bytes_out.fetch_add(n as u64, Ordering::Relaxed);
+                            }
+                        })?;
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .try_for_each(|h| h.join().expect("inflate thread"))
+    })?;
+    Ok((
+        bytes_in.load(Ordering::Relaxed),
+        bytes_out.load(Ordering::Relaxed),
+        started.elapsed().as_secs_f64(),
+    ))
+}
