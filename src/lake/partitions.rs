@@ -174,10 +174,25 @@ impl PartitionBuffer {
             .as_string::<i32>()
             .clone();
         let mut fates = Vec::with_capacity(n);
+        // The tenant's hashes are taken out of the map for the slice: one lookup, not one per row.
+        let mut seen = self.seen.remove(&key.tenant).expect("tenant loaded");
+        let mut has_index = self.bufs[&key].index.is_some();
         for (r, &h) in hashes.iter().enumerate() {
-            let days = self.seen.get(&key.tenant).expect("tenant loaded").days(h);
+            if !seen.day.contains_key(&h) {
+                // The common case: a trace_id never seen.
+                seen.add(h, key.day);
+                if has_index {
+                    let buf = self.bufs.get_mut(&key).expect("buffer exists");
+                    buf.index
+                        .as_mut()
+                        .expect("index")
+                        .insert(traces.value(r).into(), RowRef::Buf(bi as u32, r as u32));
+                }
+                fates.push(Fate::New);
+                continue;
+            }
             let mut fate = Fate::New;
-            for d in days {
+            for d in seen.days(h) {
                 let other = PartKey {
                     tenant: key.tenant.clone(),
                     day: d,
@@ -191,12 +206,11 @@ impl PartitionBuffer {
                     break;
                 }
             }
+            has_index = self.bufs[&key].index.is_some();
             let buf = self.bufs.get_mut(&key).expect("buffer exists");
             if fate == Fate::New {
-                self.seen
-                    .get_mut(&key.tenant)
-                    .expect("tenant loaded")
-                    .add(h, key.day);
+                // Same hash, another trace_id.
+                seen.add(h, key.day);
                 if let Some(index) = buf.index.as_mut() {
                     index.insert(traces.value(r).into(), RowRef::Buf(bi as u32, r as u32));
                 }
@@ -205,6 +219,7 @@ impl PartitionBuffer {
             }
             fates.push(fate);
         }
+        self.seen.insert(key.tenant.clone(), seen);
         if self.buffered > self.budget {
             self.shrink()?;
         }
