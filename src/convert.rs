@@ -139,11 +139,17 @@ pub fn convert(opts: &ConvertOptions) -> Result<Summary> {
             let sources = sources.clone();
             let lake = lake.clone();
             let counter = counter.clone();
-            s.spawn(move || read_sources(&sources, &lake, counter, work_tx));
+            std::thread::Builder::new()
+                .name("reader".into())
+                .spawn_scoped(s, move || read_sources(&sources, &lake, counter, work_tx))
+                .expect("spawn the reader thread");
         }
-        for _ in 0..threads {
+        for i in 0..threads {
             let (rx, tx) = (work_rx.clone(), done_tx.clone());
-            s.spawn(move || decode_worker(rx, tx));
+            std::thread::Builder::new()
+                .name(format!("decoder-{i}"))
+                .spawn_scoped(s, move || decode_worker(rx, tx))
+                .expect("spawn a decoder thread");
         }
         drop(work_rx);
         drop(done_tx);

@@ -15,6 +15,8 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
+
 use arrow::array::{
     Array, AsArray, BooleanArray, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
@@ -123,6 +125,42 @@ pub struct PartitionBuffer {
     file_seq: u64,
     seen: HashMap<Arc<str>, TenantSeen>,
     published: Vec<Published>,
+    /// Encoder threads: sorting, Parquet encoding and publishing run there, off this thread.
+    jobs: Option<Sender<Job>>,
+    done: Receiver<Done>,
+    encoders: Vec<std::thread::JoinHandle<()>>,
+    /// Rows handed to encoders and not yet published, by job: still visible to dedupe.
+    inflight: HashMap<u64, (PartKey, Vec<RecordBatch>, usize)>,
+    inflight_bytes: usize,
+    job_sources: HashMap<u64, BTreeSet<usize>>,
+}
+
+/// A partition's rows to sort, encode and publish as one file.
+struct Job {
+    id: u64,
+    key: PartKey,
+    name: String,
+    batches: Vec<RecordBatch>,
+}
+
+struct Done {
+    id: u64,
+    result: Result<WrittenFile>,
+}
+
+fn encoder(root: PathBuf, jobs: Receiver<Job>, done: Sender<Done>) {
+    for job in jobs.iter() {
+        let result = (|| {
+            let all = concat_batches(&file_schema(), &job.batches)?;
+            drop(job.batches);
+            let sorted = sort_by_time(&all)?;
+            drop(all);
+            write_file(&root, &job.key, &job.name, &sorted)
+        })();
+        if done.send(Done { id: job.id, result }).is_err() {
+            return;
+        }
+    }
 }
 
 impl PartitionBuffer {
@@ -131,6 +169,18 @@ impl PartitionBuffer {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let (job_tx, job_rx) = bounded::<Job>(threads);
+        let (done_tx, done_rx) = unbounded::<Done>();
+        let encoders = (0..threads)
+            .map(|i| {
+                let (root, jobs, done) = (root.to_path_buf(), job_rx.clone(), done_tx.clone());
+                std::thread::Builder::new()
+                    .name(format!("encoder-{i}"))
+                    .spawn(move || encoder(root, jobs, done))
+                    .expect("spawn an encoder thread")
+            })
+            .collect();
         PartitionBuffer {
             root: root.to_path_buf(),
             run_id: format!("{:x}-{:x}", now.as_micros(), std::process::id()),
@@ -141,6 +191,12 @@ impl PartitionBuffer {
             file_seq: 0,
             seen: HashMap::new(),
             published: Vec::new(),
+            jobs: Some(job_tx),
+            done: done_rx,
+            encoders,
+            inflight: HashMap::new(),
+            inflight_bytes: 0,
+            job_sources: HashMap::new(),
         }
     }
 
@@ -233,7 +289,35 @@ impl PartitionBuffer {
         for k in keys {
             self.flush(&k)?;
         }
+        self.reap(0)?;
+        // Every file is written: stop the encoders.
+        self.jobs = None;
+        for h in self.encoders.drain(..) {
+            let _ = h.join();
+        }
         Ok(())
+    }
+
+    /// Collects finished files; waits while more than `max_inflight` bytes are being encoded.
+    fn reap(&mut self, max_inflight: usize) -> Result<()> {
+        loop {
+            let done = if self.inflight.is_empty() {
+                return Ok(());
+            } else if self.inflight_bytes > max_inflight {
+                self.done.recv().ok()
+            } else {
+                match self.done.try_recv() {
+                    Ok(d) => Some(d),
+                    Err(_) => return Ok(()),
+                }
+            };
+            let Some(done) = done else { return Ok(()) };
+            let (_, _, bytes) = self.inflight.remove(&done.id).expect("a job we sent");
+            self.inflight_bytes -= bytes;
+            let file = done.result?;
+            let sources = self.job_sources.remove(&done.id).unwrap_or_default();
+            self.published.push(Published { file, sources });
+        }
     }
 
     /// Writes least recently touched partitions until the buffer is at three quarters of its budget.
@@ -270,15 +354,20 @@ impl PartitionBuffer {
         if kept.is_empty() {
             return Ok(());
         }
-        let all = concat_batches(&file_schema(), &kept)?;
-        drop(kept);
-        let sorted = sort_by_time(&all)?;
-        drop(all);
         self.file_seq += 1;
-        let name = format!("part-{}-{:05}.parquet", self.run_id, self.file_seq);
-        let file = write_file(&self.root, key, &name, &sorted)?;
-        self.published.push(Published { file, sources });
-        Ok(())
+        let id = self.file_seq;
+        let name = format!("part-{}-{:05}.parquet", self.run_id, id);
+        let bytes: usize = kept.iter().map(|b| b.get_array_memory_size()).sum();
+        self.inflight.insert(id, (key.clone(), kept.clone(), bytes));
+        self.inflight_bytes += bytes;
+        self.job_sources.insert(id, sources);
+        let jobs = self.jobs.as_ref().expect("encoders run until flush_all");
+        if jobs.send(Job { id, key: key.clone(), name, batches: kept }).is_err() {
+            // An encoder died: its error is waiting in `done`.
+            self.reap(0)?;
+        }
+        // Memory stays bounded: encoding may lag by half the budget.
+        self.reap(self.budget / 2)
     }
 
     /// Registers every trace_id of the tenant already in the lake (once per run).
@@ -326,7 +415,8 @@ impl PartitionBuffer {
 
     fn build_index(&mut self, key: &PartKey, limit: Option<(usize, usize)>) -> Result<()> {
         let dir = super::writer::partition_dir(&self.root, key);
-        let mut lake = Vec::new();
+        // Rows being encoded first (they may not be files yet), then the lake's files.
+        let mut lake: Vec<RecordBatch> = self.inflight.values().filter(|(k, _, _)| k == key).flat_map(|(_, b, _)| b.iter().cloned()).collect();
         for f in parquet_files(&dir).map_err(|e| crate::Error::io(&dir, e))? {
             lake.extend(read_file(&f, None)?);
         }

@@ -1,0 +1,704 @@
+#!/usr/bin/env python3
+"""End-to-end benchmark: auditlake against DuckDB, side by side, in one run.
+
+Usage:
+  python3 benches/compare.py [--events N] [--tenants K] [--reps R] [--binary PATH]
+                             [--work DIR] [--json OUT] [--smoke] [--no-verify]
+  benches/run.sh [same arguments]   # venv with duckdb + pyarrow, release build, then this
+
+What it measures, in order (see benches/README.md for how to read the table):
+
+1. Data. `auditlake generate --events N --tenants K --seed 1` writes zip exports
+   (one per tenant and month, overlapping 6 h at month edges). DuckDB cannot
+   read zip, so the exports are also unzipped to plain .json files. Both are
+   cached under WORK/data/ per events/tenants/seed and are never timed.
+   Before the timed steps every input file is read once, so both engines
+   read from the page cache.
+2. Inflate floor. `auditlake inflate EXPORTS` (a hidden subcommand) only reads
+   and inflates every member on all cores; its time is the floor under which
+   no converter reading zips can go. Shown as "skipped" if the binary lacks it.
+3. auditlake convert: `auditlake convert EXPORTS --lake LAKE --json -q` into a
+   fresh lake. Seconds are the ones the summary reports (the whole run: read,
+   decode, dedupe, write, ledger); wall time is shown too.
+4. DuckDB convert: in a child Python process, all threads, one
+   `COPY (SELECT ... FROM read_json([...])) TO ... (PARTITION_BY (tenant_id, day), zstd 3)`
+   from the unzipped .json files, producing auditlake's columns (same time
+   parsing, meta normalised and flattened, outcome rule). Seconds are those of
+   the COPY statement alone. DuckDB does not deduplicate overlapping exports,
+   so its lake holds more rows; both counts are shown.
+5. Peak memory: each measured program is started as a direct child and reaped
+   with os.wait4(), whose rusage is that one child's (ru_maxrss), so no
+   external tool is needed and earlier children do not leak into the number.
+   The DuckDB figure includes the Python interpreter it runs in (the baseline
+   of Python + duckdb doing nothing is reported in the notes).
+6. Queries over the auditlake lake (the same lake for both engines): for each
+   standard view, `SELECT count(*) AS n FROM <view>`, plus a point lookup
+   `SELECT * FROM events WHERE ouid = '<a key in the lake>'`. auditlake runs
+   them in one `auditlake repl` session fed on stdin and reports its own
+   per-statement time (plan + execute + print). DuckDB runs them on one
+   connection over read_parquet(..., hive_partitioning = true), with the views
+   created from the same sql/views/*.sql and sql/action_catalog.sql files
+   (DataFusion's date_bin becomes DuckDB's time_bucket, same buckets). Each
+   statement runs R times back to back; the median is reported. The row
+   counts of both engines must agree, or the run fails.
+7. Verify (default on): the set of rows in DuckDB's lake equals the set in
+   auditlake's (DuckDB's extra rows are exact duplicates), so both sides
+   really produced the same data: every row of both lakes is hashed over all
+   columns and the distinct hashes compared. Untimed; --no-verify skips it.
+
+Ratios: every ratio is written so that > 1 means auditlake is better —
+times, memory and bytes as duckdb / auditlake, events/s as auditlake / duckdb.
+
+The table goes to stdout, progress to stderr, everything as JSON to --json
+(default WORK/results-<events>.json). --smoke is a tiny run for CI (20000
+events, 1 rep): it checks that every step works and never asserts timings.
+Exit status: 0, or 1 when a step failed (the table shows what ran).
+"""
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+VIEWS = [
+    "failed_logins",
+    "login_bursts",
+    "key_first_use",
+    "key_lifecycle",
+    "actions_by_role",
+    "new_client_ips",
+    "off_hours_activity",
+    "privileged_actions",
+    "daily_activity",
+]
+# Creation order of the view files for DuckDB (events_categorized is used by others).
+VIEW_FILES = ["events_categorized"] + VIEWS
+SEED = 1
+SMOKE_EVENTS, SMOKE_REPS = 20_000, 1
+MAX_OBJECT_BYTES = 16 << 20  # DuckDB read_json: largest single record accepted
+TIME_FORMATS = ["%Y-%m-%d %H:%M:%S UTC", "%Y-%m-%d %H:%M:%S.%f UTC", "%Y-%m-%dT%H:%M:%S.%fZ"]
+
+
+class StepFailed(Exception):
+    pass
+
+
+def log(msg):
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def sql_str(s):
+    return "'" + str(s).replace("'", "''") + "'"
+
+
+def threads():
+    return len(os.sched_getaffinity(0))
+
+
+# ---------------------------------------------------------------------------
+# Running one measured child
+
+
+class Run:
+    def __init__(self, argv, returncode, wall, maxrss_kib, stdout, stderr):
+        self.argv, self.returncode, self.wall = argv, returncode, wall
+        self.maxrss_mib = maxrss_kib / 1024
+        self.stdout, self.stderr = stdout, stderr
+
+    def check(self, what):
+        if self.returncode != 0:
+            tail = "\n".join(self.stderr.strip().splitlines()[-5:])
+            raise StepFailed(f"{what}: exit {self.returncode}: {tail}")
+        return self
+
+
+def run_measured(argv, stdin_text=None, env=None, cwd=None):
+    """Runs argv as a direct child; returns wall time and the child's own peak RSS.
+
+    os.wait4() reaps exactly this child and returns its rusage, so ru_maxrss is the
+    peak of this one process (and of children it waited for), not of every child so far.
+    """
+    with tempfile.TemporaryFile() as fin, tempfile.TemporaryFile() as fout, tempfile.TemporaryFile() as ferr:
+        if stdin_text is not None:
+            fin.write(stdin_text.encode())
+            fin.seek(0)
+        started = time.perf_counter()
+        proc = subprocess.Popen([str(a) for a in argv], stdin=fin, stdout=fout, stderr=ferr, env=env, cwd=cwd)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here; Popen must not wait again
+        fout.seek(0)
+        ferr.seek(0)
+        return Run(argv, proc.returncode, wall, usage.ru_maxrss,
+                   fout.read().decode(errors="replace"), ferr.read().decode(errors="replace"))
+
+
+def parquet_stats(root):
+    """Files, bytes and rows (from the footers) of every *.parquet under root."""
+    import pyarrow.parquet as pq
+
+    files = sorted(Path(root).rglob("*.parquet")) if Path(root).is_dir() else []
+    return {
+        "files": len(files),
+        "bytes": sum(f.stat().st_size for f in files),
+        "rows": sum(pq.read_metadata(f).num_rows for f in files),
+    }
+
+
+# ---------------------------------------------------------------------------
+# Machine and data
+
+
+def machine_info(binary):
+    cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
+                if l.startswith("model name")), platform.processor() or "unknown")
+    mem_kib = next((int(l.split()[1]) for l in Path("/proc/meminfo").read_text().splitlines()
+                    if l.startswith("MemTotal:")), 0)
+    import duckdb
+    import pyarrow
+
+    version = subprocess.run([str(binary), "--version"], capture_output=True, text=True).stdout.strip()
+    return {
+        "nproc": threads(),
+        "cpu_model": cpu,
+        "mem_total_gib": round(mem_kib / 1024 / 1024, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "auditlake": version,
+        "duckdb": duckdb.__version__,
+        "pyarrow": pyarrow.__version__,
+    }
+
+
+def prepare_data(binary, work, events, tenants):
+    """Generates the zip exports and their unzipped .json twins once per size and seed."""
+    data = work / "data" / f"events-{events}_tenants-{tenants}_seed-{SEED}"
+    exports, jsons, stamp = data / "exports", data / "json", data / ".complete"
+    if not stamp.exists():
+        shutil.rmtree(data, ignore_errors=True)
+        log(f"generating {events} events for {tenants} tenants into {exports}")
+        run_measured([binary, "generate", "--out", exports, "--events", events,
+                      "--tenants", tenants, "--seed", SEED]).check("auditlake generate")
+        log(f"unzipping the exports for DuckDB into {jsons}")
+        jsons.mkdir(parents=True)
+        for z in sorted(exports.glob("*.zip")):
+            with zipfile.ZipFile(z) as zf:
+                for member in zf.infolist():
+                    if member.is_dir():
+                        continue
+                    out = jsons / f"{z.stem}--{Path(member.filename).name}"
+                    with zf.open(member) as src, open(out, "wb") as dst:
+                        shutil.copyfileobj(src, dst, 1 << 20)
+        stamp.write_text(json.dumps({"events": events, "tenants": tenants, "seed": SEED}))
+    else:
+        log(f"using cached data in {data}")
+    zips, files = sorted(exports.glob("*.zip")), sorted(jsons.glob("*.json"))
+    if not zips or not files:
+        raise StepFailed(f"no exports in {data}: delete it and rerun")
+    return {
+        "dir": str(data), "exports": exports, "json_files": files,
+        "zip_files": len(zips), "zip_bytes": sum(z.stat().st_size for z in zips),
+        "json_bytes": sum(f.stat().st_size for f in files),
+    }
+
+
+def warm_cache(files):
+    """Reads every file once, so neither engine pays for cold disk reads the other did not."""
+    for f in files:
+        with open(f, "rb") as fh:
+            while fh.read(8 << 20):
+                pass
+
+
+# ---------------------------------------------------------------------------
+# Conversion
+
+
+def inflate_floor(binary, exports):
+    r = run_measured([binary, "inflate", exports])
+    if r.returncode != 0 and "unrecognized subcommand" in r.stderr:
+        return {"skipped": "this binary has no `inflate` subcommand"}
+    r.check("auditlake inflate")
+    line = next(l for l in r.stdout.splitlines() if l.strip().startswith("{"))
+    out = json.loads(line)
+    return {"seconds": out["seconds"], "bytes_in": out.get("bytes_in"), "bytes_out": out.get("bytes_out"),
+            "wall": r.wall}
+
+
+def auditlake_convert(binary, exports, lake):
+    shutil.rmtree(lake, ignore_errors=True)
+    r = run_measured([binary, "convert", exports, "--lake", lake, "--json", "-q"]).check("auditlake convert")
+    summary = json.loads(r.stdout)
+    lake_stats = parquet_stats(lake / "events")
+    return {
+        "records_read": summary["records_read"], "written": summary["written"],
+        "duplicates": summary["duplicates"], "rejected": summary["rejected"],
+        "seconds": summary["seconds"], "wall": r.wall, "peak_rss_mib": r.maxrss_mib,
+        "lake_bytes": lake_stats["bytes"], "files": lake_stats["files"], "rows": lake_stats["rows"],
+    }
+
+
+def duckdb_select_sql(json_files):
+    """auditlake's lake columns, computed by DuckDB from the raw export records."""
+    files = "[" + ", ".join(sql_str(f) for f in json_files) + "]"
+    formats = "[" + ", ".join(sql_str(f) for f in TIME_FORMATS) + "]"
+    return f"""
+WITH raw AS (
+    SELECT *,
+           CAST(try_strptime(time, {formats}) AS TIMESTAMPTZ) AS ts,
+           -- meta is an object, or a string holding one: normalise to the object
+           CASE WHEN json_type(meta) = 'VARCHAR' AND json_valid(meta->>'$')
+                THEN CAST(meta->>'$' AS JSON) ELSE meta END AS m
+    FROM read_json({files}, format = 'array', maximum_object_size = {MAX_OBJECT_BYTES},
+                   columns = {{time: 'VARCHAR', source: 'VARCHAR', resourceID: 'VARCHAR',
+                              actorID: 'VARCHAR', tenantID: 'VARCHAR', action: 'VARCHAR',
+                              status: 'VARCHAR', traceID: 'VARCHAR', meta: 'JSON'}})
+)
+SELECT ts                     AS time,
+       'dpod'                 AS vendor,
+       source,
+       resourceID             AS resource_id,
+       actorID                AS actor_id,
+       action,
+       status,
+       CASE WHEN status = 'LUNA_RET_OK' OR lower(status) = 'success'
+            THEN 'success' ELSE 'failure' END AS outcome,
+       traceID                AS trace_id,
+       m->>'clientip'         AS client_ip,
+       m->>'hsmid'            AS hsm_id,
+       m->>'partid'           AS part_id,
+       m->>'role'             AS role,
+       m->>'ouid'             AS ouid,
+       CAST(m AS VARCHAR)     AS meta,
+       CAST(NULL AS VARCHAR)  AS extra,
+       tenantID               AS tenant_id,
+       CAST(ts AS DATE)       AS day
+FROM raw"""
+
+
+def duckdb_convert_child(params):
+    """Runs inside the measured child: the timed COPY, then untimed checks. Prints JSON."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute(f"SET threads = {params['threads']}")
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(f"SET temp_directory = {sql_str(params['temp'])}")
+    select = duckdb_select_sql(params["json_files"])
+    out = params["out"]
+    started = time.perf_counter()
+    con.execute(f"COPY ({select}) TO {sql_str(out)} "
+                "(FORMAT parquet, PARTITION_BY (tenant_id, day), COMPRESSION zstd, COMPRESSION_LEVEL 3)")
+    seconds = time.perf_counter() - started
+    rows, null_times, keys = con.execute(
+        f"SELECT count(*), count(*) FILTER (WHERE time IS NULL), count(DISTINCT (tenant_id, trace_id)) "
+        f"FROM read_parquet({sql_str(out + '/**/*.parquet')}, hive_partitioning = true)").fetchall()[0]
+    print(json.dumps({"seconds": seconds, "rows": rows, "null_times": null_times, "distinct_keys": keys}))
+
+
+def duckdb_convert(data, lake, work):
+    shutil.rmtree(lake, ignore_errors=True)
+    lake.mkdir(parents=True)  # DuckDB creates only the last level (events/)
+    temp = work / "duckdb-tmp"
+    params = {"threads": threads(), "json_files": [str(f) for f in data["json_files"]],
+              "out": str(lake / "events"), "temp": str(temp)}
+    params_file = work / "duckdb-convert-params.json"
+    params_file.write_text(json.dumps(params))
+    r = run_measured([sys.executable, __file__, "--duckdb-convert-child", params_file]).check("duckdb convert")
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    if out["null_times"]:
+        raise StepFailed(f"duckdb convert: {out['null_times']} records have a time none of {TIME_FORMATS} parses")
+    lake_stats = parquet_stats(lake / "events")
+    return {"seconds": out["seconds"], "wall": r.wall, "peak_rss_mib": r.maxrss_mib, "rows": out["rows"],
+            "distinct_keys": out["distinct_keys"], "lake_bytes": lake_stats["bytes"], "files": lake_stats["files"]}
+
+
+def duckdb_baseline_rss():
+    code = "import duckdb; duckdb.connect().execute('SELECT 1').fetchall()"
+    return run_measured([sys.executable, "-c", code]).check("duckdb baseline").maxrss_mib
+
+
+# ---------------------------------------------------------------------------
+# Queries
+
+
+def duckdb_session(lake, temp):
+    """One DuckDB connection with `events`, `action_catalog` and the views from sql/."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute(f"SET threads = {threads()}")
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(f"SET temp_directory = {sql_str(temp)}")
+    glob = sql_str(str(lake / "events") + "/**/*.parquet")
+    con.execute(f"CREATE VIEW events AS SELECT * FROM read_parquet({glob}, hive_partitioning = true, "
+                "hive_types = {'tenant_id': VARCHAR, 'day': DATE})")
+    con.execute((REPO / "sql" / "action_catalog.sql").read_text())
+    for name in VIEW_FILES:
+        con.execute(to_duckdb((REPO / "sql" / "views" / f"{name}.sql").read_text()))
+    return con
+
+
+def to_duckdb(sql):
+    """DataFusion SQL of the view files -> DuckDB. date_bin's default origin is the epoch,
+    time_bucket's is 2000-01-03: both whole days, so 10-minute buckets are the same."""
+    return re.sub(r"\bdate_bin\s*\(", "time_bucket(", sql)
+
+
+def pick_ouid(con):
+    """A key that exists in the lake, with about ten events (a needle, not a haystack)."""
+    rows = con.execute("SELECT ouid, count(*) AS n FROM events WHERE ouid IS NOT NULL "
+                       "GROUP BY ouid ORDER BY abs(count(*) - 10), ouid LIMIT 1").fetchall()
+    if not rows:
+        raise StepFailed("no ouid in the lake for the point lookup")
+    return rows[0][0]
+
+
+def statements(ouid):
+    stmts = [(v, f"SELECT count(*) AS n FROM {v}") for v in VIEWS]
+    stmts.append(("point_lookup", f"SELECT * FROM events WHERE ouid = {sql_str(ouid)}"))
+    return stmts
+
+
+TIMING = re.compile(r"^(\d+) rows? in ([0-9.]+)s$")
+
+
+def auditlake_queries(binary, lake, stmts, reps, work):
+    """All statements, R times each, in one `auditlake repl` session; times as the REPL reports them."""
+    script = ["\\format csv"]
+    for name, sql in stmts:
+        for i in range(reps):
+            script.append(f"SELECT 'BENCH:{name}:{i}' AS bench_marker;")
+            script.append(sql + ";")
+    script.append("\\q")
+    env = dict(os.environ, AUDITLAKE_HISTORY=str(work / ".repl_history"))
+    r = run_measured([binary, "repl", "--lake", lake], stdin_text="\n".join(script) + "\n", env=env)
+    r.check("auditlake repl")
+    runs = parse_repl(r.stdout)
+    results = {}
+    for name, sql in stmts:
+        got = [runs.get(f"{name}:{i}") for i in range(reps)]
+        if None in got:
+            err = " ".join(r.stderr.split())[:300]
+            raise StepFailed(f"auditlake repl: no result for {name}: {err}")
+        results[name] = summarize([g[1] for g in got], got[0][0] if name == "point_lookup" else got[0][2])
+    return results
+
+
+def parse_repl(stdout):
+    """{'name:i': (rows, seconds, last value line)} from the REPL's csv output and timing lines."""
+    runs, current, marker_timing_pending, prev = {}, None, False, None
+    for line in stdout.splitlines():
+        line = line.strip()
+        if line.startswith("BENCH:"):
+            current, marker_timing_pending = line[len("BENCH:"):], True
+            continue
+        m = TIMING.match(line)
+        if m:
+            if marker_timing_pending:
+                marker_timing_pending = False  # the marker statement's own timing line
+            elif current is not None:
+                value = int(prev) if prev and prev.isdigit() else None
+                runs[current] = (int(m.group(1)), float(m.group(2)), value)
+                current = None
+        prev = line
+    return runs
+
+
+def duckdb_queries(con, stmts, reps):
+    results = {}
+    for name, sql in stmts:
+        times, rows = [], None
+        for _ in range(reps):
+            started = time.perf_counter()
+            out = fetch_arrow(con.sql(sql))  # run and materialised as Arrow, like auditlake's batches
+            times.append(time.perf_counter() - started)
+            rows = out.num_rows if name == "point_lookup" else out.column(0)[0].as_py()
+        results[name] = summarize(times, rows)
+    return results
+
+
+def fetch_arrow(relation):
+    """Runs a relation, its whole result as a pyarrow Table (the name differs across DuckDB versions)."""
+    for name in ("to_arrow_table", "fetch_arrow_table", "arrow"):
+        if hasattr(relation, name):
+            return getattr(relation, name)()
+    raise StepFailed("this duckdb has no way to fetch an Arrow table")
+
+
+def summarize(seconds, rows):
+    return {"median_ms": round(statistics.median(seconds) * 1000, 3),
+            "runs_ms": [round(s * 1000, 3) for s in seconds], "rows": rows}
+
+
+def lake_fingerprint(con, lake):
+    """Rows, distinct rows and the xor of the distinct rows' hashes of a lake (all columns)."""
+    cols = ("time, tenant_id, day, vendor, source, resource_id, actor_id, action, status, outcome, "
+            "trace_id, client_ip, hsm_id, part_id, role, ouid, meta, extra")
+    glob = sql_str(str(lake / "events") + "/**/*.parquet")
+    rows, distinct, xor = con.execute(
+        f"SELECT count(*), count(DISTINCT h), bit_xor(DISTINCT h) FROM (SELECT hash({cols}) AS h "
+        f"FROM read_parquet({glob}, hive_partitioning = true, "
+        "hive_types = {'tenant_id': VARCHAR, 'day': DATE}))").fetchall()[0]
+    return {"rows": rows, "distinct_rows": distinct, "hash_xor": str(xor)}
+
+
+def verify_lakes(con, ours, theirs):
+    """Whether both lakes hold the same set of rows (DuckDB's duplicates collapse), by hashing every row."""
+    a, d = lake_fingerprint(con, ours), lake_fingerprint(con, theirs)
+    same = a["rows"] == a["distinct_rows"] and (a["distinct_rows"], a["hash_xor"]) == (d["distinct_rows"], d["hash_xor"])
+    return {"same_rows": same, "auditlake": a, "duckdb": d}
+
+
+# ---------------------------------------------------------------------------
+# Report
+
+
+def ratio(better_if_higher, a, d):
+    """> 1 means auditlake is better."""
+    if a is None or d is None or a == 0 or d == 0:
+        return None
+    return a / d if better_if_higher else d / a
+
+
+def fmt(v, unit=""):
+    if v is None:
+        return "-"
+    if isinstance(v, str):
+        return v
+    if isinstance(v, int):
+        return f"{v:,}{unit}"
+    if abs(v) >= 100:
+        return f"{v:,.0f}{unit}"
+    return f"{v:.3g}{unit}" if abs(v) < 1 else f"{v:.2f}{unit}"
+
+
+def table_rows(res):
+    """[(metric, auditlake, duckdb, ratio)] for the printed table and the JSON."""
+    rows = []
+    a = res.get("convert", {}).get("auditlake") or {}
+    d = res.get("convert", {}).get("duckdb") or {}
+    mib = 1 << 20
+    rec = a.get("records_read")
+    a_rate = rec / a["seconds"] if rec and a.get("seconds") else None
+    d_rate = rec / d["seconds"] if rec and d.get("seconds") else None
+    rows += [
+        ("convert: records read", rec, rec, None),
+        ("convert: rows in lake (duckdb: no dedup)", a.get("written"), d.get("rows"), None),
+        ("convert: seconds (in engine)", a.get("seconds"), d.get("seconds"),
+         ratio(False, a.get("seconds"), d.get("seconds"))),
+        ("convert: wall seconds (whole process)", a.get("wall"), d.get("wall"), ratio(False, a.get("wall"), d.get("wall"))),
+        ("convert: events/s", a_rate, d_rate, ratio(True, a_rate, d_rate)),
+        ("convert: peak RSS MiB", a.get("peak_rss_mib"), d.get("peak_rss_mib"),
+         ratio(False, a.get("peak_rss_mib"), d.get("peak_rss_mib"))),
+        ("lake MiB", a["lake_bytes"] / mib if a.get("lake_bytes") is not None else None,
+         d["lake_bytes"] / mib if d.get("lake_bytes") is not None else None,
+         ratio(False, a.get("lake_bytes"), d.get("lake_bytes"))),
+        ("lake files", a.get("files"), d.get("files"), None),
+    ]
+    inflate = res.get("inflate") or {}
+    if "seconds" in inflate:
+        rows.append(("inflate floor seconds (auditlake inflate)", inflate["seconds"], None, None))
+        rows.append(("auditlake convert / inflate floor", a["seconds"] / inflate["seconds"] if a.get("seconds") else None,
+                     None, None))
+    else:
+        rows.append(("inflate floor seconds", "skipped" if "skipped" in inflate else "failed", None, None))
+    queries = res.get("queries") or {}
+    for name, q in queries.items():
+        qa, qd = q.get("auditlake") or {}, q.get("duckdb") or {}
+        label = f"query ms: {name}" if name != "point_lookup" else "query ms: point lookup (ouid)"
+        rows.append((label, qa.get("median_ms"), qd.get("median_ms"),
+                     ratio(False, qa.get("median_ms"), qd.get("median_ms"))))
+    return rows
+
+
+def print_table(res):
+    m = res["machine"]
+    p = res["params"]
+    print(f"\nauditlake vs DuckDB — {p['events']:,} events, {p['tenants']} tenants, seed {SEED}, "
+          f"{p['reps']} rep(s) per query (median)")
+    print(f"machine: {m['nproc']} cpus ({m['cpu_model']}), {m['mem_total_gib']} GiB; "
+          f"{m['auditlake']}, duckdb {m['duckdb']}")
+    print("ratio > 1 means auditlake is better: times, memory, bytes = duckdb / auditlake; "
+          "events/s = auditlake / duckdb\n")
+    rows = [(name, fmt(a), fmt(d), fmt(r, "x") if r is not None else "") for name, a, d, r in res["table"]]
+    header = ("metric", "auditlake", "duckdb", "ratio")
+    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(4)]
+    line = lambda r: "  ".join([str(r[0]).ljust(widths[0])] + [str(c).rjust(w) for c, w in zip(r[1:], widths[1:])])
+    print(line(header))
+    print("  ".join("-" * w for w in widths))
+    for r in rows:
+        print(line(r))
+    if res.get("notes"):
+        print("\nnotes:")
+        for n in res["notes"]:
+            print(f"  - {n}")
+    if res.get("errors"):
+        print("\nFAILED steps:")
+        for e in res["errors"]:
+            print(f"  - {e}")
+
+
+# ---------------------------------------------------------------------------
+# Main
+
+
+def require_deps():
+    try:
+        import duckdb  # noqa: F401
+        import pyarrow  # noqa: F401
+    except ImportError as e:
+        sys.exit(f"compare.py needs duckdb and pyarrow ({e}).\n"
+                 "Run it through benches/run.sh, which makes a virtualenv under target/bench-venv "
+                 "with both, builds the release binary and passes your arguments on.")
+
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(description="Benchmark auditlake against DuckDB (see the docstring).")
+    ap.add_argument("--events", type=int, help="events to generate (default 10000000; --smoke: 20000)")
+    ap.add_argument("--tenants", type=int, default=3)
+    ap.add_argument("--reps", type=int, help="runs per query, median reported (default 5; --smoke: 1)")
+    ap.add_argument("--binary", type=Path, default=REPO / "target" / "release" / "auditlake")
+    ap.add_argument("--work", type=Path, default=REPO / "target" / "bench",
+                    help="data cache, lakes and results (default target/bench)")
+    ap.add_argument("--json", type=Path, help="results as JSON (default WORK/results-<events>.json)")
+    ap.add_argument("--smoke", action="store_true", help="tiny run for CI; checks that all steps work")
+    ap.add_argument("--no-verify", action="store_true", help="skip comparing the two lakes row by row")
+    ap.add_argument("--duckdb-convert-child", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.events is None:
+        args.events = SMOKE_EVENTS if args.smoke else 10_000_000
+    if args.reps is None:
+        args.reps = SMOKE_REPS if args.smoke else 5
+    args.binary, args.work = args.binary.resolve(), args.work.resolve()
+    args.json = (args.json or args.work / f"results-{args.events}.json").resolve()
+    return args
+
+
+class Bench:
+    """Runs steps in order, keeping going after a failure where later steps do not depend on it."""
+
+    def __init__(self, args):
+        self.args = args
+        self.res = {"params": {"events": args.events, "tenants": args.tenants, "reps": args.reps,
+                               "seed": SEED, "binary": str(args.binary), "work": str(args.work),
+                               "threads": threads()},
+                    "notes": [], "errors": []}
+
+    def step(self, name, fn, *a):
+        log(name)
+        try:
+            return fn(*a)
+        except (StepFailed, subprocess.SubprocessError, OSError, json.JSONDecodeError, KeyError) as e:
+            self.res["errors"].append(f"{name}: {e}")
+            log(f"FAILED {name}: {e}")
+        except Exception as e:  # duckdb errors and anything unexpected: report, carry on
+            self.res["errors"].append(f"{name}: {type(e).__name__}: {e}")
+            log(f"FAILED {name}: {type(e).__name__}: {e}")
+        return None
+
+    def run(self):
+        args, res = self.args, self.res
+        work, binary = args.work, args.binary
+        work.mkdir(parents=True, exist_ok=True)
+        res["machine"] = machine_info(binary)
+        data = self.step("data: generate and unzip (cached, untimed)", prepare_data, binary, work, args.events, args.tenants)
+        if data is None:
+            return
+        res["data"] = {k: v for k, v in data.items() if k not in ("exports", "json_files")}
+        key = Path(data["dir"]).name
+        ours, theirs = work / "lakes" / f"auditlake-{key}", work / "lakes" / f"duckdb-{key}"
+
+        self.step("warm the page cache: read every input once (untimed)", warm_cache,
+                  sorted(data["exports"].glob("*.zip")) + data["json_files"])
+        res["inflate"] = self.step("inflate floor: auditlake inflate", inflate_floor, binary, data["exports"]) \
+            or {"error": "failed"}
+        if "skipped" in res["inflate"]:
+            res["notes"].append(f"inflate floor skipped: {res['inflate']['skipped']}.")
+        a = self.step("convert: auditlake", auditlake_convert, binary, data["exports"], ours)
+        d = self.step("convert: duckdb (child process)", duckdb_convert, data, theirs, work)
+        res["convert"] = {"auditlake": a, "duckdb": d}
+        baseline = self.step("duckdb baseline RSS (python + duckdb, idle)", duckdb_baseline_rss)
+        if d:
+            res["notes"].append(
+                f"DuckDB does not deduplicate overlapping exports: its lake has {d['rows']:,} rows "
+                f"({d['distinct_keys']:,} distinct (tenant_id, trace_id)); auditlake wrote "
+                f"{a['written']:,} and dropped {a['duplicates']:,} duplicates." if a else
+                f"DuckDB lake: {d['rows']:,} rows, {d['distinct_keys']:,} distinct (tenant_id, trace_id).")
+        if baseline is not None:
+            res["notes"].append(f"DuckDB peak RSS includes its Python child: idle python + duckdb is "
+                                f"{baseline:.0f} MiB.")
+        res["notes"].append("convert seconds: auditlake's own summary (whole run) vs DuckDB's COPY statement; "
+                            "DuckDB reads pre-unzipped .json, auditlake reads the zips.")
+        if a is None:
+            res["errors"].append("queries: skipped (no auditlake lake)")
+        else:
+            self.queries(ours, theirs if d else None)
+        res["table"] = table_rows(res)
+
+    def queries(self, ours, theirs):
+        args, res = self.args, self.res
+        con = self.step("queries: duckdb session over the auditlake lake", duckdb_session, ours,
+                        args.work / "duckdb-tmp")
+        if con is None:
+            return
+        ouid = self.step("queries: pick an ouid for the point lookup", pick_ouid, con)
+        if ouid is None:
+            return
+        stmts = statements(ouid)
+        qa = self.step(f"queries: auditlake repl, {args.reps} rep(s)", auditlake_queries,
+                       args.binary, ours, stmts, args.reps, args.work) or {}
+        qd = self.step(f"queries: duckdb, {args.reps} rep(s)", duckdb_queries, con, stmts, args.reps) or {}
+        res["queries"] = {name: {"sql": sql, "auditlake": qa.get(name), "duckdb": qd.get(name)} for name, sql in stmts}
+        for name, q in res["queries"].items():
+            if q["auditlake"] and q["duckdb"] and q["auditlake"]["rows"] != q["duckdb"]["rows"]:
+                res["errors"].append(f"query {name}: auditlake returns {q['auditlake']['rows']} rows, "
+                                     f"duckdb {q['duckdb']['rows']}: the DuckDB translation is not equivalent")
+        counts = ", ".join(f"{n} {q['auditlake']['rows']}" for n, q in res["queries"].items() if q["auditlake"])
+        res["notes"].append(f"point lookup ouid = {ouid}; result rows per query (both engines agree "
+                            f"unless listed under FAILED): {counts}.")
+        res["notes"].append("query times: auditlake as its REPL reports (plan + run + print); DuckDB execute + "
+                            "fetch as an Arrow table; both over the auditlake lake, session setup untimed.")
+        if theirs is not None and not args.no_verify:
+            v = self.step("verify: same rows in both lakes (hash of every row)", verify_lakes, con, ours, theirs)
+            if v is not None:
+                res["verify"] = v
+                if not v["same_rows"]:
+                    res["errors"].append(f"verify: the lakes hold different rows: {v}")
+                else:
+                    res["notes"].append("verify: both lakes hold the same set of rows (DuckDB's extras are "
+                                        "exact duplicates).")
+
+
+def main(argv):
+    args = parse_args(argv)
+    if args.duckdb_convert_child:
+        duckdb_convert_child(json.loads(args.duckdb_convert_child.read_text()))
+        return 0
+    require_deps()
+    if not args.binary.is_file():
+        sys.exit(f"no auditlake binary at {args.binary}: build it (cargo build --release) or use benches/run.sh")
+    bench = Bench(args)
+    bench.run()
+    res = bench.res
+    res.setdefault("table", table_rows(res))
+    print_table(res)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    res["table"] = [{"metric": m, "auditlake": a, "duckdb": d, "ratio": r} for m, a, d, r in res["table"]]
+    args.json.write_text(json.dumps(res, indent=2, default=str) + "\n")
+    log(f"results written to {args.json}")
+    return 1 if res["errors"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,251 @@
+//! Where the lake lives: a local directory or an object store (S3, GCS, Azure),
+//! behind one small interface that the rest of the lake code uses.
+//!
+//! Files are published with a single PUT (atomic on every store; on local disk
+//! object_store writes a temporary file and renames it), the ledger with a
+//! conditional create where the store supports it. Credentials, region,
+//! endpoint and allow-http come from the standard environment variables
+//! (`AWS_*`, `GOOGLE_*`, `AZURE_*`), plus `--storage-option key=value`.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::path::Path as ObjPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, RetryConfig};
+use url::Url;
+
+use crate::{Error, Result};
+
+/// A lake location: the store, the prefix inside it, and how to name it.
+#[derive(Clone)]
+pub struct LakeStore {
+    pub store: Arc<dyn ObjectStore>,
+    /// The lake's root inside the store.
+    pub root: ObjPath,
+    /// `scheme://authority/` of the store, for registering it with DataFusion.
+    pub base_url: Url,
+    /// What the user gave, for messages.
+    pub display: String,
+    local: Option<std::path::PathBuf>,
+}
+
+impl std::fmt::Debug for LakeStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LakeStore({})", self.display)
+    }
+}
+
+/// Retries with backoff and bounded time for every remote store.
+pub fn retry_config() -> RetryConfig {
+    RetryConfig {
+        max_retries: 5,
+        retry_timeout: Duration::from_secs(120),
+        backoff: object_store::BackoffConfig { init_backoff: Duration::from_millis(100), max_backoff: Duration::from_secs(5), base: 2.0 },
+    }
+}
+
+/// Whether `s` names an object-store URL rather than a local path.
+pub fn is_url(s: &str) -> bool {
+    ["s3://", "s3a://", "gs://", "az://", "abfs://", "abfss://", "file://", "http://", "https://"].iter().any(|p| s.starts_with(p))
+}
+
+/// Builds a store for a URL: the scheme's builder from the environment, then the options.
+pub fn store_for_url(url: &Url, options: &[(String, String)]) -> Result<Arc<dyn ObjectStore>> {
+    let bad = |e: object_store::Error| Error::Usage(format!("{}: {e}", redact(url)));
+    let client = object_store::ClientOptions::new().with_timeout(Duration::from_secs(60)).with_connect_timeout(Duration::from_secs(10));
+    match url.scheme() {
+        "s3" | "s3a" => {
+            let mut b = object_store::aws::AmazonS3Builder::from_env().with_url(url.as_str()).with_retry(retry_config()).with_client_options(client);
+            if let Ok(e) = std::env::var("AWS_ENDPOINT_URL") {
+                b = b.with_endpoint(e);
+            }
+            for (k, v) in options {
+                b = b.with_config(k.parse().map_err(|e: object_store::Error| Error::Usage(format!("--storage-option {k}: {e}")))?, v);
+            }
+            Ok(Arc::new(b.build().map_err(bad)?))
+        }
+        "gs" => {
+            let mut b = object_store::gcp::GoogleCloudStorageBuilder::from_env().with_url(url.as_str()).with_retry(retry_config()).with_client_options(client);
+            for (k, v) in options {
+                b = b.with_config(k.parse().map_err(|e: object_store::Error| Error::Usage(format!("--storage-option {k}: {e}")))?, v);
+            }
+            Ok(Arc::new(b.build().map_err(bad)?))
+        }
+        "az" | "abfs" | "abfss" => {
+            let mut b = object_store::azure::MicrosoftAzureBuilder::from_env().with_url(url.as_str()).with_retry(retry_config()).with_client_options(client);
+            for (k, v) in options {
+                b = b.with_config(k.parse().map_err(|e: object_store::Error| Error::Usage(format!("--storage-option {k}: {e}")))?, v);
+            }
+            Ok(Arc::new(b.build().map_err(bad)?))
+        }
+        "file" => Ok(Arc::new(object_store::local::LocalFileSystem::new())),
+        other => Err(Error::Usage(format!("{}: unsupported scheme {other}:// (s3, gs, az, file)", redact(url)))),
+    }
+}
+
+/// A URL fit for messages: no user info, no query string (signatures live there).
+pub fn redact(url: &Url) -> String {
+    let mut u = url.clone();
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
+    if u.query().is_some() {
+        u.set_query(Some("…"));
+    }
+    u.to_string()
+}
+
+impl LakeStore {
+    /// Opens a lake given as a local path or a URL.
+    pub fn open(location: &str, options: &[(String, String)]) -> Result<LakeStore> {
+        if is_url(location) && !location.starts_with("file://") {
+            let url = Url::parse(location).map_err(|e| Error::Usage(format!("{location}: not a URL: {e}")))?;
+            let store = store_for_url(&url, options)?;
+            let root = ObjPath::from_url_path(url.path()).map_err(|e| Error::Usage(format!("{location}: {e}")))?;
+            let base_url = Url::parse(&format!("{}://{}/", url.scheme(), url.authority())).map_err(|e| Error::Usage(format!("{location}: {e}")))?;
+            return Ok(LakeStore { store, root, base_url, display: redact(&url), local: None });
+        }
+        let path = match location.strip_prefix("file://") {
+            Some(p) => std::path::PathBuf::from(p),
+            None => std::path::PathBuf::from(location),
+        };
+        LakeStore::local(&path)
+    }
+
+    /// A lake in a local directory (created if missing).
+    pub fn local(path: &Path) -> Result<LakeStore> {
+        std::fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
+        let abs = std::fs::canonicalize(path).map_err(|e| Error::io(path, e))?;
+        let root = ObjPath::from_filesystem_path(&abs).map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
+        Ok(LakeStore {
+            store: Arc::new(object_store::local::LocalFileSystem::new()),
+            root,
+            base_url: Url::parse("file:///").expect("valid URL"),
+            display: path.display().to_string(),
+            local: Some(abs),
+        })
+    }
+
+    /// The local directory, for a lake on local disk.
+    pub fn local_dir(&self) -> Option<&Path> {
+        self.local.as_deref()
+    }
+
+    /// The object path of `rel` (a `/`-separated path below the root).
+    pub fn path(&self, rel: &str) -> ObjPath {
+        rel.split('/').filter(|p| !p.is_empty()).fold(self.root.clone(), |p, part| p.child(part))
+    }
+
+    /// URL of a directory below the root, for a DataFusion listing table.
+    pub fn dir_url(&self, rel: &str) -> String {
+        let p = self.path(rel);
+        format!("{}{}/", self.base_url, p.as_ref())
+    }
+
+    /// How a path below the root is shown to people.
+    pub fn show(&self, rel: &str) -> String {
+        format!("{}/{}", self.display.trim_end_matches('/'), rel)
+    }
+
+    fn err(&self, rel: &str, e: object_store::Error) -> Error {
+        Error::Usage(format!("{}: {}", self.show(rel), one_line(&e.to_string())))
+    }
+
+    /// Writes an object in one PUT (atomic: readers see all of it or nothing).
+    pub async fn put(&self, rel: &str, bytes: Bytes) -> Result<()> {
+        self.store.put(&self.path(rel), PutPayload::from_bytes(bytes)).await.map_err(|e| self.err(rel, e))?;
+        Ok(())
+    }
+
+    /// Creates an object only if absent; `Ok(false)` when it exists. Stores without
+    /// conditional writes fall back to check-then-put.
+    pub async fn put_new(&self, rel: &str, bytes: Bytes) -> Result<bool> {
+        let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
+        match self.store.put_opts(&self.path(rel), PutPayload::from_bytes(bytes.clone()), opts).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(object_store::Error::NotImplemented { .. }) => {
+                if self.get(rel).await?.is_some() {
+                    return Ok(false);
+                }
+                self.put(rel, bytes).await?;
+                Ok(true)
+            }
+            Err(e) => Err(self.err(rel, e)),
+        }
+    }
+
+    /// Reads a whole object; `None` when absent.
+    pub async fn get(&self, rel: &str) -> Result<Option<Bytes>> {
+        match self.store.get(&self.path(rel)).await {
+            Ok(r) => Ok(Some(r.bytes().await.map_err(|e| self.err(rel, e))?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.err(rel, e)),
+        }
+    }
+
+    pub async fn delete(&self, rel: &str) -> Result<()> {
+        match self.store.delete(&self.path(rel)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.err(rel, e)),
+        }
+    }
+
+    /// Names of the sub-directories of `rel`.
+    pub async fn list_dirs(&self, rel: &str) -> Result<Vec<String>> {
+        let prefix = self.path(rel);
+        let listing = match self.store.list_with_delimiter(Some(&prefix)).await {
+            Ok(l) => l,
+            Err(object_store::Error::NotFound { .. }) => return Ok(vec![]),
+            Err(e) => return Err(self.err(rel, e)),
+        };
+        let mut out: Vec<String> = listing.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_string)).collect();
+        out.sort();
+        Ok(out)
+    }
+
+    /// Files directly in `rel` (name, size), hidden and temporary ones excluded, sorted.
+    pub async fn list_files(&self, rel: &str) -> Result<Vec<(String, u64)>> {
+        let prefix = self.path(rel);
+        let listing = match self.store.list_with_delimiter(Some(&prefix)).await {
+            Ok(l) => l,
+            Err(object_store::Error::NotFound { .. }) => return Ok(vec![]),
+            Err(e) => return Err(self.err(rel, e)),
+        };
+        let mut out: Vec<(String, u64)> = listing
+            .objects
+            .iter()
+            .filter_map(|o| o.location.filename().map(|n| (n.to_string(), o.size)))
+            .filter(|(n, _)| !n.starts_with('.') && !n.starts_with('_'))
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    /// Every object below `rel` (recursive): relative path and size.
+    pub async fn list_all(&self, rel: &str) -> Result<Vec<(String, u64)>> {
+        let prefix = self.path(rel);
+        let root = self.root.as_ref().to_string();
+        let objects: Vec<object_store::ObjectMeta> = match self.store.list(Some(&prefix)).try_collect().await {
+            Ok(v) => v,
+            Err(object_store::Error::NotFound { .. }) => vec![],
+            Err(e) => return Err(self.err(rel, e)),
+        };
+        let mut out: Vec<(String, u64)> = objects
+            .into_iter()
+            .map(|o| {
+                let p = o.location.as_ref();
+                let rel = p.strip_prefix(root.as_str()).unwrap_or(p).trim_start_matches('/').to_string();
+                (rel, o.size)
+            })
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
