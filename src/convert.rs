@@ -10,7 +10,6 @@
 //!    partitions, the rejects files and the ledger entries, in that order.
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Instant;
@@ -21,17 +20,23 @@ use serde::Serialize;
 use crate::ingest::decode::{decode_chunk, DecodedChunk, RejectReason};
 use crate::ingest::scan::{Break, Chunk, Scanner};
 use crate::ingest::time::format_day;
-use crate::ingest::{for_each_member, list_sources, sha256_file, Source};
+use crate::ingest::{for_each_member, list_sources, materialize, sha256_file, Source};
 use crate::lake::ledger::{self, Incomplete, LedgerEntry, MemberEntry};
+use crate::lake::lock::LakeLock;
 use crate::lake::partitions::{Fate, PartitionBuffer};
 use crate::lake::rejects::{RejectLog, Rejected};
+use crate::lake::store::LakeStore;
 use crate::Result;
 
 /// How a conversion runs.
 #[derive(Debug, Clone)]
 pub struct ConvertOptions {
-    pub lake: PathBuf,
-    pub inputs: Vec<PathBuf>,
+    /// A directory or an object-store URL.
+    pub lake: String,
+    /// Files, directories, object-store prefixes or HTTPS URLs.
+    pub inputs: Vec<String>,
+    /// `--storage-option key=value` pairs for object stores.
+    pub storage_options: Vec<(String, String)>,
     /// Decoder threads (0: one per core).
     pub threads: usize,
     /// Bytes of rows buffered before partitions are written early.
@@ -119,9 +124,26 @@ struct SourceState {
 /// failures that stop the whole run (the lake cannot be written).
 pub fn convert(opts: &ConvertOptions) -> Result<Summary> {
     let started = Instant::now();
-    let sources = list_sources(&opts.inputs)?;
-    let lake = opts.lake.clone();
-    std::fs::create_dir_all(&lake).map_err(|e| crate::Error::io(&lake, e))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| crate::Error::Usage(format!("cannot start the async runtime: {e}")))?;
+    let store = LakeStore::open(&opts.lake, &opts.storage_options)?;
+    let sources = rt.block_on(list_sources(&opts.inputs, &opts.storage_options))?;
+    let lock = LakeLock::acquire(&store, rt.handle())?;
+    let summary = run_pipeline(opts, &store, rt.handle(), &sources, started);
+    lock.release()?;
+    summary
+}
+
+fn run_pipeline(
+    opts: &ConvertOptions,
+    store: &LakeStore,
+    rt: &tokio::runtime::Handle,
+    sources: &[Source],
+    started: Instant,
+) -> Result<Summary> {
     let threads = if opts.threads == 0 {
         std::thread::available_parallelism().map_or(2, |n| n.get())
     } else {
@@ -136,12 +158,12 @@ pub fn convert(opts: &ConvertOptions) -> Result<Summary> {
 
     std::thread::scope(|s| -> Result<Summary> {
         {
-            let sources = sources.clone();
-            let lake = lake.clone();
             let counter = counter.clone();
             std::thread::Builder::new()
                 .name("reader".into())
-                .spawn_scoped(s, move || read_sources(&sources, &lake, counter, work_tx))
+                .spawn_scoped(s, move || {
+                    read_sources(sources, store, rt, counter, work_tx)
+                })
                 .expect("spawn the reader thread");
         }
         for i in 0..threads {
@@ -153,7 +175,7 @@ pub fn convert(opts: &ConvertOptions) -> Result<Summary> {
         }
         drop(work_rx);
         drop(done_tx);
-        let mut w = Writer::new(&lake, &sources, opts.buffer_bytes);
+        let mut w = Writer::new(store, rt, sources, opts.buffer_bytes);
         let mut pending: BTreeMap<u64, Msg> = BTreeMap::new();
         let mut next = 0u64;
         let mut result = Ok(());
@@ -197,7 +219,13 @@ fn progress_bar(enabled: bool, total: u64) -> Option<indicatif::ProgressBar> {
 }
 
 /// Stage 1: sources → members → chunks, in order.
-fn read_sources(sources: &[Source], lake: &Path, counter: Arc<AtomicU64>, tx: Sender<(u64, Msg)>) {
+fn read_sources(
+    sources: &[Source],
+    store: &LakeStore,
+    rt: &tokio::runtime::Handle,
+    counter: Arc<AtomicU64>,
+    tx: Sender<(u64, Msg)>,
+) {
     let mut seq = 0u64;
     let mut send = |m: Msg| {
         let ok = tx.send((seq, m)).is_ok();
@@ -205,8 +233,14 @@ fn read_sources(sources: &[Source], lake: &Path, counter: Arc<AtomicU64>, tx: Se
         ok
     };
     for (src, source) in sources.iter().enumerate() {
-        let sha = match sha256_file(&source.path) {
-            Ok(s) => s,
+        // Remote sources are spooled to a temporary file first (removed after the source).
+        let prepared = materialize(source, rt).and_then(|(path, spool)| {
+            let sha = sha256_file(&path)?;
+            let done = rt.block_on(ledger::contains(store, &sha))?;
+            Ok((path, spool, sha, done))
+        });
+        let (path, _spool, sha, done) = match prepared {
+            Ok(p) => p,
             Err(e) => {
                 if !send(Msg::Failed {
                     src,
@@ -218,7 +252,7 @@ fn read_sources(sources: &[Source], lake: &Path, counter: Arc<AtomicU64>, tx: Se
                 continue;
             }
         };
-        if ledger::contains(lake, &sha) {
+        if done {
             counter.fetch_add(source.size, std::sync::atomic::Ordering::Relaxed);
             if !send(Msg::Skipped) {
                 return;
@@ -233,7 +267,7 @@ fn read_sources(sources: &[Source], lake: &Path, counter: Arc<AtomicU64>, tx: Se
         }
         let mut member = 0usize;
         let mut alive = true;
-        let res = for_each_member(&source.path, counter.clone(), |name, reader| {
+        let res = for_each_member(&path, counter.clone(), |name, reader| {
             if !alive {
                 return;
             }
@@ -259,6 +293,12 @@ fn read_sources(sources: &[Source], lake: &Path, counter: Arc<AtomicU64>, tx: Se
         }
         let last = match res {
             Ok(_) => Msg::End { src },
+            // Name the source as the user gave it, not a spool file.
+            Err(crate::Error::Source { reason, .. }) => Msg::Failed {
+                src,
+                sha: Some(sha),
+                reason: format!("{}: {reason}", source.name),
+            },
             Err(e) => Msg::Failed {
                 src,
                 sha: Some(sha),
@@ -290,7 +330,8 @@ fn decode_worker(rx: Receiver<(u64, Msg)>, tx: Sender<(u64, Msg)>) {
 
 /// Stage 3: in-order bookkeeping around the partition buffer.
 struct Writer<'a> {
-    lake: &'a Path,
+    store: &'a LakeStore,
+    rt: &'a tokio::runtime::Handle,
     sources: &'a [Source],
     states: BTreeMap<usize, SourceState>,
     buffer: PartitionBuffer,
@@ -299,12 +340,18 @@ struct Writer<'a> {
 }
 
 impl<'a> Writer<'a> {
-    fn new(lake: &'a Path, sources: &'a [Source], budget: usize) -> Self {
+    fn new(
+        store: &'a LakeStore,
+        rt: &'a tokio::runtime::Handle,
+        sources: &'a [Source],
+        budget: usize,
+    ) -> Self {
         Writer {
-            lake,
+            store,
+            rt,
             sources,
             states: BTreeMap::new(),
-            buffer: PartitionBuffer::new(lake, budget),
+            buffer: PartitionBuffer::new(store, rt.clone(), budget),
             summary: Summary::default(),
             partitions: HashSet::new(),
         }
@@ -335,7 +382,7 @@ impl<'a> Writer<'a> {
                     converted_at: String::new(),
                     auditlake_version: env!("CARGO_PKG_VERSION").into(),
                 };
-                let rejects = RejectLog::new(self.lake, &sha);
+                let rejects = RejectLog::new(&sha);
                 self.states.insert(
                     src,
                     SourceState {
@@ -379,7 +426,7 @@ impl<'a> Writer<'a> {
                     .states
                     .remove(&src)
                     .map(|s| s.rejects)
-                    .or_else(|| sha.as_deref().map(|sha| RejectLog::new(self.lake, sha)));
+                    .or_else(|| sha.as_deref().map(RejectLog::new));
                 if let Some(log) = log.as_mut() {
                     log.write(&Rejected {
                         source: &path,
@@ -392,7 +439,7 @@ impl<'a> Writer<'a> {
                     })?;
                 }
                 if let Some(log) = log {
-                    log.finish()?;
+                    self.rt.block_on(log.finish(self.store))?;
                 }
             }
             Msg::Chunk { .. } => unreachable!("chunks are decoded before they get here"),
@@ -527,7 +574,7 @@ impl<'a> Writer<'a> {
                 time,
                 ..
             } = st;
-            entry.rejects_file = rejects.finish()?;
+            entry.rejects_file = self.rt.block_on(rejects.finish(self.store))?;
             entry.converted_at = now.clone();
             entry.time_min = time.map(|t| fmt_time(t.0));
             entry.time_max = time.map(|t| fmt_time(t.1));
@@ -537,7 +584,7 @@ impl<'a> Writer<'a> {
             s.written += entry.written;
             s.duplicates += entry.duplicates;
             s.rejected += entry.rejected;
-            ledger::write(self.lake, &entry)?;
+            self.rt.block_on(ledger::write(self.store, &entry))?;
         }
         self.summary.partitions = self.partitions.len() as u64;
         Ok(self.summary)

@@ -3,14 +3,13 @@
 //! of the sources converted into it.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::path::Path;
 
-use parquet::file::reader::{FileReader, SerializedFileReader};
+use parquet::file::metadata::ParquetMetaDataReader;
 use serde::Serialize;
 
 use crate::ingest::time::format_day;
-use crate::lake::{ledger, list_partitions, parquet_files};
+use crate::lake::store::LakeStore;
+use crate::lake::{ledger, list_partitions, partition_files};
 use crate::{Error, Result};
 
 #[derive(Debug, Serialize, Default)]
@@ -41,31 +40,29 @@ pub struct LakeStatus {
 }
 
 /// Reads the lake's layout, file footers and ledger.
-pub fn status(lake: &Path) -> Result<LakeStatus> {
-    if !lake.is_dir() {
-        return Err(Error::Usage(format!(
-            "{}: no lake here (convert something into it first)",
-            lake.display()
-        )));
-    }
+pub async fn status(store: &LakeStore) -> Result<LakeStatus> {
     let mut per_tenant: BTreeMap<String, (Vec<i32>, TenantStatus)> = BTreeMap::new();
-    for part in list_partitions(lake, None).map_err(|e| Error::io(lake, e))? {
-        let files = parquet_files(&part.path).map_err(|e| Error::io(&part.path, e))?;
+    for part in list_partitions(store, None).await? {
+        let files = partition_files(store, &part.rel).await?;
         if files.is_empty() {
             continue;
         }
         let (days, t) = per_tenant.entry(part.key.tenant.to_string()).or_default();
         days.push(part.key.day);
-        for f in files {
-            let file = File::open(&f).map_err(|e| Error::io(&f, e))?;
-            t.bytes += file.metadata().map_err(|e| Error::io(&f, e))?.len();
-            let reader = SerializedFileReader::new(file).map_err(|e| Error::parquet(&f, e))?;
-            t.events += reader.metadata().file_metadata().num_rows() as u64;
+        for (rel, size) in files {
+            t.bytes += size;
+            t.events += row_count(store, &rel, size).await?;
             t.files += 1;
         }
     }
+    if per_tenant.is_empty() && store.list_all("").await?.is_empty() {
+        return Err(Error::Usage(format!(
+            "{}: no lake here (convert something into it first)",
+            store.display
+        )));
+    }
     let mut out = LakeStatus {
-        lake: lake.display().to_string(),
+        lake: store.display.clone(),
         ..Default::default()
     };
     for (tenant, (mut days, mut t)) in per_tenant {
@@ -80,7 +77,7 @@ pub fn status(lake: &Path) -> Result<LakeStatus> {
         out.bytes += t.bytes;
         out.tenants.push(t);
     }
-    for e in ledger::load(lake)? {
+    for e in ledger::load(store).await? {
         out.sources += 1;
         out.records_read += e.records_read;
         out.duplicates += e.duplicates;
@@ -89,6 +86,32 @@ pub fn status(lake: &Path) -> Result<LakeStatus> {
             e.members.iter().filter(|m| m.incomplete.is_some()).count() as u64;
     }
     Ok(out)
+}
+
+/// Rows in a lake file, from its footer alone.
+async fn row_count(store: &LakeStore, rel: &str, size: u64) -> Result<u64> {
+    use object_store::ObjectStoreExt;
+    let bad = |why: String| Error::Usage(format!("{}: {why}", store.show(rel)));
+    let path = store.path(rel);
+    if size < 12 {
+        return Err(bad("not a Parquet file (too short)".into()));
+    }
+    let tail = store
+        .store
+        .get_range(&path, size - 8..size)
+        .await
+        .map_err(|e| bad(e.to_string()))?;
+    let len = u32::from_le_bytes(tail[..4].try_into().expect("4 bytes")) as u64;
+    if &tail[4..] != b"PAR1" || len + 8 > size {
+        return Err(bad("not a Parquet file (no footer)".into()));
+    }
+    let footer = store
+        .store
+        .get_range(&path, size - 8 - len..size - 8)
+        .await
+        .map_err(|e| bad(e.to_string()))?;
+    let meta = ParquetMetaDataReader::decode_metadata(&footer).map_err(|e| bad(e.to_string()))?;
+    Ok(meta.file_metadata().num_rows() as u64)
 }
 
 /// Ranges of days missing between sorted, distinct days.

@@ -8,12 +8,14 @@ use clap::{Parser, Subcommand};
 
 use crate::convert::{convert, ConvertOptions, Summary};
 use crate::generate::{generate, ExportFormat, GenerateOptions};
+use crate::lake::store::LakeStore;
 use crate::query::print::{write_batches, write_parquet, Format};
 use crate::query::{build_session, SessionOptions};
 use crate::report::render::{self, ReportFormat};
 use crate::report::ReportOptions;
 use crate::status::{human_bytes, render, status};
 use crate::Result;
+use object_store::ObjectStoreExt;
 
 /// Exit code for success.
 pub const EXIT_OK: u8 = 0;
@@ -46,9 +48,10 @@ pub enum Command {
     /// again. A source or member that cannot be read fully is reported on stderr, the rest is
     /// still converted, and the exit code is 2.
     Convert {
-        /// Export files or directories (searched recursively).
+        /// Export files or directories (searched recursively), s3://, gs://, az:// objects or
+        /// prefixes (every object below), or https:// URLs such as DPoD's signed export URLs.
         #[arg(required = true, value_name = "INPUT")]
-        inputs: Vec<PathBuf>,
+        inputs: Vec<String>,
         #[command(flatten)]
         lake: LakeArg,
         /// Print the summary as JSON on stdout.
@@ -128,9 +131,10 @@ pub enum Command {
         to: Option<i32>,
         #[arg(long, value_enum, default_value_t = ReportFormat::Md)]
         format: ReportFormat,
-        /// Write to this file (csv: this directory) instead of stdout.
-        #[arg(long, value_name = "PATH")]
-        out: Option<PathBuf>,
+        /// Write to this file (csv: this directory) instead of stdout; a path or a URL
+        /// (s3://bucket/reports/june.html).
+        #[arg(long, value_name = "PATH|URL")]
+        out: Option<String>,
         /// Exit with 1 when any report has findings (for schedulers).
         #[arg(long)]
         fail_on_findings: bool,
@@ -183,18 +187,57 @@ pub struct SessionArgs {
 }
 
 impl SessionArgs {
-    fn options(&self) -> SessionOptions {
-        SessionOptions {
-            lake: self.lake.lake.clone(),
+    fn options(&self) -> Result<SessionOptions> {
+        Ok(SessionOptions {
+            store: self.lake.open()?,
             tenant: self.tenant.clone(),
             period: None,
             sql_dir: self.sql_dir.clone(),
-        }
+        })
     }
 }
 
 fn parse_day_arg(s: &str) -> std::result::Result<i32, String> {
     crate::ingest::time::parse_day(s).ok_or_else(|| format!("{s:?} is not a date (YYYY-MM-DD)"))
+}
+
+/// Writes an output to a local path (atomically) or to an object-store URL (one PUT);
+/// `name` is a file inside `location` taken as a directory.
+fn write_output(
+    location: &str,
+    name: Option<&str>,
+    bytes: Vec<u8>,
+    options: &[(String, String)],
+) -> Result<()> {
+    if crate::lake::store::is_url(location) && !location.starts_with("file://") {
+        let full = match name {
+            Some(n) => format!("{}/{n}", location.trim_end_matches('/')),
+            None => location.to_string(),
+        };
+        let url = url::Url::parse(&full)
+            .map_err(|e| crate::Error::Usage(format!("{full}: not a URL: {e}")))?;
+        let store = crate::lake::store::store_for_url(&url, options)?;
+        let path = object_store::path::Path::from_url_path(url.path())
+            .map_err(|e| crate::Error::Usage(format!("{full}: {e}")))?;
+        return runtime()?.block_on(async {
+            store
+                .put(&path, object_store::PutPayload::from(bytes))
+                .await
+                .map(|_| ())
+                .map_err(|e| {
+                    crate::Error::Usage(format!("{}: {}", crate::lake::store::redact(&url), e))
+                })
+        });
+    }
+    let base = std::path::PathBuf::from(location.strip_prefix("file://").unwrap_or(location));
+    let path = match name {
+        Some(n) => {
+            std::fs::create_dir_all(&base).map_err(|e| crate::Error::io(&base, e))?;
+            base.join(n)
+        }
+        None => base,
+    };
+    write_atomic(&path, &bytes)
 }
 
 /// Writes a file atomically: a hidden temporary next to it, then a rename.
@@ -217,9 +260,28 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct LakeArg {
-    /// The lake: a directory.
+    /// The lake: a directory, or a URL (s3://bucket/prefix, gs://, az://, file://).
+    /// Object-store credentials, region and endpoint come from the usual environment
+    /// variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL,
+    /// AWS_ALLOW_HTTP, GOOGLE_SERVICE_ACCOUNT, AZURE_STORAGE_ACCOUNT_NAME, ...).
     #[arg(long, env = "AUDITLAKE_LAKE", value_name = "LAKE")]
-    pub lake: PathBuf,
+    pub lake: String,
+    /// An object-store setting not in the environment, e.g. aws_endpoint=http://127.0.0.1:9000
+    /// or aws_allow_http=true (repeatable).
+    #[arg(long = "storage-option", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub storage_options: Vec<(String, String)>,
+}
+
+impl LakeArg {
+    pub fn open(&self) -> Result<LakeStore> {
+        LakeStore::open(&self.lake, &self.storage_options)
+    }
+}
+
+fn parse_key_value(s: &str) -> std::result::Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+        .ok_or_else(|| format!("{s:?} is not KEY=VALUE"))
 }
 
 /// Runs a parsed command line.
@@ -236,6 +298,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             let opts = ConvertOptions {
                 lake: lake.lake,
                 inputs,
+                storage_options: lake.storage_options,
                 threads,
                 buffer_bytes: buffer_mb.max(1) << 20,
                 progress: !quiet && !json,
@@ -253,7 +316,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             }))
         }
         Command::Status { lake, json } => {
-            let s = status(&lake.lake)?;
+            let s = runtime()?.block_on(status(&lake.open()?))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&s)?);
             } else {
@@ -289,7 +352,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             };
             let rt = runtime()?;
             let results = rt.block_on(async {
-                let session = build_session(&session.options()).await?;
+                let session = build_session(&session.options()?).await?;
                 let mut out = Vec::new();
                 for df in session.statements(&sql).await? {
                     out.push(df.collect().await?);
@@ -329,7 +392,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             fail_on_findings,
         } => {
             let opts = ReportOptions {
-                lake: lake.lake,
+                store: lake.open()?,
                 tenant,
                 from,
                 to,
@@ -343,9 +406,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
                     ))
                 }
                 (ReportFormat::Csv, Some(dir)) => {
-                    std::fs::create_dir_all(dir).map_err(|e| crate::Error::io(dir, e))?;
                     for (name, text) in render::csv_files(&pack)? {
-                        write_atomic(&dir.join(name), text.as_bytes())?;
+                        write_output(dir, Some(&name), text.into_bytes(), &lake.storage_options)?;
                     }
                 }
                 (f, out) => {
@@ -355,7 +417,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
                         _ => render::json(&pack)?,
                     };
                     match out {
-                        Some(path) => write_atomic(path, text.as_bytes())?,
+                        Some(path) => {
+                            write_output(path, None, text.into_bytes(), &lake.storage_options)?
+                        }
                         None => {
                             use std::io::Write;
                             std::io::stdout()
@@ -391,7 +455,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
         Command::Repl { session, format } => {
             let rt = runtime()?;
-            let session = rt.block_on(build_session(&session.options()))?;
+            let session = rt.block_on(build_session(&session.options()?))?;
             crate::query::repl::run(&rt, &session, format)?;
             Ok(ExitCode::from(EXIT_OK))
         }

@@ -7,7 +7,6 @@
 //! member at that record (see [`DecodedChunk::brk`]).
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -457,37 +456,47 @@ pub fn decode_chunk(chunk: Arc<Chunk>) -> DecodedChunk {
             (lo.min(r.time), hi.max(r.time))
         }))
     });
-    // Group by partition, keeping record order within each.
+    // Group by partition, keeping record order within each. Tenants get small ids first so
+    // that sorting compares integers, and an export that is already in order is not sorted.
+    let mut tenant_names: Vec<&str> = Vec::new();
+    let keys: Vec<(u32, i32, u32)> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let t = match tenant_names.iter().position(|t| *t == r.tenant.as_ref()) {
+                Some(t) => t,
+                None => {
+                    tenant_names.push(r.tenant.as_ref());
+                    tenant_names.len() - 1
+                }
+            };
+            (t as u32, r.day, i as u32)
+        })
+        .collect();
     let mut order: Vec<u32> = (0..rows.len() as u32).collect();
-    order.sort_by(|&x, &y| {
-        let (a, b) = (&rows[x as usize], &rows[y as usize]);
-        (a.tenant.as_ref(), a.day, x).cmp(&(b.tenant.as_ref(), b.day, y))
-    });
-    let mut tenants: HashMap<&str, Arc<str>> = HashMap::new();
+    if !keys.windows(2).all(|w| w[0] <= w[1]) {
+        order.sort_unstable_by_key(|&i| keys[i as usize]);
+    }
+    let tenant_arcs: Vec<Arc<str>> = tenant_names.iter().map(|t| Arc::from(*t)).collect();
     let mut slices = Vec::new();
     let mut start = 0;
     while start < order.len() {
-        let first = &rows[order[start] as usize];
+        let (t, day, _) = keys[order[start] as usize];
         let mut end = start + 1;
-        while end < order.len() {
-            let r = &rows[order[end] as usize];
-            if r.day != first.day || r.tenant != first.tenant {
-                break;
-            }
+        while end < order.len()
+            && keys[order[end] as usize].0 == t
+            && keys[order[end] as usize].1 == day
+        {
             end += 1;
         }
-        let tenant = tenants
-            .entry(first.tenant.as_ref())
-            .or_insert_with(|| Arc::from(first.tenant.as_ref()))
-            .clone();
         let group: Vec<&Row> = order[start..end]
             .iter()
             .map(|&i| &rows[i as usize])
             .collect();
         slices.push(PartSlice {
             key: PartKey {
-                tenant,
-                day: first.day,
+                tenant: tenant_arcs[t as usize].clone(),
+                day,
             },
             batch: build_batch(&group),
             hashes: group.iter().map(|r| trace_hash(&r.trace_id)).collect(),

@@ -13,39 +13,126 @@ use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
+use futures::TryStreamExt;
+use object_store::{ObjectStore, ObjectStoreExt};
 use sha2::{Digest, Sha256};
 
+use crate::lake::store::{is_url, redact, store_for_url};
 use crate::Error;
 
+/// Where an input lives.
+#[derive(Clone)]
+pub enum SourceLoc {
+    Local(PathBuf),
+    /// An object in S3, GCS or Azure.
+    Object {
+        store: Arc<dyn ObjectStore>,
+        path: object_store::path::Path,
+    },
+    /// A plain or signed HTTPS URL (the query string is kept, never shown).
+    Http(url::Url),
+}
+
 /// One input file.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Source {
-    pub path: PathBuf,
+    /// How it is shown: the path, or the URL without credentials or query string.
+    pub name: String,
     pub size: u64,
+    pub loc: SourceLoc,
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Source({})", self.name)
+    }
 }
 
 impl Source {
     pub fn name(&self) -> String {
-        self.path.display().to_string()
+        self.name.clone()
     }
 }
 
-/// Expands the inputs (files and directories, recursively) into sources,
-/// directories in name order, skipping hidden files.
-pub fn list_sources(inputs: &[PathBuf]) -> Result<Vec<Source>, Error> {
+/// Expands the inputs into sources: local files and directories (recursively, in name
+/// order, hidden files skipped), `s3://`/`gs://`/`az://` objects or prefixes (every object
+/// below, in key order), and `http(s)://` URLs.
+pub async fn list_sources(
+    inputs: &[String],
+    options: &[(String, String)],
+) -> Result<Vec<Source>, Error> {
     let mut out = Vec::new();
     for input in inputs {
-        let meta = std::fs::metadata(input).map_err(|e| Error::io(input, e))?;
-        if meta.is_dir() {
-            walk(input, &mut out)?;
-        } else {
+        if input.starts_with("http://") || input.starts_with("https://") {
+            let url = url::Url::parse(input).map_err(|e| {
+                Error::Usage(format!(
+                    "{}: not a URL: {e}",
+                    input.split('?').next().unwrap_or(input)
+                ))
+            })?;
             out.push(Source {
-                path: input.clone(),
-                size: meta.len(),
+                name: redact(&url),
+                size: 0,
+                loc: SourceLoc::Http(url),
             });
+        } else if is_url(input) && !input.starts_with("file://") {
+            let url = url::Url::parse(input)
+                .map_err(|e| Error::Usage(format!("{input}: not a URL: {e}")))?;
+            let store = store_for_url(&url, options)?;
+            let prefix = object_store::path::Path::from_url_path(url.path())
+                .map_err(|e| Error::Usage(format!("{input}: {e}")))?;
+            let shown = |p: &object_store::path::Path| {
+                format!("{}://{}/{}", url.scheme(), url.authority(), p)
+            };
+            let mut found = Vec::new();
+            if !input.ends_with('/') {
+                if let Ok(meta) = store.head(&prefix).await {
+                    found.push(meta);
+                }
+            }
+            if found.is_empty() {
+                let mut listed: Vec<object_store::ObjectMeta> =
+                    store.list(Some(&prefix)).try_collect().await.map_err(|e| {
+                        Error::Usage(format!("{}: {}", redact(&url), one_line(&e.to_string())))
+                    })?;
+                listed.retain(|m| m.location.filename().is_some_and(|n| !n.starts_with('.')));
+                listed.sort_by(|a, b| a.location.cmp(&b.location));
+                found = listed;
+            }
+            if found.is_empty() {
+                return Err(Error::Usage(format!("{}: no objects there", redact(&url))));
+            }
+            for m in found {
+                out.push(Source {
+                    name: shown(&m.location),
+                    size: m.size,
+                    loc: SourceLoc::Object {
+                        store: store.clone(),
+                        path: m.location,
+                    },
+                });
+            }
+        } else {
+            let input = PathBuf::from(input.strip_prefix("file://").unwrap_or(input));
+            let meta = std::fs::metadata(&input).map_err(|e| Error::io(&input, e))?;
+            if meta.is_dir() {
+                walk(&input, &mut out)?;
+            } else {
+                out.push(Source {
+                    name: input.display().to_string(),
+                    size: meta.len(),
+                    loc: SourceLoc::Local(input),
+                });
+            }
         }
     }
     Ok(out)
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn walk(dir: &Path, out: &mut Vec<Source>) -> Result<(), Error> {
@@ -64,12 +151,101 @@ fn walk(dir: &Path, out: &mut Vec<Source>) -> Result<(), Error> {
             walk(&path, out)?;
         } else if meta.is_file() {
             out.push(Source {
-                path,
+                name: path.display().to_string(),
                 size: meta.len(),
+                loc: SourceLoc::Local(path),
             });
         }
     }
     Ok(())
+}
+
+/// A local file holding the source's bytes: the file itself, or a download spooled to a
+/// temporary file (zip needs its central directory at the end; memory stays flat).
+pub fn materialize(
+    source: &Source,
+    rt: &tokio::runtime::Handle,
+) -> Result<(PathBuf, Option<tempfile::NamedTempFile>), Error> {
+    use std::io::Write;
+    let tmp_dir = std::env::temp_dir();
+    let fail = |e: String| Error::Source {
+        path: PathBuf::from(&source.name),
+        reason: format!("download failed: {e}"),
+    };
+    match &source.loc {
+        SourceLoc::Local(p) => Ok((p.clone(), None)),
+        SourceLoc::Object { store, path } => {
+            let mut tmp = tempfile::NamedTempFile::new().map_err(|e| Error::io(&tmp_dir, e))?;
+            rt.block_on(async {
+                let mut stream = store
+                    .get(path)
+                    .await
+                    .map_err(|e| fail(one_line(&e.to_string())))?
+                    .into_stream();
+                while let Some(chunk) = stream
+                    .try_next()
+                    .await
+                    .map_err(|e| fail(one_line(&e.to_string())))?
+                {
+                    tmp.write_all(&chunk).map_err(|e| Error::io(&tmp_dir, e))?;
+                }
+                Ok::<_, Error>(())
+            })?;
+            tmp.flush().map_err(|e| Error::io(&tmp_dir, e))?;
+            Ok((tmp.path().to_path_buf(), Some(tmp)))
+        }
+        SourceLoc::Http(url) => {
+            let mut tmp = tempfile::NamedTempFile::new().map_err(|e| Error::io(&tmp_dir, e))?;
+            rt.block_on(async {
+                let client = reqwest::Client::builder()
+                    .connect_timeout(std::time::Duration::from_secs(10))
+                    .timeout(std::time::Duration::from_secs(3600))
+                    .build()
+                    .map_err(|e| fail(e.without_url().to_string()))?;
+                let mut attempt = 0;
+                loop {
+                    attempt += 1;
+                    // A failed attempt starts over: the file is rewritten from the start.
+                    tmp.as_file_mut()
+                        .set_len(0)
+                        .map_err(|e| Error::io(&tmp_dir, e))?;
+                    let mut w = std::io::BufWriter::new(tmp.as_file_mut());
+                    std::io::Seek::seek(&mut w, std::io::SeekFrom::Start(0))
+                        .map_err(|e| Error::io(&tmp_dir, e))?;
+                    let result: Result<(), String> = async {
+                        let resp = client
+                            .get(url.clone())
+                            .send()
+                            .await
+                            .map_err(|e| e.without_url().to_string())?;
+                        let status = resp.status();
+                        if !status.is_success() {
+                            return Err(format!("HTTP {status}"));
+                        }
+                        let mut stream = resp.bytes_stream();
+                        while let Some(chunk) = stream
+                            .try_next()
+                            .await
+                            .map_err(|e| e.without_url().to_string())?
+                        {
+                            w.write_all(&chunk).map_err(|e| e.to_string())?;
+                        }
+                        w.flush().map_err(|e| e.to_string())
+                    }
+                    .await;
+                    match result {
+                        Ok(()) => return Ok(()),
+                        Err(e) if attempt < 4 && !e.starts_with("HTTP 4") => {
+                            tokio::time::sleep(std::time::Duration::from_millis(200 << attempt))
+                                .await;
+                        }
+                        Err(e) => return Err(fail(e)),
+                    }
+                }
+            })?;
+            Ok((tmp.path().to_path_buf(), Some(tmp)))
+        }
+    }
 }
 
 /// Hex SHA-256 of a file's bytes.
@@ -250,8 +426,10 @@ impl Read for FailingReader {
 /// the bytes: the floor any conversion stands on. Returns (bytes in, bytes out, seconds).
 pub fn inflate_only(inputs: &[PathBuf], threads: usize) -> Result<(u64, u64, f64), Error> {
     use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-    use std::sync::Arc;
-    let sources = list_sources(inputs)?;
+    let mut sources = Vec::new();
+    for i in inputs {
+        walk_or_file(i, &mut sources)?;
+    }
     let threads = if threads == 0 {
         std::thread::available_parallelism().map_or(2, |n| n.get())
     } else {
@@ -271,7 +449,10 @@ pub fn inflate_only(inputs: &[PathBuf], threads: usize) -> Result<(u64, u64, f64
                         let Some(src) = sources.get(i) else {
                             return Ok(());
                         };
-                        for_each_member(&src.path, bytes_in.clone(), |_, r| {
+                        let SourceLoc::Local(path) = &src.loc else {
+                            return Ok(());
+                        };
+                        for_each_member(path, bytes_in.clone(), |_, r| {
                             while let Ok(n) = r.read(&mut buf) {
                                 if n == 0 {
                                     break;
@@ -292,4 +473,18 @@ pub fn inflate_only(inputs: &[PathBuf], threads: usize) -> Result<(u64, u64, f64
         bytes_out.load(Ordering::Relaxed),
         started.elapsed().as_secs_f64(),
     ))
+}
+
+fn walk_or_file(p: &Path, out: &mut Vec<Source>) -> Result<(), Error> {
+    let meta = std::fs::metadata(p).map_err(|e| Error::io(p, e))?;
+    if meta.is_dir() {
+        walk(p, out)
+    } else {
+        out.push(Source {
+            name: p.display().to_string(),
+            size: meta.len(),
+            loc: SourceLoc::Local(p.to_path_buf()),
+        });
+        Ok(())
+    }
 }

@@ -158,22 +158,14 @@ impl<R: Read> Scanner<R> {
 
     /// Moves the bytes up to the last record out as a chunk, keeping the rest for later.
     fn take_chunk(&mut self, records: Vec<(u32, u32)>, first_index: u64) -> Chunk {
-        let start = records[0].0 as usize;
-        let end = records.last().unwrap().1 as usize;
+        // The chunk keeps the bytes before its first record (a separator or two) rather
+        // than shifting megabytes to drop them.
+        let end = records.last().expect("a chunk has records").1 as usize;
         let tail = self.buf.split_off(end);
-        let mut data = std::mem::replace(&mut self.buf, tail);
-        let base_offset = self.base + start as u64;
+        let data = std::mem::replace(&mut self.buf, tail);
+        let base_offset = self.base;
         self.base += end as u64;
         self.pos -= end;
-        let records = if start > 0 {
-            data.drain(..start);
-            records
-                .into_iter()
-                .map(|(s, e)| (s - start as u32, e - start as u32))
-                .collect()
-        } else {
-            records
-        };
         Chunk {
             data,
             records,

@@ -3,10 +3,9 @@
 //! rows are in the lake. It lets a rerun skip what is done and `status` say
 //! what the lake holds.
 
-use std::path::Path;
-
 use serde::{Deserialize, Serialize};
 
+use super::store::LakeStore;
 use crate::{Error, Result};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -43,46 +42,43 @@ pub struct LedgerEntry {
     pub auditlake_version: String,
 }
 
-fn entry_path(lake: &Path, sha256: &str) -> std::path::PathBuf {
-    lake.join(super::LEDGER_DIR).join(format!("{sha256}.json"))
+fn entry_rel(sha256: &str) -> String {
+    format!("{}/{sha256}.json", super::LEDGER_DIR)
 }
 
 /// Whether a source with this SHA-256 was converted already.
-pub fn contains(lake: &Path, sha256: &str) -> bool {
-    entry_path(lake, sha256).is_file()
+pub async fn contains(store: &LakeStore, sha256: &str) -> Result<bool> {
+    Ok(store.get(&entry_rel(sha256)).await?.is_some())
 }
 
-/// Writes an entry atomically.
-pub fn write(lake: &Path, entry: &LedgerEntry) -> Result<()> {
-    let path = entry_path(lake, &entry.sha256);
-    let dir = path.parent().expect("ledger entry has a directory");
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let tmp = dir.join(format!(".{}.json.tmp", entry.sha256));
-    std::fs::write(&tmp, serde_json::to_vec_pretty(entry)?).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+/// Writes an entry (one PUT: atomic).
+pub async fn write(store: &LakeStore, entry: &LedgerEntry) -> Result<()> {
+    store
+        .put(
+            &entry_rel(&entry.sha256),
+            bytes::Bytes::from(serde_json::to_vec_pretty(entry)?),
+        )
+        .await?;
     crate::testhook::point("ledger");
     Ok(())
 }
 
 /// All entries, oldest conversion first.
-pub fn load(lake: &Path) -> Result<Vec<LedgerEntry>> {
-    let dir = lake.join(super::LEDGER_DIR);
+pub async fn load(store: &LakeStore) -> Result<Vec<LedgerEntry>> {
     let mut out = Vec::new();
-    let rd = match std::fs::read_dir(&dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(Error::io(&dir, e)),
-    };
-    for e in rd {
-        let e = e.map_err(|e| Error::io(&dir, e))?;
-        let name = e.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') || !name.ends_with(".json") {
+    for (name, _) in store.list_files(super::LEDGER_DIR).await? {
+        if !name.ends_with(".json") {
             continue;
         }
-        let bytes = std::fs::read(e.path()).map_err(|err| Error::io(&e.path(), err))?;
-        let entry: LedgerEntry = serde_json::from_slice(&bytes).map_err(|err| Error::Source {
-            path: e.path(),
-            reason: format!("unreadable ledger entry: {err}"),
+        let rel = format!("{}/{name}", super::LEDGER_DIR);
+        let Some(bytes) = store.get(&rel).await? else {
+            continue;
+        };
+        let entry: LedgerEntry = serde_json::from_slice(&bytes).map_err(|err| {
+            Error::Usage(format!(
+                "{}: unreadable ledger entry: {err}",
+                store.show(&rel)
+            ))
         })?;
         out.push(entry);
     }

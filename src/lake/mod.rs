@@ -5,11 +5,12 @@
 //! `<lake>/_rejected/` NDJSON of everything that could not be placed.
 
 pub mod ledger;
+pub mod lock;
 pub mod partitions;
 pub mod rejects;
+pub mod store;
 pub mod writer;
 
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock};
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
@@ -99,10 +100,13 @@ pub struct PartKey {
 }
 
 impl PartKey {
-    /// `tenant_id=<enc>/day=<YYYY-MM-DD>` relative to the events directory.
-    pub fn rel_dir(&self) -> PathBuf {
-        Path::new(&format!("tenant_id={}", encode_part_value(&self.tenant)))
-            .join(format!("day={}", crate::ingest::time::format_day(self.day)))
+    /// `events/tenant_id=<enc>/day=<YYYY-MM-DD>`, relative to the lake root.
+    pub fn rel_dir(&self) -> String {
+        format!(
+            "{EVENTS_DIR}/tenant_id={}/day={}",
+            encode_part_value(&self.tenant),
+            crate::ingest::time::format_day(self.day)
+        )
     }
 }
 
@@ -141,55 +145,41 @@ pub fn decode_part_value(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// A partition found on disk.
+/// A partition found in the lake.
 #[derive(Debug, Clone)]
 pub struct PartitionDir {
     pub key: PartKey,
-    pub path: PathBuf,
+    /// Its directory relative to the lake root.
+    pub rel: String,
 }
 
 /// Lists the partitions under `<lake>/events`, optionally of one tenant, sorted.
-pub fn list_partitions(lake: &Path, tenant: Option<&str>) -> std::io::Result<Vec<PartitionDir>> {
-    let events = lake.join(EVENTS_DIR);
-    let mut out = Vec::new();
-    let tenant_dirs: Vec<(String, PathBuf)> = match tenant {
-        Some(t) => {
-            let p = events.join(format!("tenant_id={}", encode_part_value(t)));
-            if p.is_dir() {
-                vec![(t.to_string(), p)]
-            } else {
-                vec![]
-            }
-        }
-        None => {
-            let mut v = Vec::new();
-            if events.is_dir() {
-                for e in std::fs::read_dir(&events)? {
-                    let e = e?;
-                    let name = e.file_name().to_string_lossy().into_owned();
-                    if let Some(t) = name.strip_prefix("tenant_id=").and_then(decode_part_value) {
-                        v.push((t, e.path()));
-                    }
-                }
-            }
-            v
-        }
+pub async fn list_partitions(
+    store: &store::LakeStore,
+    tenant: Option<&str>,
+) -> crate::Result<Vec<PartitionDir>> {
+    let tenants: Vec<String> = match tenant {
+        Some(t) => vec![format!("tenant_id={}", encode_part_value(t))],
+        None => store.list_dirs(EVENTS_DIR).await?,
     };
-    for (tenant, dir) in tenant_dirs {
-        let tenant: Arc<str> = tenant.into();
-        for e in std::fs::read_dir(&dir)? {
-            let e = e?;
-            let name = e.file_name().to_string_lossy().into_owned();
-            if let Some(day) = name
+    let mut out = Vec::new();
+    for dir in tenants {
+        let Some(t) = dir.strip_prefix("tenant_id=").and_then(decode_part_value) else {
+            continue;
+        };
+        let t: Arc<str> = t.into();
+        let rel = format!("{EVENTS_DIR}/{dir}");
+        for day_dir in store.list_dirs(&rel).await? {
+            if let Some(day) = day_dir
                 .strip_prefix("day=")
                 .and_then(crate::ingest::time::parse_day)
             {
                 out.push(PartitionDir {
                     key: PartKey {
-                        tenant: tenant.clone(),
+                        tenant: t.clone(),
                         day,
                     },
-                    path: e.path(),
+                    rel: format!("{rel}/{day_dir}"),
                 });
             }
         }
@@ -198,25 +188,18 @@ pub fn list_partitions(lake: &Path, tenant: Option<&str>) -> std::io::Result<Vec
     Ok(out)
 }
 
-/// The Parquet files of one partition directory (temporary files excluded), sorted.
-pub fn parquet_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut v = Vec::new();
-    match std::fs::read_dir(dir) {
-        Ok(rd) => {
-            for e in rd {
-                let e = e?;
-                let name = e.file_name();
-                let name = name.to_string_lossy();
-                if name.ends_with(".parquet") && !name.starts_with('.') && !name.starts_with('_') {
-                    v.push(e.path());
-                }
-            }
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
-    v.sort();
-    Ok(v)
+/// The Parquet files of a partition (temporary and hidden files excluded): relative path and size.
+pub async fn partition_files(
+    store: &store::LakeStore,
+    rel: &str,
+) -> crate::Result<Vec<(String, u64)>> {
+    Ok(store
+        .list_files(rel)
+        .await?
+        .into_iter()
+        .filter(|(n, _)| n.ends_with(".parquet"))
+        .map(|(n, size)| (format!("{rel}/{n}"), size))
+        .collect())
 }
 
 #[cfg(test)]

@@ -12,7 +12,6 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
@@ -22,8 +21,9 @@ use arrow::array::{
 };
 use arrow::compute::{concat_batches, filter_record_batch};
 
+use super::store::LakeStore;
 use super::writer::{read_file, sort_by_time, write_file, WrittenFile};
-use super::{file_schema, list_partitions, parquet_files, Col, PartKey};
+use super::{file_schema, list_partitions, partition_files, Col, PartKey};
 use crate::ingest::decode::{trace_hash, PartSlice};
 use crate::Result;
 
@@ -116,7 +116,8 @@ pub struct Published {
 }
 
 pub struct PartitionBuffer {
-    root: PathBuf,
+    store: LakeStore,
+    rt: tokio::runtime::Handle,
     run_id: String,
     budget: usize,
     bufs: HashMap<PartKey, PartBuf>,
@@ -148,14 +149,14 @@ struct Done {
     result: Result<WrittenFile>,
 }
 
-fn encoder(root: PathBuf, jobs: Receiver<Job>, done: Sender<Done>) {
+fn encoder(store: LakeStore, rt: tokio::runtime::Handle, jobs: Receiver<Job>, done: Sender<Done>) {
     for job in jobs.iter() {
         let result = (|| {
             let all = concat_batches(&file_schema(), &job.batches)?;
             drop(job.batches);
             let sorted = sort_by_time(&all)?;
             drop(all);
-            write_file(&root, &job.key, &job.name, &sorted)
+            rt.block_on(write_file(&store, &job.key, &job.name, &sorted))
         })();
         if done.send(Done { id: job.id, result }).is_err() {
             return;
@@ -165,7 +166,7 @@ fn encoder(root: PathBuf, jobs: Receiver<Job>, done: Sender<Done>) {
 
 impl PartitionBuffer {
     /// A buffer over the lake at `root` holding at most about `budget` bytes of rows.
-    pub fn new(root: &Path, budget: usize) -> Self {
+    pub fn new(store: &LakeStore, rt: tokio::runtime::Handle, budget: usize) -> Self {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
@@ -174,15 +175,17 @@ impl PartitionBuffer {
         let (done_tx, done_rx) = unbounded::<Done>();
         let encoders = (0..threads)
             .map(|i| {
-                let (root, jobs, done) = (root.to_path_buf(), job_rx.clone(), done_tx.clone());
+                let (store, rt, jobs, done) =
+                    (store.clone(), rt.clone(), job_rx.clone(), done_tx.clone());
                 std::thread::Builder::new()
                     .name(format!("encoder-{i}"))
-                    .spawn(move || encoder(root, jobs, done))
+                    .spawn(move || encoder(store, rt, jobs, done))
                     .expect("spawn an encoder thread")
             })
             .collect();
         PartitionBuffer {
-            root: root.to_path_buf(),
+            store: store.clone(),
+            rt,
             run_id: format!("{:x}-{:x}", now.as_micros(), std::process::id()),
             budget,
             bufs: HashMap::new(),
@@ -362,7 +365,15 @@ impl PartitionBuffer {
         self.inflight_bytes += bytes;
         self.job_sources.insert(id, sources);
         let jobs = self.jobs.as_ref().expect("encoders run until flush_all");
-        if jobs.send(Job { id, key: key.clone(), name, batches: kept }).is_err() {
+        if jobs
+            .send(Job {
+                id,
+                key: key.clone(),
+                name,
+                batches: kept,
+            })
+            .is_err()
+        {
             // An encoder died: its error is waiting in `done`.
             self.reap(0)?;
         }
@@ -376,11 +387,10 @@ impl PartitionBuffer {
             return Ok(());
         }
         let mut seen = TenantSeen::default();
-        for part in list_partitions(&self.root, Some(tenant))
-            .map_err(|e| crate::Error::io(&self.root, e))?
-        {
-            for f in parquet_files(&part.path).map_err(|e| crate::Error::io(&part.path, e))? {
-                for b in read_file(&f, Some(&[Col::TraceId]))? {
+        let (store, rt) = (self.store.clone(), self.rt.clone());
+        for part in rt.block_on(list_partitions(&store, Some(tenant)))? {
+            for (f, _) in rt.block_on(partition_files(&store, &part.rel))? {
+                for b in rt.block_on(read_file(&store, &f, Some(&[Col::TraceId])))? {
                     for t in b.column(0).as_string::<i32>().iter().flatten() {
                         seen.add(trace_hash(t), part.key.day);
                     }
@@ -414,11 +424,16 @@ impl PartitionBuffer {
     }
 
     fn build_index(&mut self, key: &PartKey, limit: Option<(usize, usize)>) -> Result<()> {
-        let dir = super::writer::partition_dir(&self.root, key);
         // Rows being encoded first (they may not be files yet), then the lake's files.
-        let mut lake: Vec<RecordBatch> = self.inflight.values().filter(|(k, _, _)| k == key).flat_map(|(_, b, _)| b.iter().cloned()).collect();
-        for f in parquet_files(&dir).map_err(|e| crate::Error::io(&dir, e))? {
-            lake.extend(read_file(&f, None)?);
+        let mut lake: Vec<RecordBatch> = self
+            .inflight
+            .values()
+            .filter(|(k, _, _)| k == key)
+            .flat_map(|(_, b, _)| b.iter().cloned())
+            .collect();
+        let (store, rt) = (self.store.clone(), self.rt.clone());
+        for (f, _) in rt.block_on(partition_files(&store, &key.rel_dir()))? {
+            lake.extend(rt.block_on(read_file(&store, &f, None))?);
         }
         let lake_bytes: usize = lake.iter().map(|b| b.get_array_memory_size()).sum();
         self.buffered += lake_bytes;

@@ -1,14 +1,15 @@
 //! `<lake>/_rejected/`: one NDJSON file per source holding every record that
 //! could not be placed, and every member that broke off, with where it was
-//! and why. Written under a temporary name and renamed when the source is
-//! done, so a rerun replaces it instead of repeating it.
+//! and why. Spooled to a local temporary file and published when the source
+//! is done (one PUT, or a multipart upload for a large one), so a rerun
+//! replaces it instead of repeating it.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::io::{BufWriter, Read, Write};
 
 use serde::Serialize;
+use tokio::io::AsyncWriteExt;
 
+use super::store::LakeStore;
 use crate::{Error, Result};
 
 /// One line of a rejects file.
@@ -28,52 +29,65 @@ pub struct Rejected<'a> {
 
 /// The rejects of one source, written as they come.
 pub struct RejectLog {
-    tmp: PathBuf,
-    path: PathBuf,
-    out: Option<BufWriter<File>>,
+    rel: String,
+    out: Option<BufWriter<tempfile::NamedTempFile>>,
     pub count: u64,
 }
 
 impl RejectLog {
     /// A log for the source with this SHA-256; nothing is created until the first line.
-    pub fn new(lake: &Path, sha256: &str) -> Self {
-        let dir = lake.join(super::REJECTED_DIR);
+    pub fn new(sha256: &str) -> Self {
         RejectLog {
-            tmp: dir.join(format!(".{sha256}.ndjson.tmp")),
-            path: dir.join(format!("{sha256}.ndjson")),
+            rel: format!("{}/{sha256}.ndjson", super::REJECTED_DIR),
             out: None,
             count: 0,
         }
     }
 
     pub fn write(&mut self, r: &Rejected) -> Result<()> {
+        let tmp_dir = std::env::temp_dir();
         if self.out.is_none() {
-            let dir = self.path.parent().expect("rejects file has a directory");
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-            let f = File::create(&self.tmp).map_err(|e| Error::io(&self.tmp, e))?;
+            let f = tempfile::NamedTempFile::new().map_err(|e| Error::io(&tmp_dir, e))?;
             self.out = Some(BufWriter::new(f));
         }
         let out = self.out.as_mut().expect("opened above");
         serde_json::to_writer(&mut *out, r)?;
-        out.write_all(b"\n").map_err(|e| Error::io(&self.tmp, e))?;
+        out.write_all(b"\n").map_err(|e| Error::io(&tmp_dir, e))?;
         self.count += 1;
         Ok(())
     }
 
     /// Publishes the file (if anything was written). Returns its path relative to the lake.
-    pub fn finish(mut self) -> Result<Option<String>> {
+    pub async fn finish(mut self, store: &LakeStore) -> Result<Option<String>> {
         let Some(out) = self.out.take() else {
             // A rerun that rejects nothing replaces an older file.
-            let _ = std::fs::remove_file(&self.path);
+            store.delete(&self.rel).await?;
             return Ok(None);
         };
-        out.into_inner()
-            .map_err(|e| Error::io(&self.tmp, e.into_error()))?;
-        std::fs::rename(&self.tmp, &self.path).map_err(|e| Error::io(&self.path, e))?;
-        Ok(Some(format!(
-            "{}/{}",
-            super::REJECTED_DIR,
-            self.path.file_name().unwrap_or_default().to_string_lossy()
-        )))
+        let tmp_dir = std::env::temp_dir();
+        let file = out
+            .into_inner()
+            .map_err(|e| Error::io(&tmp_dir, e.into_error()))?;
+        let mut reader = std::fs::File::open(file.path()).map_err(|e| Error::io(file.path(), e))?;
+        let mut upload =
+            object_store::buffered::BufWriter::new(store.store.clone(), store.path(&self.rel));
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = reader
+                .read(&mut buf)
+                .map_err(|e| Error::io(file.path(), e))?;
+            if n == 0 {
+                break;
+            }
+            upload
+                .write_all(&buf[..n])
+                .await
+                .map_err(|e| Error::Usage(format!("{}: {e}", store.show(&self.rel))))?;
+        }
+        upload
+            .shutdown()
+            .await
+            .map_err(|e| Error::Usage(format!("{}: {e}", store.show(&self.rel))))?;
+        Ok(Some(self.rel.clone()))
     }
 }

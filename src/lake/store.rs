@@ -43,46 +43,84 @@ pub fn retry_config() -> RetryConfig {
     RetryConfig {
         max_retries: 5,
         retry_timeout: Duration::from_secs(120),
-        backoff: object_store::BackoffConfig { init_backoff: Duration::from_millis(100), max_backoff: Duration::from_secs(5), base: 2.0 },
+        backoff: object_store::BackoffConfig {
+            init_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(5),
+            base: 2.0,
+        },
     }
 }
 
 /// Whether `s` names an object-store URL rather than a local path.
 pub fn is_url(s: &str) -> bool {
-    ["s3://", "s3a://", "gs://", "az://", "abfs://", "abfss://", "file://", "http://", "https://"].iter().any(|p| s.starts_with(p))
+    [
+        "s3://", "s3a://", "gs://", "az://", "abfs://", "abfss://", "file://", "http://",
+        "https://",
+    ]
+    .iter()
+    .any(|p| s.starts_with(p))
 }
 
 /// Builds a store for a URL: the scheme's builder from the environment, then the options.
 pub fn store_for_url(url: &Url, options: &[(String, String)]) -> Result<Arc<dyn ObjectStore>> {
     let bad = |e: object_store::Error| Error::Usage(format!("{}: {e}", redact(url)));
-    let client = object_store::ClientOptions::new().with_timeout(Duration::from_secs(60)).with_connect_timeout(Duration::from_secs(10));
+    let client = object_store::ClientOptions::new()
+        .with_timeout(Duration::from_secs(60))
+        .with_connect_timeout(Duration::from_secs(10));
     match url.scheme() {
         "s3" | "s3a" => {
-            let mut b = object_store::aws::AmazonS3Builder::from_env().with_url(url.as_str()).with_retry(retry_config()).with_client_options(client);
+            let mut b = object_store::aws::AmazonS3Builder::from_env()
+                .with_url(url.as_str())
+                .with_retry(retry_config())
+                .with_client_options(client);
             if let Ok(e) = std::env::var("AWS_ENDPOINT_URL") {
                 b = b.with_endpoint(e);
             }
             for (k, v) in options {
-                b = b.with_config(k.parse().map_err(|e: object_store::Error| Error::Usage(format!("--storage-option {k}: {e}")))?, v);
+                b = b.with_config(
+                    k.parse().map_err(|e: object_store::Error| {
+                        Error::Usage(format!("--storage-option {k}: {e}"))
+                    })?,
+                    v,
+                );
             }
             Ok(Arc::new(b.build().map_err(bad)?))
         }
         "gs" => {
-            let mut b = object_store::gcp::GoogleCloudStorageBuilder::from_env().with_url(url.as_str()).with_retry(retry_config()).with_client_options(client);
+            let mut b = object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                .with_url(url.as_str())
+                .with_retry(retry_config())
+                .with_client_options(client);
             for (k, v) in options {
-                b = b.with_config(k.parse().map_err(|e: object_store::Error| Error::Usage(format!("--storage-option {k}: {e}")))?, v);
+                b = b.with_config(
+                    k.parse().map_err(|e: object_store::Error| {
+                        Error::Usage(format!("--storage-option {k}: {e}"))
+                    })?,
+                    v,
+                );
             }
             Ok(Arc::new(b.build().map_err(bad)?))
         }
         "az" | "abfs" | "abfss" => {
-            let mut b = object_store::azure::MicrosoftAzureBuilder::from_env().with_url(url.as_str()).with_retry(retry_config()).with_client_options(client);
+            let mut b = object_store::azure::MicrosoftAzureBuilder::from_env()
+                .with_url(url.as_str())
+                .with_retry(retry_config())
+                .with_client_options(client);
             for (k, v) in options {
-                b = b.with_config(k.parse().map_err(|e: object_store::Error| Error::Usage(format!("--storage-option {k}: {e}")))?, v);
+                b = b.with_config(
+                    k.parse().map_err(|e: object_store::Error| {
+                        Error::Usage(format!("--storage-option {k}: {e}"))
+                    })?,
+                    v,
+                );
             }
             Ok(Arc::new(b.build().map_err(bad)?))
         }
         "file" => Ok(Arc::new(object_store::local::LocalFileSystem::new())),
-        other => Err(Error::Usage(format!("{}: unsupported scheme {other}:// (s3, gs, az, file)", redact(url)))),
+        other => Err(Error::Usage(format!(
+            "{}: unsupported scheme {other}:// (s3, gs, az, file)",
+            redact(url)
+        ))),
     }
 }
 
@@ -101,11 +139,20 @@ impl LakeStore {
     /// Opens a lake given as a local path or a URL.
     pub fn open(location: &str, options: &[(String, String)]) -> Result<LakeStore> {
         if is_url(location) && !location.starts_with("file://") {
-            let url = Url::parse(location).map_err(|e| Error::Usage(format!("{location}: not a URL: {e}")))?;
+            let url = Url::parse(location)
+                .map_err(|e| Error::Usage(format!("{location}: not a URL: {e}")))?;
             let store = store_for_url(&url, options)?;
-            let root = ObjPath::from_url_path(url.path()).map_err(|e| Error::Usage(format!("{location}: {e}")))?;
-            let base_url = Url::parse(&format!("{}://{}/", url.scheme(), url.authority())).map_err(|e| Error::Usage(format!("{location}: {e}")))?;
-            return Ok(LakeStore { store, root, base_url, display: redact(&url), local: None });
+            let root = ObjPath::from_url_path(url.path())
+                .map_err(|e| Error::Usage(format!("{location}: {e}")))?;
+            let base_url = Url::parse(&format!("{}://{}/", url.scheme(), url.authority()))
+                .map_err(|e| Error::Usage(format!("{location}: {e}")))?;
+            return Ok(LakeStore {
+                store,
+                root,
+                base_url,
+                display: redact(&url),
+                local: None,
+            });
         }
         let path = match location.strip_prefix("file://") {
             Some(p) => std::path::PathBuf::from(p),
@@ -118,7 +165,8 @@ impl LakeStore {
     pub fn local(path: &Path) -> Result<LakeStore> {
         std::fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
         let abs = std::fs::canonicalize(path).map_err(|e| Error::io(path, e))?;
-        let root = ObjPath::from_filesystem_path(&abs).map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
+        let root = ObjPath::from_filesystem_path(&abs)
+            .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
         Ok(LakeStore {
             store: Arc::new(object_store::local::LocalFileSystem::new()),
             root,
@@ -135,7 +183,9 @@ impl LakeStore {
 
     /// The object path of `rel` (a `/`-separated path below the root).
     pub fn path(&self, rel: &str) -> ObjPath {
-        rel.split('/').filter(|p| !p.is_empty()).fold(self.root.clone(), |p, part| p.child(part))
+        rel.split('/')
+            .filter(|p| !p.is_empty())
+            .fold(self.root.clone(), |p, part| p.join(part))
     }
 
     /// URL of a directory below the root, for a DataFusion listing table.
@@ -155,15 +205,25 @@ impl LakeStore {
 
     /// Writes an object in one PUT (atomic: readers see all of it or nothing).
     pub async fn put(&self, rel: &str, bytes: Bytes) -> Result<()> {
-        self.store.put(&self.path(rel), PutPayload::from_bytes(bytes)).await.map_err(|e| self.err(rel, e))?;
+        self.store
+            .put(&self.path(rel), PutPayload::from_bytes(bytes))
+            .await
+            .map_err(|e| self.err(rel, e))?;
         Ok(())
     }
 
     /// Creates an object only if absent; `Ok(false)` when it exists. Stores without
     /// conditional writes fall back to check-then-put.
     pub async fn put_new(&self, rel: &str, bytes: Bytes) -> Result<bool> {
-        let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
-        match self.store.put_opts(&self.path(rel), PutPayload::from_bytes(bytes.clone()), opts).await {
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        match self
+            .store
+            .put_opts(&self.path(rel), PutPayload::from_bytes(bytes.clone()), opts)
+            .await
+        {
             Ok(_) => Ok(true),
             Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
             Err(object_store::Error::NotImplemented { .. }) => {
@@ -201,7 +261,11 @@ impl LakeStore {
             Err(object_store::Error::NotFound { .. }) => return Ok(vec![]),
             Err(e) => return Err(self.err(rel, e)),
         };
-        let mut out: Vec<String> = listing.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_string)).collect();
+        let mut out: Vec<String> = listing
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename().map(str::to_string))
+            .collect();
         out.sort();
         Ok(out)
     }
@@ -228,16 +292,21 @@ impl LakeStore {
     pub async fn list_all(&self, rel: &str) -> Result<Vec<(String, u64)>> {
         let prefix = self.path(rel);
         let root = self.root.as_ref().to_string();
-        let objects: Vec<object_store::ObjectMeta> = match self.store.list(Some(&prefix)).try_collect().await {
-            Ok(v) => v,
-            Err(object_store::Error::NotFound { .. }) => vec![],
-            Err(e) => return Err(self.err(rel, e)),
-        };
+        let objects: Vec<object_store::ObjectMeta> =
+            match self.store.list(Some(&prefix)).try_collect().await {
+                Ok(v) => v,
+                Err(object_store::Error::NotFound { .. }) => vec![],
+                Err(e) => return Err(self.err(rel, e)),
+            };
         let mut out: Vec<(String, u64)> = objects
             .into_iter()
             .map(|o| {
                 let p = o.location.as_ref();
-                let rel = p.strip_prefix(root.as_str()).unwrap_or(p).trim_start_matches('/').to_string();
+                let rel = p
+                    .strip_prefix(root.as_str())
+                    .unwrap_or(p)
+                    .trim_start_matches('/')
+                    .to_string();
                 (rel, o.size)
             })
             .collect();

@@ -1,9 +1,6 @@
 //! Writes one partition's rows as a Parquet file: sorted by time, zstd,
-//! dictionary, page statistics and bloom filters, published atomically
-//! (written under a hidden temporary name, then renamed).
-
-use std::fs::File;
-use std::path::{Path, PathBuf};
+//! dictionary, page statistics and bloom filters, published atomically in a
+//! single PUT (on local disk: a temporary file renamed into place).
 
 use arrow::array::RecordBatch;
 use arrow::compute::{lexsort_to_indices, take_record_batch, SortColumn};
@@ -12,6 +9,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
+use super::store::LakeStore;
 use super::{file_schema, Col, PartKey, BLOOM_COLUMNS, COLUMN_NAMES};
 use crate::{Error, Result};
 
@@ -59,61 +57,59 @@ pub fn sort_by_time(batch: &RecordBatch) -> Result<RecordBatch> {
     Ok(take_record_batch(batch, &idx)?)
 }
 
-/// Writes `batch` (already sorted) as `<root>/events/<partition>/<file_name>`, atomically.
-pub fn write_file(
-    root: &Path,
+/// Encodes `batch` (already sorted) as a Parquet file in memory.
+pub fn encode(batch: &RecordBatch) -> Result<Vec<u8>> {
+    let props = writer_properties(batch.num_rows());
+    let here = std::path::Path::new("<parquet>");
+    let mut w = ArrowWriter::try_new(Vec::with_capacity(1 << 20), file_schema(), Some(props))
+        .map_err(|e| Error::parquet(here, e))?;
+    w.write(batch).map_err(|e| Error::parquet(here, e))?;
+    w.into_inner().map_err(|e| Error::parquet(here, e))
+}
+
+/// Writes `batch` (already sorted) as `<lake>/events/<partition>/<file_name>` in one PUT:
+/// readers see the whole file or nothing.
+pub async fn write_file(
+    store: &LakeStore,
     key: &PartKey,
     file_name: &str,
     batch: &RecordBatch,
 ) -> Result<WrittenFile> {
-    let rel_dir = Path::new(super::EVENTS_DIR).join(key.rel_dir());
-    let dir = root.join(&rel_dir);
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-    let final_path = dir.join(file_name);
-    let tmp_path = dir.join(format!(".{file_name}.tmp"));
-    let result = (|| -> Result<u64> {
-        let file = File::create(&tmp_path).map_err(|e| Error::io(&tmp_path, e))?;
-        let props = writer_properties(batch.num_rows());
-        let mut w = ArrowWriter::try_new(file, file_schema(), Some(props))
-            .map_err(|e| Error::parquet(&tmp_path, e))?;
-        w.write(batch).map_err(|e| Error::parquet(&tmp_path, e))?;
-        let file = w.into_inner().map_err(|e| Error::parquet(&tmp_path, e))?;
-        let bytes = file.metadata().map_err(|e| Error::io(&tmp_path, e))?.len();
-        drop(file);
-        crate::testhook::point("tmpfile");
-        std::fs::rename(&tmp_path, &final_path).map_err(|e| Error::io(&final_path, e))?;
-        Ok(bytes)
-    })();
-    match result {
-        Ok(bytes) => {
-            crate::testhook::point("file");
-            Ok(WrittenFile {
-                rel_path: rel_path_string(&rel_dir.join(file_name)),
-                rows: batch.num_rows(),
-                bytes,
-            })
-        }
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp_path);
-            Err(e)
-        }
-    }
-}
-
-fn rel_path_string(p: &Path) -> String {
-    p.components()
-        .map(|c| c.as_os_str().to_string_lossy())
-        .collect::<Vec<_>>()
-        .join("/")
+    let bytes = encode(batch)?;
+    let rel_path = format!("{}/{file_name}", key.rel_dir());
+    let len = bytes.len() as u64;
+    crate::testhook::point("tmpfile");
+    store.put(&rel_path, bytes::Bytes::from(bytes)).await?;
+    crate::testhook::point("file");
+    Ok(WrittenFile {
+        rel_path,
+        rows: batch.num_rows(),
+        bytes: len,
+    })
 }
 
 /// Reads a whole lake file (all columns, or the given ones) into batches.
-pub fn read_file(path: &Path, columns: Option<&[Col]>) -> Result<Vec<RecordBatch>> {
+pub async fn read_file(
+    store: &LakeStore,
+    rel: &str,
+    columns: Option<&[Col]>,
+) -> Result<Vec<RecordBatch>> {
+    let Some(bytes) = store.get(rel).await? else {
+        return Ok(vec![]);
+    };
+    read_bytes(bytes, columns).map_err(|e| match e {
+        Error::Parquet { source, .. } => Error::Usage(format!("{}: {source}", store.show(rel))),
+        other => other,
+    })
+}
+
+/// Decodes Parquet bytes (all columns, or the given ones).
+pub fn read_bytes(bytes: bytes::Bytes, columns: Option<&[Col]>) -> Result<Vec<RecordBatch>> {
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     use parquet::arrow::ProjectionMask;
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let here = std::path::Path::new("<parquet>");
     let mut b =
-        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| Error::parquet(path, e))?;
+        ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| Error::parquet(here, e))?;
     if let Some(cols) = columns {
         let schema = b.parquet_schema();
         let idx: Vec<usize> = cols
@@ -129,13 +125,8 @@ pub fn read_file(path: &Path, columns: Option<&[Col]>) -> Result<Vec<RecordBatch
     let reader = b
         .with_batch_size(64 * 1024)
         .build()
-        .map_err(|e| Error::parquet(path, e))?;
+        .map_err(|e| Error::parquet(here, e))?;
     reader
         .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| Error::Arrow(e))
-}
-
-/// Paths of a partition's files, for tests and tools.
-pub fn partition_dir(root: &Path, key: &PartKey) -> PathBuf {
-    root.join(super::EVENTS_DIR).join(key.rel_dir())
+        .map_err(Error::Arrow)
 }

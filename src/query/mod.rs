@@ -24,6 +24,7 @@ use datafusion::sql::parser::DFParser;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 
 use crate::ingest::time::format_day;
+use crate::lake::store::LakeStore;
 use crate::lake::{encode_part_value, file_schema, EVENTS_DIR};
 use crate::{Error, Result};
 
@@ -79,9 +80,9 @@ pub const BUILTIN_SQL: &[(&str, &str)] = &[
 const LAKE_TABLE: &str = "lake_events";
 
 /// What a session sees.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct SessionOptions {
-    pub lake: PathBuf,
+    pub store: LakeStore,
     /// Only this tenant's partitions are registered.
     pub tenant: Option<String>,
     /// Only days in this inclusive range (Date32) are visible.
@@ -138,42 +139,46 @@ fn sql_literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
-/// Builds the session over a local lake.
+/// Builds the session over a lake (local or in an object store).
 pub async fn build_session(opts: &SessionOptions) -> Result<Session> {
-    let events_dir = opts.lake.join(EVENTS_DIR);
-    if !opts.lake.is_dir() {
+    let store = &opts.store;
+    if store.list_dirs("").await?.is_empty() {
         return Err(Error::Usage(format!(
             "{}: no lake here (convert exports into it first)",
-            opts.lake.display()
+            store.display
         )));
     }
     let config = SessionConfig::new()
         .with_information_schema(true)
         .with_default_catalog_and_schema("auditlake", "lake");
     let ctx = SessionContext::new_with_config(config);
+    ctx.register_object_store(&store.base_url, store.store.clone());
 
-    let (root, partition_cols): (PathBuf, Vec<(String, DataType)>) = match &opts.tenant {
+    let (rel, partition_cols): (String, Vec<(String, DataType)>) = match &opts.tenant {
         Some(t) => {
-            let dir = events_dir.join(format!("tenant_id={}", encode_part_value(t)));
-            if !dir.is_dir() {
+            let rel = format!("{EVENTS_DIR}/tenant_id={}", encode_part_value(t));
+            if store.list_dirs(&rel).await?.is_empty() {
                 return Err(Error::Usage(format!(
                     "tenant {t:?} has no data in {}",
-                    opts.lake.display()
+                    store.display
                 )));
             }
-            (dir, vec![("day".into(), DataType::Date32)])
+            (rel, vec![("day".into(), DataType::Date32)])
         }
         None => (
-            events_dir.clone(),
+            EVENTS_DIR.to_string(),
             vec![
                 ("tenant_id".into(), DataType::Utf8),
                 ("day".into(), DataType::Date32),
             ],
         ),
     };
-    std::fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
-    let root = std::fs::canonicalize(&root).map_err(|e| Error::io(&root, e))?;
-    let url = ListingTableUrl::parse(format!("{}/", root.display()))?;
+    if let Some(dir) = store.local_dir() {
+        // A lake with no events yet still has an (empty) events table.
+        let d = dir.join(&rel);
+        std::fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
+    }
+    let url = ListingTableUrl::parse(store.dir_url(&rel))?;
     let listing = ListingOptions::new(Arc::new(ParquetFormat::default()))
         .with_file_extension(".parquet")
         .with_table_partition_cols(partition_cols)

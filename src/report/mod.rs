@@ -10,12 +10,12 @@ pub mod render;
 pub mod svg;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::common::DFSchema;
 
 use crate::ingest::time::format_day;
+use crate::lake::store::LakeStore;
 use crate::lake::{ledger, list_partitions};
 use crate::query::{build_session, SessionOptions};
 use crate::status::gaps;
@@ -161,9 +161,9 @@ impl ReportPack {
     }
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ReportOptions {
-    pub lake: PathBuf,
+    pub store: LakeStore,
     pub tenant: Option<String>,
     /// Inclusive UTC days; default: the lake's first/last day with data.
     pub from: Option<i32>,
@@ -193,19 +193,12 @@ pub async fn run(opts: &ReportOptions) -> Result<ReportPack> {
             })
             .collect::<Result<_>>()?
     };
-    if !opts.lake.is_dir() {
-        return Err(Error::Usage(format!(
-            "{}: no lake here (convert exports into it first)",
-            opts.lake.display()
-        )));
-    }
-    let parts = list_partitions(&opts.lake, opts.tenant.as_deref())
-        .map_err(|e| Error::io(&opts.lake, e))?;
+    let parts = list_partitions(&opts.store, opts.tenant.as_deref()).await?;
     if opts.tenant.is_some() && parts.is_empty() {
         return Err(Error::Usage(format!(
             "tenant {:?} has no data in {}",
             opts.tenant.as_deref().unwrap_or(""),
-            opts.lake.display()
+            opts.store.display
         )));
     }
     let first = parts.iter().map(|p| p.key.day).min();
@@ -225,9 +218,9 @@ pub async fn run(opts: &ReportOptions) -> Result<ReportPack> {
             format_day(to)
         )));
     }
-    let coverage = coverage(opts, &parts, from, to)?;
+    let coverage = coverage(opts, &parts, from, to).await?;
     let session = build_session(&SessionOptions {
-        lake: opts.lake.clone(),
+        store: opts.store.clone(),
         tenant: opts.tenant.clone(),
         period: Some((from, to)),
         sql_dir: None,
@@ -280,7 +273,7 @@ fn evaluate_findings(
     Ok(out)
 }
 
-fn coverage(
+async fn coverage(
     opts: &ReportOptions,
     parts: &[crate::lake::PartitionDir],
     from: i32,
@@ -291,8 +284,8 @@ fn coverage(
         by_tenant.entry(p.key.tenant.to_string()).or_default();
         if p.key.day >= from
             && p.key.day <= to
-            && !crate::lake::parquet_files(&p.path)
-                .map_err(|e| Error::io(&p.path, e))?
+            && !crate::lake::partition_files(&opts.store, &p.rel)
+                .await?
                 .is_empty()
         {
             by_tenant
@@ -319,7 +312,8 @@ fn coverage(
         .collect();
     let period_start = format_day(from);
     let period_end = format!("{}T23:59:59.999999Z", format_day(to));
-    let sources = ledger::load(&opts.lake)?
+    let sources = ledger::load(&opts.store)
+        .await?
         .into_iter()
         .filter(|e| match (&e.time_min, &e.time_max) {
             (Some(a), Some(b)) => {
@@ -330,7 +324,7 @@ fn coverage(
         .map(|e| e.name)
         .collect();
     Ok(Coverage {
-        lake: opts.lake.display().to_string(),
+        lake: opts.store.display.clone(),
         tenant: opts.tenant.clone(),
         from: format_day(from),
         to: format_day(to),

@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use arrow::array::{Array, AsArray, RecordBatch};
-use auditlake::lake::{list_partitions, parquet_files, writer::read_file, COLUMN_NAMES};
+use auditlake::lake::store::LakeStore;
+use auditlake::lake::{list_partitions, partition_files, writer::read_file, COLUMN_NAMES};
 use serde_json::Value;
 
 pub fn testdata(rel: &str) -> PathBuf {
@@ -76,18 +77,29 @@ pub type Row = Vec<String>;
 
 /// Every row of the lake, sorted, read straight from the Parquet files.
 pub fn lake_rows(lake: &Path) -> Vec<Row> {
+    store_rows(&LakeStore::local(lake).unwrap())
+}
+
+/// Every row of a lake in any store, sorted.
+pub fn store_rows(store: &LakeStore) -> Vec<Row> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let mut rows = Vec::new();
-    for part in list_partitions(lake, None).unwrap() {
-        for f in parquet_files(&part.path).unwrap() {
-            for b in read_file(&f, None).unwrap() {
-                rows.extend(batch_rows(
-                    &b,
-                    &part.key.tenant,
-                    &auditlake::ingest::time::format_day(part.key.day),
-                ));
+    rt.block_on(async {
+        for part in list_partitions(store, None).await.unwrap() {
+            for (f, _) in partition_files(store, &part.rel).await.unwrap() {
+                for b in read_file(store, &f, None).await.unwrap() {
+                    rows.extend(batch_rows(
+                        &b,
+                        &part.key.tenant,
+                        &auditlake::ingest::time::format_day(part.key.day),
+                    ));
+                }
             }
         }
-    }
+    });
     rows.sort();
     rows
 }

@@ -635,11 +635,12 @@ fn query_output_in_every_format_matches_its_snapshot() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let rows: usize = auditlake::lake::writer::read_file(&file, None)
-        .unwrap()
-        .iter()
-        .map(|b| b.num_rows())
-        .sum();
+    let rows: usize =
+        auditlake::lake::writer::read_bytes(std::fs::read(&file).unwrap().into(), None)
+            .unwrap()
+            .iter()
+            .map(|b| b.num_rows())
+            .sum();
     assert_eq!(
         rows,
         query(sample_lake(), &[], "SELECT * FROM failed_logins").len()
