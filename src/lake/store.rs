@@ -64,9 +64,24 @@ pub fn is_url(s: &str) -> bool {
 /// Builds a store for a URL: the scheme's builder from the environment, then the options.
 pub fn store_for_url(url: &Url, options: &[(String, String)]) -> Result<Arc<dyn ObjectStore>> {
     let bad = |e: object_store::Error| Error::Usage(format!("{}: {e}", redact(url)));
+    // Timeouts of our own; allow-http as the environment says (the builders' from_env reads
+    // it, but setting client options replaces theirs).
+    let env_true = |k: &str| {
+        std::env::var(k)
+            .is_ok_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
+    };
+    let allow_http = [
+        "AWS_ALLOW_HTTP",
+        "ALLOW_HTTP",
+        "AZURE_ALLOW_HTTP",
+        "GOOGLE_ALLOW_HTTP",
+    ]
+    .iter()
+    .any(|k| env_true(k));
     let client = object_store::ClientOptions::new()
         .with_timeout(Duration::from_secs(60))
-        .with_connect_timeout(Duration::from_secs(10));
+        .with_connect_timeout(Duration::from_secs(10))
+        .with_allow_http(allow_http);
     match url.scheme() {
         "s3" | "s3a" => {
             let mut b = object_store::aws::AmazonS3Builder::from_env()

@@ -4,5 +4,6 @@ mod common;
 mod convert;
 mod exactly_once;
 mod query;
+mod remote;
 mod report;
 mod status;
