@@ -42,6 +42,8 @@ pub struct ConvertOptions {
     /// Bytes of rows buffered before partitions are written early.
     pub buffer_bytes: usize,
     pub progress: bool,
+    /// zstd level of the Parquet files (1 fastest … 22 smallest).
+    pub zstd_level: i32,
 }
 
 /// The summary printed at the end (and as JSON with `--json`).
@@ -175,7 +177,7 @@ fn run_pipeline(
         }
         drop(work_rx);
         drop(done_tx);
-        let mut w = Writer::new(store, rt, sources, opts.buffer_bytes);
+        let mut w = Writer::new(store, rt, sources, opts.buffer_bytes, opts.zstd_level);
         let mut pending: BTreeMap<u64, Msg> = BTreeMap::new();
         let mut next = 0u64;
         let mut result = Ok(());
@@ -345,13 +347,14 @@ impl<'a> Writer<'a> {
         rt: &'a tokio::runtime::Handle,
         sources: &'a [Source],
         budget: usize,
+        zstd_level: i32,
     ) -> Self {
         Writer {
             store,
             rt,
             sources,
             states: BTreeMap::new(),
-            buffer: PartitionBuffer::new(store, rt.clone(), budget),
+            buffer: PartitionBuffer::new(store, rt.clone(), budget, zstd_level),
             summary: Summary::default(),
             partitions: HashSet::new(),
         }

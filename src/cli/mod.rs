@@ -66,6 +66,9 @@ pub enum Command {
         /// No progress bar.
         #[arg(long, short)]
         quiet: bool,
+        /// zstd level of the Parquet files: lower is faster, higher is smaller.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..=22))]
+        zstd_level: i32,
     },
     /// Show what the lake holds: tenants, days covered and missing, events, files, bytes, sources.
     Status {
@@ -294,6 +297,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             threads,
             buffer_mb,
             quiet,
+            zstd_level,
         } => {
             let opts = ConvertOptions {
                 lake: lake.lake,
@@ -302,6 +306,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 threads,
                 buffer_bytes: buffer_mb.max(1) << 20,
                 progress: !quiet && !json,
+                zstd_level,
             };
             let summary = convert(&opts)?;
             if json {

@@ -161,7 +161,10 @@ impl<R: Read> Scanner<R> {
         // The chunk keeps the bytes before its first record (a separator or two) rather
         // than shifting megabytes to drop them.
         let end = records.last().expect("a chunk has records").1 as usize;
-        let tail = self.buf.split_off(end);
+        // The next chunk's buffer is allocated at its full size once, not grown by doubling.
+        let mut tail = Vec::with_capacity(CHUNK_TARGET + 2 * READ_BLOCK);
+        tail.extend_from_slice(&self.buf[end..]);
+        self.buf.truncate(end);
         let data = std::mem::replace(&mut self.buf, tail);
         let base_offset = self.base;
         self.base += end as u64;

@@ -149,14 +149,20 @@ struct Done {
     result: Result<WrittenFile>,
 }
 
-fn encoder(store: LakeStore, rt: tokio::runtime::Handle, jobs: Receiver<Job>, done: Sender<Done>) {
+fn encoder(
+    store: LakeStore,
+    rt: tokio::runtime::Handle,
+    zstd_level: i32,
+    jobs: Receiver<Job>,
+    done: Sender<Done>,
+) {
     for job in jobs.iter() {
         let result = (|| {
             let all = concat_batches(&file_schema(), &job.batches)?;
             drop(job.batches);
             let sorted = sort_by_time(&all)?;
             drop(all);
-            rt.block_on(write_file(&store, &job.key, &job.name, &sorted))
+            rt.block_on(write_file(&store, &job.key, &job.name, &sorted, zstd_level))
         })();
         if done.send(Done { id: job.id, result }).is_err() {
             return;
@@ -166,7 +172,12 @@ fn encoder(store: LakeStore, rt: tokio::runtime::Handle, jobs: Receiver<Job>, do
 
 impl PartitionBuffer {
     /// A buffer over the lake at `root` holding at most about `budget` bytes of rows.
-    pub fn new(store: &LakeStore, rt: tokio::runtime::Handle, budget: usize) -> Self {
+    pub fn new(
+        store: &LakeStore,
+        rt: tokio::runtime::Handle,
+        budget: usize,
+        zstd_level: i32,
+    ) -> Self {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
@@ -179,7 +190,7 @@ impl PartitionBuffer {
                     (store.clone(), rt.clone(), job_rx.clone(), done_tx.clone());
                 std::thread::Builder::new()
                     .name(format!("encoder-{i}"))
-                    .spawn(move || encoder(store, rt, jobs, done))
+                    .spawn(move || encoder(store, rt, zstd_level, jobs, done))
                     .expect("spawn an encoder thread")
             })
             .collect();

@@ -23,20 +23,19 @@ pub struct WrittenFile {
 }
 
 /// Writer settings for a file of `rows` rows.
-pub fn writer_properties(rows: usize) -> WriterProperties {
+pub fn writer_properties(rows: usize, zstd_level: i32) -> WriterProperties {
     let mut b = WriterProperties::builder()
         .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(3).expect("valid zstd level"),
+            ZstdLevel::try_new(zstd_level).unwrap_or_default(),
         ))
         .set_dictionary_enabled(true)
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_max_row_group_row_count(Some(1 << 20))
         .set_created_by(format!("auditlake {}", env!("CARGO_PKG_VERSION")));
-    // trace_id is unique per row: a dictionary only costs time.
-    b = b.set_column_dictionary_enabled(
-        ColumnPath::from(COLUMN_NAMES[Col::TraceId as usize]),
-        false,
-    );
+    // time and trace_id are (nearly) unique per row: a dictionary only costs time.
+    for c in [Col::Time, Col::TraceId] {
+        b = b.set_column_dictionary_enabled(ColumnPath::from(COLUMN_NAMES[c as usize]), false);
+    }
     for c in BLOOM_COLUMNS {
         let path = ColumnPath::from(COLUMN_NAMES[c as usize]);
         b = b
@@ -47,8 +46,22 @@ pub fn writer_properties(rows: usize) -> WriterProperties {
     b.build()
 }
 
-/// Sorts rows by (time, trace_id).
+/// Sorts rows by (time, trace_id); rows already in that order (the usual case: exports
+/// are written in time order) are returned as they are.
 pub fn sort_by_time(batch: &RecordBatch) -> Result<RecordBatch> {
+    use arrow::array::AsArray;
+    let times = batch
+        .column(Col::Time as usize)
+        .as_primitive::<arrow::datatypes::TimestampMicrosecondType>()
+        .values();
+    let traces = batch.column(Col::TraceId as usize).as_string::<i32>();
+    let sorted = (1..batch.num_rows()).all(|i| {
+        times[i - 1] < times[i]
+            || (times[i - 1] == times[i] && traces.value(i - 1) <= traces.value(i))
+    });
+    if sorted {
+        return Ok(batch.clone());
+    }
     let cols = [Col::Time, Col::TraceId].map(|c| SortColumn {
         values: batch.column(c as usize).clone(),
         options: None,
@@ -58,8 +71,8 @@ pub fn sort_by_time(batch: &RecordBatch) -> Result<RecordBatch> {
 }
 
 /// Encodes `batch` (already sorted) as a Parquet file in memory.
-pub fn encode(batch: &RecordBatch) -> Result<Vec<u8>> {
-    let props = writer_properties(batch.num_rows());
+pub fn encode(batch: &RecordBatch, zstd_level: i32) -> Result<Vec<u8>> {
+    let props = writer_properties(batch.num_rows(), zstd_level);
     let here = std::path::Path::new("<parquet>");
     let mut w = ArrowWriter::try_new(Vec::with_capacity(1 << 20), file_schema(), Some(props))
         .map_err(|e| Error::parquet(here, e))?;
@@ -74,18 +87,61 @@ pub async fn write_file(
     key: &PartKey,
     file_name: &str,
     batch: &RecordBatch,
+    zstd_level: i32,
 ) -> Result<WrittenFile> {
-    let bytes = encode(batch)?;
     let rel_path = format!("{}/{file_name}", key.rel_dir());
-    let len = bytes.len() as u64;
-    crate::testhook::point("tmpfile");
-    store.put(&rel_path, bytes::Bytes::from(bytes)).await?;
+    let len = match store.local_dir() {
+        // Local disk: stream into a hidden temporary file next to the target, then rename.
+        Some(root) => write_local(&root.join(&rel_path), batch, zstd_level)?,
+        // Object stores: one PUT of the encoded file.
+        None => {
+            let bytes = encode(batch, zstd_level)?;
+            let len = bytes.len() as u64;
+            crate::testhook::point("tmpfile");
+            store.put(&rel_path, bytes::Bytes::from(bytes)).await?;
+            len
+        }
+    };
     crate::testhook::point("file");
     Ok(WrittenFile {
         rel_path,
         rows: batch.num_rows(),
         bytes: len,
     })
+}
+
+fn write_local(path: &std::path::Path, batch: &RecordBatch, zstd_level: i32) -> Result<u64> {
+    let dir = path.parent().expect("a partition file has a directory");
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    let result = (|| {
+        let file = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        let props = writer_properties(batch.num_rows(), zstd_level);
+        let mut w = ArrowWriter::try_new(
+            std::io::BufWriter::with_capacity(1 << 20, file),
+            file_schema(),
+            Some(props),
+        )
+        .map_err(|e| Error::parquet(&tmp, e))?;
+        w.write(batch).map_err(|e| Error::parquet(&tmp, e))?;
+        let file = w
+            .into_inner()
+            .map_err(|e| Error::parquet(&tmp, e))?
+            .into_inner()
+            .map_err(|e| Error::io(&tmp, e.into_error()))?;
+        let len = file.metadata().map_err(|e| Error::io(&tmp, e))?.len();
+        drop(file);
+        crate::testhook::point("tmpfile");
+        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+        Ok(len)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
 }
 
 /// Reads a whole lake file (all columns, or the given ones) into batches.
