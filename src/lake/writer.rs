@@ -36,6 +36,11 @@ pub fn writer_properties(rows: usize, zstd_level: i32) -> WriterProperties {
     for c in [Col::Time, Col::TraceId] {
         b = b.set_column_dictionary_enabled(ColumnPath::from(COLUMN_NAMES[c as usize]), false);
     }
+    // Sorted timestamps are small as deltas.
+    b = b.set_column_encoding(
+        ColumnPath::from(COLUMN_NAMES[Col::Time as usize]),
+        parquet::basic::Encoding::DELTA_BINARY_PACKED,
+    );
     for c in BLOOM_COLUMNS {
         let path = ColumnPath::from(COLUMN_NAMES[c as usize]);
         b = b
