@@ -11,7 +11,6 @@
 //! sorted file each.
 
 use std::collections::{BTreeSet, HashMap};
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
@@ -19,61 +18,95 @@ use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use arrow::array::{
     Array, AsArray, BooleanArray, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
-use arrow::compute::{concat_batches, filter_record_batch};
+use arrow::compute::filter_record_batch;
 
 use super::store::LakeStore;
-use super::writer::{read_file, sort_by_time, write_file, WrittenFile};
-use super::{file_schema, list_partitions, partition_files, Col, PartKey};
+use super::writer::{read_file, sorted_batches, write_file, WrittenFile};
+use super::{list_partitions, partition_files, Col, PartKey};
 use crate::ingest::decode::{trace_hash, PartSlice};
 use crate::Result;
 
-/// Hashes are already hashes: the map uses them as they are.
-#[derive(Default)]
-struct IdHasher(u64);
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, _: &[u8]) {
-        unreachable!("only u64 keys")
-    }
-    fn write_u64(&mut self, v: u64) {
-        self.0 = v;
-    }
-}
-type HashIndex<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
-
-/// Where every trace hash of a tenant lives (its day).
+/// Where every trace hash of a tenant lives (its day), in 8 bytes per trace_id: an
+/// open-addressing table whose slots pack the hash's top 44 bits with the day. Two
+/// trace_ids may share a tag; every slot with the tag is returned and the caller confirms
+/// against the real rows, so the table only has to be compact, not exact.
 #[derive(Default)]
 struct TenantSeen {
-    day: HashIndex<i32>,
-    /// Further days for hashes that collide (different trace_ids, same hash).
-    more: HashIndex<Vec<i32>>,
+    slots: Vec<u64>,
+    len: usize,
 }
 
+const DAY_BITS: u32 = 20;
+const DAY_BIAS: i64 = 1 << (DAY_BITS - 1);
+
 impl TenantSeen {
-    fn days(&self, h: u64) -> Vec<i32> {
-        let mut v = Vec::new();
-        if let Some(d) = self.day.get(&h) {
-            v.push(*d);
-            if let Some(m) = self.more.get(&h) {
-                v.extend(m);
-            }
-        }
-        v
+    fn tag(h: u64) -> u64 {
+        h & !((1u64 << DAY_BITS) - 1)
     }
+
+    /// Home position: from the tag bits, which slots keep, so growing can rehash.
+    fn home(h: u64, mask: usize) -> usize {
+        (h >> DAY_BITS) as usize & mask
+    }
+
+    fn pack(h: u64, day: i32) -> u64 {
+        Self::tag(h) | ((day as i64 + DAY_BIAS) as u64 & ((1 << DAY_BITS) - 1))
+    }
+
+    fn unpack_day(slot: u64) -> i32 {
+        ((slot & ((1 << DAY_BITS) - 1)) as i64 - DAY_BIAS) as i32
+    }
+
+    /// Slots from the hash's home position to the first empty one.
+    fn probe(&self, h: u64) -> impl Iterator<Item = u64> + '_ {
+        let mask = self.slots.len().wrapping_sub(1);
+        let start = Self::home(h, mask);
+        (0..self.slots.len())
+            .map(move |i| self.slots[(start + i) & mask])
+            .take_while(|s| *s != 0)
+    }
+
+    fn contains(&self, h: u64) -> bool {
+        !self.slots.is_empty() && self.probe(h).any(|s| Self::tag(s) == Self::tag(h))
+    }
+
+    fn days(&self, h: u64) -> Vec<i32> {
+        if self.slots.is_empty() {
+            return vec![];
+        }
+        self.probe(h)
+            .filter(|s| Self::tag(*s) == Self::tag(h))
+            .map(Self::unpack_day)
+            .collect()
+    }
+
     fn add(&mut self, h: u64, day: i32) {
-        match self.day.get(&h) {
-            None => {
-                self.day.insert(h, day);
+        let packed = Self::pack(h, day);
+        if !self.slots.is_empty() && self.probe(h).any(|s| s == packed) {
+            return;
+        }
+        if (self.len + 1) * 8 > self.slots.len() * 7 {
+            self.grow();
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = Self::home(h, mask);
+        while self.slots[i] != 0 {
+            i = (i + 1) & mask;
+        }
+        self.slots[i] = packed;
+        self.len += 1;
+    }
+
+    fn grow(&mut self) {
+        let size = (self.slots.len() * 2).max(1024);
+        let old = std::mem::replace(&mut self.slots, vec![0; size]);
+        let mask = self.slots.len() - 1;
+        for s in old.into_iter().filter(|s| *s != 0) {
+            let mut i = Self::home(s, mask);
+            while self.slots[i] != 0 {
+                i = (i + 1) & mask;
             }
-            Some(d) if *d == day => {}
-            Some(_) => {
-                let m = self.more.entry(h).or_default();
-                if !m.contains(&day) {
-                    m.push(day);
-                }
-            }
+            self.slots[i] = s;
         }
     }
 }
@@ -157,13 +190,11 @@ fn encoder(
     done: Sender<Done>,
 ) {
     for job in jobs.iter() {
-        let result = (|| {
-            let all = concat_batches(&file_schema(), &job.batches)?;
-            drop(job.batches);
-            let sorted = sort_by_time(&all)?;
-            drop(all);
-            rt.block_on(write_file(&store, &job.key, &job.name, &sorted, zstd_level))
-        })();
+        let result = sorted_batches(job.batches).and_then(|batches| {
+            rt.block_on(write_file(
+                &store, &job.key, &job.name, &batches, zstd_level,
+            ))
+        });
         if done.send(Done { id: job.id, result }).is_err() {
             return;
         }
@@ -248,7 +279,7 @@ impl PartitionBuffer {
         let mut seen = self.seen.remove(&key.tenant).expect("tenant loaded");
         let mut has_index = self.bufs[&key].index.is_some();
         for (r, &h) in hashes.iter().enumerate() {
-            if !seen.day.contains_key(&h) {
+            if !seen.contains(h) {
                 // The common case: a trace_id never seen.
                 seen.add(h, key.day);
                 if has_index {
@@ -388,8 +419,8 @@ impl PartitionBuffer {
             // An encoder died: its error is waiting in `done`.
             self.reap(0)?;
         }
-        // Memory stays bounded: encoding may lag by half the budget.
-        self.reap(self.budget / 2)
+        // Memory stays bounded: encoding may lag by a quarter of the budget.
+        self.reap(self.budget / 4)
     }
 
     /// Registers every trace_id of the tenant already in the lake (once per run).
@@ -521,4 +552,33 @@ pub fn compare_rows(a: &RecordBatch, ai: usize, b: &RecordBatch, bi: usize) -> O
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TenantSeen;
+
+    #[test]
+    fn the_seen_table_finds_every_day_of_a_tag_and_grows() {
+        let mut t = TenantSeen::default();
+        for i in 0..100_000u64 {
+            t.add(i.wrapping_mul(0x9E37_79B9_7F4A_7C15), (i % 400) as i32 - 20);
+        }
+        for i in (0..100_000u64).step_by(997) {
+            assert_eq!(
+                t.days(i.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+                vec![(i % 400) as i32 - 20]
+            );
+        }
+        // The same hash on two days (a collision, or a conflict across days): both come back.
+        let h = 0xABCD_EF01_2345_6789;
+        t.add(h, 19_000);
+        t.add(h, 19_005);
+        t.add(h, 19_000);
+        let mut d = t.days(h);
+        d.sort();
+        assert_eq!(d, vec![19_000, 19_005]);
+        assert!(t.contains(h) && !t.contains(h ^ (1 << 40)));
+        assert_eq!(t.len, 100_002);
+    }
 }

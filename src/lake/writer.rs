@@ -51,37 +51,58 @@ pub fn writer_properties(rows: usize, zstd_level: i32) -> WriterProperties {
     b.build()
 }
 
-/// Sorts rows by (time, trace_id); rows already in that order (the usual case: exports
-/// are written in time order) are returned as they are.
-pub fn sort_by_time(batch: &RecordBatch) -> Result<RecordBatch> {
+/// Whether rows run in (time, trace_id) order, within and across the batches.
+pub fn in_order(batches: &[RecordBatch]) -> bool {
     use arrow::array::AsArray;
-    let times = batch
-        .column(Col::Time as usize)
-        .as_primitive::<arrow::datatypes::TimestampMicrosecondType>()
-        .values();
-    let traces = batch.column(Col::TraceId as usize).as_string::<i32>();
-    let sorted = (1..batch.num_rows()).all(|i| {
-        times[i - 1] < times[i]
-            || (times[i - 1] == times[i] && traces.value(i - 1) <= traces.value(i))
-    });
-    if sorted {
-        return Ok(batch.clone());
+    let mut last: Option<(i64, String)> = None;
+    for b in batches.iter().filter(|b| b.num_rows() > 0) {
+        let times = b
+            .column(Col::Time as usize)
+            .as_primitive::<arrow::datatypes::TimestampMicrosecondType>()
+            .values();
+        let traces = b.column(Col::TraceId as usize).as_string::<i32>();
+        if let Some((t, tr)) = &last {
+            if (*t, tr.as_str()) > (times[0], traces.value(0)) {
+                return false;
+            }
+        }
+        if !(1..b.num_rows()).all(|i| {
+            times[i - 1] < times[i]
+                || (times[i - 1] == times[i] && traces.value(i - 1) <= traces.value(i))
+        }) {
+            return false;
+        }
+        let n = b.num_rows() - 1;
+        last = Some((times[n], traces.value(n).to_string()));
     }
+    true
+}
+
+/// The rows in (time, trace_id) order: as they are when already in order (the usual case,
+/// exports are written in time order), else concatenated and sorted.
+pub fn sorted_batches(batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>> {
+    if in_order(&batches) {
+        return Ok(batches);
+    }
+    let all = arrow::compute::concat_batches(&file_schema(), &batches)?;
+    drop(batches);
     let cols = [Col::Time, Col::TraceId].map(|c| SortColumn {
-        values: batch.column(c as usize).clone(),
+        values: all.column(c as usize).clone(),
         options: None,
     });
     let idx = lexsort_to_indices(&cols, None)?;
-    Ok(take_record_batch(batch, &idx)?)
+    Ok(vec![take_record_batch(&all, &idx)?])
 }
 
 /// Encodes `batch` (already sorted) as a Parquet file in memory.
-pub fn encode(batch: &RecordBatch, zstd_level: i32) -> Result<Vec<u8>> {
-    let props = writer_properties(batch.num_rows(), zstd_level);
+pub fn encode(batches: &[RecordBatch], zstd_level: i32) -> Result<Vec<u8>> {
+    let props = writer_properties(batches.iter().map(|b| b.num_rows()).sum(), zstd_level);
     let here = std::path::Path::new("<parquet>");
     let mut w = ArrowWriter::try_new(Vec::with_capacity(1 << 20), file_schema(), Some(props))
         .map_err(|e| Error::parquet(here, e))?;
-    w.write(batch).map_err(|e| Error::parquet(here, e))?;
+    for batch in batches {
+        w.write(batch).map_err(|e| Error::parquet(here, e))?;
+    }
     w.into_inner().map_err(|e| Error::parquet(here, e))
 }
 
@@ -91,16 +112,16 @@ pub async fn write_file(
     store: &LakeStore,
     key: &PartKey,
     file_name: &str,
-    batch: &RecordBatch,
+    batches: &[RecordBatch],
     zstd_level: i32,
 ) -> Result<WrittenFile> {
     let rel_path = format!("{}/{file_name}", key.rel_dir());
     let len = match store.local_dir() {
         // Local disk: stream into a hidden temporary file next to the target, then rename.
-        Some(root) => write_local(&root.join(&rel_path), batch, zstd_level)?,
+        Some(root) => write_local(&root.join(&rel_path), batches, zstd_level)?,
         // Object stores: one PUT of the encoded file.
         None => {
-            let bytes = encode(batch, zstd_level)?;
+            let bytes = encode(batches, zstd_level)?;
             let len = bytes.len() as u64;
             crate::testhook::point("tmpfile");
             store.put(&rel_path, bytes::Bytes::from(bytes)).await?;
@@ -110,12 +131,12 @@ pub async fn write_file(
     crate::testhook::point("file");
     Ok(WrittenFile {
         rel_path,
-        rows: batch.num_rows(),
+        rows: batches.iter().map(|b| b.num_rows()).sum(),
         bytes: len,
     })
 }
 
-fn write_local(path: &std::path::Path, batch: &RecordBatch, zstd_level: i32) -> Result<u64> {
+fn write_local(path: &std::path::Path, batches: &[RecordBatch], zstd_level: i32) -> Result<u64> {
     let dir = path.parent().expect("a partition file has a directory");
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let tmp = dir.join(format!(
@@ -124,14 +145,16 @@ fn write_local(path: &std::path::Path, batch: &RecordBatch, zstd_level: i32) -> 
     ));
     let result = (|| {
         let file = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        let props = writer_properties(batch.num_rows(), zstd_level);
+        let props = writer_properties(batches.iter().map(|b| b.num_rows()).sum(), zstd_level);
         let mut w = ArrowWriter::try_new(
             std::io::BufWriter::with_capacity(1 << 20, file),
             file_schema(),
             Some(props),
         )
         .map_err(|e| Error::parquet(&tmp, e))?;
-        w.write(batch).map_err(|e| Error::parquet(&tmp, e))?;
+        for batch in batches {
+            w.write(batch).map_err(|e| Error::parquet(&tmp, e))?;
+        }
         let file = w
             .into_inner()
             .map_err(|e| Error::parquet(&tmp, e))?
