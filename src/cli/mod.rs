@@ -61,7 +61,7 @@ pub enum Command {
         #[arg(long, default_value_t = 0)]
         threads: usize,
         /// Memory for buffered rows, in MiB, before partitions are written early.
-        #[arg(long, default_value_t = 256, value_name = "MIB")]
+        #[arg(long, default_value_t = 160, value_name = "MIB")]
         buffer_mb: usize,
         /// No progress bar.
         #[arg(long, short)]
