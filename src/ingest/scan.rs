@@ -117,43 +117,36 @@ impl<R: Read> Scanner<R> {
                                 self.state = State::Done;
                                 break;
                             }
-                            Err(b) => {
-                                self.broken = true;
-                                if records.is_empty() {
-                                    return Err(b);
-                                }
-                                // Hand out the good records first; the break comes next call.
-                                let chunk = self.take_chunk(records, first_index);
-                                self.pending = Some(b);
-                                return Ok(Some(chunk));
-                            }
+                            Err(b) => return self.stop(records, first_index, b),
                         }
                     }
                     if let Err(b) = self.fill(records.first().map(|r| r.0 as usize)) {
-                        self.broken = true;
-                        if records.is_empty() {
-                            return Err(b);
-                        }
-                        let chunk = self.take_chunk(records, first_index);
-                        self.pending = Some(b);
-                        return Ok(Some(chunk));
+                        return self.stop(records, first_index, b);
                     }
                 }
-                Err(b) => {
-                    self.broken = true;
-                    if records.is_empty() {
-                        return Err(b);
-                    }
-                    let chunk = self.take_chunk(records, first_index);
-                    self.pending = Some(b);
-                    return Ok(Some(chunk));
-                }
+                Err(b) => return self.stop(records, first_index, b),
             }
         }
         if records.is_empty() {
             return Ok(None);
         }
         Ok(Some(self.take_chunk(records, first_index)))
+    }
+
+    /// The stream broke: the records before the break go out first, the break on the next call.
+    fn stop(
+        &mut self,
+        records: Vec<(u32, u32)>,
+        first_index: u64,
+        b: Break,
+    ) -> Result<Option<Chunk>, Break> {
+        self.broken = true;
+        if records.is_empty() {
+            return Err(b);
+        }
+        let chunk = self.take_chunk(records, first_index);
+        self.pending = Some(b);
+        Ok(Some(chunk))
     }
 
     /// Moves the bytes up to the last record out as a chunk, keeping the rest for later.

@@ -91,13 +91,8 @@ pub fn store_for_url(url: &Url, options: &[(String, String)]) -> Result<Arc<dyn 
             if let Ok(e) = std::env::var("AWS_ENDPOINT_URL") {
                 b = b.with_endpoint(e);
             }
-            for (k, v) in options {
-                b = b.with_config(
-                    k.parse().map_err(|e: object_store::Error| {
-                        Error::Usage(format!("--storage-option {k}: {e}"))
-                    })?,
-                    v,
-                );
+            for (k, v) in parse_options(options)? {
+                b = b.with_config(k, v);
             }
             Ok(Arc::new(b.build().map_err(bad)?))
         }
@@ -106,13 +101,8 @@ pub fn store_for_url(url: &Url, options: &[(String, String)]) -> Result<Arc<dyn 
                 .with_url(url.as_str())
                 .with_retry(retry_config())
                 .with_client_options(client);
-            for (k, v) in options {
-                b = b.with_config(
-                    k.parse().map_err(|e: object_store::Error| {
-                        Error::Usage(format!("--storage-option {k}: {e}"))
-                    })?,
-                    v,
-                );
+            for (k, v) in parse_options(options)? {
+                b = b.with_config(k, v);
             }
             Ok(Arc::new(b.build().map_err(bad)?))
         }
@@ -121,13 +111,8 @@ pub fn store_for_url(url: &Url, options: &[(String, String)]) -> Result<Arc<dyn 
                 .with_url(url.as_str())
                 .with_retry(retry_config())
                 .with_client_options(client);
-            for (k, v) in options {
-                b = b.with_config(
-                    k.parse().map_err(|e: object_store::Error| {
-                        Error::Usage(format!("--storage-option {k}: {e}"))
-                    })?,
-                    v,
-                );
+            for (k, v) in parse_options(options)? {
+                b = b.with_config(k, v);
             }
             Ok(Arc::new(b.build().map_err(bad)?))
         }
@@ -137,6 +122,22 @@ pub fn store_for_url(url: &Url, options: &[(String, String)]) -> Result<Arc<dyn 
             redact(url)
         ))),
     }
+}
+
+/// `--storage-option` pairs as a builder's config keys.
+fn parse_options<K: std::str::FromStr<Err = object_store::Error>>(
+    options: &[(String, String)],
+) -> Result<Vec<(K, String)>> {
+    options
+        .iter()
+        .map(|(k, v)| {
+            k.parse()
+                .map(|key| (key, v.clone()))
+                .map_err(|e: object_store::Error| {
+                    Error::Usage(format!("--storage-option {k}: {e}"))
+                })
+        })
+        .collect()
 }
 
 /// A URL fit for messages: no user info, no query string (signatures live there).
