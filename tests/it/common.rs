@@ -21,6 +21,16 @@ pub fn bin() -> Command {
     c
 }
 
+/// Asserts that a run of the binary exited 0, showing its stderr otherwise.
+pub fn assert_success(out: &Output) {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// The outcome of one `convert --json` run.
 pub struct Run {
     pub code: i32,

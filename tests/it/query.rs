@@ -458,12 +458,7 @@ fn explain(lake: &Path, extra: &[&str], sql: &str) -> String {
         .arg(format!("EXPLAIN {sql}"))
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -629,12 +624,7 @@ fn query_output_in_every_format_matches_its_snapshot() {
         .arg("SELECT * FROM failed_logins")
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let rows: usize =
         auditlake::lake::writer::read_bytes(std::fs::read(&file).unwrap().into(), None)
             .unwrap()

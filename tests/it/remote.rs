@@ -179,12 +179,7 @@ fn s3_in_s3_lake_query_and_report_out_equal_the_local_run() {
         ])
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let store = s3_store(&ep, "s3://lake/reports");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -8,12 +8,7 @@ fn status_json(lake: &std::path::Path) -> serde_json::Value {
         .arg(lake)
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
