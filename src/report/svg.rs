@@ -23,17 +23,7 @@ pub fn bars(title: &str, labels: &[String], series: &[Series]) -> String {
         .max(1.0);
     let n = labels.len().max(1) as f64;
     let bw = plot_w / n;
-    let mut svg = String::new();
-    let _ = write!(
-        svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="100%" role="img" aria-label="{t}">"#,
-        t = escape_html(title)
-    );
-    let _ = write!(
-        svg,
-        r#"<text x="{left}" y="16" class="ct">{}</text>"#,
-        escape_html(title)
-    );
+    let mut svg = open_svg(w, h, title, left);
     // Axis and three gridlines with values.
     for k in 0..=3 {
         let v = max * k as f64 / 3.0;
@@ -105,17 +95,7 @@ pub fn hbars(title: &str, items: &[(String, f64)], color: &str) -> String {
     let (w, row, left, top) = (860.0, 22.0, 190.0, 28.0);
     let h = top + row * items.len().max(1) as f64 + 8.0;
     let max = items.iter().map(|i| i.1).fold(0.0f64, f64::max).max(1.0);
-    let mut svg = String::new();
-    let _ = write!(
-        svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="100%" role="img" aria-label="{t}">"#,
-        t = escape_html(title)
-    );
-    let _ = write!(
-        svg,
-        r#"<text x="8" y="16" class="ct">{}</text>"#,
-        escape_html(title)
-    );
+    let mut svg = open_svg(w, h, title, 8.0);
     for (i, (label, v)) in items.iter().enumerate() {
         let y = top + row * i as f64;
         let bw = (w - left - 70.0) * v / max;
@@ -133,6 +113,14 @@ pub fn hbars(title: &str, items: &[(String, f64)], color: &str) -> String {
     }
     svg.push_str("</svg>");
     svg
+}
+
+/// The `<svg>` element and its title, at `title_x`.
+fn open_svg(w: f64, h: f64, title: &str, title_x: f64) -> String {
+    let t = escape_html(title);
+    format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="100%" role="img" aria-label="{t}"><text x="{title_x}" y="16" class="ct">{t}</text>"#
+    )
 }
 
 fn fmt_num(v: f64) -> String {

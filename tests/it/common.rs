@@ -21,6 +21,25 @@ pub fn bin() -> Command {
     c
 }
 
+/// Runs a command with `input` on its stdin, collecting stdout and stderr.
+pub fn with_stdin(cmd: &mut Command, input: &str) -> Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
 /// Asserts that a run of the binary exited 0, showing its stderr otherwise.
 pub fn assert_success(out: &Output) {
     assert_eq!(

@@ -2,9 +2,7 @@
 //! rows, partition pruning, tenant scope, output formats, errors, the REPL.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::OnceLock;
 
 use auditlake::ingest::time::parse_time;
@@ -645,20 +643,12 @@ fn query_output_in_every_format_matches_its_snapshot() {
         .arg(sample_lake())
         .output()
         .unwrap();
-    let mut child = bin()
-        .args(["query", "--format", "csv", "--lake"])
-        .arg(sample_lake())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(SNAP_SQL.as_bytes())
-        .unwrap();
-    let from_stdin = child.wait_with_output().unwrap();
+    let from_stdin = with_stdin(
+        bin()
+            .args(["query", "--format", "csv", "--lake"])
+            .arg(sample_lake()),
+        SNAP_SQL,
+    );
     snapshot("query.csv", &String::from_utf8(from_file.stdout).unwrap());
     snapshot("query.csv", &String::from_utf8(from_stdin.stdout).unwrap());
 }
@@ -705,22 +695,13 @@ fn user_views_from_sql_dir_join_the_built_in_ones() {
 fn the_repl_runs_statements_and_commands_and_survives_errors() {
     let dir = tempfile::tempdir().unwrap();
     let input = "SELECT count(*) AS n\n  FROM failed_logins;\n\\views\nSELECT nope FROM events;\n\\d login_bursts\n\\format csv\nSELECT 41 + 1 AS answer;\n\\q\nSELECT 'not reached';\n";
-    let mut child = bin()
-        .args(["repl", "--lake"])
-        .arg(sample_lake())
-        .env("AUDITLAKE_HISTORY", dir.path().join("history"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = with_stdin(
+        bin()
+            .args(["repl", "--lake"])
+            .arg(sample_lake())
+            .env("AUDITLAKE_HISTORY", dir.path().join("history")),
+        input,
+    );
     assert_eq!(out.status.code(), Some(0));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
