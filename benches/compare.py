@@ -351,8 +351,10 @@ def duckdb_session(lake, temp):
 
 def to_duckdb(sql):
     """DataFusion SQL of the view files -> DuckDB. date_bin's default origin is the epoch,
-    time_bucket's is 2000-01-03: both whole days, so 10-minute buckets are the same."""
-    return re.sub(r"\bdate_bin\s*\(", "time_bucket(", sql)
+    time_bucket's is 2000-01-03: both whole days, so 10-minute buckets are the same.
+    DataFusion's ordered aggregate first_value(x ORDER BY ...) is DuckDB's first(x ORDER BY ...)."""
+    sql = re.sub(r"\bdate_bin\s*\(", "time_bucket(", sql)
+    return re.sub(r"\bfirst_value\s*\(", "first(", sql)
 
 
 def pick_ouid(con):

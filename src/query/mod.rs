@@ -148,7 +148,12 @@ pub async fn build_session(opts: &SessionOptions) -> Result<Session> {
             store.display
         )));
     }
+    // A lake holds one file per tenant and day (about a thousand for a year of three
+    // tenants); opening them is waiting on reads more than computing, so more scan
+    // partitions than cores keep the cores busy (on 2 cores: a point lookup 260 -> 150 ms).
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let config = SessionConfig::new()
+        .with_target_partitions(cores * 8)
         .with_information_schema(true)
         .with_default_catalog_and_schema("auditlake", "lake");
     let ctx = SessionContext::new_with_config(config);
