@@ -192,7 +192,10 @@ pub async fn build_session(opts: &SessionOptions) -> Result<Session> {
         ListingTableConfig::new(url)
             .with_listing_options(listing)
             .with_schema(scan_schema()),
-    )?;
+    )?
+    // Statistics of each file, kept for the session (checked against the file's size and
+    // mtime): without this every query re-derives them from a thousand footers.
+    .with_cache(ctx.runtime_env().cache_manager.get_file_statistic_cache());
     ctx.register_table(LAKE_TABLE, Arc::new(table))?;
 
     // `events`: the spec's column order, the tenant as a column in a scoped session,
