@@ -38,7 +38,8 @@ What it measures, in order (see benches/README.md for how to read the table):
    per-statement time (plan + execute + print). DuckDB runs them on one
    connection over read_parquet(..., hive_partitioning = true), with the views
    created from the same sql/views/*.sql and sql/action_catalog.sql files
-   (DataFusion's date_bin becomes DuckDB's time_bucket, same buckets). Each
+   (DataFusion's date_bin becomes DuckDB's time_bucket, same buckets, and the
+   ordered aggregate first_value(x ORDER BY ...) becomes first(x ORDER BY ...)). Each
    statement runs R times back to back; the median is reported. The row
    counts of both engines must agree, or the run fails.
 7. Verify (default on): the set of rows in DuckDB's lake equals the set in
