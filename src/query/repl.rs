@@ -256,9 +256,13 @@ pub fn run(rt: &tokio::runtime::Runtime, session: &Session, mut format: Format) 
 async fn execute(session: &Session, sql: &str, format: Format, timing: bool) {
     let started = Instant::now();
     let work = async {
+        // Each result with its own time (the first also carries planning the line).
         let mut shown = Vec::new();
+        let mut since = started;
         for df in session.statements(sql).await? {
-            shown.push(df.collect().await?);
+            let batches = df.collect().await?;
+            shown.push((batches, since.elapsed()));
+            since = Instant::now();
         }
         Ok::<_, crate::Error>(shown)
     };
@@ -272,13 +276,13 @@ async fn execute(session: &Session, sql: &str, format: Format, timing: bool) {
     match result {
         Ok(results) => {
             let mut out = std::io::stdout().lock();
-            for batches in results {
+            for (batches, took) in results {
                 let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
                 if let Err(e) = write_batches(&mut out, format, &batches) {
                     eprintln!("auditlake: {e}");
                 }
                 let elapsed = if timing {
-                    format!(" in {:.3}s", started.elapsed().as_secs_f64())
+                    format!(" in {:.3}s", took.as_secs_f64())
                 } else {
                     String::new()
                 };
