@@ -66,10 +66,6 @@ impl TenantSeen {
             .take_while(|s| *s != 0)
     }
 
-    fn contains(&self, h: u64) -> bool {
-        !self.slots.is_empty() && self.probe(h).any(|s| Self::tag(s) == Self::tag(h))
-    }
-
     fn days(&self, h: u64) -> Vec<i32> {
         if self.slots.is_empty() {
             return vec![];
@@ -80,21 +76,35 @@ impl TenantSeen {
             .collect()
     }
 
+    /// Records `h` on `day` unless the day is already recorded for it.
     fn add(&mut self, h: u64, day: i32) {
         let packed = Self::pack(h, day);
-        if !self.slots.is_empty() && self.probe(h).any(|s| s == packed) {
-            return;
-        }
+        self.insert_unless(h, day, |s| s == packed);
+    }
+
+    /// Records `h` on `day` if no slot has its tag yet, and says whether it did: the
+    /// common case of a trace_id never seen costs one walk of the probe chain.
+    fn add_new(&mut self, h: u64, day: i32) -> bool {
+        self.insert_unless(h, day, |s| Self::tag(s) == Self::tag(h))
+    }
+
+    /// Walks `h`'s probe chain; stops without inserting at a slot `found` accepts, else
+    /// stores `h` on `day` in the empty slot that ends the chain.
+    fn insert_unless(&mut self, h: u64, day: i32, found: impl Fn(u64) -> bool) -> bool {
         if (self.len + 1) * 8 > self.slots.len() * 7 {
             self.grow();
         }
         let mask = self.slots.len() - 1;
         let mut i = Self::home(h, mask);
         while self.slots[i] != 0 {
+            if found(self.slots[i]) {
+                return false;
+            }
             i = (i + 1) & mask;
         }
-        self.slots[i] = packed;
+        self.slots[i] = Self::pack(h, day);
         self.len += 1;
+        true
     }
 
     fn grow(&mut self) {
@@ -279,9 +289,8 @@ impl PartitionBuffer {
         let mut seen = self.seen.remove(&key.tenant).expect("tenant loaded");
         let mut has_index = self.bufs[&key].index.is_some();
         for (r, &h) in hashes.iter().enumerate() {
-            if !seen.contains(h) {
+            if seen.add_new(h, key.day) {
                 // The common case: a trace_id never seen.
-                seen.add(h, key.day);
                 if has_index {
                     let buf = self.bufs.get_mut(&key).expect("buffer exists");
                     buf.index
@@ -578,7 +587,11 @@ mod tests {
         let mut d = t.days(h);
         d.sort();
         assert_eq!(d, vec![19_000, 19_005]);
-        assert!(t.contains(h) && !t.contains(h ^ (1 << 40)));
+        assert!(!t.days(h).is_empty() && t.days(h ^ (1 << 40)).is_empty());
         assert_eq!(t.len, 100_002);
+        // add_new records only a tag not seen yet.
+        assert!(!t.add_new(h, 19_010));
+        assert!(t.add_new(h ^ (1 << 40), 19_010));
+        assert_eq!(t.days(h ^ (1 << 40)), vec![19_010]);
     }
 }

@@ -254,11 +254,10 @@ pub fn run(rt: &tokio::runtime::Runtime, session: &Session, mut format: Format) 
 
 /// Runs one or more statements, printing each result; Ctrl-C cancels.
 async fn execute(session: &Session, sql: &str, format: Format, timing: bool) {
-    let started = Instant::now();
     let work = async {
         // Each result with its own time (the first also carries planning the line).
         let mut shown = Vec::new();
-        let mut since = started;
+        let mut since = Instant::now();
         for df in session.statements(sql).await? {
             let batches = df.collect().await?;
             shown.push((batches, since.elapsed()));

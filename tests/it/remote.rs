@@ -26,7 +26,15 @@ struct Moto {
 }
 
 impl Moto {
+    /// A server with the buckets every test here uses: `exports` and `lake`.
     fn start() -> Moto {
+        let moto = Moto::spawn();
+        moto.bucket("exports");
+        moto.bucket("lake");
+        moto
+    }
+
+    fn spawn() -> Moto {
         let server =
             std::env::var("AUDITLAKE_MOTO_SERVER").unwrap_or_else(|_| "moto_server".into());
         let port = free_port();
@@ -132,8 +140,6 @@ fn local_rows(files: &[PathBuf]) -> Vec<Row> {
 #[ignore = "needs moto_server: run by .ci/run"]
 fn s3_in_s3_lake_query_and_report_out_equal_the_local_run() {
     let moto = Moto::start();
-    moto.bucket("exports");
-    moto.bucket("lake");
     let ep = moto.endpoint();
     upload(&s3_store(&ep, "s3://exports/in"), &sample_files());
     let run = s3_convert(&ep, &["s3://exports/in/"], "s3://lake/year");
@@ -208,8 +214,6 @@ fn s3_in_s3_lake_query_and_report_out_equal_the_local_run() {
 #[ignore = "needs moto_server: run by .ci/run"]
 fn two_converts_at_once_on_one_s3_lake_lose_and_double_nothing() {
     let moto = Moto::start();
-    moto.bucket("exports");
-    moto.bucket("lake");
     let ep = moto.endpoint();
     let files = sample_files();
     upload(&s3_store(&ep, "s3://exports/a"), &files[..24]);
@@ -292,8 +296,6 @@ fn faulty_proxy(upstream: u16) -> u16 {
 #[ignore = "needs moto_server: run by .ci/run"]
 fn faults_between_auditlake_and_the_store_end_exact() {
     let moto = Moto::start();
-    moto.bucket("exports");
-    moto.bucket("lake");
     let ep = moto.endpoint();
     let files: Vec<PathBuf> = sample_files().into_iter().take(6).collect();
     upload(&s3_store(&ep, "s3://exports/in"), &files);
