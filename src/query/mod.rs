@@ -7,6 +7,7 @@
 //! session refuses DDL, DML and COPY; scoped to a period, `events` itself is
 //! filtered, so every view over it reads only that period's partitions.
 
+pub mod cache;
 pub mod print;
 pub mod repl;
 
@@ -75,6 +76,10 @@ pub const BUILTIN_SQL: &[(&str, &str)] = &[
         include_str!("../../sql/views/daily_activity.sql"),
     ),
 ];
+
+/// Memory a session may spend on small byte ranges of lake files (bloom filters of
+/// ~1,100 files, about 25 MB for a year of three tenants, fit).
+const RANGE_CACHE_BYTES: usize = 64 << 20;
 
 /// Name of the listing table behind the `events` view.
 const LAKE_TABLE: &str = "lake_events";
@@ -157,7 +162,9 @@ pub async fn build_session(opts: &SessionOptions) -> Result<Session> {
         .with_information_schema(true)
         .with_default_catalog_and_schema("auditlake", "lake");
     let ctx = SessionContext::new_with_config(config);
-    ctx.register_object_store(&store.base_url, store.store.clone());
+    // Small reads (bloom filters, footers) are kept for the session: see `cache`.
+    let cached = cache::RangeCache::new(store.store.clone(), RANGE_CACHE_BYTES);
+    ctx.register_object_store(&store.base_url, Arc::new(cached));
 
     let (rel, partition_cols): (String, Vec<(String, DataType)>) = match &opts.tenant {
         Some(t) => {

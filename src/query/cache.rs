@@ -1,0 +1,228 @@
+//! A session's cache of small byte ranges read from lake files (bloom filters, footers).
+//!
+//! A point lookup checks the bloom filter of every file that statistics cannot rule
+//! out: about 650 small reads for a year of three tenants, each one a separate
+//! request (on local disk: a blocking-pool task that opens, reads and closes the
+//! file). Lake files are never rewritten (every convert writes new, uniquely named
+//! files), so a range once read stays valid; later queries of the session take it
+//! from memory. Large reads (column data) go straight to the store.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::{self, BoxStream};
+use object_store::path::Path;
+use object_store::{
+    Attributes, CopyOptions, GetOptions, GetRange, GetResult, GetResultPayload, ListResult,
+    MultipartUpload, ObjectMeta, ObjectStore, PutMultipartOptions, PutOptions, PutPayload,
+    PutResult, RenameOptions, Result,
+};
+
+/// Reads up to this size are kept.
+const MAX_ENTRY: u64 = 256 * 1024;
+
+struct Entry {
+    bytes: Bytes,
+    meta: ObjectMeta,
+    attributes: Attributes,
+}
+
+#[derive(Default)]
+struct Ranges {
+    map: HashMap<(Path, u64, u64), Arc<Entry>>,
+    bytes: usize,
+}
+
+/// An object store that remembers small bounded range reads, up to `budget` bytes in all
+/// (once full it keeps what it has and passes further reads through).
+pub struct RangeCache {
+    inner: Arc<dyn ObjectStore>,
+    budget: usize,
+    ranges: Mutex<Ranges>,
+}
+
+impl RangeCache {
+    pub fn new(inner: Arc<dyn ObjectStore>, budget: usize) -> Self {
+        RangeCache {
+            inner,
+            budget,
+            ranges: Mutex::default(),
+        }
+    }
+
+    /// The key of a read this cache takes: a plain bounded range, small enough.
+    fn key(location: &Path, options: &GetOptions) -> Option<(Path, u64, u64)> {
+        let plain = options.if_match.is_none()
+            && options.if_none_match.is_none()
+            && options.if_modified_since.is_none()
+            && options.if_unmodified_since.is_none()
+            && options.version.is_none()
+            && !options.head;
+        match &options.range {
+            Some(GetRange::Bounded(r))
+                if plain && r.end > r.start && r.end - r.start <= MAX_ENTRY =>
+            {
+                Some((location.clone(), r.start, r.end))
+            }
+            _ => None,
+        }
+    }
+
+    fn result(e: &Entry, range: Range<u64>) -> GetResult {
+        GetResult {
+            payload: GetResultPayload::Stream(Box::pin(stream::once(futures::future::ready(Ok(
+                e.bytes.clone(),
+            ))))),
+            meta: e.meta.clone(),
+            range,
+            attributes: e.attributes.clone(),
+        }
+    }
+}
+
+impl fmt::Display for RangeCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RangeCache({})", self.inner)
+    }
+}
+
+impl fmt::Debug for RangeCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RangeCache({:?})", self.inner)
+    }
+}
+
+#[async_trait]
+impl ObjectStore for RangeCache {
+    async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
+        let Some(key) = Self::key(location, &options) else {
+            return self.inner.get_opts(location, options).await;
+        };
+        let hit = self
+            .ranges
+            .lock()
+            .expect("cache lock")
+            .map
+            .get(&key)
+            .cloned();
+        if let Some(e) = hit {
+            let range = key.1..key.1 + e.bytes.len() as u64;
+            return Ok(Self::result(&e, range));
+        }
+        let r = self.inner.get_opts(location, options).await?;
+        let (meta, attributes, range) = (r.meta.clone(), r.attributes.clone(), r.range.clone());
+        let entry = Entry {
+            bytes: r.bytes().await?,
+            meta,
+            attributes,
+        };
+        let out = Self::result(&entry, range);
+        let mut ranges = self.ranges.lock().expect("cache lock");
+        if ranges.bytes + entry.bytes.len() <= self.budget {
+            ranges.bytes += entry.bytes.len();
+            ranges.map.insert(key, Arc::new(entry));
+        }
+        Ok(out)
+    }
+
+    async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
+        self.inner.get_ranges(location, ranges).await
+    }
+
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> Result<PutResult> {
+        self.inner.put_opts(location, payload, opts).await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> Result<Box<dyn MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, Result<Path>>,
+    ) -> BoxStream<'static, Result<Path>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+
+    fn list_with_offset(
+        &self,
+        prefix: Option<&Path>,
+        offset: &Path,
+    ) -> BoxStream<'static, Result<ObjectMeta>> {
+        self.inner.list_with_offset(prefix, offset)
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
+
+    async fn rename_opts(&self, from: &Path, to: &Path, options: RenameOptions) -> Result<()> {
+        self.inner.rename_opts(from, to, options).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object_store::local::LocalFileSystem;
+    use object_store::ObjectStoreExt;
+
+    fn store_with_file(dir: &std::path::Path) -> Arc<dyn ObjectStore> {
+        let data: Vec<u8> = (0..=255u8).cycle().take(600 * 1024).collect();
+        std::fs::write(dir.join("f.parquet"), data).unwrap();
+        Arc::new(LocalFileSystem::new_with_prefix(dir).unwrap())
+    }
+
+    #[tokio::test]
+    async fn small_ranges_are_served_from_memory_large_ones_from_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = RangeCache::new(store_with_file(dir.path()), 1 << 20);
+        let p = Path::from("f.parquet");
+        let small = cache.get_range(&p, 1000..1010).await.unwrap();
+        assert_eq!(
+            &small[..],
+            &[232, 233, 234, 235, 236, 237, 238, 239, 240, 241]
+        );
+        let large = cache.get_range(&p, 0..300 * 1024).await.unwrap();
+        assert_eq!(large.len(), 300 * 1024);
+
+        // With the file gone, only the small range is still there.
+        std::fs::remove_file(dir.path().join("f.parquet")).unwrap();
+        assert_eq!(cache.get_range(&p, 1000..1010).await.unwrap(), small);
+        assert!(cache.get_range(&p, 0..300 * 1024).await.is_err());
+        assert!(cache.get_range(&p, 2000..2010).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_full_cache_passes_reads_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = RangeCache::new(store_with_file(dir.path()), 100);
+        let p = Path::from("f.parquet");
+        assert_eq!(cache.get_range(&p, 0..80).await.unwrap().len(), 80);
+        assert_eq!(cache.get_range(&p, 80..160).await.unwrap().len(), 80);
+        std::fs::remove_file(dir.path().join("f.parquet")).unwrap();
+        assert_eq!(cache.get_range(&p, 0..80).await.unwrap().len(), 80);
+        assert!(cache.get_range(&p, 80..160).await.is_err());
+    }
+}
