@@ -3,7 +3,6 @@
 //! single PUT (on local disk: a temporary file renamed into place).
 
 use arrow::array::RecordBatch;
-use arrow::compute::{lexsort_to_indices, take_record_batch, SortColumn};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -106,19 +105,33 @@ pub fn in_order(batches: &[RecordBatch]) -> bool {
 }
 
 /// The rows in (time, trace_id) order: as they are when already in order (the usual case,
-/// exports are written in time order), else concatenated and sorted.
+/// exports are written in time order), else gathered in sorted order into one batch (each
+/// value copied once, straight from the batch it came in).
 pub fn sorted_batches(batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>> {
+    use arrow::array::AsArray;
+    use arrow::datatypes::TimestampMicrosecondType;
     if in_order(&batches) {
         return Ok(batches);
     }
-    let all = arrow::compute::concat_batches(&file_schema(), &batches)?;
-    drop(batches);
-    let cols = [Col::Time, Col::TraceId].map(|c| SortColumn {
-        values: all.column(c as usize).clone(),
-        options: None,
-    });
-    let idx = lexsort_to_indices(&cols, None)?;
-    Ok(vec![take_record_batch(&all, &idx)?])
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    let mut keys: Vec<(i64, &str, u32, u32)> = Vec::with_capacity(rows);
+    for (bi, b) in batches.iter().enumerate() {
+        let times = b
+            .column(Col::Time as usize)
+            .as_primitive::<TimestampMicrosecondType>()
+            .values();
+        let traces = b.column(Col::TraceId as usize).as_string::<i32>();
+        for (ri, t) in times.iter().enumerate() {
+            keys.push((*t, traces.value(ri), bi as u32, ri as u32));
+        }
+    }
+    // (time, trace_id) is unique within a partition once deduplicated; the positions
+    // make the order total regardless.
+    keys.sort_unstable();
+    let idx: Vec<(usize, usize)> = keys.iter().map(|k| (k.2 as usize, k.3 as usize)).collect();
+    drop(keys);
+    let refs: Vec<&RecordBatch> = batches.iter().collect();
+    Ok(vec![arrow::compute::interleave_record_batch(&refs, &idx)?])
 }
 
 /// Encodes `batch` (already sorted) as a Parquet file in memory.
