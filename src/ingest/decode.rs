@@ -200,10 +200,6 @@ fn loose_text(v: &RawValue) -> Option<Cow<'_, str>> {
     scalar_text(v).unwrap_or_else(|()| Some(Cow::Borrowed(v.get())))
 }
 
-fn own(c: Option<Cow<'_, str>>) -> Option<Cow<'static, str>> {
-    c.map(|c| Cow::Owned(c.into_owned()))
-}
-
 /// One decoded row, borrowing from the chunk where it can.
 struct Row<'a> {
     pos: u32,
@@ -212,13 +208,42 @@ struct Row<'a> {
     tenant: Cow<'a, str>,
     text: [Option<Cow<'a, str>>; 5], // source, resource_id, actor_id, action, status
     trace_id: Cow<'a, str>,
-    meta_cols: [Option<Cow<'a, str>>; 5],
+    meta_cols: MetaCols<'a>,
     meta: Option<Cow<'a, str>>,
     extra: Option<String>,
 }
 
+impl Row<'_> {
+    /// Flattened meta column `i` (clientip, hsmid, partid, role, ouid).
+    fn meta_col(&self, i: usize) -> Option<&str> {
+        match &self.meta_cols[i] {
+            MetaText::Null => None,
+            MetaText::Text(t) => Some(t),
+            MetaText::InMeta(a, b) => self.meta.as_deref().map(|m| &m[*a as usize..*b as usize]),
+        }
+    }
+}
+
+/// A flattened meta value: text of its own, or (for `meta` given as a string holding an
+/// object) a byte range of the row's unescaped `meta` text, which saves a copy per value.
+#[derive(Default)]
+enum MetaText<'a> {
+    #[default]
+    Null,
+    Text(Cow<'a, str>),
+    InMeta(u32, u32),
+}
+
+impl<'a> From<Option<Cow<'a, str>>> for MetaText<'a> {
+    fn from(c: Option<Cow<'a, str>>) -> Self {
+        c.map_or(MetaText::Null, MetaText::Text)
+    }
+}
+
+// Rows are moved into a Vec right away; boxing them cost an allocation per record.
+#[allow(clippy::large_enum_variant)]
 enum Outcome<'a> {
-    Row(Box<Row<'a>>),
+    Row(Row<'a>),
     Reject(RejectReason),
     /// A syntax error at this byte offset within the record.
     Broken(usize, String),
@@ -291,7 +316,7 @@ fn decode_record<'a>(raw: &'a [u8], text: Option<&'a str>, pos: u32) -> Outcome<
         Some(t) if !t.is_empty() => t,
         _ => Cow::Owned(digest_trace_id(raw)),
     };
-    Outcome::Row(Box::new(Row {
+    Outcome::Row(Row {
         pos,
         time,
         day: day_of(time),
@@ -307,10 +332,10 @@ fn decode_record<'a>(raw: &'a [u8], text: Option<&'a str>, pos: u32) -> Outcome<
         meta_cols,
         meta,
         extra,
-    }))
+    })
 }
 
-type MetaCols<'a> = [Option<Cow<'a, str>>; 5];
+type MetaCols<'a> = [MetaText<'a>; 5];
 
 /// `meta` as JSON text plus its flattened known keys.
 fn decode_meta(v: Option<&RawValue>) -> (Option<Cow<'_, str>>, MetaCols<'_>) {
@@ -321,7 +346,7 @@ fn decode_meta(v: Option<&RawValue>) -> (Option<Cow<'_, str>>, MetaCols<'_>) {
     match s.as_bytes().first() {
         Some(b'{') => {
             let cols = match serde_json::from_str::<RawMeta>(s) {
-                Ok(m) => m.fields.map(|f| f.and_then(loose_text)),
+                Ok(m) => m.fields.map(|f| f.and_then(loose_text).into()),
                 Err(_) => Default::default(),
             };
             (Some(Cow::Borrowed(s)), cols)
@@ -333,7 +358,17 @@ fn decode_meta(v: Option<&RawValue>) -> (Option<Cow<'_, str>>, MetaCols<'_>) {
                 let t = inner.trim_start();
                 if t.starts_with('{') {
                     if let Ok(m) = serde_json::from_str::<RawMeta>(t) {
-                        let cols = m.fields.map(|f| own(f.and_then(loose_text)));
+                        let base = inner.as_ptr() as usize;
+                        let cols = m.fields.map(|f| match f.and_then(loose_text) {
+                            None => MetaText::Null,
+                            // Unescaped text inside `inner`: keep where it is.
+                            Some(Cow::Borrowed(x)) => {
+                                let a = x.as_ptr() as usize - base;
+                                MetaText::InMeta(a as u32, (a + x.len()) as u32)
+                            }
+                            Some(Cow::Owned(x)) => MetaText::Text(Cow::Owned(x)),
+                        });
+                        // Moving `inner` into the row keeps its bytes where they are.
                         return (Some(Cow::Owned(inner.into_owned())), cols);
                     }
                 }
@@ -438,17 +473,24 @@ pub fn is_success(status: Option<&str>) -> bool {
 
 /// Decodes every record of `chunk`.
 pub fn decode_chunk(chunk: Arc<Chunk>) -> DecodedChunk {
-    let mut rows: Vec<Row> = Vec::with_capacity(chunk.records.len());
+    let mut parts = PartBuilders::default();
     let mut rejects = Vec::new();
     let mut brk = None;
     let mut records_read = chunk.records.len() as u64;
+    let mut time_range: Option<(i64, i64)> = None;
     // One pass over the chunk (cheap on ASCII) instead of one per string in serde_json.
     let text = std::str::from_utf8(&chunk.data).ok();
+    let n = chunk.records.len();
     for (pos, &(a, b)) in chunk.records.iter().enumerate() {
         let raw = &chunk.data[a as usize..b as usize];
         let raw_text = text.and_then(|t| t.get(a as usize..b as usize));
         match decode_record(raw, raw_text, pos as u32) {
-            Outcome::Row(r) => rows.push(*r),
+            Outcome::Row(r) => {
+                time_range = Some(time_range.map_or((r.time, r.time), |(lo, hi)| {
+                    (lo.min(r.time), hi.max(r.time))
+                }));
+                parts.get(&r.tenant, r.day, n - pos).push(&r);
+            }
             Outcome::Reject(why) => rejects.push((pos as u32, why)),
             Outcome::Broken(off, reason) => {
                 brk = Some(Break {
@@ -460,62 +502,9 @@ pub fn decode_chunk(chunk: Arc<Chunk>) -> DecodedChunk {
             }
         }
     }
-    let time_range = rows.iter().fold(None, |acc: Option<(i64, i64)>, r| {
-        Some(acc.map_or((r.time, r.time), |(lo, hi)| {
-            (lo.min(r.time), hi.max(r.time))
-        }))
-    });
-    // Group by partition, keeping record order within each. Tenants get small ids first so
-    // that sorting compares integers, and an export that is already in order is not sorted.
-    let mut tenant_names: Vec<&str> = Vec::new();
-    let keys: Vec<(u32, i32, u32)> = rows
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            let t = match tenant_names.iter().position(|t| *t == r.tenant.as_ref()) {
-                Some(t) => t,
-                None => {
-                    tenant_names.push(r.tenant.as_ref());
-                    tenant_names.len() - 1
-                }
-            };
-            (t as u32, r.day, i as u32)
-        })
-        .collect();
-    let mut order: Vec<u32> = (0..rows.len() as u32).collect();
-    if !keys.windows(2).all(|w| w[0] <= w[1]) {
-        order.sort_unstable_by_key(|&i| keys[i as usize]);
-    }
-    let tenant_arcs: Vec<Arc<str>> = tenant_names.iter().map(|t| Arc::from(*t)).collect();
-    let mut slices = Vec::new();
-    let mut start = 0;
-    while start < order.len() {
-        let (t, day, _) = keys[order[start] as usize];
-        let mut end = start + 1;
-        while end < order.len()
-            && keys[order[end] as usize].0 == t
-            && keys[order[end] as usize].1 == day
-        {
-            end += 1;
-        }
-        let group: Vec<&Row> = order[start..end]
-            .iter()
-            .map(|&i| &rows[i as usize])
-            .collect();
-        slices.push(PartSlice {
-            key: PartKey {
-                tenant: tenant_arcs[t as usize].clone(),
-                day,
-            },
-            batch: build_batch(&group),
-            hashes: group.iter().map(|r| trace_hash(&r.trace_id)).collect(),
-            rows: group.iter().map(|r| r.pos).collect(),
-        });
-        start = end;
-    }
     DecodedChunk {
         chunk: chunk.clone(),
-        slices,
+        slices: parts.finish(),
         rejects,
         records_read,
         time_range,
@@ -523,48 +512,153 @@ pub fn decode_chunk(chunk: Arc<Chunk>) -> DecodedChunk {
     }
 }
 
-fn build_batch(rows: &[&Row]) -> RecordBatch {
-    let n = rows.len();
-    let mut time = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
-    let str_col =
-        |f: &dyn for<'x> Fn(&'x Row<'_>) -> Option<&'x str>| -> ArrayRef { str_array(rows, f) };
-    for r in rows {
-        time.append_value(r.time);
-    }
-    let cols: Vec<ArrayRef> = vec![
-        Arc::new(time.finish()),
-        str_col(&|_| Some(VENDOR_DPOD)),
-        str_col(&|r| r.text[0].as_deref()),
-        str_col(&|r| r.text[1].as_deref()),
-        str_col(&|r| r.text[2].as_deref()),
-        str_col(&|r| r.text[3].as_deref()),
-        str_col(&|r| r.text[4].as_deref()),
-        str_col(&|r| {
-            Some(if is_success(r.text[4].as_deref()) {
-                "success"
-            } else {
-                "failure"
-            })
-        }),
-        str_col(&|r| Some(r.trace_id.as_ref())),
-        str_col(&|r| r.meta_cols[0].as_deref()),
-        str_col(&|r| r.meta_cols[1].as_deref()),
-        str_col(&|r| r.meta_cols[2].as_deref()),
-        str_col(&|r| r.meta_cols[3].as_deref()),
-        str_col(&|r| r.meta_cols[4].as_deref()),
-        str_col(&|r| r.meta.as_deref()),
-        str_col(&|r| r.extra.as_deref()),
-    ];
-    RecordBatch::try_new(file_schema(), cols).expect("decoded columns match the file schema")
+/// String columns of the file schema after `time`, in order.
+const TEXT_COLS: usize = 15;
+
+thread_local! {
+    // Bytes per row each text column took in the last chunk this thread decoded: a close
+    // guess for sizing the next chunk's builders, so they are not grown by copying.
+    static BYTES_PER_ROW: std::cell::Cell<[u32; TEXT_COLS]> =
+        const { std::cell::Cell::new([16; TEXT_COLS]) };
 }
 
-fn str_array(rows: &[&Row], f: &dyn for<'x> Fn(&'x Row<'_>) -> Option<&'x str>) -> ArrayRef {
-    let bytes: usize = rows.iter().map(|r| f(r).map_or(0, str::len)).sum();
-    let mut b = StringBuilder::with_capacity(rows.len(), bytes);
-    for r in rows {
-        b.append_option(f(r));
+/// The rows of one partition, appended as they are decoded (record order).
+struct SliceBuilder {
+    tenant_idx: u32,
+    day: i32,
+    time: TimestampMicrosecondBuilder,
+    text: Vec<StringBuilder>,
+    hashes: Vec<u64>,
+    rows: Vec<u32>,
+}
+
+impl SliceBuilder {
+    fn new(tenant_idx: u32, day: i32, rows: usize) -> Self {
+        let per_row = BYTES_PER_ROW.with(|c| c.get());
+        SliceBuilder {
+            tenant_idx,
+            day,
+            time: TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC"),
+            text: per_row
+                .iter()
+                .map(|&b| StringBuilder::with_capacity(rows, rows * b as usize))
+                .collect(),
+            hashes: Vec::with_capacity(rows),
+            rows: Vec::with_capacity(rows),
+        }
     }
-    Arc::new(b.finish())
+
+    fn push(&mut self, r: &Row) {
+        self.time.append_value(r.time);
+        let outcome = if is_success(r.text[4].as_deref()) {
+            "success"
+        } else {
+            "failure"
+        };
+        let values: [Option<&str>; TEXT_COLS] = [
+            Some(VENDOR_DPOD),
+            r.text[0].as_deref(),
+            r.text[1].as_deref(),
+            r.text[2].as_deref(),
+            r.text[3].as_deref(),
+            r.text[4].as_deref(),
+            Some(outcome),
+            Some(r.trace_id.as_ref()),
+            r.meta_col(0),
+            r.meta_col(1),
+            r.meta_col(2),
+            r.meta_col(3),
+            r.meta_col(4),
+            r.meta.as_deref(),
+            r.extra.as_deref(),
+        ];
+        for (b, v) in self.text.iter_mut().zip(values) {
+            b.append_option(v);
+        }
+        self.hashes.push(trace_hash(&r.trace_id));
+        self.rows.push(r.pos);
+    }
+
+    fn finish(mut self, tenant: Arc<str>) -> PartSlice {
+        let n = self.rows.len().max(1);
+        let mut per_row = [0u32; TEXT_COLS];
+        let mut cols: Vec<ArrayRef> = vec![Arc::new(self.time.finish())];
+        for (i, b) in self.text.iter_mut().enumerate() {
+            let a = b.finish();
+            per_row[i] = (a.value_data().len() / n + 1) as u32 * 9 / 8 + 1;
+            cols.push(Arc::new(a));
+        }
+        BYTES_PER_ROW.with(|c| c.set(per_row));
+        PartSlice {
+            key: PartKey {
+                tenant,
+                day: self.day,
+            },
+            batch: RecordBatch::try_new(file_schema(), cols)
+                .expect("decoded columns match the file schema"),
+            hashes: self.hashes,
+            rows: self.rows,
+        }
+    }
+}
+
+/// A chunk's partitions (usually one or two): builders, and the tenants by first appearance.
+#[derive(Default)]
+struct PartBuilders {
+    tenants: Vec<Arc<str>>,
+    parts: Vec<SliceBuilder>,
+    last: usize,
+}
+
+impl PartBuilders {
+    /// The builder of (tenant, day); a new one sized for the `left` records still to come.
+    fn get(&mut self, tenant: &str, day: i32, left: usize) -> &mut SliceBuilder {
+        let is = |p: &SliceBuilder, tenants: &[Arc<str>]| {
+            p.day == day && tenants[p.tenant_idx as usize].as_ref() == tenant
+        };
+        if !self
+            .parts
+            .get(self.last)
+            .is_some_and(|p| is(p, &self.tenants))
+        {
+            self.last = match self.parts.iter().position(|p| is(p, &self.tenants)) {
+                Some(i) => i,
+                None => {
+                    let t = match self.tenants.iter().position(|t| t.as_ref() == tenant) {
+                        Some(t) => t,
+                        None => {
+                            self.tenants.push(Arc::from(tenant));
+                            self.tenants.len() - 1
+                        }
+                    };
+                    // The first partition of a chunk usually takes all of it; later ones
+                    // start small and grow.
+                    let rows = if self.parts.is_empty() {
+                        left
+                    } else {
+                        left.min(256)
+                    };
+                    self.parts.push(SliceBuilder::new(t as u32, day, rows));
+                    self.parts.len() - 1
+                }
+            };
+        }
+        &mut self.parts[self.last]
+    }
+
+    /// The slices ordered by (tenant by first appearance, day).
+    fn finish(self) -> Vec<PartSlice> {
+        let mut parts = self.parts;
+        parts.sort_by_key(|p| (p.tenant_idx, p.day));
+        let tenants = self.tenants;
+        parts
+            .into_iter()
+            .map(|p| {
+                let t = tenants[p.tenant_idx as usize].clone();
+                p.finish(t)
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
