@@ -17,4 +17,7 @@ fi
 echo "== cargo build --release" >&2
 cargo build --release --manifest-path "$root/Cargo.toml"
 
-exec "$venv/bin/python" "$root/benches/compare.py" "$@"
+# The binary cargo just built, wherever CARGO_TARGET_DIR puts it (a --binary given
+# to this script comes later and wins).
+target="${CARGO_TARGET_DIR:-$root/target}"
+exec "$venv/bin/python" "$root/benches/compare.py" --binary "$target/release/auditlake" "$@"
