@@ -77,20 +77,24 @@ pub fn writer_properties(rows: usize, zstd_level: i32) -> WriterProperties {
     b.build()
 }
 
+/// A batch's sort key columns: time (as microseconds) and trace_id.
+fn sort_keys(b: &RecordBatch) -> (&[i64], &arrow::array::StringArray) {
+    use arrow::array::AsArray;
+    use arrow::datatypes::TimestampMicrosecondType;
+    let times = b
+        .column(Col::Time as usize)
+        .as_primitive::<TimestampMicrosecondType>()
+        .values();
+    (times, b.column(Col::TraceId as usize).as_string::<i32>())
+}
+
 /// Whether rows run in (time, trace_id) order, within and across the batches.
 pub fn in_order(batches: &[RecordBatch]) -> bool {
-    use arrow::array::AsArray;
-    let mut last: Option<(i64, String)> = None;
+    let mut last: Option<(i64, &str)> = None;
     for b in batches.iter().filter(|b| b.num_rows() > 0) {
-        let times = b
-            .column(Col::Time as usize)
-            .as_primitive::<arrow::datatypes::TimestampMicrosecondType>()
-            .values();
-        let traces = b.column(Col::TraceId as usize).as_string::<i32>();
-        if let Some((t, tr)) = &last {
-            if (*t, tr.as_str()) > (times[0], traces.value(0)) {
-                return false;
-            }
+        let (times, traces) = sort_keys(b);
+        if last.is_some_and(|l| l > (times[0], traces.value(0))) {
+            return false;
         }
         if !(1..b.num_rows()).all(|i| {
             times[i - 1] < times[i]
@@ -99,7 +103,7 @@ pub fn in_order(batches: &[RecordBatch]) -> bool {
             return false;
         }
         let n = b.num_rows() - 1;
-        last = Some((times[n], traces.value(n).to_string()));
+        last = Some((times[n], traces.value(n)));
     }
     true
 }
@@ -108,19 +112,13 @@ pub fn in_order(batches: &[RecordBatch]) -> bool {
 /// exports are written in time order), else gathered in sorted order into one batch (each
 /// value copied once, straight from the batch it came in).
 pub fn sorted_batches(batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>> {
-    use arrow::array::AsArray;
-    use arrow::datatypes::TimestampMicrosecondType;
     if in_order(&batches) {
         return Ok(batches);
     }
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
     let mut keys: Vec<(i64, &str, u32, u32)> = Vec::with_capacity(rows);
     for (bi, b) in batches.iter().enumerate() {
-        let times = b
-            .column(Col::Time as usize)
-            .as_primitive::<TimestampMicrosecondType>()
-            .values();
-        let traces = b.column(Col::TraceId as usize).as_string::<i32>();
+        let (times, traces) = sort_keys(b);
         for (ri, t) in times.iter().enumerate() {
             keys.push((*t, traces.value(ri), bi as u32, ri as u32));
         }
@@ -253,4 +251,71 @@ pub fn read_bytes(bytes: bytes::Bytes, columns: Option<&[Col]>) -> Result<Vec<Re
     reader
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(Error::Arrow)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{ArrayRef, AsArray, StringArray, TimestampMicrosecondArray};
+    use std::sync::Arc;
+
+    /// A batch of the file schema with these (time, trace_id) rows; other columns repeat
+    /// the trace_id so a row's columns can be checked to travel together.
+    fn batch(rows: &[(i64, &str)]) -> RecordBatch {
+        let schema = file_schema();
+        let cols: Vec<ArrayRef> = schema
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(i, _)| -> ArrayRef {
+                if i == Col::Time as usize {
+                    Arc::new(
+                        TimestampMicrosecondArray::from(
+                            rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+                        )
+                        .with_timezone("UTC"),
+                    )
+                } else {
+                    Arc::new(StringArray::from(
+                        rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+                    ))
+                }
+            })
+            .collect();
+        RecordBatch::try_new(schema, cols).unwrap()
+    }
+
+    fn rows(batches: &[RecordBatch]) -> Vec<(i64, String, String)> {
+        batches
+            .iter()
+            .flat_map(|b| {
+                let (t, tr) = sort_keys(b);
+                let actor = b.column(Col::ActorId as usize).as_string::<i32>();
+                (0..b.num_rows())
+                    .map(|i| (t[i], tr.value(i).to_string(), actor.value(i).to_string()))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn partitions_come_out_in_time_then_trace_id_order() {
+        let ordered = vec![batch(&[(1, "a"), (2, "a")]), batch(&[(2, "b"), (3, "a")])];
+        assert!(in_order(&ordered));
+        assert_eq!(sorted_batches(ordered.clone()).unwrap().len(), 2); // left as they are
+
+        let mixed = vec![
+            batch(&[(5, "x"), (2, "b")]),
+            batch(&[(2, "a"), (9, "c"), (1, "z")]),
+        ];
+        assert!(!in_order(&mixed));
+        let sorted = sorted_batches(mixed).unwrap();
+        assert!(in_order(&sorted));
+        let got: Vec<(i64, String, String)> = rows(&sorted);
+        let want: Vec<(i64, String, String)> = [(1, "z"), (2, "a"), (2, "b"), (5, "x"), (9, "c")]
+            .iter()
+            .map(|(t, s)| (*t, s.to_string(), s.to_string()))
+            .collect();
+        assert_eq!(got, want);
+    }
 }
