@@ -24,7 +24,7 @@ use crate::ingest::{for_each_member, list_sources, materialize, sha256_file, Sou
 use crate::lake::ledger::{self, Incomplete, LedgerEntry, MemberEntry};
 use crate::lake::lock::LakeLock;
 use crate::lake::partitions::{Fate, PartitionBuffer};
-use crate::lake::rejects::{RejectLog, Rejected};
+use crate::lake::rejects::{raw_fields, RejectLog, Rejected};
 use crate::lake::store::LakeStore;
 use crate::Result;
 
@@ -44,6 +44,8 @@ pub struct ConvertOptions {
     pub progress: bool,
     /// zstd level of the Parquet files (1 fastest … 22 smallest).
     pub zstd_level: i32,
+    /// Records larger than this are rejected as `record_too_large` (streamed aside).
+    pub max_record_bytes: usize,
 }
 
 /// The summary printed at the end (and as JSON with `--json`).
@@ -61,6 +63,9 @@ pub struct Summary {
     pub failed: u64,
     /// Members that broke off before their end.
     pub incomplete_members: u64,
+    /// Zip entries that are no export (directories, `__MACOSX/`, `._*`, `.DS_Store`),
+    /// as `source: entry`.
+    pub skipped_entries: Vec<String>,
     /// Distinct partitions that received files.
     pub partitions: u64,
     pub files: u64,
@@ -105,6 +110,7 @@ enum Msg {
     },
     End {
         src: usize,
+        skipped: Vec<String>,
     },
     Failed {
         src: usize,
@@ -154,26 +160,32 @@ fn run_pipeline(
     let total_bytes: u64 = sources.iter().map(|s| s.size).sum();
     let counter = Arc::new(AtomicU64::new(0));
     let bar = progress_bar(opts.progress, total_bytes);
+    let limit = opts.max_record_bytes;
 
     let (work_tx, work_rx) = bounded::<(u64, Msg)>(threads * 2);
     let (done_tx, done_rx) = bounded::<(u64, Msg)>(threads * 2);
 
     std::thread::scope(|s| -> Result<Summary> {
+        let mut workers = Vec::new();
         {
             let counter = counter.clone();
-            std::thread::Builder::new()
-                .name("reader".into())
-                .spawn_scoped(s, move || {
-                    read_sources(sources, store, rt, counter, work_tx)
-                })
-                .expect("spawn the reader thread");
+            workers.push(
+                std::thread::Builder::new()
+                    .name("reader".into())
+                    .spawn_scoped(s, move || {
+                        read_sources(sources, store, rt, counter, limit, work_tx)
+                    })
+                    .expect("spawn the reader thread"),
+            );
         }
         for i in 0..threads {
             let (rx, tx) = (work_rx.clone(), done_tx.clone());
-            std::thread::Builder::new()
-                .name(format!("decoder-{i}"))
-                .spawn_scoped(s, move || decode_worker(rx, tx))
-                .expect("spawn a decoder thread");
+            workers.push(
+                std::thread::Builder::new()
+                    .name(format!("decoder-{i}"))
+                    .spawn_scoped(s, move || decode_worker(rx, tx))
+                    .expect("spawn a decoder thread"),
+            );
         }
         drop(work_rx);
         drop(done_tx);
@@ -191,6 +203,13 @@ fn run_pipeline(
             }
             if let Some(bar) = &bar {
                 bar.set_position(counter.load(std::sync::atomic::Ordering::Relaxed));
+            }
+        }
+        // A worker that panicked may have taken records with it: nothing more is
+        // published (no ledger entry), and the panic goes on to `main`.
+        for h in workers {
+            if let Err(panic) = h.join() {
+                std::panic::resume_unwind(panic);
             }
         }
         result?;
@@ -226,6 +245,7 @@ fn read_sources(
     store: &LakeStore,
     rt: &tokio::runtime::Handle,
     counter: Arc<AtomicU64>,
+    limit: usize,
     tx: Sender<(u64, Msg)>,
 ) {
     let mut seq = 0u64;
@@ -277,7 +297,7 @@ fn read_sources(
                 src,
                 name: name.to_string(),
             });
-            let mut scanner = Scanner::new(reader);
+            let mut scanner = Scanner::with_limit(reader, limit);
             while alive {
                 match scanner.next_chunk() {
                     Ok(Some(chunk)) => alive &= send(Msg::Chunk { src, member, chunk }),
@@ -294,7 +314,10 @@ fn read_sources(
             return;
         }
         let last = match res {
-            Ok(_) => Msg::End { src },
+            Ok(members) => Msg::End {
+                src,
+                skipped: members.skipped,
+            },
             // Name the source as the user gave it, not a spool file.
             Err(crate::Error::Source { reason, .. }) => Msg::Failed {
                 src,
@@ -317,11 +340,14 @@ fn read_sources(
 fn decode_worker(rx: Receiver<(u64, Msg)>, tx: Sender<(u64, Msg)>) {
     for (seq, msg) in rx.iter() {
         let out = match msg {
-            Msg::Chunk { src, member, chunk } => Msg::Decoded {
-                src,
-                member,
-                decoded: decode_chunk(Arc::new(chunk)),
-            },
+            Msg::Chunk { src, member, chunk } => {
+                crate::testhook::point("decode");
+                Msg::Decoded {
+                    src,
+                    member,
+                    decoded: decode_chunk(Arc::new(chunk)),
+                }
+            }
             other => other,
         };
         if tx.send((seq, out)).is_err() {
@@ -381,6 +407,7 @@ impl<'a> Writer<'a> {
                     time_min: None,
                     time_max: None,
                     files: vec![],
+                    skipped_entries: vec![],
                     rejects_file: None,
                     converted_at: String::new(),
                     auditlake_version: env!("CARGO_PKG_VERSION").into(),
@@ -414,9 +441,23 @@ impl<'a> Writer<'a> {
                 decoded,
             } => self.decoded(src, member, decoded)?,
             Msg::Break { src, member, brk } => self.broke(src, member, brk, None)?,
-            Msg::End { src } => {
+            Msg::End { src, skipped } => {
                 if let Some(st) = self.states.get_mut(&src) {
                     st.entry.members = std::mem::take(&mut st.members);
+                    if !skipped.is_empty() {
+                        eprintln!(
+                            "auditlake: {}: skipped {} zip entr{} that hold no export: {}",
+                            st.source.name(),
+                            skipped.len(),
+                            if skipped.len() == 1 { "y" } else { "ies" },
+                            skipped.join(", ")
+                        );
+                    }
+                    let name = st.source.name();
+                    self.summary
+                        .skipped_entries
+                        .extend(skipped.iter().map(|e| format!("{name}: {e}")));
+                    st.entry.skipped_entries = skipped;
                 }
             }
             Msg::Failed { src, sha, reason } => {
@@ -438,7 +479,7 @@ impl<'a> Writer<'a> {
                         offset: 0,
                         reason: "unreadable_source",
                         detail: &reason,
-                        raw: "",
+                        ..Default::default()
                     })?;
                 }
                 if let Some(log) = log {
@@ -466,20 +507,62 @@ impl<'a> Writer<'a> {
         }
         let source_name = st.source.name();
         let chunk = &d.chunk;
-        let raw_of = |pos: u32| {
-            let (a, b) = chunk.records[pos as usize];
-            String::from_utf8_lossy(&chunk.data[a as usize..b as usize])
-        };
+        if let Some(big) = &chunk.oversized {
+            // Counted as read and rejected; its bytes go beside the rejects file.
+            st.members[member].records_read += 1;
+            st.entry.records_read += 1;
+            st.entry.rejected += 1;
+            let rel = format!(
+                "{}/{}.m{member}.r{}.raw",
+                crate::lake::REJECTED_DIR,
+                st.entry.sha256,
+                chunk.first_index
+            );
+            let (raw_file, detail) = match &big.spool {
+                Ok(f) => {
+                    self.rt.block_on(crate::lake::rejects::upload_file(
+                        self.store,
+                        &rel,
+                        f.path(),
+                    ))?;
+                    (
+                        Some(rel),
+                        format!("a record of {} bytes, over the limit", big.len),
+                    )
+                }
+                Err(e) => (
+                    None,
+                    format!("a record of {} bytes, over the limit; {e}", big.len),
+                ),
+            };
+            st.rejects.write(&Rejected {
+                source: &source_name,
+                member: &member_name,
+                index: Some(chunk.first_index),
+                offset: big.offset,
+                reason: "record_too_large",
+                detail: &detail,
+                raw_file,
+                raw_sha256: Some(big.sha256.clone()),
+                raw_bytes: Some(big.len),
+                end_offset: Some(big.offset + big.len),
+                ..Default::default()
+            })?;
+        }
         let reject = |st: &mut SourceState, pos: u32, why: &RejectReason| -> Result<()> {
             st.entry.rejected += 1;
+            let (a, b) = chunk.records[pos as usize];
+            let (raw, raw_base64) = raw_fields(&chunk.data[a as usize..b as usize]);
             st.rejects.write(&Rejected {
                 source: &source_name,
                 member: &member_name,
                 index: Some(chunk.first_index + pos as u64),
-                offset: chunk.base_offset + chunk.records[pos as usize].0 as u64,
+                offset: chunk.base_offset + a as u64,
                 reason: why.code,
                 detail: &why.detail,
-                raw: &raw_of(pos),
+                raw: &raw,
+                raw_base64,
+                ..Default::default()
             })
         };
         for (pos, why) in &d.rejects {
@@ -504,15 +587,16 @@ impl<'a> Writer<'a> {
             }
         }
         if let Some(brk) = d.brk {
-            let raw = chunk.records.get(d.records_read as usize).map(|&(a, b)| {
-                String::from_utf8_lossy(&chunk.data[a as usize..b as usize]).into_owned()
-            });
+            let raw = chunk
+                .records
+                .get(d.records_read as usize)
+                .map(|&(a, b)| &chunk.data[a as usize..b as usize]);
             self.broke(src, member, brk, raw)?;
         }
         Ok(())
     }
 
-    fn broke(&mut self, src: usize, member: usize, brk: Break, raw: Option<String>) -> Result<()> {
+    fn broke(&mut self, src: usize, member: usize, brk: Break, raw: Option<&[u8]>) -> Result<()> {
         let Some(st) = self.states.get_mut(&src) else {
             return Ok(());
         };
@@ -532,6 +616,7 @@ impl<'a> Writer<'a> {
             brk.reason
         );
         let (source, member_name) = (st.source.name(), m.name.clone());
+        let (raw, raw_base64) = raw_fields(raw.unwrap_or_default());
         st.rejects.write(&Rejected {
             source: &source,
             member: &member_name,
@@ -539,7 +624,9 @@ impl<'a> Writer<'a> {
             offset: brk.offset,
             reason: "incomplete_member",
             detail: &brk.reason,
-            raw: raw.as_deref().unwrap_or(""),
+            raw: &raw,
+            raw_base64,
+            ..Default::default()
         })?;
         self.summary.incomplete_members += 1;
         self.problem(line);

@@ -35,15 +35,30 @@ pub enum Error {
     },
     #[error("{0}")]
     Usage(String),
-    #[error(transparent)]
+    #[error("{0}")]
     Arrow(#[from] arrow::error::ArrowError),
-    #[error(transparent)]
+    #[error("{0}")]
     DataFusion(#[from] datafusion::error::DataFusionError),
-    #[error(transparent)]
+    #[error("{0}")]
     Json(#[from] serde_json::Error),
 }
 
 impl Error {
+    /// Whether the error comes down to writing into a closed pipe (`... | head`):
+    /// the reader has what it wanted, so it is no failure.
+    pub fn is_broken_pipe(&self) -> bool {
+        let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(e) = cur {
+            if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                if io.kind() == std::io::ErrorKind::BrokenPipe {
+                    return true;
+                }
+            }
+            cur = e.source();
+        }
+        false
+    }
+
     pub fn io(path: &Path, source: std::io::Error) -> Self {
         Error::Io {
             path: path.to_path_buf(),
@@ -59,3 +74,12 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Writes `text` to stdout, as an error (never a panic) when stdout is closed.
+pub fn write_stdout(text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| Error::io(Path::new("<stdout>"), e))
+}

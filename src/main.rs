@@ -1,6 +1,7 @@
 //! The `auditlake` binary: parse the command line, run it, turn the outcome into an exit code.
 
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Parser;
 
@@ -9,6 +10,16 @@ use clap::Parser;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    install_panic_hook();
+    // A panic anywhere (a worker thread's reaches here through its scope) is one line
+    // from the hook and exit code 2.
+    match std::panic::catch_unwind(run) {
+        Ok(code) => code,
+        Err(_) => ExitCode::from(auditlake::cli::EXIT_ERROR),
+    }
+}
+
+fn run() -> ExitCode {
     let args = match auditlake::cli::Args::try_parse() {
         Ok(a) => a,
         Err(e) if !e.use_stderr() => {
@@ -33,12 +44,9 @@ fn main() -> ExitCode {
     };
     match auditlake::cli::run(args) {
         Ok(code) => code,
+        // `auditlake query ... | head`: the reader has what it wanted.
+        Err(err) if err.is_broken_pipe() => ExitCode::SUCCESS,
         Err(err) => {
-            if let auditlake::Error::Io { source, .. } = &err {
-                if source.kind() == std::io::ErrorKind::BrokenPipe {
-                    return ExitCode::SUCCESS;
-                }
-            }
             // One line, whatever the error's own formatting.
             let text = err.to_string();
             eprintln!(
@@ -48,4 +56,31 @@ fn main() -> ExitCode {
             ExitCode::from(auditlake::cli::EXIT_ERROR)
         }
     }
+}
+
+/// Every panic, in any thread, becomes one line on stderr: the first one only, since
+/// a worker's panic is raised again where its thread is joined.
+fn install_panic_hook() {
+    static SEEN: AtomicBool = AtomicBool::new(false);
+    std::panic::set_hook(Box::new(|info| {
+        if SEEN.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panic".into());
+        let at = info
+            .location()
+            .map(|l| format!(" (at {}:{})", l.file(), l.line()))
+            .unwrap_or_default();
+        let thread = std::thread::current()
+            .name()
+            .map(|n| format!(" in thread {n}"))
+            .unwrap_or_default();
+        let msg = msg.split_whitespace().collect::<Vec<_>>().join(" ");
+        eprintln!("auditlake: internal error: {msg}{thread}{at}");
+    }));
 }

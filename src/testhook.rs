@@ -1,16 +1,26 @@
 //! Named pause points for crash tests: with `AUDITLAKE_PAUSE_AT=NAME:N` the
 //! process announces `auditlake: paused at NAME:N` on stderr the N-th time it
 //! reaches point NAME and then waits forever, so a test can SIGKILL it at a
-//! known place. Without the variable a point costs one relaxed atomic load.
+//! known place. With `AUDITLAKE_PANIC_AT=NAME` it panics there instead, for
+//! tests of how a panic (in any thread) is reported. Without the variables a
+//! point costs one relaxed atomic load.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 static TARGET: OnceLock<Option<(String, u64)>> = OnceLock::new();
 static HITS: AtomicU64 = AtomicU64::new(0);
+static PANIC_AT: OnceLock<Option<String>> = OnceLock::new();
 
 /// Marks that the process reached `name`.
 pub fn point(name: &str) {
+    if PANIC_AT
+        .get_or_init(|| std::env::var("AUDITLAKE_PANIC_AT").ok())
+        .as_deref()
+        == Some(name)
+    {
+        panic!("test panic at {name}");
+    }
     let target = TARGET.get_or_init(|| {
         let v = std::env::var("AUDITLAKE_PAUSE_AT").ok()?;
         let (n, k) = v.rsplit_once(':')?;

@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use crate::convert::{convert, ConvertOptions, Summary};
 use crate::generate::{generate, ExportFormat, GenerateOptions};
 use crate::lake::store::LakeStore;
-use crate::query::print::{write_batches, write_parquet, Format};
+use crate::query::print::{stream_to, stream_to_parquet, Format};
 use crate::query::{build_session, SessionOptions};
 use crate::report::render::{self, ReportFormat};
 use crate::report::ReportOptions;
@@ -69,6 +69,11 @@ pub enum Command {
         /// zstd level of the Parquet files: lower is faster, higher is smaller.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..=22))]
         zstd_level: i32,
+        /// Largest record kept, in MiB: a larger one is rejected as record_too_large, its
+        /// bytes streamed to <lake>/_rejected/ beside the rejects file; the records after it
+        /// still convert.
+        #[arg(long, default_value_t = 256, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=4095))]
+        max_record_mb: u64,
     },
     /// Show what the lake holds: tenants, days covered and missing, events, files, bytes, sources.
     Status {
@@ -110,6 +115,9 @@ pub enum Command {
         /// Output format at start (\format changes it).
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
+        /// Rows shown of a table result (0: all); the rest are counted, not printed.
+        #[arg(long, default_value_t = 40, value_name = "N")]
+        maxrows: usize,
     },
     /// Run the compliance report pack (all reports when none is named) over a period.
     ///
@@ -187,6 +195,10 @@ pub struct SessionArgs {
     /// A directory of your own .sql view files (CREATE VIEW ...), added to the built-in ones.
     #[arg(long, value_name = "DIR")]
     pub sql_dir: Option<PathBuf>,
+    /// Memory for sorts, joins and aggregates (e.g. 2G) before they spill to temporary
+    /// files (default: half the machine's memory).
+    #[arg(long, value_name = "SIZE", value_parser = crate::query::parse_size)]
+    pub memory_limit: Option<usize>,
 }
 
 impl SessionArgs {
@@ -196,6 +208,7 @@ impl SessionArgs {
             tenant: self.tenant.clone(),
             period: None,
             sql_dir: self.sql_dir.clone(),
+            memory_limit: self.memory_limit,
         })
     }
 }
@@ -298,6 +311,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             buffer_mb,
             quiet,
             zstd_level,
+            max_record_mb,
         } => {
             let opts = ConvertOptions {
                 lake: lake.lake,
@@ -307,12 +321,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 buffer_bytes: buffer_mb.max(1) << 20,
                 progress: !quiet && !json,
                 zstd_level,
+                max_record_bytes: (max_record_mb as usize) << 20,
             };
             let summary = convert(&opts)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&summary)?);
+                crate::write_stdout(&format!("{}\n", serde_json::to_string_pretty(&summary)?))?;
             } else {
-                print!("{}", render_summary(&summary));
+                crate::write_stdout(&render_summary(&summary))?;
             }
             Ok(ExitCode::from(if summary.has_problems() {
                 EXIT_ERROR
@@ -323,9 +338,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Command::Status { lake, json } => {
             let s = runtime()?.block_on(status(&lake.open()?))?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&s)?);
+                crate::write_stdout(&format!("{}\n", serde_json::to_string_pretty(&s)?))?;
             } else {
-                print!("{}", render(&s));
+                crate::write_stdout(&render(&s))?;
             }
             Ok(ExitCode::from(EXIT_OK))
         }
@@ -356,34 +371,44 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 }
             };
             let rt = runtime()?;
-            let results = rt.block_on(async {
+            rt.block_on(async {
                 let session = build_session(&session.options()?).await?;
-                let mut out = Vec::new();
-                for df in session.statements(&sql).await? {
-                    out.push(df.collect().await?);
+                // Statements that return nothing (DDL) print nothing; each result is
+                // printed on its own, streamed as the query runs.
+                let results: Vec<_> = session
+                    .statements(&sql)
+                    .await?
+                    .into_iter()
+                    .filter(|df| !df.schema().fields().is_empty())
+                    .collect();
+                match (format, &output) {
+                    (Format::Parquet, Some(path)) => {
+                        if results.len() > 1 {
+                            return Err(crate::Error::Usage(
+                                "--format parquet writes one result: give one query".into(),
+                            ));
+                        }
+                        for df in results {
+                            stream_to_parquet(df, path).await?;
+                        }
+                    }
+                    (_, Some(path)) => {
+                        let file =
+                            std::fs::File::create(path).map_err(|e| crate::Error::io(path, e))?;
+                        let mut w = std::io::BufWriter::new(file);
+                        for df in results {
+                            stream_to(df, &mut w, format, None).await?;
+                        }
+                    }
+                    (_, None) => {
+                        let mut out = std::io::stdout().lock();
+                        for df in results {
+                            stream_to(df, &mut out, format, None).await?;
+                        }
+                    }
                 }
-                Ok::<_, crate::Error>(out)
+                Ok::<_, crate::Error>(())
             })?;
-            // Statements that return nothing (DDL) print nothing; each result is printed on its own.
-            let results: Vec<_> = results.into_iter().filter(|b| !b.is_empty()).collect();
-            match (format, &output) {
-                (Format::Parquet, Some(path)) => write_parquet(path, &results.concat())?,
-                (_, Some(path)) => {
-                    let file =
-                        std::fs::File::create(path).map_err(|e| crate::Error::io(path, e))?;
-                    let mut w = std::io::BufWriter::new(file);
-                    for batches in &results {
-                        write_batches(&mut w, format, batches)?;
-                    }
-                    std::io::Write::flush(&mut w).map_err(|e| crate::Error::io(path, e))?;
-                }
-                (_, None) => {
-                    let mut out = std::io::stdout().lock();
-                    for batches in &results {
-                        write_batches(&mut out, format, batches)?;
-                    }
-                }
-            }
             Ok(ExitCode::from(EXIT_OK))
         }
         Command::Report {
@@ -425,15 +450,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                         Some(path) => {
                             write_output(path, None, text.into_bytes(), &lake.storage_options)?
                         }
-                        None => {
-                            use std::io::Write;
-                            std::io::stdout()
-                                .lock()
-                                .write_all(text.as_bytes())
-                                .map_err(|e| {
-                                    crate::Error::io(std::path::Path::new("<stdout>"), e)
-                                })?;
-                        }
+                        None => crate::write_stdout(&text)?,
                     }
                 }
             }
@@ -452,16 +469,20 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
         Command::Inflate { inputs, threads } => {
             let (bytes_in, bytes_out, seconds) = crate::ingest::inflate_only(&inputs, threads)?;
-            println!(
-                "{}",
+            crate::write_stdout(&format!(
+                "{}\n",
                 serde_json::json!({ "bytes_in": bytes_in, "bytes_out": bytes_out, "seconds": seconds })
-            );
+            ))?;
             Ok(ExitCode::from(EXIT_OK))
         }
-        Command::Repl { session, format } => {
+        Command::Repl {
+            session,
+            format,
+            maxrows,
+        } => {
             let rt = runtime()?;
             let session = rt.block_on(build_session(&session.options()?))?;
-            crate::query::repl::run(&rt, &session, format)?;
+            crate::query::repl::run(&rt, &session, format, (maxrows > 0).then_some(maxrows))?;
             Ok(ExitCode::from(EXIT_OK))
         }
         Command::Generate {

@@ -483,7 +483,23 @@ pub fn decode_chunk(chunk: Arc<Chunk>) -> DecodedChunk {
     let n = chunk.records.len();
     for (pos, &(a, b)) in chunk.records.iter().enumerate() {
         let raw = &chunk.data[a as usize..b as usize];
-        let raw_text = text.and_then(|t| t.get(a as usize..b as usize));
+        let raw_text = match text {
+            Some(t) => t.get(a as usize..b as usize),
+            // Only a chunk holding invalid UTF-8 is checked record by record.
+            None => match std::str::from_utf8(raw) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    rejects.push((
+                        pos as u32,
+                        RejectReason::new(
+                            "invalid_utf8",
+                            format!("invalid UTF-8 at byte {} of the record", e.valid_up_to()),
+                        ),
+                    ));
+                    continue;
+                }
+            },
+        };
         match decode_record(raw, raw_text, pos as u32) {
             Outcome::Row(r) => {
                 time_range = Some(time_range.map_or((r.time, r.time), |(lo, hi)| {
@@ -680,6 +696,7 @@ mod tests {
             records: recs,
             base_offset: 100,
             first_index: 0,
+            oversized: None,
         })
     }
 

@@ -308,6 +308,31 @@ impl<R: std::io::Seek> std::io::Seek for Counting<R> {
     }
 }
 
+/// What [`for_each_member`] found in a source.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Members {
+    /// Members handed to the caller.
+    pub count: usize,
+    /// Zip entries that are no export (directories, macOS metadata), by name.
+    pub skipped: Vec<String>,
+}
+
+/// Whether a zip entry is no export: a directory, or metadata an archiver adds
+/// (`__MACOSX/` and AppleDouble `._*` files from macOS, `.DS_Store`, `Thumbs.db`).
+pub fn is_junk_entry(name: &str) -> bool {
+    let base = name
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or(name);
+    name.ends_with('/')
+        || name.starts_with("__MACOSX/")
+        || name.contains("/__MACOSX/")
+        || base.starts_with("._")
+        || base == ".DS_Store"
+        || base.eq_ignore_ascii_case("Thumbs.db")
+}
+
 /// Calls `each` with every member of the source: its name and a reader of its
 /// decompressed bytes. A plain or gzip file is one member named after the file.
 /// `Err` when the file cannot be opened as an export at all.
@@ -315,7 +340,7 @@ pub fn for_each_member(
     path: &Path,
     counter: std::sync::Arc<std::sync::atomic::AtomicU64>,
     mut each: impl FnMut(&str, &mut dyn Read),
-) -> Result<usize, Error> {
+) -> Result<Members, Error> {
     let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
     let mut head = [0u8; 4];
     let n = read_head(&mut file, &mut head).map_err(|e| Error::io(path, e))?;
@@ -333,23 +358,28 @@ pub fn for_each_member(
                         reason: format!("not a readable zip archive: {e}"),
                     }
                 })?;
-            let mut members = 0;
+            let mut members = Members::default();
             for i in 0..zip.len() {
                 let name = zip.name_for_index(i).unwrap_or("?").to_string();
+                if is_junk_entry(&name) {
+                    members.skipped.push(name);
+                    continue;
+                }
                 let mut m = match zip.by_index(i) {
                     Ok(m) => m,
                     Err(e) => {
                         // A member we cannot open: report it under its name.
                         let mut failing = FailingReader(Some(std::io::Error::other(e.to_string())));
                         each(&name, &mut failing);
-                        members += 1;
+                        members.count += 1;
                         continue;
                     }
                 };
                 if m.is_dir() {
+                    members.skipped.push(name);
                     continue;
                 }
-                members += 1;
+                members.count += 1;
                 let mut inner = member_reader(&mut m);
                 each(&name, &mut inner);
             }
@@ -362,13 +392,19 @@ pub fn for_each_member(
             );
             check_json_start(path, &mut r, "gzip data")?;
             each(&base, &mut r);
-            Ok(1)
+            Ok(Members {
+                count: 1,
+                skipped: vec![],
+            })
         }
         Kind::Plain => {
             let mut r = BufReader::with_capacity(1 << 20, file);
             check_json_start(path, &mut r, "plain file")?;
             each(&base, &mut r);
-            Ok(1)
+            Ok(Members {
+                count: 1,
+                skipped: vec![],
+            })
         }
     }
 }

@@ -6,12 +6,18 @@
 //! megabytes of whole records, so memory never grows with the member and the
 //! real parsing can run on other threads. A stream that breaks (truncated,
 //! stray bytes, a read error) ends with a [`Break`] at its byte offset.
+//! A record over the size limit is not held: its bytes are streamed to a
+//! spool file while its end is found (see [`Oversized`]), and the records
+//! after it go on as usual. White space between records never counts
+//! toward a record's size.
 
-use std::io::Read;
+use std::io::{Read, Write};
+
+use sha2::{Digest, Sha256};
 
 /// Bytes of complete records per chunk handed to the decoders.
 pub const CHUNK_TARGET: usize = 4 << 20;
-/// A single record larger than this ends the member: it cannot be placed in bounded memory.
+/// Default size limit of one record: a larger one is rejected as `record_too_large`.
 pub const MAX_RECORD: usize = 256 << 20;
 const READ_BLOCK: usize = 1 << 20;
 
@@ -26,6 +32,23 @@ pub struct Chunk {
     pub base_offset: u64,
     /// Index of the first record within the member.
     pub first_index: u64,
+    /// A record over the size limit, alone in an otherwise empty chunk (its index is
+    /// `first_index`).
+    pub oversized: Option<Oversized>,
+}
+
+/// A record over the size limit, found without holding it: where it lies, its
+/// digest, and its bytes in a spool file for `_rejected/`.
+#[derive(Debug)]
+pub struct Oversized {
+    /// Member byte offset of its first byte.
+    pub offset: u64,
+    pub len: u64,
+    /// Hex SHA-256 of its bytes.
+    pub sha256: String,
+    /// Its bytes; `Err` says why they could not be spooled (the record is still
+    /// counted and rejected, with its range and digest).
+    pub spool: Result<tempfile::NamedTempFile, String>,
 }
 
 /// Where and why a member's stream stopped making sense.
@@ -62,6 +85,8 @@ pub struct Scanner<R> {
     pending: Option<Break>,
     /// A read error, reported once the bytes read before it are used up.
     read_error: Option<Break>,
+    /// Records larger than this many bytes are streamed aside (see [`Oversized`]).
+    limit: usize,
 }
 
 enum Value {
@@ -72,7 +97,13 @@ enum Value {
 
 impl<R: Read> Scanner<R> {
     pub fn new(reader: R) -> Self {
+        Scanner::with_limit(reader, MAX_RECORD)
+    }
+
+    /// A scanner whose records may be at most `limit` bytes.
+    pub fn with_limit(reader: R, limit: usize) -> Self {
         Scanner {
+            limit: limit.max(1),
             reader,
             buf: Vec::new(),
             pos: 0,
@@ -109,7 +140,18 @@ impl<R: Read> Scanner<R> {
             match self.step(&mut records) {
                 Ok(true) => continue,
                 Ok(false) => {
-                    // Need more bytes.
+                    // Need more bytes. A record past the limit is streamed aside, after the
+                    // records before it have gone out.
+                    if self.in_value() && self.buf.len() - self.pos > self.limit {
+                        if !records.is_empty() {
+                            break;
+                        }
+                        return self.skip_oversized().map(Some);
+                    }
+                    // Separators alone never grow the buffer past a chunk.
+                    if !records.is_empty() && self.buf.len() > 2 * CHUNK_TARGET {
+                        break;
+                    }
                     if self.eof {
                         let end = self.eof_outcome();
                         match end {
@@ -167,11 +209,115 @@ impl<R: Read> Scanner<R> {
             records,
             base_offset,
             first_index,
+            oversized: None,
         }
+    }
+
+    /// Whether the bytes from `pos` on are the start of a record still being read.
+    fn in_value(&self) -> bool {
+        matches!(self.state, State::ArrayValue { .. } | State::Ndjson)
+            && self.pos < self.buf.len()
+            && !matches!(self.buf[self.pos], b' ' | b'\n' | b'\r' | b'\t')
+    }
+
+    /// Streams the record starting at `pos` (already over the limit) to a spool file
+    /// until its end, keeping only its digest and range; then scanning goes on after it.
+    fn skip_oversized(&mut self) -> Result<Chunk, Break> {
+        let offset = self.base + self.pos as u64;
+        let index = self.next_index;
+        let mut cursor = ValueEnd::new(self.buf[self.pos]);
+        let mut hasher = Sha256::new();
+        let mut spool = tempfile::NamedTempFile::new()
+            .map(|f| std::io::BufWriter::with_capacity(1 << 20, f))
+            .map_err(|e| format!("cannot spool the record: {e}"));
+        let mut len = 0u64;
+        let mut block = std::mem::take(&mut self.buf);
+        let mut from = self.pos;
+        let rest: Vec<u8> = loop {
+            let part = &block[from..];
+            let end = cursor.feed(part);
+            let take = &part[..end.unwrap_or(part.len())];
+            hasher.update(take);
+            if let Ok(w) = &mut spool {
+                if let Err(e) = w.write_all(take) {
+                    spool = Err(format!("cannot spool the record: {e}"));
+                }
+            }
+            len += take.len() as u64;
+            if let Some(end) = end {
+                break part[end..].to_vec();
+            }
+            if self.eof {
+                if let Some(b) = self.read_error.take() {
+                    self.broken = true;
+                    return Err(b);
+                }
+                if cursor.ends_at_eof() {
+                    break Vec::new();
+                }
+                self.broken = true;
+                return Err(Break {
+                    offset: offset + len,
+                    reason: "stream cut short inside a record".into(),
+                });
+            }
+            block.resize(READ_BLOCK, 0);
+            from = 0;
+            let mut filled = 0;
+            while filled < block.len() {
+                match self.reader.read(&mut block[filled..]) {
+                    Ok(0) => {
+                        self.eof = true;
+                        break;
+                    }
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        self.read_error = Some(Break {
+                            offset: offset + len + filled as u64,
+                            reason: format!("read error: {e}"),
+                        });
+                        self.eof = true;
+                        break;
+                    }
+                }
+            }
+            block.truncate(filled);
+        };
+        let spool = spool.and_then(|w| {
+            w.into_inner()
+                .map_err(|e| format!("cannot spool the record: {}", e.error()))
+        });
+        let mut tail = Vec::with_capacity(CHUNK_TARGET + 2 * READ_BLOCK);
+        tail.extend_from_slice(&rest);
+        self.buf = tail;
+        self.pos = 0;
+        self.base = offset + len;
+        self.next_index += 1;
+        if let State::ArrayValue { .. } = self.state {
+            self.state = State::ArrayNext;
+        }
+        Ok(Chunk {
+            data: Vec::new(),
+            records: Vec::new(),
+            base_offset: offset,
+            first_index: index,
+            oversized: Some(Oversized {
+                offset,
+                len,
+                sha256: hasher
+                    .finalize()
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect(),
+                spool,
+            }),
+        })
     }
 
     /// Reads another block. `keep_from` is where retained records begin (nothing before it is needed).
     fn fill(&mut self, keep_from: Option<usize>) -> Result<(), Break> {
+        // (Never fails today; a Break here would end the member.)
         // Drop separators already scanned past when no record needs them.
         if keep_from.is_none() && self.pos > 0 {
             self.buf.drain(..self.pos);
@@ -179,12 +325,6 @@ impl<R: Read> Scanner<R> {
             self.pos = 0;
         }
         let old = self.buf.len();
-        if old - self.pos > MAX_RECORD {
-            return Err(Break {
-                offset: self.base + self.pos as u64,
-                reason: format!("a record larger than {} MiB", MAX_RECORD >> 20),
-            });
-        }
         self.buf.resize(old + READ_BLOCK, 0);
         let mut filled = old;
         while filled < self.buf.len() {
@@ -235,6 +375,8 @@ impl<R: Read> Scanner<R> {
     /// One step of the state machine. `Ok(false)`: needs more bytes.
     fn step(&mut self, records: &mut Vec<(u32, u32)>) -> Result<bool, Break> {
         let Some(i) = skip_ws(&self.buf, self.pos) else {
+            // White space is consumed: it never counts toward the next record.
+            self.pos = self.buf.len();
             return Ok(false);
         };
         let c = self.buf[i];
@@ -270,14 +412,19 @@ impl<R: Read> Scanner<R> {
                     return Ok(true);
                 }
                 match self.value(i)? {
-                    Some(end) => {
+                    Some(end) if end - i <= self.limit => {
                         records.push((i as u32, end as u32));
                         self.next_index += 1;
                         self.pos = end;
                         self.state = State::ArrayNext;
                         Ok(true)
                     }
-                    None => Ok(false),
+                    // Over the limit (whole or not yet): streamed aside by `next_chunk`.
+                    _ => {
+                        self.pos = i;
+                        self.state = State::ArrayValue { first: false };
+                        Ok(false)
+                    }
                 }
             }
             State::ArrayNext => match c {
@@ -297,13 +444,16 @@ impl<R: Read> Scanner<R> {
                 }),
             },
             State::Ndjson => match self.value(i)? {
-                Some(end) => {
+                Some(end) if end - i <= self.limit => {
                     records.push((i as u32, end as u32));
                     self.next_index += 1;
                     self.pos = end;
                     Ok(true)
                 }
-                None => Ok(false),
+                _ => {
+                    self.pos = i;
+                    Ok(false)
+                }
             },
             State::Done => Err(Break {
                 offset: at(i),
@@ -382,6 +532,74 @@ fn scan_value(buf: &[u8], i: usize, eof: bool) -> Value {
                 None => Value::NeedMore,
             }
         }
+    }
+}
+
+/// Finds the end of one JSON value fed in pieces, for records too large to hold:
+/// tracks nesting and strings only, like [`scan_value`].
+struct ValueEnd {
+    depth: usize,
+    in_string: bool,
+    escaped: bool,
+    /// A number or literal: it ends at the first delimiter (or the stream's end).
+    scalar: bool,
+    started: bool,
+}
+
+impl ValueEnd {
+    fn new(first: u8) -> Self {
+        ValueEnd {
+            depth: 0,
+            in_string: false,
+            escaped: false,
+            scalar: !matches!(first, b'{' | b'[' | b'"'),
+            started: false,
+        }
+    }
+
+    /// The length of `part` up to and including the value's last byte, if it ends in `part`.
+    fn feed(&mut self, part: &[u8]) -> Option<usize> {
+        for (k, &c) in part.iter().enumerate() {
+            if self.scalar {
+                if matches!(c, b',' | b']' | b'}' | b' ' | b'\n' | b'\r' | b'\t') {
+                    return Some(k);
+                }
+                continue;
+            }
+            if self.in_string {
+                if self.escaped {
+                    self.escaped = false;
+                } else if c == b'\\' {
+                    self.escaped = true;
+                } else if c == b'"' {
+                    self.in_string = false;
+                    if self.depth == 0 {
+                        return Some(k + 1);
+                    }
+                }
+                continue;
+            }
+            match c {
+                b'"' => self.in_string = true,
+                b'{' | b'[' => {
+                    self.depth += 1;
+                    self.started = true;
+                }
+                b'}' | b']' => {
+                    self.depth = self.depth.saturating_sub(1);
+                    if self.depth == 0 && self.started {
+                        return Some(k + 1);
+                    }
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+
+    /// Whether the stream's end also ends the value (a number or literal).
+    fn ends_at_eof(&self) -> bool {
+        self.scalar
     }
 }
 
@@ -482,6 +700,92 @@ mod tests {
             count += c.records.len() as u64;
         }
         assert_eq!(count, n as u64);
+    }
+}
+
+#[cfg(test)]
+mod limit_tests {
+    use super::*;
+
+    /// Records and oversized records of a member, in order, scanned with `limit`.
+    fn scan(input: &[u8], limit: usize) -> (Vec<String>, Option<Break>) {
+        let mut s = Scanner::with_limit(input, limit);
+        let mut out = Vec::new();
+        loop {
+            match s.next_chunk() {
+                Ok(Some(c)) => {
+                    if let Some(o) = &c.oversized {
+                        let kept = std::fs::read(o.spool.as_ref().unwrap().path()).unwrap();
+                        assert_eq!(kept.len() as u64, o.len);
+                        assert_eq!(
+                            &input[o.offset as usize..(o.offset + o.len) as usize],
+                            &kept[..]
+                        );
+                        out.push(format!("BIG#{}:{}", c.first_index, o.len));
+                    }
+                    for (k, (a, b)) in c.records.iter().enumerate() {
+                        let t = String::from_utf8_lossy(&c.data[*a as usize..*b as usize]);
+                        let t: String = t.chars().take(40).collect();
+                        out.push(format!("#{}:{t}", c.first_index + k as u64));
+                    }
+                }
+                Ok(None) => return (out, None),
+                Err(b) => return (out, Some(b)),
+            }
+        }
+    }
+
+    #[test]
+    fn records_over_the_limit_are_streamed_aside_in_every_shape() {
+        let big = format!(
+            "{{\"f\":\"{}\",\"g\":[{{}}]}}",
+            "\\\"}]".repeat(2 * READ_BLOCK / 4)
+        );
+        let s = format!("\"{}\"", "y".repeat(3 * READ_BLOCK));
+        let n = "1".repeat(READ_BLOCK + 7);
+        let input = format!("[{{\"a\":1}}, {big} ,{s},{n},{{\"b\":2}}]");
+        let (recs, b) = scan(input.as_bytes(), READ_BLOCK);
+        assert!(b.is_none(), "{b:?}");
+        assert_eq!(
+            recs,
+            vec![
+                "#0:{\"a\":1}".to_string(),
+                format!("BIG#1:{}", big.len()),
+                format!("BIG#2:{}", s.len()),
+                format!("BIG#3:{}", n.len()),
+                "#4:{\"b\":2}".to_string(),
+            ]
+        );
+        // NDJSON, and a number that ends the stream.
+        let input = format!("{{\"a\":1}}\n{big}\n{{\"b\":2}}\n{n}");
+        let (recs, b) = scan(input.as_bytes(), READ_BLOCK);
+        assert!(b.is_none(), "{b:?}");
+        assert_eq!(recs.len(), 4);
+        assert_eq!(recs[1], format!("BIG#1:{}", big.len()));
+        assert_eq!(recs[3], format!("BIG#3:{}", n.len()));
+    }
+
+    #[test]
+    fn a_stream_cut_inside_a_record_over_the_limit_is_a_break() {
+        let input = format!("[{{\"a\":1}},{{\"f\":\"{}", "z".repeat(3 * READ_BLOCK));
+        let (recs, b) = scan(input.as_bytes(), READ_BLOCK);
+        assert_eq!(recs, vec!["#0:{\"a\":1}"]);
+        let b = b.unwrap();
+        assert_eq!(b.offset, input.len() as u64);
+        assert!(b.reason.contains("cut short"), "{}", b.reason);
+    }
+
+    #[test]
+    fn white_space_does_not_count_toward_a_record() {
+        let pad = " \n".repeat(4 * READ_BLOCK);
+        let input = format!("{pad}[{pad}{{\"a\":1}}{pad},{pad}{{\"b\":2}}{pad}]{pad}");
+        let (recs, b) = scan(input.as_bytes(), READ_BLOCK);
+        assert!(b.is_none(), "{b:?}");
+        assert_eq!(recs, vec!["#0:{\"a\":1}", "#1:{\"b\":2}"]);
+        let input = format!("{pad}{{\"a\":1}}{pad}{{\"b\":2}}{pad}");
+        let (recs, b) = scan(input.as_bytes(), READ_BLOCK);
+        assert!(b.is_none(), "{b:?}");
+        assert_eq!(recs.len(), 2);
     }
 }
 

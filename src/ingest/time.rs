@@ -6,6 +6,9 @@
 
 const MICROS_PER_SEC: i64 = 1_000_000;
 pub const MICROS_PER_DAY: i64 = 86_400 * MICROS_PER_SEC;
+/// The first and last UTC days a time may fall on: 0000-01-01 and 9999-12-31.
+pub const FIRST_DAY: i32 = -719_528;
+pub const LAST_DAY: i32 = 2_932_896;
 
 /// Microseconds since 1970-01-01T00:00:00Z, or `None` when the text is not one of the forms.
 pub fn parse_time(s: &str) -> Option<i64> {
@@ -73,7 +76,9 @@ pub fn parse_time(s: &str) -> Option<i64> {
     };
     let days = days_from_civil(year, month, day);
     let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset_secs;
-    Some(secs * MICROS_PER_SEC + micros)
+    let t = secs * MICROS_PER_SEC + micros;
+    // An offset may carry a time past either end of years 0000-9999 in UTC.
+    (FIRST_DAY..=LAST_DAY).contains(&day_of(t)).then_some(t)
 }
 
 /// The UTC day (days since the epoch, Arrow's Date32) of a microsecond timestamp.
@@ -196,6 +201,19 @@ mod tests {
             assert_eq!(parse_time(bad), None, "{bad}");
         }
         assert!(parse_time("2024-02-29 00:00:00 UTC").is_some());
+        // Years 0000-9999 in UTC, and nothing past them.
+        assert_eq!(
+            parse_time("0000-01-01 00:00:00 UTC").map(day_of),
+            Some(FIRST_DAY)
+        );
+        assert_eq!(
+            parse_time("9999-12-31T23:59:59.999999Z").map(day_of),
+            Some(LAST_DAY)
+        );
+        assert_eq!(days_from_civil(0, 1, 1), FIRST_DAY as i64);
+        assert_eq!(format_day(FIRST_DAY), "0000-01-01");
+        assert_eq!(parse_time("0000-01-01T00:30:00+01:00"), None);
+        assert_eq!(parse_time("9999-12-31T23:30:00-01:00"), None);
         assert!(day_of(-1) == -1);
     }
 }

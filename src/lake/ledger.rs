@@ -36,6 +36,9 @@ pub struct LedgerEntry {
     pub time_max: Option<String>,
     /// Lake files holding this source's new rows (a file may hold several sources' rows).
     pub files: Vec<String>,
+    /// Zip entries that hold no export (directories, macOS metadata), skipped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped_entries: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rejects_file: Option<String>,
     pub converted_at: String,

@@ -27,7 +27,7 @@ use crate::ingest::decode::{trace_hash, PartSlice};
 use crate::Result;
 
 /// Where every trace hash of a tenant lives (its day), in 8 bytes per trace_id: an
-/// open-addressing table whose slots pack the hash's top 44 bits with the day. Two
+/// open-addressing table whose slots pack the hash's top 42 bits with the day. Two
 /// trace_ids may share a tag; every slot with the tag is returned and the caller confirms
 /// against the real rows, so the table only has to be compact, not exact.
 #[derive(Default)]
@@ -36,8 +36,14 @@ struct TenantSeen {
     len: usize,
 }
 
-const DAY_BITS: u32 = 20;
-const DAY_BIAS: i64 = 1 << (DAY_BITS - 1);
+/// Days 0000-01-01 ..= 9999-12-31 (every day the time parser accepts) fit in 22 bits
+/// once biased; the bias keeps the smallest one off 0, the empty slot.
+const DAY_BITS: u32 = 22;
+const DAY_BIAS: i64 = 719_529;
+const _: () = assert!(
+    crate::ingest::time::LAST_DAY as i64 + DAY_BIAS < (1 << DAY_BITS)
+        && crate::ingest::time::FIRST_DAY as i64 + DAY_BIAS > 0
+);
 
 impl TenantSeen {
     fn tag(h: u64) -> u64 {
@@ -593,5 +599,21 @@ mod tests {
         assert!(!t.add_new(h, 19_010));
         assert!(t.add_new(h ^ (1 << 40), 19_010));
         assert_eq!(t.days(h ^ (1 << 40)), vec![19_010]);
+    }
+
+    #[test]
+    fn every_day_of_years_0000_to_9999_packs_back() {
+        use crate::ingest::time::{FIRST_DAY, LAST_DAY};
+        let mut t = TenantSeen::default();
+        for (k, day) in [FIRST_DAY, -719_162, -1, 0, 20_000, LAST_DAY]
+            .into_iter()
+            .enumerate()
+        {
+            // Tag 0 too: the smallest day must not look like an empty slot.
+            let h = (k as u64) << 40;
+            assert!(t.add_new(h, day));
+            assert_eq!(t.days(h), vec![day]);
+            assert!(!t.add_new(h, day));
+        }
     }
 }

@@ -2,7 +2,8 @@
 //! could not be placed, and every member that broke off, with where it was
 //! and why. Spooled to a local temporary file and published when the source
 //! is done (one PUT, or a multipart upload for a large one), so a rerun
-//! replaces it instead of repeating it.
+//! replaces it instead of repeating it. A record over the size limit is kept
+//! beside it, as `<sha256>.m<member>.r<index>.raw`, and named in its line.
 
 use std::io::{BufWriter, Read, Write};
 
@@ -13,7 +14,7 @@ use super::store::LakeStore;
 use crate::{Error, Result};
 
 /// One line of a rejects file.
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 pub struct Rejected<'a> {
     pub source: &'a str,
     pub member: &'a str,
@@ -24,7 +25,34 @@ pub struct Rejected<'a> {
     pub offset: u64,
     pub reason: &'a str,
     pub detail: &'a str,
+    /// The record's text (invalid UTF-8 replaced by U+FFFD; see `raw_base64`).
     pub raw: &'a str,
+    /// The record's exact bytes, base64, when they are not valid UTF-8.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw_base64: Option<String>,
+    /// For a record too large to keep here: the lake file holding its bytes, their
+    /// SHA-256, their length and the member offset just past them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw_file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw_sha256: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_offset: Option<u64>,
+}
+
+/// A record's bytes as reject fields: its text, and base64 of the bytes when they
+/// are not valid UTF-8 (the text then shows U+FFFD in their place).
+pub fn raw_fields(bytes: &[u8]) -> (std::borrow::Cow<'_, str>, Option<String>) {
+    use base64::Engine;
+    match std::str::from_utf8(bytes) {
+        Ok(t) => (std::borrow::Cow::Borrowed(t), None),
+        Err(_) => (
+            String::from_utf8_lossy(bytes),
+            Some(base64::engine::general_purpose::STANDARD.encode(bytes)),
+        ),
+    }
 }
 
 /// The rejects of one source, written as they come.
@@ -68,26 +96,30 @@ impl RejectLog {
         let file = out
             .into_inner()
             .map_err(|e| Error::io(&tmp_dir, e.into_error()))?;
-        let mut reader = std::fs::File::open(file.path()).map_err(|e| Error::io(file.path(), e))?;
-        let mut upload =
-            object_store::buffered::BufWriter::new(store.store.clone(), store.path(&self.rel));
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = reader
-                .read(&mut buf)
-                .map_err(|e| Error::io(file.path(), e))?;
-            if n == 0 {
-                break;
-            }
-            upload
-                .write_all(&buf[..n])
-                .await
-                .map_err(|e| Error::Usage(format!("{}: {e}", store.show(&self.rel))))?;
-        }
-        upload
-            .shutdown()
-            .await
-            .map_err(|e| Error::Usage(format!("{}: {e}", store.show(&self.rel))))?;
+        upload_file(store, &self.rel, file.path()).await?;
         Ok(Some(self.rel.clone()))
     }
+}
+
+/// Publishes a local file at `rel` in the lake, streamed (one PUT, or a multipart
+/// upload for a large file), so its size never matters.
+pub async fn upload_file(store: &LakeStore, rel: &str, path: &std::path::Path) -> Result<()> {
+    let mut reader = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut upload = object_store::buffered::BufWriter::new(store.store.clone(), store.path(rel));
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = reader.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        upload
+            .write_all(&buf[..n])
+            .await
+            .map_err(|e| Error::Usage(format!("{}: {e}", store.show(rel))))?;
+    }
+    upload
+        .shutdown()
+        .await
+        .map_err(|e| Error::Usage(format!("{}: {e}", store.show(rel))))?;
+    Ok(())
 }

@@ -20,6 +20,8 @@ use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
+use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{col, DataFrame};
 use datafusion::sql::parser::DFParser;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
@@ -94,6 +96,48 @@ pub struct SessionOptions {
     pub period: Option<(i32, i32)>,
     /// A directory of the user's own `.sql` view files, run after the built-in ones.
     pub sql_dir: Option<PathBuf>,
+    /// Bytes the query engine may hold for sorts, joins and aggregates before it
+    /// spills to temporary files (None: [`default_memory_limit`]).
+    pub memory_limit: Option<usize>,
+}
+
+/// Half the machine's memory (from `/proc/meminfo`; 4 GiB where that is not there),
+/// at least 256 MiB.
+pub fn default_memory_limit() -> usize {
+    let total = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<usize>().ok())
+        })
+        .map_or(8 << 30, |kib| kib << 10);
+    (total / 2).max(256 << 20)
+}
+
+/// Parses a size such as `512M`, `2G`, `1.5GiB` or a plain number of bytes.
+pub fn parse_size(s: &str) -> std::result::Result<usize, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (e.g. 512M, 2G)"))?;
+    let mult = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1u64,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        _ => return Err(format!("{s:?}: unknown unit (K, M, G, T)")),
+    };
+    let bytes = n * mult as f64;
+    if !(1.0..=(usize::MAX as f64)).contains(&bytes) {
+        return Err(format!("{s:?} is not a usable size"));
+    }
+    Ok(bytes as usize)
 }
 
 /// A view or table and the one line saying what it answers.
@@ -161,7 +205,15 @@ pub async fn build_session(opts: &SessionOptions) -> Result<Session> {
         .with_target_partitions(cores * 8)
         .with_information_schema(true)
         .with_default_catalog_and_schema("auditlake", "lake");
-    let ctx = SessionContext::new_with_config(config);
+    // A bounded pool: a heavy sort or aggregate spills to disk instead of being killed.
+    let limit = opts.memory_limit.unwrap_or_else(default_memory_limit);
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_pool(Arc::new(TrackConsumersPool::new(
+            FairSpillPool::new(limit),
+            std::num::NonZeroUsize::new(3).expect("non-zero"),
+        )))
+        .build_arc()?;
+    let ctx = SessionContext::new_with_config_rt(config, runtime);
     // Small reads (bloom filters, footers) are kept for the session: see `cache`.
     let cached = cache::RangeCache::new(store.store.clone(), RANGE_CACHE_BYTES);
     ctx.register_object_store(&store.base_url, Arc::new(cached));
@@ -340,4 +392,18 @@ pub async fn run_statements(
         out.push(ctx.execute_logical_plan(plan).await?);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sizes() {
+        assert_eq!(super::parse_size("512M"), Ok(512 << 20));
+        assert_eq!(super::parse_size("2GiB"), Ok(2 << 30));
+        assert_eq!(super::parse_size("1.5g"), Ok(3 << 29));
+        assert_eq!(super::parse_size("4096"), Ok(4096));
+        assert!(super::parse_size("lots").is_err());
+        assert!(super::parse_size("5X").is_err());
+        assert!(super::default_memory_limit() >= 256 << 20);
+    }
 }

@@ -17,7 +17,7 @@ use rustyline::history::{DefaultHistory, History};
 use rustyline::validate::Validator;
 use rustyline::{Context, Editor, Helper};
 
-use super::print::{write_batches, Format};
+use super::print::{stream_to, Format};
 use super::Session;
 use crate::Result;
 
@@ -187,7 +187,12 @@ fn history_path() -> Option<std::path::PathBuf> {
 }
 
 /// Runs the prompt until `\q` or end of input.
-pub fn run(rt: &tokio::runtime::Runtime, session: &Session, mut format: Format) -> Result<()> {
+pub fn run(
+    rt: &tokio::runtime::Runtime,
+    session: &Session,
+    mut format: Format,
+    max_rows: Option<usize>,
+) -> Result<()> {
     let words = rt.block_on(completion_words(session));
     let mut rl: Editor<ReplHelper, DefaultHistory> =
         Editor::new().map_err(|e| crate::Error::Usage(format!("cannot start the prompt: {e}")))?;
@@ -198,7 +203,8 @@ pub fn run(rt: &tokio::runtime::Runtime, session: &Session, mut format: Format) 
     }
     let mut timing = true;
     let mut buf = String::new();
-    println!("auditlake {} — SQL over the audit lake. End statements with ';'. \\? for help, \\q to quit.", env!("CARGO_PKG_VERSION"));
+    // The banner goes to stderr, so piped output holds results only.
+    eprintln!("auditlake {} — SQL over the audit lake. End statements with ';'. \\? for help, \\q to quit.", env!("CARGO_PKG_VERSION"));
     loop {
         let prompt = if buf.is_empty() {
             "auditlake> "
@@ -238,11 +244,11 @@ pub fn run(rt: &tokio::runtime::Runtime, session: &Session, mut format: Format) 
         if line.trim_end().ends_with(';') {
             let sql = std::mem::take(&mut buf);
             let _ = rl.add_history_entry(sql.trim());
-            rt.block_on(execute(session, &sql, format, timing));
+            rt.block_on(execute(session, &sql, format, timing, max_rows));
         }
     }
     if !buf.trim().is_empty() {
-        rt.block_on(execute(session, &buf, format, timing));
+        rt.block_on(execute(session, &buf, format, timing, max_rows));
     }
     if let Some(h) = &history {
         if rl.history().len() > 0 {
@@ -252,18 +258,45 @@ pub fn run(rt: &tokio::runtime::Runtime, session: &Session, mut format: Format) 
     Ok(())
 }
 
-/// Runs one or more statements, printing each result; Ctrl-C cancels.
-async fn execute(session: &Session, sql: &str, format: Format, timing: bool) {
+/// Runs one or more statements, streaming each result to stdout; Ctrl-C cancels.
+/// A table stops at `max_rows` rows and says how many there were.
+async fn execute(
+    session: &Session,
+    sql: &str,
+    format: Format,
+    timing: bool,
+    max_rows: Option<usize>,
+) {
     let work = async {
+        let mut out = std::io::stdout().lock();
         // Each result with its own time (the first also carries planning the line).
-        let mut shown = Vec::new();
         let mut since = Instant::now();
         for df in session.statements(sql).await? {
-            let batches = df.collect().await?;
-            shown.push((batches, since.elapsed()));
+            if df.schema().fields().is_empty() {
+                since = Instant::now();
+                continue; // DDL: nothing to show
+            }
+            let rows = stream_to(df, &mut out, format, max_rows).await?;
+            let elapsed = if timing {
+                format!(" in {:.3}s", since.elapsed().as_secs_f64())
+            } else {
+                String::new()
+            };
+            let cut = match max_rows {
+                Some(m) if format == Format::Table && rows > m => {
+                    format!(" (first {m} shown; --maxrows or \\format csv for all)")
+                }
+                _ => String::new(),
+            };
+            writeln!(
+                out,
+                "{rows} row{}{elapsed}{cut}",
+                if rows == 1 { "" } else { "s" }
+            )
+            .map_err(|e| crate::Error::io(std::path::Path::new("<stdout>"), e))?;
             since = Instant::now();
         }
-        Ok::<_, crate::Error>(shown)
+        Ok::<_, crate::Error>(())
     };
     let result = tokio::select! {
         r = work => r,
@@ -272,27 +305,8 @@ async fn execute(session: &Session, sql: &str, format: Format, timing: bool) {
             return;
         }
     };
-    match result {
-        Ok(results) => {
-            let mut out = std::io::stdout().lock();
-            for (batches, took) in results {
-                let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-                if let Err(e) = write_batches(&mut out, format, &batches) {
-                    eprintln!("auditlake: {e}");
-                }
-                let elapsed = if timing {
-                    format!(" in {:.3}s", took.as_secs_f64())
-                } else {
-                    String::new()
-                };
-                let _ = writeln!(
-                    out,
-                    "{rows} row{}{elapsed}",
-                    if rows == 1 { "" } else { "s" }
-                );
-            }
-        }
-        Err(e) => eprintln!("auditlake: {}", one_line(&e.to_string())),
+    if let Err(e) = result {
+        eprintln!("auditlake: {}", one_line(&e.to_string()));
     }
 }
 

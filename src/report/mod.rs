@@ -224,6 +224,7 @@ pub async fn run(opts: &ReportOptions) -> Result<ReportPack> {
         tenant: opts.tenant.clone(),
         period: Some((from, to)),
         sql_dir: None,
+        memory_limit: None,
     })
     .await?;
     let mut reports = Vec::new();

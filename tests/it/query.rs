@@ -735,3 +735,84 @@ fn the_repl_runs_statements_and_commands_and_survives_errors() {
     );
     assert!(!stdout.contains("not reached"), "\\q quits");
 }
+
+#[test]
+fn a_closed_pipe_ends_quietly_with_exit_0_in_every_format() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    for format in ["table", "csv", "json", "ndjson"] {
+        let mut child = bin()
+            .args(["query", "--format", format, "--lake"])
+            .arg(sample_lake())
+            .arg("SELECT * FROM events")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Read one line, then close the pipe, as `| head -1` does.
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        assert!(!first.is_empty(), "{format}");
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{format}: {err}");
+        assert!(err.is_empty(), "{format}: {err}");
+    }
+}
+
+#[test]
+fn the_repl_cuts_a_table_at_maxrows_and_says_how_many_rows_there_were() {
+    let out = with_stdin(
+        bin()
+            .args(["repl", "--maxrows", "5", "--lake"])
+            .arg(sample_lake())
+            .env("AUDITLAKE_HISTORY", "/dev/null"),
+        "SELECT trace_id FROM events ORDER BY trace_id;\n",
+    );
+    assert_success(&out);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let total = query(sample_lake(), &[], "SELECT count(*) AS n FROM events")[0]["n"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        text.contains(&format!("{total} rows")) && text.contains("(first 5 shown"),
+        "{text}"
+    );
+    // Five data lines between the table's rules.
+    let data = text
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.contains("trace_id"))
+        .count();
+    assert_eq!(data, 5, "{text}");
+    // The banner is not in the output.
+    assert!(!text.contains("SQL over the audit lake"), "{text}");
+}
+
+#[test]
+fn large_table_answers_print_in_pages_and_csv_has_every_row_once() {
+    let out = bin()
+        .args(["query", "--format", "csv", "--lake"])
+        .arg(sample_lake())
+        .arg("SELECT trace_id FROM events")
+        .output()
+        .unwrap();
+    assert_success(&out);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let total = query(sample_lake(), &[], "SELECT count(*) AS n FROM events")[0]["n"]
+        .as_u64()
+        .unwrap() as usize;
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "trace_id");
+    assert_eq!(lines.len(), total + 1);
+    // An empty answer still has its header.
+    let out = bin()
+        .args(["query", "--format", "csv", "--lake"])
+        .arg(sample_lake())
+        .arg("SELECT trace_id, actor_id FROM events WHERE false")
+        .output()
+        .unwrap();
+    assert_success(&out);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "trace_id,actor_id\n");
+}
