@@ -7,3 +7,4 @@ mod query;
 mod remote;
 mod report;
 mod status;
+mod verify;
