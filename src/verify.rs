@@ -128,7 +128,16 @@ pub async fn ensure_lake(store: &LakeStore) -> Result<()> {
             .iter()
             .any(|d| root.join(d).is_dir()),
         None => {
-            !list(store, EVENTS_DIR).await?.is_empty() || !list(store, LEDGER_DIR).await?.is_empty()
+            let mut any = false;
+            for dir in [EVENTS_DIR, LEDGER_DIR] {
+                // The first object of a listing is enough.
+                match store.store.list(Some(&store.path(dir))).next().await {
+                    Some(Ok(_)) => any = true,
+                    None | Some(Err(object_store::Error::NotFound { .. })) => {}
+                    Some(Err(e)) => return Err(Error::Usage(format!("{}: {e}", store.show(dir)))),
+                }
+            }
+            any
         }
     };
     if here {
