@@ -21,7 +21,7 @@ use crate::ingest::decode::{decode_chunk, DecodedChunk, RejectReason};
 use crate::ingest::scan::{Break, Chunk, Scanner};
 use crate::ingest::time::format_day;
 use crate::ingest::{for_each_member, list_sources, materialize, sha256_file, Source};
-use crate::lake::ledger::{self, Incomplete, LedgerEntry, MemberEntry};
+use crate::lake::ledger::{self, FileRecord, Incomplete, LedgerEntry, MemberEntry};
 use crate::lake::lock::LakeLock;
 use crate::lake::partitions::{Fate, PartitionBuffer};
 use crate::lake::rejects::{raw_fields, RejectLog, Rejected};
@@ -408,6 +408,7 @@ impl<'a> Writer<'a> {
                     time_max: None,
                     files: vec![],
                     skipped_entries: vec![],
+                    file_details: vec![],
                     rejects_file: None,
                     converted_at: String::new(),
                     auditlake_version: env!("CARGO_PKG_VERSION").into(),
@@ -642,9 +643,16 @@ impl<'a> Writer<'a> {
                 .rsplit_once('/')
                 .map_or(String::new(), |(d, _)| d.to_string());
             self.partitions.insert(dir);
+            let record = FileRecord {
+                path: p.file.rel_path.clone(),
+                bytes: p.file.bytes,
+                sha256: p.file.sha256.clone(),
+                rows: p.file.rows as u64,
+            };
             for s in p.sources {
                 if let Some(st) = self.states.get_mut(&s) {
                     st.entry.files.push(p.file.rel_path.clone());
+                    st.entry.file_details.push(record.clone());
                 }
             }
         }

@@ -2,7 +2,8 @@
 //!
 //! Bytes enter in [`ingest`] (sniff, scan, decode), become Parquet files in
 //! [`lake`] (partitioned, deduplicated, ledgered) through [`convert`], and
-//! leave as answers through [`status`] and the query layer. [`generate`]
+//! leave as answers through [`status`] and the query layer; [`verify`] checks
+//! the files against the ledger. [`generate`]
 //! writes realistic exports for tests and benchmarks.
 
 pub mod cli;
@@ -14,6 +15,7 @@ pub mod query;
 pub mod report;
 pub mod status;
 pub mod testhook;
+pub mod verify;
 
 use std::path::{Path, PathBuf};
 

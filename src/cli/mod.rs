@@ -19,7 +19,7 @@ use object_store::ObjectStoreExt;
 
 /// Exit code for success.
 pub const EXIT_OK: u8 = 0;
-/// Exit code for findings (reports with `--fail-on-findings`).
+/// Exit code for findings (reports with `--fail-on-findings`, `verify`).
 pub const EXIT_FINDINGS: u8 = 1;
 /// Exit code for errors, including inputs that could not be fully read.
 pub const EXIT_ERROR: u8 = 2;
@@ -32,7 +32,7 @@ pub const EXIT_ERROR: u8 = 2;
     long_about = "auditlake turns Thales DPoD (Luna Cloud HSM) audit exports into a Parquet lake \
 partitioned by tenant and day, and answers auditors' questions over it.\n\n\
 Typical use:\n  auditlake convert exports/ --lake ./lake\n  auditlake status --lake ./lake",
-    after_help = "Exit codes: 0 ok, 1 findings (with --fail-on-findings), 2 error."
+    after_help = "Exit codes: 0 ok, 1 findings (report --fail-on-findings, verify), 2 error."
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -82,6 +82,23 @@ pub enum Command {
         /// Print as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Check the lake's files against the ledger: missing, altered (size, SHA-256) and
+    /// unexpected files, row counts (footers against the ledger, per file and per
+    /// partition), and temporary files left by killed runs.
+    ///
+    /// One line per finding, then a summary. Exit code 1 when there are findings, 0 when
+    /// the lake is as the ledger says; nothing is changed except with --fix.
+    Verify {
+        #[command(flatten)]
+        lake: LakeArg,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Remove the leftover temporary files (and nothing else); they then no longer
+        /// count toward the exit code.
+        #[arg(long)]
+        fix: bool,
     },
     /// Run SQL over the lake: the table `events`, `action_catalog` and the standard views.
     ///
@@ -343,6 +360,32 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 crate::write_stdout(&render(&s))?;
             }
             Ok(ExitCode::from(EXIT_OK))
+        }
+        Command::Verify { lake, json, fix } => {
+            let store = LakeStore::open_existing(&lake.lake, &lake.storage_options)?;
+            let rt = runtime()?;
+            rt.block_on(crate::verify::ensure_lake(&store))?;
+            // Removing temporary files is a write: not while a convert may be making them.
+            let lock = if fix {
+                Some(crate::lake::lock::LakeLock::acquire(&store, rt.handle())?)
+            } else {
+                None
+            };
+            let v = rt.block_on(crate::verify::verify(&store, fix));
+            if let Some(lock) = lock {
+                lock.release()?;
+            }
+            let v = v?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                print!("{}", crate::verify::render(&v));
+            }
+            Ok(ExitCode::from(if v.open_findings() > 0 {
+                EXIT_FINDINGS
+            } else {
+                EXIT_OK
+            }))
         }
         Command::Query {
             sql,

@@ -1,7 +1,8 @@
 //! `<lake>/_ledger/`: one JSON entry per converted source (name, size,
-//! SHA-256, members, counts, time range, files), written after the source's
-//! rows are in the lake. It lets a rerun skip what is done and `status` say
-//! what the lake holds.
+//! SHA-256, members, counts, time range, files with their size, SHA-256 and
+//! rows), written after the source's rows are in the lake. It lets a rerun
+//! skip what is done, `status` say what the lake holds and `verify` check
+//! the files against it.
 
 use serde::{Deserialize, Serialize};
 
@@ -39,10 +40,26 @@ pub struct LedgerEntry {
     /// Zip entries that hold no export (directories, macOS metadata), skipped.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skipped_entries: Vec<String>,
+    /// The same files with their size, SHA-256 and rows. Entries written before
+    /// auditlake recorded them have none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub file_details: Vec<FileRecord>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rejects_file: Option<String>,
     pub converted_at: String,
     pub auditlake_version: String,
+}
+
+/// A lake file as it was written.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FileRecord {
+    /// Path relative to the lake root, with `/` separators.
+    pub path: String,
+    pub bytes: u64,
+    /// SHA-256 of the file's bytes, lowercase hex.
+    pub sha256: String,
+    /// Rows in the file, of every source it holds (the entry's own count is `written`).
+    pub rows: u64,
 }
 
 fn entry_rel(sha256: &str) -> String {
@@ -87,4 +104,33 @@ pub async fn load(store: &LakeStore) -> Result<Vec<LedgerEntry>> {
     }
     out.sort_by(|a, b| (&a.converted_at, &a.name).cmp(&(&b.converted_at, &b.name)));
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_from_before_file_details_still_read() {
+        let old = r#"{
+          "name": "a.zip", "size": 10, "sha256": "ab", "members": [],
+          "records_read": 3, "written": 3, "duplicates": 0, "rejected": 0,
+          "time_min": null, "time_max": null,
+          "files": ["events/tenant_id=t/day=2025-01-01/part-1-00001.parquet"],
+          "converted_at": "2025-01-02T00:00:00Z", "auditlake_version": "0.1.0"
+        }"#;
+        let e: LedgerEntry = serde_json::from_str(old).unwrap();
+        assert_eq!(e.files.len(), 1);
+        assert!(e.file_details.is_empty());
+
+        let mut new = e.clone();
+        new.file_details.push(FileRecord {
+            path: e.files[0].clone(),
+            bytes: 1234,
+            sha256: "00".repeat(32),
+            rows: 3,
+        });
+        let text = serde_json::to_string(&new).unwrap();
+        assert_eq!(serde_json::from_str::<LedgerEntry>(&text).unwrap(), new);
+    }
 }

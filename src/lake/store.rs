@@ -177,6 +177,19 @@ impl LakeStore {
         LakeStore::local(&path)
     }
 
+    /// Opens a lake that is already there: as [`LakeStore::open`], except that a local
+    /// directory is never created (for commands that only read, like `verify`).
+    pub fn open_existing(location: &str, options: &[(String, String)]) -> Result<LakeStore> {
+        if is_url(location) && !location.starts_with("file://") {
+            return LakeStore::open(location, options);
+        }
+        let path = Path::new(location.strip_prefix("file://").unwrap_or(location));
+        if !path.is_dir() {
+            return Err(Error::Usage(format!("no lake at {location}")));
+        }
+        LakeStore::local(path)
+    }
+
     /// A lake in a local directory (created if missing).
     pub fn local(path: &Path) -> Result<LakeStore> {
         std::fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;

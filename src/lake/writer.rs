@@ -1,12 +1,14 @@
 //! Writes one partition's rows as a Parquet file: sorted by time, zstd where it pays,
 //! dictionary, page statistics and bloom filters, published atomically in a
-//! single PUT (on local disk: a temporary file renamed into place).
+//! single PUT (on local disk: a temporary file renamed into place). The SHA-256
+//! of each file is taken from its bytes on their way out, for the ledger.
 
 use arrow::array::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
+use sha2::{Digest, Sha256};
 
 use super::store::LakeStore;
 use super::{file_schema, Col, PartKey, BLOOM_COLUMNS, COLUMN_NAMES};
@@ -19,6 +21,33 @@ pub struct WrittenFile {
     pub rel_path: String,
     pub rows: usize,
     pub bytes: u64,
+    /// SHA-256 of the file's bytes, lowercase hex.
+    pub sha256: String,
+}
+
+/// Lowercase hex of a digest.
+pub fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Passes writes through to `inner`, hashing and counting the bytes.
+struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+    len: u64,
+}
+
+impl<W: std::io::Write> std::io::Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// Columns whose pages zstd does not make smaller (or by a few bytes only): a
@@ -154,16 +183,17 @@ pub async fn write_file(
     zstd_level: i32,
 ) -> Result<WrittenFile> {
     let rel_path = format!("{}/{file_name}", key.rel_dir());
-    let len = match store.local_dir() {
+    let (len, sha256) = match store.local_dir() {
         // Local disk: stream into a hidden temporary file next to the target, then rename.
         Some(root) => write_local(&root.join(&rel_path), batches, zstd_level)?,
         // Object stores: one PUT of the encoded file.
         None => {
             let bytes = encode(batches, zstd_level)?;
             let len = bytes.len() as u64;
+            let sha256 = hex(&Sha256::digest(&bytes));
             crate::testhook::point("tmpfile");
             store.put(&rel_path, bytes::Bytes::from(bytes)).await?;
-            len
+            (len, sha256)
         }
     };
     crate::testhook::point("file");
@@ -171,10 +201,16 @@ pub async fn write_file(
         rel_path,
         rows: batches.iter().map(|b| b.num_rows()).sum(),
         bytes: len,
+        sha256,
     })
 }
 
-fn write_local(path: &std::path::Path, batches: &[RecordBatch], zstd_level: i32) -> Result<u64> {
+/// Writes the file through a temporary name; returns its length and SHA-256.
+fn write_local(
+    path: &std::path::Path,
+    batches: &[RecordBatch],
+    zstd_level: i32,
+) -> Result<(u64, String)> {
     let dir = path.parent().expect("a partition file has a directory");
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let tmp = dir.join(format!(
@@ -184,8 +220,13 @@ fn write_local(path: &std::path::Path, batches: &[RecordBatch], zstd_level: i32)
     let result = (|| {
         let file = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
         let props = writer_properties(batches.iter().map(|b| b.num_rows()).sum(), zstd_level);
+        let out = HashingWriter {
+            inner: file,
+            hasher: Sha256::new(),
+            len: 0,
+        };
         let mut w = ArrowWriter::try_new(
-            std::io::BufWriter::with_capacity(1 << 20, file),
+            std::io::BufWriter::with_capacity(1 << 20, out),
             file_schema(),
             Some(props),
         )
@@ -193,16 +234,16 @@ fn write_local(path: &std::path::Path, batches: &[RecordBatch], zstd_level: i32)
         for batch in batches {
             w.write(batch).map_err(|e| Error::parquet(&tmp, e))?;
         }
-        let file = w
+        let out = w
             .into_inner()
             .map_err(|e| Error::parquet(&tmp, e))?
             .into_inner()
             .map_err(|e| Error::io(&tmp, e.into_error()))?;
-        let len = file.metadata().map_err(|e| Error::io(&tmp, e))?.len();
-        drop(file);
+        let (len, sha256) = (out.len, hex(&out.hasher.finalize()));
+        drop(out.inner);
         crate::testhook::point("tmpfile");
         std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
-        Ok(len)
+        Ok((len, sha256))
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
@@ -317,5 +358,28 @@ mod tests {
             .map(|(t, s)| (*t, s.to_string(), s.to_string()))
             .collect();
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn a_written_file_comes_with_its_own_size_and_sha256() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LakeStore::local(dir.path()).unwrap();
+        let key = PartKey {
+            tenant: "t".into(),
+            day: 20_000,
+        };
+        let batches = vec![batch(&[(1, "a"), (2, "b")])];
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let w = rt
+            .block_on(write_file(&store, &key, "f.parquet", &batches, 1))
+            .unwrap();
+        let bytes = std::fs::read(dir.path().join(&w.rel_path)).unwrap();
+        assert_eq!((w.rows, w.bytes), (2, bytes.len() as u64));
+        assert_eq!(w.sha256, hex(&Sha256::digest(&bytes)));
+        // The object-store path encodes the same bytes.
+        assert_eq!(encode(&batches, 1).unwrap(), bytes);
     }
 }

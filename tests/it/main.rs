@@ -8,3 +8,4 @@ mod query;
 mod remote;
 mod report;
 mod status;
+mod verify;

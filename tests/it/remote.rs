@@ -387,3 +387,88 @@ fn a_signed_url_input_converts_and_its_signature_is_never_shown() {
         "{err}"
     );
 }
+
+#[test]
+#[ignore = "needs moto_server: run by .ci/run"]
+fn verify_an_s3_lake_against_its_ledger_and_fix_its_leftovers() {
+    let moto = Moto::start();
+    let ep = moto.endpoint();
+    upload(&s3_store(&ep, "s3://exports/v"), &sample_files()[..2]);
+    let run = s3_convert(&ep, &["s3://exports/v/"], "s3://lake/v");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let verify = |lake: &str, extra: &[&str]| {
+        let out = s3_bin(&ep)
+            .args(["verify", "--json", "--lake", lake])
+            .args(extra)
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let kinds: Vec<String> = v["findings"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|f| f["kind"].as_str().unwrap().into())
+                    .collect()
+            })
+            .unwrap_or_default();
+        (out.status.code().unwrap(), kinds, out.stderr)
+    };
+    let (code, kinds, err) = verify("s3://lake/v", &[]);
+    assert_eq!(
+        (code, kinds),
+        (0, vec![]),
+        "{}",
+        String::from_utf8_lossy(&err)
+    );
+
+    let store = s3_store(&ep, "s3://lake/v");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let files: Vec<String> = rt
+        .block_on(store.list_all("events"))
+        .unwrap()
+        .into_iter()
+        .map(|(rel, _)| rel)
+        .collect();
+    let dir = |rel: &str| rel.rsplit_once('/').unwrap().0.to_string();
+    let tmp = format!("{}/.part-killed-00001.parquet.tmp", dir(&files[2]));
+    rt.block_on(async {
+        store.delete(&files[0]).await.unwrap();
+        let mut b = store.get(&files[1]).await.unwrap().unwrap().to_vec();
+        b[100] ^= 0xff;
+        store.put(&files[1], b.into()).await.unwrap();
+        let copy = store.get(&files[2]).await.unwrap().unwrap();
+        store
+            .put(&format!("{}/part-copy.parquet", dir(&files[2])), copy)
+            .await
+            .unwrap();
+        store.put(&tmp, "half".into()).await.unwrap();
+    });
+    let (code, kinds, _) = verify("s3://lake/v", &[]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        kinds,
+        [
+            "missing",
+            "altered",
+            "unexpected",
+            "rows",
+            "rows",
+            "leftover_tmp"
+        ]
+    );
+    let (code, kinds, _) = verify("s3://lake/v", &["--fix"]);
+    assert_eq!((code, kinds.len()), (1, 6));
+    assert_eq!(rt.block_on(store.get(&tmp)).unwrap(), None);
+    let (_, kinds, _) = verify("s3://lake/v", &[]);
+    assert_eq!(kinds, ["missing", "altered", "unexpected", "rows", "rows"]);
+
+    let (code, _, err) = verify("s3://lake/nothing", &[]);
+    assert_eq!(code, 2);
+    assert_eq!(
+        String::from_utf8_lossy(&err).trim_end(),
+        "auditlake: no lake at s3://lake/nothing"
+    );
+}
