@@ -211,16 +211,30 @@ impl LakeStore {
     }
 
     /// The object path of `rel` (a `/`-separated path below the root).
+    /// Segments are taken as they are: partition values arrive percent-encoded once
+    /// (see [`super::encode_part_value`]), and `Path::join` would encode their `%` again.
     pub fn path(&self, rel: &str) -> ObjPath {
         rel.split('/')
             .filter(|p| !p.is_empty())
-            .fold(self.root.clone(), |p, part| p.join(part))
+            .fold(self.root.clone(), |p, part| {
+                match object_store::path::PathPart::parse(part) {
+                    Ok(part) => p.join(part),
+                    // "." / ".." or control characters: escaped rather than refused.
+                    Err(_) => p.join(part),
+                }
+            })
     }
 
     /// URL of a directory below the root, for a DataFusion listing table.
+    /// Each segment is URL-encoded (`%` as `%25`), since readers of the URL decode it once
+    /// back into the object path.
     pub fn dir_url(&self, rel: &str) -> String {
-        let p = self.path(rel);
-        format!("{}{}/", self.base_url, p.as_ref())
+        let mut url = self.base_url.clone();
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.pop_if_empty().extend(self.path(rel).parts());
+            segments.push("");
+        }
+        url.to_string()
     }
 
     /// How a path below the root is shown to people.
@@ -346,4 +360,56 @@ impl LakeStore {
 
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn memory() -> LakeStore {
+        LakeStore {
+            store: Arc::new(object_store::memory::InMemory::new()),
+            root: ObjPath::from("lake"),
+            base_url: Url::parse("memory:///").unwrap(),
+            display: "memory:///lake".into(),
+            local: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn escaped_partition_values_are_stored_once_escaped_everywhere() {
+        let tmp = tempfile::tempdir().unwrap();
+        let local = LakeStore::local(tmp.path()).unwrap();
+        let rel = "events/tenant_id=a%2Fb%25c%3D%20%C3%A9/day=2025-01-01/f.parquet";
+        for store in [local, memory()] {
+            store.put(rel, Bytes::from_static(b"x")).await.unwrap();
+            assert_eq!(
+                store.list_dirs("events").await.unwrap(),
+                ["tenant_id=a%2Fb%25c%3D%20%C3%A9"],
+                "{store:?}"
+            );
+            let files = store
+                .list_files("events/tenant_id=a%2Fb%25c%3D%20%C3%A9/day=2025-01-01")
+                .await
+                .unwrap();
+            assert_eq!(files, [("f.parquet".to_string(), 1)], "{store:?}");
+            assert!(store.get(rel).await.unwrap().is_some());
+            // A listing URL decodes back to the same directory.
+            let url = store.dir_url("events/tenant_id=a%2Fb%25c%3D%20%C3%A9");
+            let parsed = Url::parse(&url).unwrap();
+            assert_eq!(
+                ObjPath::from_url_path(parsed.path()).unwrap(),
+                store.path("events/tenant_id=a%2Fb%25c%3D%20%C3%A9"),
+                "{url}"
+            );
+            assert!(url.ends_with('/'), "{url}");
+            // The object key (and the directory on disk) holds the value escaped once.
+            let all = store.list_all("events").await.unwrap();
+            assert_eq!(all, [(rel.to_string(), 1)], "{store:?}");
+        }
+        assert!(tmp
+            .path()
+            .join("events/tenant_id=a%2Fb%25c%3D%20%C3%A9/day=2025-01-01/f.parquet")
+            .is_file());
+    }
 }
