@@ -68,6 +68,7 @@ impl RejectLog {
         let file = out
             .into_inner()
             .map_err(|e| Error::io(&tmp_dir, e.into_error()))?;
+        store.check_held()?;
         let mut reader = std::fs::File::open(file.path()).map_err(|e| Error::io(file.path(), e))?;
         let mut upload =
             object_store::buffered::BufWriter::new(store.store.clone(), store.path(&self.rel));
@@ -84,6 +85,8 @@ impl RejectLog {
                 .await
                 .map_err(|e| Error::Usage(format!("{}: {e}", store.show(&self.rel))))?;
         }
+        // Completing the upload publishes the file.
+        store.check_held()?;
         upload
             .shutdown()
             .await
