@@ -3,6 +3,7 @@
 mod common;
 mod convert;
 mod exactly_once;
+mod lock;
 mod query;
 mod remote;
 mod report;

@@ -246,6 +246,23 @@ fn two_converts_at_once_on_one_s3_lake_lose_and_double_nothing() {
     assert_eq!(rows, local_rows(&files));
 }
 
+#[test]
+#[ignore = "needs moto_server: run by .ci/run"]
+fn of_waiters_racing_for_a_stale_s3_lock_exactly_one_takes_it_over() {
+    let moto = Moto::start();
+    crate::lock::waiters_racing_for_a_stale_lock(&s3_store(&moto.endpoint(), "s3://lake/race"));
+}
+
+#[test]
+#[ignore = "needs moto_server: run by .ci/run"]
+fn an_s3_heartbeat_after_a_takeover_fails_and_the_holder_publishes_nothing_more() {
+    let moto = Moto::start();
+    crate::lock::a_holder_taken_over_learns_it_at_its_next_heartbeat(&s3_store(
+        &moto.endpoint(),
+        "s3://lake/takeover",
+    ));
+}
+
 /// A proxy in front of `upstream` that answers 503 to the first connection and cuts the
 /// third one off after a few bytes of the response; everything else passes through.
 fn faulty_proxy(upstream: u16) -> u16 {
