@@ -9,12 +9,18 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier, Mutex};
+use std::sync::{Arc, Barrier, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use auditlake::lake::lock::{Acquired, LakeLock, LockTiming};
 use auditlake::lake::store::LakeStore;
 use auditlake::lake::{ledger, rejects, writer, PartKey};
+use futures::stream::BoxStream;
+use object_store::path::Path as ObjPath;
+use object_store::{
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    PutMode, PutMultipartOptions, PutOptions, PutPayload, PutResult,
+};
 
 use crate::common::*;
 
@@ -41,11 +47,110 @@ fn leave_a_dead_lock(store: &LakeStore, rt: &tokio::runtime::Runtime) {
     rt.block_on(store.put("_lock.json", body.into())).unwrap();
 }
 
-/// Three waiters start together on a stale lock: exactly one takes it over, the others get
-/// it one after the other as it is released, and no two ever hold it at once.
+/// A store that holds back the first `n` conditional updates of the lock object until all
+/// `n` are in flight, so that racing takeovers really race; it counts how many of them won.
+#[derive(Debug)]
+struct Gate {
+    inner: Arc<dyn ObjectStore>,
+    n: usize,
+    arrived: Mutex<usize>,
+    all_in: Condvar,
+    won: AtomicUsize,
+}
+
+impl std::fmt::Display for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Gate({})", self.inner)
+    }
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for Gate {
+    async fn put_opts(
+        &self,
+        location: &ObjPath,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
+        let gated = location.filename() == Some("_lock.json")
+            && matches!(opts.mode, PutMode::Update(_))
+            && {
+                let mut arrived = self.arrived.lock().unwrap();
+                *arrived += 1;
+                let gated = *arrived <= self.n;
+                self.all_in.notify_all();
+                let (arrived, timeout) = self
+                    .all_in
+                    .wait_timeout_while(arrived, Duration::from_secs(60), |a| *a < self.n)
+                    .unwrap();
+                drop(arrived);
+                assert!(!timeout.timed_out(), "the racing updates never all came");
+                gated
+            };
+        let r = self.inner.put_opts(location, payload, opts).await;
+        if gated && r.is_ok() {
+            self.won.fetch_add(1, Ordering::SeqCst);
+        }
+        r
+    }
+    async fn put_multipart_opts(
+        &self,
+        location: &ObjPath,
+        opts: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+    async fn get_opts(
+        &self,
+        location: &ObjPath,
+        options: GetOptions,
+    ) -> object_store::Result<GetResult> {
+        self.inner.get_opts(location, options).await
+    }
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, object_store::Result<ObjPath>>,
+    ) -> BoxStream<'static, object_store::Result<ObjPath>> {
+        self.inner.delete_stream(locations)
+    }
+    fn list(
+        &self,
+        prefix: Option<&ObjPath>,
+    ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+    async fn list_with_delimiter(
+        &self,
+        prefix: Option<&ObjPath>,
+    ) -> object_store::Result<ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+    async fn copy_opts(
+        &self,
+        from: &ObjPath,
+        to: &ObjPath,
+        options: CopyOptions,
+    ) -> object_store::Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
+}
+
+/// Three waiters start together on a stale lock and all three try to take it over against
+/// the version they saw stale, at once: exactly one update succeeds. The other two get the
+/// lock one after the other as it is released, and no two ever hold it at once.
 pub fn waiters_racing_for_a_stale_lock(store: &LakeStore) {
     let rt = runtime();
     leave_a_dead_lock(store, &rt);
+    let gate = Arc::new(Gate {
+        inner: store.store.clone(),
+        n: 3,
+        arrived: Mutex::new(0),
+        all_in: Condvar::new(),
+        won: AtomicUsize::new(0),
+    });
+    let mut store = store.clone();
+    store.store = gate.clone();
+    let store = &store;
     let timing = LockTiming::with_stale(Duration::from_millis(800));
     let start = Arc::new(Barrier::new(3));
     let holding = Arc::new(AtomicUsize::new(0));
@@ -74,6 +179,11 @@ pub fn waiters_racing_for_a_stale_lock(store: &LakeStore) {
         w.join().unwrap();
     }
     assert_eq!(most.load(Ordering::SeqCst), 1, "two holders at once");
+    assert_eq!(
+        gate.won.load(Ordering::SeqCst),
+        1,
+        "of three takeovers of one version, one succeeds"
+    );
     let how = how.lock().unwrap();
     let took: Vec<_> = how
         .iter()
