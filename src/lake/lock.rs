@@ -665,3 +665,72 @@ async fn beat(store: &LakeStore, lease: &mut Lease) -> std::result::Result<(), M
         Err(e) => Err(Missed::Failed(e)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn locked_by_someone(dir: &Path) -> bool {
+        let f = File::open(dir.join(LOCK_FILE)).unwrap();
+        matches!(f.try_lock(), Err(std::fs::TryLockError::WouldBlock))
+    }
+
+    #[test]
+    fn a_local_lake_is_locked_by_the_os_for_as_long_as_the_lock_lives() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LakeStore::local(dir.path()).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let lock = LakeLock::acquire(&store, rt.handle()).unwrap();
+        assert_eq!(lock.acquired(), &Acquired::LocalFile);
+        assert!(locked_by_someone(dir.path()));
+        let who = std::fs::read_to_string(dir.path().join(LOCK_FILE)).unwrap();
+        assert!(
+            who.starts_with(&format!("pid {} on ", std::process::id())),
+            "{who}"
+        );
+        assert!(store.holding(lock.held()).check_held().is_ok());
+        lock.release().unwrap();
+        assert!(!locked_by_someone(dir.path()));
+        // Dropped without a release (a panic, an early return): released all the same.
+        let lock = LakeLock::acquire(&store, rt.handle()).unwrap();
+        assert!(locked_by_someone(dir.path()));
+        drop(lock);
+        assert!(!locked_by_someone(dir.path()));
+    }
+
+    #[test]
+    fn a_second_local_lock_waits_for_the_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LakeStore::local(dir.path()).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let first = LakeLock::acquire(&store, rt.handle()).unwrap();
+        let got = Arc::new(AtomicBool::new(false));
+        let second = std::thread::spawn({
+            let (store, handle, got) = (store.clone(), rt.handle().clone(), got.clone());
+            move || {
+                let lock = LakeLock::acquire(&store, &handle).unwrap();
+                got.store(true, Ordering::SeqCst);
+                lock
+            }
+        });
+        // Give a broken lock the chance to let the second one in.
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(!got.load(Ordering::SeqCst), "two holders at once");
+        first.release().unwrap();
+        let second = second.join().unwrap();
+        assert!(got.load(Ordering::SeqCst));
+        second.release().unwrap();
+    }
+
+    #[test]
+    fn lock_timing_from_the_stale_period() {
+        let t = LockTiming::with_stale(Duration::from_millis(1000));
+        assert_eq!(t.heartbeat, Duration::from_millis(200));
+        assert_eq!(t.poll, Duration::from_millis(100));
+        assert!(LockTiming::default().heartbeat * 4 < LockTiming::default().stale);
+    }
+}
