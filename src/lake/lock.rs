@@ -21,8 +21,12 @@
 //! - a heartbeat that fails its precondition means someone took the lock over:
 //!   the holder marks it lost ([`LockHeld`]), and every publishing write
 //!   ([`LakeStore::check_held`]: Parquet files, rejects files, ledger entries)
-//!   fails from then on with "lost the lake lock …". So does a holder that could
-//!   not heartbeat for half the stale period, before a waiter can take it over;
+//!   fails from then on with "lost the lake lock …". So do they once no
+//!   heartbeat has landed for half the stale period (judged at each check, even
+//!   while a heartbeat request hangs in retries), well before a waiter can take
+//!   it over. What stays open is a write already under way when the lock goes:
+//!   it can land after a takeover only if it takes longer than the other half of
+//!   the stale period (object stores offer no fencing token to close that);
 //! - at the end the holder marks the object released (again conditionally) and
 //!   leaves it: a waiter takes a released lock at once. It is not deleted, since
 //!   object stores have no conditional delete here and an unconditional one could
@@ -45,7 +49,7 @@ use std::fs::{File, OpenOptions};
 use std::hash::{BuildHasher, Hasher};
 use std::io::{Read, Seek, Write};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -100,45 +104,85 @@ impl LockTiming {
     }
 }
 
-/// Whether the lake lock is still ours: cheap to clone and to check (one atomic load).
+/// Whether the lake lock is still ours: cheap to clone and to check (an atomic load or
+/// two and a clock read).
 #[derive(Clone, Debug)]
 pub struct LockHeld(Arc<HeldState>);
 
 #[derive(Debug)]
 struct HeldState {
     lost: AtomicBool,
+    /// Why it was lost, or the last heartbeat error.
     why: Mutex<String>,
     lake: String,
+    /// How long the lock counts as ours after the last heartbeat that landed (local: ever).
+    grace: Option<Duration>,
+    epoch: Instant,
+    /// When the last heartbeat that landed was sent, in ms since `epoch`.
+    last_ok_ms: AtomicU64,
 }
 
 impl LockHeld {
-    fn new(lake: &str) -> LockHeld {
+    fn new(lake: &str, grace: Option<Duration>) -> LockHeld {
         LockHeld(Arc::new(HeldState {
             lost: AtomicBool::new(false),
             why: Mutex::new(String::new()),
             lake: lake.to_string(),
+            grace,
+            epoch: Instant::now(),
+            last_ok_ms: AtomicU64::new(0),
         }))
     }
 
-    pub fn is_held(&self) -> bool {
-        !self.0.lost.load(Ordering::Acquire)
+    /// Time since the last heartbeat that landed, when that is longer than the grace.
+    fn overdue(&self) -> Option<Duration> {
+        let grace = self.0.grace?;
+        let last = Duration::from_millis(self.0.last_ok_ms.load(Ordering::Acquire));
+        let since = self.0.epoch.elapsed().saturating_sub(last);
+        (since > grace).then_some(since)
     }
 
-    /// `Err(Error::LockLost)` once the lock is lost.
+    pub fn is_held(&self) -> bool {
+        !self.0.lost.load(Ordering::Acquire) && self.overdue().is_none()
+    }
+
+    /// `Err(Error::LockLost)` once the lock is lost, or once no heartbeat has landed for
+    /// half the stale period (a waiter may take it over at the stale period).
     pub fn check(&self) -> Result<()> {
-        if self.is_held() {
+        let why = || self.0.why.lock().map(|w| w.clone()).unwrap_or_default();
+        let why = if self.0.lost.load(Ordering::Acquire) {
+            why()
+        } else if let Some(since) = self.overdue() {
+            let last = why();
+            let last = if last.is_empty() {
+                String::new()
+            } else {
+                format!(": {last}")
+            };
+            format!("no heartbeat landed for {} s{last}", since.as_secs())
+        } else {
             return Ok(());
-        }
+        };
         Err(Error::LockLost {
             lake: self.0.lake.clone(),
-            why: self.0.why.lock().map(|w| w.clone()).unwrap_or_default(),
+            why,
         })
     }
 
-    fn lose(&self, why: String) {
+    /// A heartbeat sent at `sent` landed.
+    fn renew(&self, sent: Instant) {
+        let ms = sent.saturating_duration_since(self.0.epoch).as_millis() as u64;
+        self.0.last_ok_ms.fetch_max(ms, Ordering::AcqRel);
+    }
+
+    fn note(&self, why: String) {
         if let Ok(mut w) = self.0.why.lock() {
             *w = why;
         }
+    }
+
+    fn lose(&self, why: String) {
+        self.note(why);
         self.0.lost.store(true, Ordering::Release);
     }
 }
@@ -368,7 +412,8 @@ impl LakeLock {
         let Some(mut lease) = remote.beat.take().and_then(|h| h.join().ok()) else {
             return Ok(());
         };
-        if !self.held.is_held() {
+        // Even when overdue: the write is conditional, it lands only if still ours.
+        if self.held.0.lost.load(Ordering::Acquire) {
             return Ok(());
         }
         let store = &remote.store;
@@ -428,7 +473,7 @@ fn acquire_local(dir: &Path, display: &str) -> Result<LakeLock> {
     })()
     .map_err(|e| Error::io(&path, e))?;
     Ok(LakeLock {
-        held: LockHeld::new(display),
+        held: LockHeld::new(display, None),
         acquired: Acquired::LocalFile,
         inner: Inner::Local(Some(file)),
     })
@@ -441,7 +486,8 @@ fn acquire_remote(
 ) -> Result<LakeLock> {
     let mut me = Holder::me();
     let (version, conditional, acquired) = rt.block_on(take(store, &mut me, timing))?;
-    let held = LockHeld::new(&store.display);
+    // Ours from about now (the write that took it landed a moment ago).
+    let held = LockHeld::new(&store.display, Some(timing.stale / 2));
     let (stop_tx, stop_rx) = mpsc::channel();
     let lease = Lease {
         me,
@@ -588,7 +634,9 @@ enum Missed {
 }
 
 /// The heartbeat thread: rewrites the lock every period until told to stop (the sender
-/// dropped) or the lock is lost; hands the lease back for the release.
+/// dropped) or the lock is lost; hands the lease back for the release. A heartbeat that
+/// does not land only delays the next renewal: [`LockHeld::check`] fails by itself once
+/// the last one that landed is half a stale period old, even while a request hangs.
 fn heartbeat(
     store: &LakeStore,
     rt: &tokio::runtime::Handle,
@@ -597,28 +645,19 @@ fn heartbeat(
     held: &LockHeld,
     stop: mpsc::Receiver<()>,
 ) -> Lease {
-    let mut last_ok = Instant::now();
     loop {
         match stop.recv_timeout(timing.heartbeat) {
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             _ => return lease,
         }
+        let sent = Instant::now();
         match rt.block_on(beat(store, &mut lease)) {
-            Ok(()) => last_ok = Instant::now(),
+            Ok(()) => held.renew(sent),
             Err(Missed::Lost(why)) => {
                 held.lose(why);
                 return lease;
             }
-            Err(Missed::Failed(e)) => {
-                // A waiter may take it over after the stale period: stop well before.
-                if last_ok.elapsed() >= timing.stale / 2 {
-                    held.lose(format!(
-                        "no heartbeat for {} s: {e}",
-                        last_ok.elapsed().as_secs()
-                    ));
-                    return lease;
-                }
-            }
+            Err(Missed::Failed(e)) => held.note(e.to_string()),
         }
     }
 }

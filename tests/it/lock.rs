@@ -56,6 +56,21 @@ struct Gate {
     arrived: Mutex<usize>,
     all_in: Condvar,
     won: AtomicUsize,
+    /// Every write of the lock object fails, as if the store were out of reach.
+    unreachable: std::sync::atomic::AtomicBool,
+}
+
+impl Gate {
+    fn over(inner: Arc<dyn ObjectStore>, n: usize) -> Gate {
+        Gate {
+            inner,
+            n,
+            arrived: Mutex::new(0),
+            all_in: Condvar::new(),
+            won: AtomicUsize::new(0),
+            unreachable: Default::default(),
+        }
+    }
 }
 
 impl std::fmt::Display for Gate {
@@ -72,6 +87,12 @@ impl ObjectStore for Gate {
         payload: PutPayload,
         opts: PutOptions,
     ) -> object_store::Result<PutResult> {
+        if location.filename() == Some("_lock.json") && self.unreachable.load(Ordering::SeqCst) {
+            return Err(object_store::Error::Generic {
+                store: "gate",
+                source: "the store is out of reach".into(),
+            });
+        }
         let gated = location.filename() == Some("_lock.json")
             && matches!(opts.mode, PutMode::Update(_))
             && {
@@ -141,17 +162,11 @@ impl ObjectStore for Gate {
 pub fn waiters_racing_for_a_stale_lock(store: &LakeStore) {
     let rt = runtime();
     leave_a_dead_lock(store, &rt);
-    let gate = Arc::new(Gate {
-        inner: store.store.clone(),
-        n: 3,
-        arrived: Mutex::new(0),
-        all_in: Condvar::new(),
-        won: AtomicUsize::new(0),
-    });
+    let gate = Arc::new(Gate::over(store.store.clone(), 3));
     let mut store = store.clone();
     store.store = gate.clone();
     let store = &store;
-    let timing = LockTiming::with_stale(Duration::from_millis(800));
+    let timing = LockTiming::with_stale(Duration::from_secs(2));
     let start = Arc::new(Barrier::new(3));
     let holding = Arc::new(AtomicUsize::new(0));
     let most = Arc::new(AtomicUsize::new(0));
@@ -293,6 +308,34 @@ pub fn a_holder_taken_over_learns_it_at_its_next_heartbeat(store: &LakeStore) {
     let c = c.join().unwrap();
     assert_eq!(c.acquired(), &Acquired::Released);
     c.release().unwrap();
+}
+
+#[test]
+fn a_holder_whose_heartbeats_do_not_land_stops_publishing_by_itself() {
+    let rt = runtime();
+    let gate = Arc::new(Gate::over(LakeStore::in_memory("lake").store, 0));
+    let mut store = LakeStore::in_memory("lake");
+    store.store = gate.clone();
+    let lock = LakeLock::acquire_with(
+        &store,
+        rt.handle(),
+        LockTiming::with_stale(Duration::from_millis(400)),
+    )
+    .unwrap();
+    let guarded = store.holding(lock.held());
+    guarded.check_held().unwrap();
+    gate.unreachable.store(true, Ordering::SeqCst);
+    eventually("the holder gives the lock up", || !lock.held().is_held());
+    let err = rt
+        .block_on(guarded.put("events/f.parquet", "x".into()))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("lost the lake lock on memory:///lake (no heartbeat landed for"),
+        "{err}"
+    );
+    assert!(err.contains("out of reach"), "{err}");
+    let _ = lock.release();
 }
 
 #[test]
