@@ -159,7 +159,7 @@ impl LockHeld {
             } else {
                 format!(": {last}")
             };
-            format!("no heartbeat landed for {} s{last}", since.as_secs())
+            format!("no heartbeat landed for {:.1} s{last}", since.as_secs_f64())
         } else {
             return Ok(());
         };

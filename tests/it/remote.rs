@@ -275,8 +275,8 @@ fn without_conditional_writes_the_lock_is_best_effort_and_says_so() {
             s3_bin(&ep)
                 .args(["convert", "s3://exports/all/", "--lake", "s3://lake/plain"])
                 .args(["--json", "--storage-option", "aws_conditional_put=disabled"])
-                // Heartbeats every 100 ms, so the run writes the lock many times.
-                .env("AUDITLAKE_LOCK_STALE_MS", "500")
+                // Heartbeats every 600 ms, so the run writes the lock several times.
+                .env("AUDITLAKE_LOCK_STALE_MS", "3000")
                 .output()
                 .unwrap(),
         )
