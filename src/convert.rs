@@ -140,9 +140,13 @@ pub fn convert(opts: &ConvertOptions) -> Result<Summary> {
     let store = LakeStore::open(&opts.lake, &opts.storage_options)?;
     let sources = rt.block_on(list_sources(&opts.inputs, &opts.storage_options))?;
     let lock = LakeLock::acquire(&store, rt.handle())?;
+    // Every write to the lake from here on checks that the lock is still ours.
+    let store = store.holding(lock.held());
     let summary = run_pipeline(opts, &store, rt.handle(), &sources, started);
-    lock.release()?;
-    summary
+    let released = lock.release();
+    let summary = summary?;
+    released?;
+    Ok(summary)
 }
 
 fn run_pipeline(
@@ -198,7 +202,8 @@ fn run_pipeline(
             while let Some(msg) = pending.remove(&next) {
                 next += 1;
                 if result.is_ok() {
-                    result = w.handle(msg);
+                    // A lost lock stops the run at the next message, not only at the next write.
+                    result = store.check_held().and_then(|()| w.handle(msg));
                 }
             }
             if let Some(bar) = &bar {

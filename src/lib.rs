@@ -37,6 +37,9 @@ pub enum Error {
     },
     #[error("{0}")]
     Usage(String),
+    /// The lake lock was taken over or could not be kept: nothing more is published.
+    #[error("lost the lake lock on {lake} ({why}); stopped before publishing anything more, run the conversion again to finish it")]
+    LockLost { lake: String, why: String },
     #[error("{0}")]
     Arrow(#[from] arrow::error::ArrowError),
     #[error("{0}")]

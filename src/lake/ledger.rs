@@ -71,7 +71,7 @@ pub async fn contains(store: &LakeStore, sha256: &str) -> Result<bool> {
     Ok(store.get(&entry_rel(sha256)).await?.is_some())
 }
 
-/// Writes an entry (one PUT: atomic).
+/// Writes an entry (one PUT: atomic; refused once the lake lock is lost).
 pub async fn write(store: &LakeStore, entry: &LedgerEntry) -> Result<()> {
     store
         .put(

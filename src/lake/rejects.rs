@@ -104,6 +104,7 @@ impl RejectLog {
 /// Publishes a local file at `rel` in the lake, streamed (one PUT, or a multipart
 /// upload for a large file), so its size never matters.
 pub async fn upload_file(store: &LakeStore, rel: &str, path: &std::path::Path) -> Result<()> {
+    store.check_held()?;
     let mut reader = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let mut upload = object_store::buffered::BufWriter::new(store.store.clone(), store.path(rel));
     let mut buf = vec![0u8; 1 << 20];
@@ -117,6 +118,8 @@ pub async fn upload_file(store: &LakeStore, rel: &str, path: &std::path::Path) -
             .await
             .map_err(|e| Error::Usage(format!("{}: {e}", store.show(rel))))?;
     }
+    // Completing the upload publishes the file.
+    store.check_held()?;
     upload
         .shutdown()
         .await

@@ -17,6 +17,7 @@ use object_store::path::Path as ObjPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, RetryConfig};
 use url::Url;
 
+use super::lock::LockHeld;
 use crate::{Error, Result};
 
 /// A lake location: the store, the prefix inside it, and how to name it.
@@ -30,6 +31,8 @@ pub struct LakeStore {
     /// What the user gave, for messages.
     pub display: String,
     local: Option<std::path::PathBuf>,
+    /// The lake lock this store publishes under, if any: every write checks it first.
+    held: Option<LockHeld>,
 }
 
 impl std::fmt::Debug for LakeStore {
@@ -168,6 +171,7 @@ impl LakeStore {
                 base_url,
                 display: redact(&url),
                 local: None,
+                held: None,
             });
         }
         let path = match location.strip_prefix("file://") {
@@ -202,7 +206,34 @@ impl LakeStore {
             base_url: Url::parse("file:///").expect("valid URL"),
             display: path.display().to_string(),
             local: Some(abs),
+            held: None,
         })
+    }
+
+    /// A lake in an in-memory object store (conditional writes included), for tests.
+    pub fn in_memory(name: &str) -> LakeStore {
+        LakeStore {
+            store: Arc::new(object_store::memory::InMemory::new()),
+            root: ObjPath::from(name),
+            base_url: Url::parse("memory:///").expect("valid URL"),
+            display: format!("memory:///{name}"),
+            local: None,
+            held: None,
+        }
+    }
+
+    /// The same lake, its writes guarded by `held`: once the lock is lost they fail.
+    pub fn holding(&self, held: LockHeld) -> LakeStore {
+        LakeStore {
+            held: Some(held),
+            ..self.clone()
+        }
+    }
+
+    /// `Err` once the lake lock this store writes under is lost; `Ok` without a lock.
+    /// Called before everything that publishes (one atomic load).
+    pub fn check_held(&self) -> Result<()> {
+        self.held.as_ref().map_or(Ok(()), LockHeld::check)
     }
 
     /// The local directory, for a lake on local disk.
@@ -242,12 +273,14 @@ impl LakeStore {
         format!("{}/{}", self.display.trim_end_matches('/'), rel)
     }
 
-    fn err(&self, rel: &str, e: object_store::Error) -> Error {
+    pub(crate) fn err(&self, rel: &str, e: object_store::Error) -> Error {
         Error::Usage(format!("{}: {}", self.show(rel), one_line(&e.to_string())))
     }
 
-    /// Writes an object in one PUT (atomic: readers see all of it or nothing).
+    /// Writes an object in one PUT (atomic: readers see all of it or nothing); refused
+    /// once the lake lock is lost.
     pub async fn put(&self, rel: &str, bytes: Bytes) -> Result<()> {
+        self.check_held()?;
         self.store
             .put(&self.path(rel), PutPayload::from_bytes(bytes))
             .await
@@ -258,6 +291,7 @@ impl LakeStore {
     /// Creates an object only if absent; `Ok(false)` when it exists. Stores without
     /// conditional writes fall back to check-then-put.
     pub async fn put_new(&self, rel: &str, bytes: Bytes) -> Result<bool> {
+        self.check_held()?;
         let opts = PutOptions {
             mode: PutMode::Create,
             ..Default::default()
@@ -289,7 +323,9 @@ impl LakeStore {
         }
     }
 
+    /// Removes an object (a write like any other: checks the lock first).
     pub async fn delete(&self, rel: &str) -> Result<()> {
+        self.check_held()?;
         match self.store.delete(&self.path(rel)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(self.err(rel, e)),

@@ -185,8 +185,11 @@ pub async fn write_file(
     let rel_path = format!("{}/{file_name}", key.rel_dir());
     let (len, sha256) = match store.local_dir() {
         // Local disk: stream into a hidden temporary file next to the target, then rename.
-        Some(root) => write_local(&root.join(&rel_path), batches, zstd_level)?,
-        // Object stores: one PUT of the encoded file.
+        Some(root) => {
+            store.check_held()?;
+            write_local(&root.join(&rel_path), batches, zstd_level)?
+        }
+        // Object stores: one PUT of the encoded file (the PUT checks the lake lock).
         None => {
             let bytes = encode(batches, zstd_level)?;
             let len = bytes.len() as u64;

@@ -113,6 +113,12 @@ fn kill_at(point: &str, expected: &[Row]) {
     }
     let run = convert(dir.path(), &sample_files(), &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
+    // The killed run's lake lock died with it: nothing to wait for.
+    assert!(
+        !run.stderr.contains("waiting for another convert"),
+        "{point}: {}",
+        run.stderr
+    );
     let rows = lake_rows(dir.path());
     assert_eq!(rows.len(), expected.len(), "{point}");
     assert_eq!(rows, expected, "{point}: same rows as an uninterrupted run");

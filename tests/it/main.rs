@@ -4,6 +4,7 @@ mod common;
 mod convert;
 mod exactly_once;
 mod faults;
+mod lock;
 mod query;
 mod remote;
 mod report;

@@ -246,6 +246,59 @@ fn two_converts_at_once_on_one_s3_lake_lose_and_double_nothing() {
     assert_eq!(rows, local_rows(&files));
 }
 
+#[test]
+#[ignore = "needs moto_server: run by .ci/run"]
+fn of_waiters_racing_for_a_stale_s3_lock_exactly_one_takes_it_over() {
+    let moto = Moto::start();
+    crate::lock::waiters_racing_for_a_stale_lock(&s3_store(&moto.endpoint(), "s3://lake/race"));
+}
+
+#[test]
+#[ignore = "needs moto_server: run by .ci/run"]
+fn an_s3_heartbeat_after_a_takeover_fails_and_the_holder_publishes_nothing_more() {
+    let moto = Moto::start();
+    crate::lock::a_holder_taken_over_learns_it_at_its_next_heartbeat(&s3_store(
+        &moto.endpoint(),
+        "s3://lake/takeover",
+    ));
+}
+
+#[test]
+#[ignore = "needs moto_server: run by .ci/run"]
+fn without_conditional_writes_the_lock_is_best_effort_and_says_so() {
+    let moto = Moto::start();
+    let ep = moto.endpoint();
+    let files = sample_files();
+    upload(&s3_store(&ep, "s3://exports/all"), &files);
+    let run = || {
+        parse_run(
+            s3_bin(&ep)
+                .args(["convert", "s3://exports/all/", "--lake", "s3://lake/plain"])
+                .args(["--json", "--storage-option", "aws_conditional_put=disabled"])
+                // Heartbeats every 600 ms, so the run writes the lock several times.
+                .env("AUDITLAKE_LOCK_STALE_MS", "3000")
+                .output()
+                .unwrap(),
+        )
+    };
+    let first = run();
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert!(
+        first.stderr.contains("the lake lock is best effort"),
+        "{}",
+        first.stderr
+    );
+    assert_eq!(
+        store_rows(&s3_store(&ep, "s3://lake/plain")),
+        local_rows(&files)
+    );
+    // Released at the end: the next run takes it at once and skips everything.
+    let again = run();
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(!again.stderr.contains("waiting"), "{}", again.stderr);
+    assert_eq!((again.n("skipped"), again.n("written")), (36, 0));
+}
+
 /// A proxy in front of `upstream` that answers 503 to the first connection and cuts the
 /// third one off after a few bytes of the response; everything else passes through.
 fn faulty_proxy(upstream: u16) -> u16 {
