@@ -402,22 +402,12 @@ fn one_line(s: &str) -> String {
 mod tests {
     use super::*;
 
-    fn memory() -> LakeStore {
-        LakeStore {
-            store: Arc::new(object_store::memory::InMemory::new()),
-            root: ObjPath::from("lake"),
-            base_url: Url::parse("memory:///").unwrap(),
-            display: "memory:///lake".into(),
-            local: None,
-        }
-    }
-
     #[tokio::test]
     async fn escaped_partition_values_are_stored_once_escaped_everywhere() {
         let tmp = tempfile::tempdir().unwrap();
         let local = LakeStore::local(tmp.path()).unwrap();
         let rel = "events/tenant_id=a%2Fb%25c%3D%20%C3%A9/day=2025-01-01/f.parquet";
-        for store in [local, memory()] {
+        for store in [local, LakeStore::in_memory("lake")] {
             store.put(rel, Bytes::from_static(b"x")).await.unwrap();
             assert_eq!(
                 store.list_dirs("events").await.unwrap(),

@@ -270,6 +270,7 @@ pub fn a_holder_taken_over_learns_it_at_its_next_heartbeat(store: &LakeStore) {
         reason: "not_an_object",
         detail: "",
         raw: "1",
+        ..Default::default()
     })
     .unwrap();
     refused(rt.block_on(log.finish(&a_store)).map(|_| ()));
@@ -285,6 +286,8 @@ pub fn a_holder_taken_over_learns_it_at_its_next_heartbeat(store: &LakeStore) {
         time_min: None,
         time_max: None,
         files: vec![],
+        file_details: vec![],
+        skipped_entries: vec![],
         rejects_file: None,
         converted_at: String::new(),
         auditlake_version: String::new(),
