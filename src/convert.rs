@@ -66,6 +66,8 @@ pub struct Summary {
     /// Zip entries that are no export (directories, `__MACOSX/`, `._*`, `.DS_Store`),
     /// as `source: entry`.
     pub skipped_entries: Vec<String>,
+    /// Files an interrupted run had published without a ledger entry, now ledgered.
+    pub adopted_files: u64,
     /// Distinct partitions that received files.
     pub partitions: u64,
     pub files: u64,
@@ -663,10 +665,51 @@ impl<'a> Writer<'a> {
         }
     }
 
+    /// Lake files that no ledger entry names (a killed run published them before its
+    /// entry) but that hold rows a source of this run brought again: that source's
+    /// entry takes them, so the ledger names every file again.
+    fn adopt_unledgered(&mut self) -> Result<()> {
+        let dup_files = self.buffer.take_dup_files();
+        if dup_files.is_empty() {
+            return Ok(());
+        }
+        let mut ledgered: HashSet<String> = self
+            .rt
+            .block_on(ledger::load(self.store))?
+            .into_iter()
+            .chain(self.states.values().map(|st| st.entry.clone()))
+            .flat_map(|e| e.files)
+            .collect();
+        let mut adopted = 0;
+        for (src, files) in dup_files {
+            let Some(st) = self.states.get_mut(&src) else {
+                continue;
+            };
+            for f in files {
+                if ledgered.contains(&*f) {
+                    continue;
+                }
+                let record = self.rt.block_on(FileRecord::of_lake_file(self.store, &f))?;
+                st.entry.files.push(f.to_string());
+                st.entry.file_details.push(record);
+                ledgered.insert(f.to_string());
+                adopted += 1;
+            }
+        }
+        if adopted > 0 {
+            eprintln!(
+                "auditlake: {adopted} lake files of an interrupted run are now in the ledger"
+            );
+        }
+        self.summary.adopted_files = adopted;
+        Ok(())
+    }
+
     /// Writes what is left, then rejects files and ledger entries (after their data).
     fn finish(mut self) -> Result<Summary> {
         self.buffer.flush_all()?;
         self.collect_published();
+        self.adopt_unledgered()?;
         let now = chrono::Utc::now()
             .format("%Y-%m-%dT%H:%M:%S%.6fZ")
             .to_string();

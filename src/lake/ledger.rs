@@ -62,6 +62,29 @@ pub struct FileRecord {
     pub rows: u64,
 }
 
+impl FileRecord {
+    /// Describes a file already in the lake: its size, SHA-256 and rows (from its footer).
+    pub async fn of_lake_file(store: &LakeStore, rel: &str) -> Result<FileRecord> {
+        use sha2::{Digest, Sha256};
+        let bytes = store
+            .get(rel)
+            .await?
+            .ok_or_else(|| Error::Usage(format!("{}: no such file", store.show(rel))))?;
+        let meta = parquet::file::metadata::ParquetMetaDataReader::new()
+            .parse_and_finish(&bytes)
+            .map_err(|e| Error::parquet(std::path::Path::new(&store.show(rel)), e))?;
+        Ok(FileRecord {
+            path: rel.to_string(),
+            bytes: bytes.len() as u64,
+            sha256: Sha256::digest(&bytes)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+            rows: meta.file_metadata().num_rows() as u64,
+        })
+    }
+}
+
 fn entry_rel(sha256: &str) -> String {
     format!("{}/{sha256}.json", super::LEDGER_DIR)
 }

@@ -144,6 +144,8 @@ struct PartBuf {
     batches: Vec<BufBatch>,
     /// The partition's rows already in the lake, loaded for exact checks.
     lake: Option<Vec<RecordBatch>>,
+    /// The lake file each of those batches came from (None: rows still being encoded).
+    lake_files: Vec<Option<Arc<str>>>,
     index: Option<HashMap<Box<str>, RowRef>>,
     bytes: usize,
     touched: u64,
@@ -183,6 +185,8 @@ pub struct PartitionBuffer {
     inflight: HashMap<u64, (PartKey, Vec<RecordBatch>, usize)>,
     inflight_bytes: usize,
     job_sources: HashMap<u64, BTreeSet<usize>>,
+    /// Lake files (from earlier runs) that held a duplicate of a source's rows, by source.
+    dup_files: HashMap<usize, BTreeSet<Arc<str>>>,
 }
 
 /// A partition's rows to sort, encode and publish as one file.
@@ -258,7 +262,15 @@ impl PartitionBuffer {
             inflight: HashMap::new(),
             inflight_bytes: 0,
             job_sources: HashMap::new(),
+            dup_files: HashMap::new(),
         }
+    }
+
+    /// The lake files from earlier runs that held rows each source brought again: a
+    /// file published by a killed run, whose source is now converted again, is among
+    /// them (see `convert`, which adds such files to the ledger).
+    pub fn take_dup_files(&mut self) -> HashMap<usize, BTreeSet<Arc<str>>> {
+        std::mem::take(&mut self.dup_files)
     }
 
     /// Files written so far (drained).
@@ -319,6 +331,9 @@ impl PartitionBuffer {
                         None => Fate::Duplicate,
                         Some(diff) => Fate::Conflict(diff),
                     };
+                    if let (Fate::Duplicate, Some(file)) = (&fate, found.2) {
+                        self.dup_files.entry(source).or_default().insert(file);
+                    }
                     break;
                 }
             }
@@ -465,7 +480,7 @@ impl PartitionBuffer {
         key: &PartKey,
         trace: &str,
         limit: Option<(usize, usize)>,
-    ) -> Result<Option<(RecordBatch, usize)>> {
+    ) -> Result<Option<(RecordBatch, usize, Option<Arc<str>>)>> {
         if !self.bufs.get(key).is_some_and(|b| b.index.is_some()) {
             self.build_index(key, limit)?;
         }
@@ -475,8 +490,9 @@ impl PartitionBuffer {
             RowRef::Lake(b, i) => (
                 buf.lake.as_ref().expect("lake loaded")[b as usize].clone(),
                 i as usize,
+                buf.lake_files.get(b as usize).cloned().flatten(),
             ),
-            RowRef::Buf(b, i) => (buf.batches[b as usize].batch.clone(), i as usize),
+            RowRef::Buf(b, i) => (buf.batches[b as usize].batch.clone(), i as usize, None),
         }))
     }
 
@@ -488,9 +504,13 @@ impl PartitionBuffer {
             .filter(|(k, _, _)| k == key)
             .flat_map(|(_, b, _)| b.iter().cloned())
             .collect();
+        let mut lake_files: Vec<Option<Arc<str>>> = vec![None; lake.len()];
         let (store, rt) = (self.store.clone(), self.rt.clone());
         for (f, _) in rt.block_on(partition_files(&store, &key.rel_dir()))? {
-            lake.extend(rt.block_on(read_file(&store, &f, None))?);
+            let batches = rt.block_on(read_file(&store, &f, None))?;
+            let f: Arc<str> = f.into();
+            lake_files.extend(std::iter::repeat_n(Some(f), batches.len()));
+            lake.extend(batches);
         }
         let lake_bytes: usize = lake.iter().map(|b| b.get_array_memory_size()).sum();
         self.buffered += lake_bytes;
@@ -525,6 +545,7 @@ impl PartitionBuffer {
             }
         }
         buf.lake = Some(lake);
+        buf.lake_files = lake_files;
         buf.index = Some(index);
         Ok(())
     }

@@ -122,6 +122,23 @@ fn kill_at(point: &str, expected: &[Row]) {
     let rows = lake_rows(dir.path());
     assert_eq!(rows.len(), expected.len(), "{point}");
     assert_eq!(rows, expected, "{point}: same rows as an uninterrupted run");
+    // The ledger names every file again, the killed run's too: verify finds nothing
+    // but the killed run's temporary files, which --fix removes.
+    let out = bin()
+        .args(["verify", "--json", "--fix", "--lake"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for f in v["findings"].as_array().unwrap() {
+        assert_eq!(f["kind"], "leftover_tmp", "{point}: {f}");
+    }
+    let out = bin()
+        .args(["verify", "--lake"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_success(&out);
 }
 
 #[test]

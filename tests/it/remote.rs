@@ -542,7 +542,12 @@ fn tenant_ids_that_need_escaping_read_back_the_same_from_s3_as_from_disk() {
     assert_eq!((run.code, run.n("written")), (0, 5), "{}", run.stderr);
     // Dedupe across runs finds the rows of the first.
     let run = s3_convert(&ep, &[b.to_str().unwrap()], "s3://lake/odd");
-    assert_eq!((run.n("written"), run.n("duplicates")), (0, 5), "{}", run.stderr);
+    assert_eq!(
+        (run.n("written"), run.n("duplicates")),
+        (0, 5),
+        "{}",
+        run.stderr
+    );
     let store = s3_store(&ep, "s3://lake/odd");
     let rows = store_rows(&store);
     assert_eq!(rows, local_rows(&[a]));
@@ -571,12 +576,24 @@ fn tenant_ids_that_need_escaping_read_back_the_same_from_s3_as_from_disk() {
     assert_eq!(seen, want);
     for t in ODD_TENANTS {
         let out = s3_bin(&ep)
-            .args(["query", "--format", "csv", "--tenant", t, "--lake", "s3://lake/odd"])
+            .args([
+                "query",
+                "--format",
+                "csv",
+                "--tenant",
+                t,
+                "--lake",
+                "s3://lake/odd",
+            ])
             .arg("SELECT trace_id FROM events")
             .output()
             .unwrap();
         assert_success(&out);
-        assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2, "{t}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).lines().count(),
+            2,
+            "{t}"
+        );
     }
     let out = s3_bin(&ep)
         .args(["status", "--json", "--lake", "s3://lake/odd"])
