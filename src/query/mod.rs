@@ -201,12 +201,16 @@ pub async fn build_session(opts: &SessionOptions) -> Result<Session> {
     // tenants); opening them is waiting on reads more than computing, so more scan
     // partitions than cores keep the cores busy (on 2 cores: a point lookup 260 -> 150 ms).
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let config = SessionConfig::new()
-        .with_target_partitions(cores * 8)
-        .with_information_schema(true)
-        .with_default_catalog_and_schema("auditlake", "lake");
     // A bounded pool: a heavy sort or aggregate spills to disk instead of being killed.
+    // Each sorting partition sets memory aside for merging its spills (10 MB by
+    // default): under a small limit that share shrinks, so the sort still runs.
     let limit = opts.memory_limit.unwrap_or_else(default_memory_limit);
+    let partitions = cores * 8;
+    let config = SessionConfig::new()
+        .with_target_partitions(partitions)
+        .with_information_schema(true)
+        .with_default_catalog_and_schema("auditlake", "lake")
+        .with_sort_spill_reservation_bytes((limit / (4 * partitions)).min(10 << 20));
     let runtime = RuntimeEnvBuilder::new()
         .with_memory_pool(Arc::new(TrackConsumersPool::new(
             FairSpillPool::new(limit),

@@ -816,3 +816,47 @@ fn large_table_answers_print_in_pages_and_csv_has_every_row_once() {
     assert_success(&out);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "trace_id,actor_id\n");
 }
+
+#[test]
+fn under_a_small_memory_limit_a_sort_spills_and_gives_the_same_answer() {
+    let sql = "SELECT trace_id, meta FROM events ORDER BY meta, trace_id";
+    let run = |extra: &[&str], sql: &str| {
+        let out = bin()
+            .args(["query", "--format", "csv", "--lake"])
+            .arg(sample_lake())
+            .args(extra)
+            .arg(sql)
+            .output()
+            .unwrap();
+        assert_success(&out);
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let free = run(&[], sql);
+    let bounded = run(&["--memory-limit", "4M"], sql);
+    assert!(bounded == free, "same rows in the same order under 4 MiB");
+    let spills = |text: &str| -> u64 {
+        text.split("spill_count=")
+            .skip(1)
+            .map(|s| {
+                s.split(|c: char| !c.is_ascii_digit())
+                    .next()
+                    .unwrap()
+                    .parse::<u64>()
+                    .unwrap()
+            })
+            .sum()
+    };
+    let plan = run(&["--memory-limit", "4M"], &format!("EXPLAIN ANALYZE {sql}"));
+    assert!(spills(&plan) > 0, "{plan}");
+    assert_eq!(spills(&run(&[], &format!("EXPLAIN ANALYZE {sql}"))), 0);
+    // A limit too small to sort at all is one clear line, exit 2.
+    let out = bin()
+        .args(["query", "--memory-limit", "64K", "--lake"])
+        .arg(sample_lake())
+        .arg(sql)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
