@@ -402,24 +402,7 @@ impl<'a> Writer<'a> {
         match msg {
             Msg::Begin { src, sha } => {
                 let source = self.sources[src].clone();
-                let entry = LedgerEntry {
-                    name: source.name(),
-                    size: source.size,
-                    sha256: sha.clone(),
-                    members: vec![],
-                    records_read: 0,
-                    written: 0,
-                    duplicates: 0,
-                    rejected: 0,
-                    time_min: None,
-                    time_max: None,
-                    files: vec![],
-                    skipped_entries: vec![],
-                    file_details: vec![],
-                    rejects_file: None,
-                    converted_at: String::new(),
-                    auditlake_version: env!("CARGO_PKG_VERSION").into(),
-                };
+                let entry = LedgerEntry::new(source.name(), source.size, sha.clone());
                 let rejects = RejectLog::new(&sha);
                 self.states.insert(
                     src,

@@ -162,9 +162,7 @@ impl<R: Read> Scanner<R> {
                             Err(b) => return self.stop(records, first_index, b),
                         }
                     }
-                    if let Err(b) = self.fill(records.first().map(|r| r.0 as usize)) {
-                        return self.stop(records, first_index, b);
-                    }
+                    self.fill(records.first().map(|r| r.0 as usize));
                 }
                 Err(b) => return self.stop(records, first_index, b),
             }
@@ -263,26 +261,7 @@ impl<R: Read> Scanner<R> {
             }
             block.resize(READ_BLOCK, 0);
             from = 0;
-            let mut filled = 0;
-            while filled < block.len() {
-                match self.reader.read(&mut block[filled..]) {
-                    Ok(0) => {
-                        self.eof = true;
-                        break;
-                    }
-                    Ok(n) => filled += n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        self.read_error = Some(Break {
-                            offset: offset + len + filled as u64,
-                            reason: format!("read error: {e}"),
-                        });
-                        self.eof = true;
-                        break;
-                    }
-                }
-            }
-            block.truncate(filled);
+            self.read_block(&mut block, 0, offset + len);
         };
         let spool = spool.and_then(|w| {
             w.into_inner()
@@ -316,8 +295,7 @@ impl<R: Read> Scanner<R> {
     }
 
     /// Reads another block. `keep_from` is where retained records begin (nothing before it is needed).
-    fn fill(&mut self, keep_from: Option<usize>) -> Result<(), Break> {
-        // (Never fails today; a Break here would end the member.)
+    fn fill(&mut self, keep_from: Option<usize>) {
         // Drop separators already scanned past when no record needs them.
         if keep_from.is_none() && self.pos > 0 {
             self.buf.drain(..self.pos);
@@ -325,10 +303,20 @@ impl<R: Read> Scanner<R> {
             self.pos = 0;
         }
         let old = self.buf.len();
-        self.buf.resize(old + READ_BLOCK, 0);
-        let mut filled = old;
-        while filled < self.buf.len() {
-            match self.reader.read(&mut self.buf[filled..]) {
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.resize(old + READ_BLOCK, 0);
+        let base = self.base;
+        self.read_block(&mut buf, old, base);
+        self.buf = buf;
+    }
+
+    /// Reads into `buf[from..]` until it is full or the stream ends, then cuts `buf` to
+    /// what was read. The end or a read error sets `eof`; the error (at `base` + its
+    /// place in `buf`) is kept to report once the bytes read before it are used up.
+    fn read_block(&mut self, buf: &mut Vec<u8>, from: usize, base: u64) {
+        let mut filled = from;
+        while filled < buf.len() {
+            match self.reader.read(&mut buf[filled..]) {
                 Ok(0) => {
                     self.eof = true;
                     break;
@@ -336,9 +324,8 @@ impl<R: Read> Scanner<R> {
                 Ok(n) => filled += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    // Keep what was read; the error is reported once those bytes are used up.
                     self.read_error = Some(Break {
-                        offset: self.base + filled as u64,
+                        offset: base + filled as u64,
                         reason: format!("read error: {e}"),
                     });
                     self.eof = true;
@@ -346,8 +333,7 @@ impl<R: Read> Scanner<R> {
                 }
             }
         }
-        self.buf.truncate(filled);
-        Ok(())
+        buf.truncate(filled);
     }
 
     /// Whether ending the stream in the current state is clean.

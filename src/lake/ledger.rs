@@ -62,6 +62,30 @@ pub struct FileRecord {
     pub rows: u64,
 }
 
+impl LedgerEntry {
+    /// An entry for a source about to be converted: nothing counted yet.
+    pub fn new(name: String, size: u64, sha256: String) -> LedgerEntry {
+        LedgerEntry {
+            name,
+            size,
+            sha256,
+            members: vec![],
+            records_read: 0,
+            written: 0,
+            duplicates: 0,
+            rejected: 0,
+            time_min: None,
+            time_max: None,
+            files: vec![],
+            file_details: vec![],
+            skipped_entries: vec![],
+            rejects_file: None,
+            converted_at: String::new(),
+            auditlake_version: env!("CARGO_PKG_VERSION").into(),
+        }
+    }
+}
+
 impl FileRecord {
     /// Describes a file already in the lake: its size, SHA-256 and rows (from its footer).
     pub async fn of_lake_file(store: &LakeStore, rel: &str) -> Result<FileRecord> {
