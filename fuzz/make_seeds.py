@@ -71,7 +71,8 @@ w("dup-keys.ndjson",
   b'{"time":"2025-06-01 10:00:00 UTC","time":"2025-06-02 10:00:00 UTC","tenantID":"a","tenantID":"b","x":1,"x":2}\n'
   b'{"ti\\u006de":"2025-06-01 10:00:00 UTC","tenant\\u0049D":"esc","meta":{"clientip":"1","clientip":"2"}}\n'
   b'{"time":"2025-06-01 10:00:00 UTC","tenantID":"\\ud800","action":"\\udc00x"}\n'
-  b'{"time":"2025-06-01 10:00:00 UTC","tenantID":"t","meta":"{\\"clientip\\":\\"\\ud800\\"}"}\n')
+  b'{"time":"2025-06-01 10:00:00 UTC","tenantID":"t","meta":"{\\"clientip\\":\\"\\ud800\\"}"}\n'
+  b'{"\\ud800":1,"time":"2025-06-01 10:00:00 UTC","tenantID":"t","meta":{"\\udfff":2,"role":"\\ud800"}}\n')
 w("bom-ndjson.ndjson", b"\xef\xbb\xbf" + nd([rec(0), rec(1)]) + b"\n\r\n\t \n")
 w("deep-nesting.ndjson",
   ('{"time":"2025-06-01 10:00:00 UTC","tenantID":"t","meta":' + "[" * 130 + "]" * 130 + '}\n').encode()

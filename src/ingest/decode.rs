@@ -267,6 +267,17 @@ fn decode_record<'a>(raw: &'a [u8], text: Option<&'a str>, pos: u32) -> Outcome<
     };
     let rec: RawRecord = match parsed {
         Ok(r) => r,
+        // Valid JSON that cannot be read as text (a key holding a lone surrogate escape
+        // such as "\ud800") is this record's fault alone: rejected, not a break that
+        // would end the member.
+        Err(e) if serde_json::from_slice::<IgnoredAny>(raw).is_ok() => {
+            let msg = e.to_string();
+            let msg = msg.split(" at line ").next().unwrap_or(&msg);
+            return Outcome::Reject(RejectReason::new(
+                "invalid_string",
+                format!("a key is not valid Unicode: {msg}"),
+            ));
+        }
         Err(e) => return broken(raw, &e),
     };
     // Known scalar fields must be scalars.
@@ -275,6 +286,12 @@ fn decode_record<'a>(raw: &'a [u8], text: Option<&'a str>, pos: u32) -> Outcome<
         if let Some(v) = rec.fields[i] {
             match scalar_text(v) {
                 Ok(t) => *slot = t,
+                Err(()) if v.get().starts_with('"') => {
+                    return Outcome::Reject(RejectReason::new(
+                        "invalid_string",
+                        format!("field {} is not valid Unicode", FIELD_NAMES[i]),
+                    ))
+                }
                 Err(()) => {
                     return Outcome::Reject(RejectReason::new(
                         "field_not_scalar",
@@ -796,6 +813,22 @@ mod tests {
         let d = decode_chunk(chunk(&vec![small; 1000]));
         let bytes = d.slices[0].batch.get_array_memory_size();
         assert!(bytes < 8 << 20, "1000 small rows hold {bytes} bytes");
+    }
+
+    #[test]
+    fn a_key_with_a_lone_surrogate_is_a_reject_not_a_break() {
+        // Found by ingest::check's agreement with serde_json (seed dup-keys.ndjson): valid
+        // JSON with a key serde_json cannot unescape ended the member, dropping what followed.
+        let d = decode_chunk(chunk(&[
+            r#"{"\ud800":1,"time":"2022-03-10 15:29:01 UTC","tenantID":"t"}"#,
+            r#"{"time":"2022-03-10 15:29:01 UTC","tenantID":"\udc00"}"#,
+            r#"{"time":"2022-03-10 15:29:01 UTC","tenantID":"t","meta":{"\ud800":1}}"#,
+        ]));
+        assert!(d.brk.is_none(), "{:?}", d.brk);
+        assert_eq!(d.records_read, 3);
+        let codes: Vec<_> = d.rejects.iter().map(|(p, r)| (*p, r.code)).collect();
+        assert_eq!(codes, vec![(0, "invalid_string"), (1, "invalid_string")]);
+        assert_eq!(d.slices[0].batch.num_rows(), 1);
     }
 
     #[test]
