@@ -832,6 +832,20 @@ mod tests {
     }
 
     #[test]
+    fn deep_nesting_is_no_break() {
+        // serde_json's recursion limit (128) does not apply to raw values and ignored
+        // ones: records nested deeper are decoded like any other.
+        let meta = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        let deep = format!(r#"{{"time":"2022-03-10 15:29:01 UTC","tenantID":"t","meta":{meta}}}"#);
+        let ok = r#"{"time":"2022-03-10 15:29:01 UTC","tenantID":"t"}"#;
+        let d = decode_chunk(chunk(&[ok, &deep, &meta, ok]));
+        assert!(d.brk.is_none(), "{:?}", d.brk);
+        let codes: Vec<_> = d.rejects.iter().map(|(p, r)| (*p, r.code)).collect();
+        assert_eq!(codes, vec![(2, "not_object")]);
+        assert_eq!(d.slices[0].batch.num_rows(), 3);
+    }
+
+    #[test]
     fn digest_ignores_meta_form_and_key_order() {
         let a = digest_trace_id(br#"{"time":"t","meta":{"b":1,"a":"x"}}"#);
         let b = digest_trace_id(br#"{"meta":"{\"a\":\"x\",\"b\":1}","time":"t"}"#);
