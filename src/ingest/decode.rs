@@ -267,6 +267,17 @@ fn decode_record<'a>(raw: &'a [u8], text: Option<&'a str>, pos: u32) -> Outcome<
     };
     let rec: RawRecord = match parsed {
         Ok(r) => r,
+        // Valid JSON that cannot be read as text (a key holding a lone surrogate escape
+        // such as "\ud800") is this record's fault alone: rejected, not a break that
+        // would end the member.
+        Err(e) if serde_json::from_slice::<IgnoredAny>(raw).is_ok() => {
+            let msg = e.to_string();
+            let msg = msg.split(" at line ").next().unwrap_or(&msg);
+            return Outcome::Reject(RejectReason::new(
+                "invalid_string",
+                format!("a key is not valid Unicode: {msg}"),
+            ));
+        }
         Err(e) => return broken(raw, &e),
     };
     // Known scalar fields must be scalars.
@@ -275,6 +286,12 @@ fn decode_record<'a>(raw: &'a [u8], text: Option<&'a str>, pos: u32) -> Outcome<
         if let Some(v) = rec.fields[i] {
             match scalar_text(v) {
                 Ok(t) => *slot = t,
+                Err(()) if v.get().starts_with('"') => {
+                    return Outcome::Reject(RejectReason::new(
+                        "invalid_string",
+                        format!("field {} is not valid Unicode", FIELD_NAMES[i]),
+                    ))
+                }
                 Err(()) => {
                     return Outcome::Reject(RejectReason::new(
                         "field_not_scalar",
@@ -473,7 +490,10 @@ pub fn is_success(status: Option<&str>) -> bool {
 
 /// Decodes every record of `chunk`.
 pub fn decode_chunk(chunk: Arc<Chunk>) -> DecodedChunk {
-    let mut parts = PartBuilders::default();
+    let mut parts = PartBuilders {
+        chunk_bytes: chunk.data.len(),
+        ..Default::default()
+    };
     let mut rejects = Vec::new();
     let mut brk = None;
     let mut records_read = chunk.records.len() as u64;
@@ -549,7 +569,9 @@ struct SliceBuilder {
 }
 
 impl SliceBuilder {
-    fn new(tenant_idx: u32, day: i32, rows: usize) -> Self {
+    /// `max_bytes` caps each column's reservation: the guess per row comes from another
+    /// chunk, and one large record there must not make every row here reserve its size.
+    fn new(tenant_idx: u32, day: i32, rows: usize, max_bytes: usize) -> Self {
         let per_row = BYTES_PER_ROW.with(|c| c.get());
         SliceBuilder {
             tenant_idx,
@@ -557,7 +579,12 @@ impl SliceBuilder {
             time: TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC"),
             text: per_row
                 .iter()
-                .map(|&b| StringBuilder::with_capacity(rows, rows * b as usize))
+                .map(|&b| {
+                    StringBuilder::with_capacity(
+                        rows,
+                        rows.saturating_mul(b as usize).min(max_bytes),
+                    )
+                })
                 .collect(),
             hashes: Vec::with_capacity(rows),
             rows: Vec::with_capacity(rows),
@@ -601,7 +628,8 @@ impl SliceBuilder {
         let mut cols: Vec<ArrayRef> = vec![Arc::new(self.time.finish())];
         for (i, b) in self.text.iter_mut().enumerate() {
             let a = b.finish();
-            per_row[i] = (a.value_data().len() / n + 1) as u32 * 9 / 8 + 1;
+            let guess = (a.value_data().len() / n + 1).saturating_mul(9) / 8 + 1;
+            per_row[i] = guess.min(u32::MAX as usize) as u32;
             cols.push(Arc::new(a));
         }
         BYTES_PER_ROW.with(|c| c.set(per_row));
@@ -624,6 +652,8 @@ struct PartBuilders {
     tenants: Vec<Arc<str>>,
     parts: Vec<SliceBuilder>,
     last: usize,
+    /// Bytes of the chunk: no column of it reserves more up front.
+    chunk_bytes: usize,
 }
 
 impl PartBuilders {
@@ -654,7 +684,8 @@ impl PartBuilders {
                     } else {
                         left.min(256)
                     };
-                    self.parts.push(SliceBuilder::new(t as u32, day, rows));
+                    self.parts
+                        .push(SliceBuilder::new(t as u32, day, rows, self.chunk_bytes));
                     self.parts.len() - 1
                 }
             };
@@ -765,6 +796,53 @@ mod tests {
         assert!(col(b, crate::lake::Col::TraceId)[0]
             .unwrap()
             .starts_with("h:"));
+    }
+
+    #[test]
+    fn one_big_record_does_not_size_the_next_chunks_builders() {
+        // The builders of a chunk are sized from the bytes per row of the last chunk the
+        // thread decoded: a single record with a large field must not make the next
+        // chunk reserve (rows x that field) bytes (1000 rows x 1 MiB here).
+        let big = format!(
+            r#"{{"time":"2022-03-10 15:29:01 UTC","tenantID":"t","meta":{{"blob":"{}"}}}}"#,
+            "x".repeat(1 << 20)
+        );
+        let d = decode_chunk(chunk(&[big.as_str()]));
+        assert_eq!(d.slices[0].batch.num_rows(), 1);
+        let small = r#"{"time":"2022-03-10 15:29:01 UTC","tenantID":"t","traceID":"a","meta":{"role":"CO"}}"#;
+        let d = decode_chunk(chunk(&vec![small; 1000]));
+        let bytes = d.slices[0].batch.get_array_memory_size();
+        assert!(bytes < 8 << 20, "1000 small rows hold {bytes} bytes");
+    }
+
+    #[test]
+    fn a_key_with_a_lone_surrogate_is_a_reject_not_a_break() {
+        // Found by ingest::check's agreement with serde_json (seed dup-keys.ndjson): valid
+        // JSON with a key serde_json cannot unescape ended the member, dropping what followed.
+        let d = decode_chunk(chunk(&[
+            r#"{"\ud800":1,"time":"2022-03-10 15:29:01 UTC","tenantID":"t"}"#,
+            r#"{"time":"2022-03-10 15:29:01 UTC","tenantID":"\udc00"}"#,
+            r#"{"time":"2022-03-10 15:29:01 UTC","tenantID":"t","meta":{"\ud800":1}}"#,
+        ]));
+        assert!(d.brk.is_none(), "{:?}", d.brk);
+        assert_eq!(d.records_read, 3);
+        let codes: Vec<_> = d.rejects.iter().map(|(p, r)| (*p, r.code)).collect();
+        assert_eq!(codes, vec![(0, "invalid_string"), (1, "invalid_string")]);
+        assert_eq!(d.slices[0].batch.num_rows(), 1);
+    }
+
+    #[test]
+    fn deep_nesting_is_no_break() {
+        // serde_json's recursion limit (128) does not apply to raw values and ignored
+        // ones: records nested deeper are decoded like any other.
+        let meta = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        let deep = format!(r#"{{"time":"2022-03-10 15:29:01 UTC","tenantID":"t","meta":{meta}}}"#);
+        let ok = r#"{"time":"2022-03-10 15:29:01 UTC","tenantID":"t"}"#;
+        let d = decode_chunk(chunk(&[ok, &deep, &meta, ok]));
+        assert!(d.brk.is_none(), "{:?}", d.brk);
+        let codes: Vec<_> = d.rejects.iter().map(|(p, r)| (*p, r.code)).collect();
+        assert_eq!(codes, vec![(2, "not_object")]);
+        assert_eq!(d.slices[0].batch.num_rows(), 3);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! members), a gzip stream, or plain text. Inside, each member holds a JSON
 //! array of records or NDJSON (see [`scan`]); [`decode`] turns records into rows.
 
+pub mod check;
 pub mod decode;
 pub mod scan;
 pub mod time;
