@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::convert::{convert, ConvertOptions, Summary};
 use crate::generate::{generate, ExportFormat, GenerateOptions};
@@ -166,6 +166,27 @@ pub enum Command {
         /// Exit with 1 when any report has findings (for schedulers).
         #[arg(long)]
         fail_on_findings: bool,
+    },
+    /// Print a shell completion script on stdout.
+    ///
+    /// Examples:
+    ///   auditlake completions bash > ~/.local/share/bash-completion/completions/auditlake
+    ///   auditlake completions zsh > ~/.zfunc/_auditlake
+    ///   auditlake completions fish > ~/.config/fish/completions/auditlake.fish
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum, value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) on stdout, or write one page per subcommand into --dir.
+    ///
+    /// Examples:
+    ///   auditlake manpage | man -l -
+    ///   auditlake manpage --dir ~/.local/share/man/man1
+    Manpage {
+        /// Write auditlake.1 and auditlake-COMMAND.1 into this directory (created if missing).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
     },
     /// Inflate every member of the inputs and nothing else, on all cores (the benchmarks' floor).
     #[command(hide = true)]
@@ -509,6 +530,30 @@ pub fn run(args: Args) -> Result<ExitCode> {
             } else {
                 EXIT_OK
             }))
+        }
+        Command::Completions { shell } => {
+            // Into memory first: the generator panics on a write error, stdout may be closed.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Args::command(), "auditlake", &mut script);
+            crate::write_stdout(&String::from_utf8_lossy(&script))?;
+            Ok(ExitCode::from(EXIT_OK))
+        }
+        Command::Manpage { dir } => {
+            match dir {
+                Some(dir) => {
+                    std::fs::create_dir_all(&dir).map_err(|e| crate::Error::io(&dir, e))?;
+                    clap_mangen::generate_to(Args::command(), &dir)
+                        .map_err(|e| crate::Error::io(&dir, e))?;
+                }
+                None => {
+                    let mut page = Vec::new();
+                    clap_mangen::Man::new(Args::command())
+                        .render(&mut page)
+                        .map_err(|e| crate::Error::io(std::path::Path::new("<man page>"), e))?;
+                    crate::write_stdout(&String::from_utf8_lossy(&page))?;
+                }
+            }
+            Ok(ExitCode::from(EXIT_OK))
         }
         Command::Inflate { inputs, threads } => {
             let (bytes_in, bytes_out, seconds) = crate::ingest::inflate_only(&inputs, threads)?;
