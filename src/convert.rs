@@ -436,13 +436,13 @@ impl<'a> Writer<'a> {
                 if let Some(st) = self.states.get_mut(&src) {
                     st.entry.members = std::mem::take(&mut st.members);
                     if !skipped.is_empty() {
-                        eprintln!(
-                            "auditlake: {}: skipped {} zip entr{} that hold no export: {}",
+                        crate::notes::note(&format!(
+                            "{}: skipped {} zip entr{} that hold no export: {}",
                             st.source.name(),
                             skipped.len(),
                             if skipped.len() == 1 { "y" } else { "ies" },
                             skipped.join(", ")
-                        );
+                        ));
                     }
                     let name = st.source.name();
                     self.summary
@@ -680,9 +680,9 @@ impl<'a> Writer<'a> {
             }
         }
         if adopted > 0 {
-            eprintln!(
-                "auditlake: {adopted} lake files of an interrupted run are now in the ledger"
-            );
+            crate::notes::note(&format!(
+                "{adopted} lake files of an interrupted run are now in the ledger"
+            ));
         }
         self.summary.adopted_files = adopted;
         Ok(())

@@ -17,6 +17,8 @@ use crate::status::{human_bytes, render, status};
 use crate::Result;
 use object_store::ObjectStoreExt;
 
+mod logging;
+
 /// Exit code for success.
 pub const EXIT_OK: u8 = 0;
 /// Exit code for findings (reports with `--fail-on-findings`, `verify`).
@@ -37,6 +39,13 @@ Typical use:\n  auditlake convert exports/ --lake ./lake\n  auditlake status --l
 pub struct Args {
     #[command(subcommand)]
     pub command: Command,
+    /// Diagnostics on stderr: -v auditlake's info events, -vv debug (RUST_LOG, when set,
+    /// chooses instead, e.g. RUST_LOG=auditlake=debug,datafusion=info).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// No progress bar and no notes on stderr (errors and warnings still show).
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -63,9 +72,6 @@ pub enum Command {
         /// Memory for buffered rows, in MiB, before partitions are written early.
         #[arg(long, default_value_t = 160, value_name = "MIB")]
         buffer_mb: usize,
-        /// No progress bar.
-        #[arg(long, short)]
-        quiet: bool,
         /// zstd level of the Parquet files: lower is faster, higher is smaller.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..=22))]
         zstd_level: i32,
@@ -122,7 +128,7 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
         /// Write the output to this file instead of stdout.
-        #[arg(short = 'o', long = "output", value_name = "OUT")]
+        #[arg(short = 'o', long = "output", value_name = "PATH")]
         output: Option<PathBuf>,
     },
     /// Interactive SQL prompt over the lake (history, completion, \? for commands).
@@ -141,7 +147,7 @@ pub enum Command {
     /// Every report opens with the coverage of the period: which days have data and which
     /// have none. Reports: failed_auth, brute_force, key_first_use, key_lifecycle,
     /// privileged, new_client_ips, off_hours, daily_summary. Example (last month, for cron):
-    ///   auditlake report --lake ./lake --from 2025-06-01 --to 2025-06-30 --format html --out june.html --fail-on-findings
+    ///   auditlake report --lake ./lake --from 2025-06-01 --to 2025-06-30 --format html -o june.html --fail-on-findings
     Report {
         /// Reports to run (default: all).
         #[arg(value_name = "NAME")]
@@ -161,8 +167,8 @@ pub enum Command {
         format: ReportFormat,
         /// Write to this file (csv: this directory) instead of stdout; a path or a URL
         /// (s3://bucket/reports/june.html).
-        #[arg(long, value_name = "PATH|URL")]
-        out: Option<String>,
+        #[arg(short = 'o', long = "output", alias = "out", value_name = "PATH|URL")]
+        output: Option<String>,
         /// Exit with 1 when any report has findings (for schedulers).
         #[arg(long)]
         fail_on_findings: bool,
@@ -199,8 +205,8 @@ pub enum Command {
     /// Write realistic synthetic exports (for trying auditlake out, tests and benchmarks).
     Generate {
         /// Directory to write the exports into.
-        #[arg(long, value_name = "DIR")]
-        out: PathBuf,
+        #[arg(short = 'o', long = "output", alias = "out", value_name = "DIR")]
+        output: PathBuf,
         /// Events in total, across tenants and months.
         #[arg(long, default_value_t = 100_000)]
         events: u64,
@@ -340,6 +346,8 @@ fn parse_key_value(s: &str) -> std::result::Result<(String, String), String> {
 
 /// Runs a parsed command line.
 pub fn run(args: Args) -> Result<ExitCode> {
+    logging::init(args.verbose);
+    crate::notes::set_quiet(args.quiet);
     match args.command {
         Command::Convert {
             inputs,
@@ -347,7 +355,6 @@ pub fn run(args: Args) -> Result<ExitCode> {
             json,
             threads,
             buffer_mb,
-            quiet,
             zstd_level,
             max_record_mb,
         } => {
@@ -357,11 +364,18 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 storage_options: lake.storage_options,
                 threads,
                 buffer_bytes: buffer_mb.max(1) << 20,
-                progress: !quiet && !json,
+                progress: !args.quiet && !json,
                 zstd_level,
                 max_record_bytes: (max_record_mb as usize) << 20,
             };
             let summary = convert(&opts)?;
+            tracing::info!(
+                files = summary.files,
+                partitions = summary.partitions,
+                written = summary.written,
+                seconds = summary.seconds,
+                "convert done"
+            );
             if json {
                 crate::write_stdout(&format!("{}\n", serde_json::to_string_pretty(&summary)?))?;
             } else {
@@ -398,9 +412,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
             }
             let v = v?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                crate::write_stdout(&format!("{}\n", serde_json::to_string_pretty(&v)?))?;
             } else {
-                print!("{}", crate::verify::render(&v));
+                crate::write_stdout(&crate::verify::render(&v))?;
             }
             Ok(ExitCode::from(if v.open_findings() > 0 {
                 EXIT_FINDINGS
@@ -482,7 +496,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             from,
             to,
             format,
-            out,
+            output,
             fail_on_findings,
         } => {
             let opts = ReportOptions {
@@ -493,10 +507,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 names,
             };
             let pack = runtime()?.block_on(crate::report::run(&opts))?;
-            match (format, &out) {
+            match (format, &output) {
                 (ReportFormat::Csv, None) => {
                     return Err(crate::Error::Usage(
-                        "--format csv writes one file per report: give --out DIR".into(),
+                        "--format csv writes one file per report: give --output DIR".into(),
                     ))
                 }
                 (ReportFormat::Csv, Some(dir)) => {
@@ -504,13 +518,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
                         write_output(dir, Some(&name), text.into_bytes(), &lake.storage_options)?;
                     }
                 }
-                (f, out) => {
+                (f, output) => {
                     let text = match f {
                         ReportFormat::Md => render::markdown(&pack)?,
                         ReportFormat::Html => render::html(&pack)?,
                         _ => render::json(&pack)?,
                     };
-                    match out {
+                    match output {
                         Some(path) => {
                             write_output(path, None, text.into_bytes(), &lake.storage_options)?
                         }
@@ -519,11 +533,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 }
             }
             let findings = pack.findings();
-            if out.is_some() {
-                eprintln!(
-                    "auditlake: {} reports, {findings} findings",
+            if output.is_some() {
+                crate::notes::note(&format!(
+                    "{} reports, {findings} findings",
                     pack.reports.len()
-                );
+                ));
             }
             Ok(ExitCode::from(if fail_on_findings && findings > 0 {
                 EXIT_FINDINGS
@@ -574,7 +588,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             Ok(ExitCode::from(EXIT_OK))
         }
         Command::Generate {
-            out,
+            output,
             events,
             tenants,
             start,
@@ -584,7 +598,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             overlap_hours,
         } => {
             let paths = generate(&GenerateOptions {
-                out,
+                out: output,
                 events,
                 tenants,
                 start,
@@ -598,11 +612,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 .filter_map(|p| std::fs::metadata(p).ok())
                 .map(|m| m.len())
                 .sum();
-            eprintln!(
-                "auditlake: wrote {} exports ({})",
+            crate::notes::note(&format!(
+                "wrote {} exports ({})",
                 paths.len(),
                 human_bytes(bytes)
-            );
+            ));
             Ok(ExitCode::from(EXIT_OK))
         }
     }

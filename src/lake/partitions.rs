@@ -391,6 +391,7 @@ impl PartitionBuffer {
             self.inflight_bytes -= bytes;
             let file = done.result?;
             let sources = self.job_sources.remove(&done.id).unwrap_or_default();
+            tracing::debug!(file = %file.rel_path, rows = file.rows, bytes = file.bytes, "file published");
             self.published.push(Published { file, sources });
         }
     }

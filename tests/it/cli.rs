@@ -7,7 +7,14 @@ use crate::common::{assert_success, bin};
 
 /// The subcommands a user sees (the hidden `inflate` is not among them).
 const SUBCOMMANDS: &[&str] = &[
-    "convert", "status", "verify", "query", "repl", "report", "generate", "completions",
+    "convert",
+    "status",
+    "verify",
+    "query",
+    "repl",
+    "report",
+    "generate",
+    "completions",
     "manpage",
 ];
 
@@ -21,7 +28,11 @@ fn completions_for_every_shell_name_the_subcommands() {
         let out = bin().args(["completions", shell]).output().unwrap();
         assert_success(&out);
         let script = stdout(&out);
-        assert!(script.len() > 1000, "{shell}: a script of {} bytes", script.len());
+        assert!(
+            script.len() > 1000,
+            "{shell}: a script of {} bytes",
+            script.len()
+        );
         for sub in SUBCOMMANDS {
             assert!(script.contains(sub), "{shell}'s script does not name {sub}");
         }
@@ -33,7 +44,9 @@ fn bash_completion_script_loads() {
     let exe = env!("CARGO_BIN_EXE_auditlake");
     let out = std::process::Command::new("bash")
         .arg("-c")
-        .arg(format!("source <('{exe}' completions bash) && complete -p auditlake"))
+        .arg(format!(
+            "source <('{exe}' completions bash) && complete -p auditlake"
+        ))
         .output()
         .expect("run bash");
     assert_success(&out);
@@ -90,8 +103,14 @@ fn manpage_is_roff_and_renders() {
     }
     if man_available() {
         let text = render_man(&out.stdout);
-        assert!(text.contains("NAME") && text.contains("auditlake"), "{text}");
-        assert!(text.contains("Columnar analytics over HSM audit archives"), "{text}");
+        assert!(
+            text.contains("NAME") && text.contains("auditlake"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Columnar analytics over HSM audit archives"),
+            "{text}"
+        );
     } else {
         eprintln!("man is not installed: checked the roff only");
     }
@@ -101,7 +120,12 @@ fn manpage_is_roff_and_renders() {
 fn manpage_dir_writes_one_page_per_subcommand() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("man1");
-    let out = bin().arg("manpage").arg("--dir").arg(&dir).output().unwrap();
+    let out = bin()
+        .arg("manpage")
+        .arg("--dir")
+        .arg(&dir)
+        .output()
+        .unwrap();
     assert_success(&out);
     assert!(out.stdout.is_empty(), "nothing on stdout with --dir");
     let mut names: Vec<String> = std::fs::read_dir(&dir)
@@ -119,8 +143,279 @@ fn manpage_dir_writes_one_page_per_subcommand() {
     let convert = std::fs::read(dir.join("auditlake-convert.1")).unwrap();
     let text = String::from_utf8_lossy(&convert);
     assert!(text.contains(".TH auditlake-convert 1"), "{text}");
-    assert!(text.contains("buffer\\-mb"), "the convert page lists its flags");
+    assert!(
+        text.contains("buffer\\-mb"),
+        "the convert page lists its flags"
+    );
     if man_available() {
         assert!(render_man(&convert).contains("--buffer-mb"));
+    }
+}
+
+// ---- -v and -q ------------------------------------------------------------------------
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn verbose_logs_go_to_stderr_and_never_change_stdout() {
+    let lake = crate::query::sample_lake();
+    let sql = "SELECT tenant_id, count(*) AS n FROM events GROUP BY tenant_id ORDER BY tenant_id";
+    for format in ["table", "ndjson"] {
+        let run = |flags: &[&str]| {
+            bin()
+                .env_remove("RUST_LOG")
+                .args(flags)
+                .args(["query", "--format", format, "--lake"])
+                .arg(lake)
+                .arg(sql)
+                .output()
+                .unwrap()
+        };
+        let plain = run(&[]);
+        assert_success(&plain);
+        assert_eq!(stderr(&plain), "", "nothing on stderr without -v");
+        for flags in [&["-v"][..], &["-vv"], &["--verbose"]] {
+            let loud = run(flags);
+            assert_success(&loud);
+            assert_eq!(
+                loud.stdout, plain.stdout,
+                "{format} {flags:?}: stdout differs"
+            );
+            let log = stderr(&loud);
+            assert!(
+                log.contains("INFO") && log.contains("running SQL"),
+                "{flags:?}: {log}"
+            );
+            assert!(log.contains("session: events registered"), "{log}");
+            assert_eq!(flags == &["-vv"], log.contains("DEBUG"), "{flags:?}: {log}");
+        }
+    }
+    // -v after the subcommand too (a global flag), and RUST_LOG chooses when set.
+    let out = bin()
+        .args(["query", "-v", "--lake"])
+        .arg(lake)
+        .arg("SELECT 1")
+        .env("RUST_LOG", "auditlake=debug")
+        .output()
+        .unwrap();
+    assert_success(&out);
+    assert!(stderr(&out).contains("DEBUG"), "{}", stderr(&out));
+}
+
+#[test]
+fn verbose_convert_logs_sources_and_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let files = &crate::common::sample_files()[..2];
+    let out = bin()
+        .env_remove("RUST_LOG")
+        .arg("-vv")
+        .arg("convert")
+        .args(files)
+        .arg("--lake")
+        .arg(tmp.path().join("lake"))
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert_success(&out);
+    let summary: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("stdout is JSON only");
+    let log = stderr(&out);
+    assert!(log.contains("sources found sources=2"), "{log}");
+    assert!(log.contains("file published"), "{log}");
+    assert!(
+        log.contains(&format!("files={}", summary["files"])),
+        "{log}"
+    );
+}
+
+/// Every subcommand takes -q (before or after its name) and succeeds.
+#[test]
+fn quiet_is_accepted_by_every_subcommand() {
+    let lake = crate::query::sample_lake();
+    let tmp = tempfile::tempdir().unwrap();
+    let l = lake.to_str().unwrap();
+    let gen = tmp.path().join("gen");
+    let g = gen.to_str().unwrap();
+    let fresh = tmp.path().join("fresh");
+    let one = crate::common::sample_files()[0].clone();
+    let runs: Vec<Vec<&str>> = vec![
+        vec![
+            "convert",
+            one.to_str().unwrap(),
+            "--lake",
+            fresh.to_str().unwrap(),
+        ],
+        vec!["status", "--lake", l],
+        vec!["verify", "--lake", l],
+        vec!["query", "--lake", l, "SELECT 1"],
+        vec!["report", "daily_summary", "--lake", l],
+        vec!["generate", "--output", g, "--events", "50", "--months", "1"],
+        vec!["completions", "bash"],
+        vec!["manpage"],
+    ];
+    for args in runs {
+        for before in [true, false] {
+            let mut cmd = bin();
+            if before {
+                cmd.arg("-q").args(&args);
+            } else {
+                cmd.arg(args[0]).arg("-q").args(&args[1..]);
+            }
+            let out = cmd.output().unwrap();
+            assert_success(&out);
+        }
+    }
+    let out = crate::common::with_stdin(
+        bin()
+            .args(["repl", "-q", "--lake", l])
+            .env("AUDITLAKE_HISTORY", tmp.path().join("h")),
+        "SELECT 1 AS one;\n\\q\n",
+    );
+    assert_success(&out);
+    assert!(
+        !stderr(&out).contains("SQL over the audit lake"),
+        "-q drops the banner"
+    );
+}
+
+#[test]
+fn quiet_silences_notes_but_not_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let gen = |quiet: bool, dir: &str| {
+        let mut c = bin();
+        if quiet {
+            c.arg("-q");
+        }
+        c.args(["generate", "--events", "50", "--months", "1", "--output"])
+            .arg(tmp.path().join(dir))
+            .output()
+            .unwrap()
+    };
+    let loud = gen(false, "a");
+    assert_success(&loud);
+    assert!(
+        stderr(&loud).contains("wrote 3 exports"),
+        "{}",
+        stderr(&loud)
+    );
+    let quiet = gen(true, "b");
+    assert_success(&quiet);
+    assert_eq!(stderr(&quiet), "");
+
+    let lake = crate::query::sample_lake();
+    let report = |quiet: bool| {
+        let mut c = bin();
+        if quiet {
+            c.arg("-q");
+        }
+        c.args(["report", "failed_auth", "--lake"])
+            .arg(lake)
+            .arg("--output")
+            .arg(tmp.path().join("r.md"))
+            .output()
+            .unwrap()
+    };
+    let loud = report(false);
+    assert_success(&loud);
+    assert!(stderr(&loud).contains("1 reports,"), "{}", stderr(&loud));
+    let quiet = report(true);
+    assert_success(&quiet);
+    assert_eq!(stderr(&quiet), "");
+
+    // An error still shows.
+    let out = bin()
+        .args(["-q", "query", "--lake"])
+        .arg(lake)
+        .arg("SELECT nope FROM events")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).starts_with("auditlake: "), "{}", stderr(&out));
+}
+
+#[test]
+fn quiet_convert_does_not_name_skipped_zip_entries() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("export.zip");
+    {
+        let mut z = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        z.add_directory("export/", opts).unwrap();
+        z.start_file("export/audit.json", opts).unwrap();
+        z.write_all(br#"[{"time":"2025-03-01 09:00:00 UTC","source":"thales/cloudhsm/p1","resourceID":"r1","actorID":"a1","tenantID":"t-q","action":"LUNA_LOGIN","status":"LUNA_RET_OK","traceID":"q1","meta":{"clientip":"10.0.0.1","role":"CO"}}]"#).unwrap();
+        z.finish().unwrap();
+    }
+    let loud = crate::common::convert(&dir.path().join("a"), &[path.clone()], &[]);
+    assert_eq!(loud.code, 0, "{}", loud.stderr);
+    assert!(
+        loud.stderr.contains("skipped 1 zip entry"),
+        "{}",
+        loud.stderr
+    );
+    // `convert -q`, as before -q became global.
+    let quiet = crate::common::convert(&dir.path().join("b"), &[path], &["-q"]);
+    assert_eq!(quiet.code, 0, "{}", quiet.stderr);
+    assert_eq!(quiet.stderr, "");
+    assert_eq!(
+        quiet.summary["skipped_entries"],
+        loud.summary["skipped_entries"]
+    );
+}
+
+// ---- one name per concept ---------------------------------------------------------------
+
+#[test]
+fn report_writes_with_output_o_and_the_old_out() {
+    let lake = crate::query::sample_lake();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut pages = Vec::new();
+    for flag in ["--output", "-o", "--out"] {
+        let path = tmp.path().join(format!("r{}.json", pages.len()));
+        let out = bin()
+            .args([
+                "report",
+                "failed_auth",
+                "--format",
+                "json",
+                "--from",
+                "2025-01-01",
+                "--to",
+                "2025-12-31",
+                "--lake",
+            ])
+            .arg(lake)
+            .arg(flag)
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert_success(&out);
+        assert!(
+            out.stdout.is_empty(),
+            "{flag}: the report goes to the file only"
+        );
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        v["coverage"]["generated_at"] = serde_json::Value::Null;
+        pages.push(v);
+    }
+    assert!(
+        pages.windows(2).all(|w| w[0] == w[1]),
+        "the same report three ways"
+    );
+    // --out is hidden: help shows one name.
+    let help = stdout(&bin().args(["report", "--help"]).output().unwrap());
+    assert!(help.contains("-o, --output <PATH|URL>"), "{help}");
+    assert!(!help.contains("--out "), "{help}");
+}
+
+#[test]
+fn every_written_file_is_named_by_output() {
+    for sub in ["query", "report", "generate"] {
+        let help = stdout(&bin().args([sub, "--help"]).output().unwrap());
+        assert!(help.contains("-o, --output <"), "{sub}: {help}");
     }
 }

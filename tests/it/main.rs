@@ -1,7 +1,7 @@
 //! The one integration-test binary: the real `auditlake` binary against real temp dirs.
 
-mod common;
 mod cli;
+mod common;
 mod convert;
 mod exactly_once;
 mod faults;
