@@ -246,9 +246,10 @@ pub struct SessionArgs {
 }
 
 impl SessionArgs {
-    fn options(&self) -> Result<SessionOptions> {
+    /// The session's options over a lake that must already be there.
+    fn options(&self, rt: &tokio::runtime::Runtime) -> Result<SessionOptions> {
         Ok(SessionOptions {
-            store: self.lake.open()?,
+            store: self.lake.open_existing(rt)?,
             tenant: self.tenant.clone(),
             period: None,
             sql_dir: self.sql_dir.clone(),
@@ -333,8 +334,13 @@ pub struct LakeArg {
 }
 
 impl LakeArg {
-    pub fn open(&self) -> Result<LakeStore> {
-        LakeStore::open(&self.lake, &self.storage_options)
+    /// Opens a lake that must already be there, for the commands that only read it:
+    /// nothing is created, and a missing lake is `no lake at LAKE`.
+    pub fn open_existing(&self, rt: &tokio::runtime::Runtime) -> Result<LakeStore> {
+        let store = LakeStore::open_existing(&self.lake, &self.storage_options)?;
+        rt.block_on(crate::verify::ensure_lake(&store))?;
+        tracing::debug!(lake = %store.display, "lake opened");
+        Ok(store)
     }
 }
 
@@ -388,7 +394,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
             }))
         }
         Command::Status { lake, json } => {
-            let s = runtime()?.block_on(status(&lake.open()?))?;
+            let rt = runtime()?;
+            let s = rt.block_on(status(&lake.open_existing(&rt)?))?;
             if json {
                 crate::write_stdout(&format!("{}\n", serde_json::to_string_pretty(&s)?))?;
             } else {
@@ -397,9 +404,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
             Ok(ExitCode::from(EXIT_OK))
         }
         Command::Verify { lake, json, fix } => {
-            let store = LakeStore::open_existing(&lake.lake, &lake.storage_options)?;
             let rt = runtime()?;
-            rt.block_on(crate::verify::ensure_lake(&store))?;
+            let store = lake.open_existing(&rt)?;
             // Removing temporary files is a write: not while a convert may be making them.
             let lock = if fix {
                 Some(crate::lake::lock::LakeLock::acquire(&store, rt.handle())?)
@@ -449,8 +455,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 }
             };
             let rt = runtime()?;
+            let options = session.options(&rt)?;
             rt.block_on(async {
-                let session = build_session(&session.options()?).await?;
+                let session = build_session(&options).await?;
                 // Statements that return nothing (DDL) print nothing; each result is
                 // printed on its own, streamed as the query runs.
                 let results: Vec<_> = session
@@ -499,14 +506,15 @@ pub fn run(args: Args) -> Result<ExitCode> {
             output,
             fail_on_findings,
         } => {
+            let rt = runtime()?;
             let opts = ReportOptions {
-                store: lake.open()?,
+                store: lake.open_existing(&rt)?,
                 tenant,
                 from,
                 to,
                 names,
             };
-            let pack = runtime()?.block_on(crate::report::run(&opts))?;
+            let pack = rt.block_on(crate::report::run(&opts))?;
             match (format, &output) {
                 (ReportFormat::Csv, None) => {
                     return Err(crate::Error::Usage(
@@ -583,7 +591,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             maxrows,
         } => {
             let rt = runtime()?;
-            let session = rt.block_on(build_session(&session.options()?))?;
+            let session = rt.block_on(build_session(&session.options(&rt)?))?;
             crate::query::repl::run(&rt, &session, format, (maxrows > 0).then_some(maxrows))?;
             Ok(ExitCode::from(EXIT_OK))
         }

@@ -419,3 +419,74 @@ fn every_written_file_is_named_by_output() {
         assert!(help.contains("-o, --output <"), "{sub}: {help}");
     }
 }
+
+// ---- read-only commands create nothing ----------------------------------------------------
+
+#[test]
+fn read_only_commands_on_a_missing_lake_say_so_and_create_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lake = tmp.path().join("not-yet").join("lake");
+    let l = lake.to_str().unwrap();
+    let runs: Vec<Vec<&str>> = vec![
+        vec!["status", "--lake", l],
+        vec!["status", "--json", "--lake", l],
+        vec!["query", "--lake", l, "SELECT 1"],
+        vec!["repl", "--lake", l],
+        vec!["report", "--lake", l],
+        vec!["report", "--lake", l, "--output", "never.md"],
+        vec!["verify", "--lake", l],
+        vec!["verify", "--fix", "--lake", l],
+    ];
+    for args in runs {
+        let out = crate::common::with_stdin(bin().args(&args).current_dir(tmp.path()), "\\q\n");
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert_eq!(
+            stderr(&out),
+            format!("auditlake: no lake at {l}\n"),
+            "{args:?}"
+        );
+        assert!(out.stdout.is_empty(), "{args:?}");
+        assert!(
+            !tmp.path().join("not-yet").exists(),
+            "{args:?} created the lake's parent"
+        );
+        assert!(
+            !tmp.path().join("never.md").exists(),
+            "{args:?} wrote a report"
+        );
+    }
+    // The lake from the environment, too.
+    let out = bin()
+        .arg("status")
+        .env("AUDITLAKE_LAKE", &lake)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(stderr(&out), format!("auditlake: no lake at {l}\n"));
+    assert!(!lake.exists());
+}
+
+#[test]
+fn read_only_commands_on_an_empty_directory_say_there_is_no_lake() {
+    let tmp = tempfile::tempdir().unwrap();
+    let l = tmp.path().to_str().unwrap();
+    for args in [
+        vec!["status", "--lake", l],
+        vec!["query", "--lake", l, "SELECT 1"],
+        vec!["report", "--lake", l],
+        vec!["verify", "--lake", l],
+    ] {
+        let out = bin().args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert_eq!(
+            stderr(&out),
+            format!("auditlake: no lake at {l}\n"),
+            "{args:?}"
+        );
+        assert_eq!(
+            std::fs::read_dir(tmp.path()).unwrap().count(),
+            0,
+            "{args:?} wrote into it"
+        );
+    }
+}
