@@ -66,8 +66,8 @@ pub enum Command {
         /// Print the summary as JSON on stdout.
         #[arg(long)]
         json: bool,
-        /// Decoder threads (default: one per core).
-        #[arg(long, default_value_t = 0)]
+        /// Decoder threads, and as many Parquet encoder threads (0: one per core each).
+        #[arg(long, default_value_t = 0, value_name = "N")]
         threads: usize,
         /// Memory for buffered rows, in MiB, before partitions are written early.
         #[arg(long, default_value_t = 160, value_name = "MIB")]

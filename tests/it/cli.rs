@@ -490,3 +490,69 @@ fn read_only_commands_on_an_empty_directory_say_there_is_no_lake() {
         );
     }
 }
+
+// ---- --threads bounds the worker pools ----------------------------------------------------
+
+/// Names of the threads of a running process, from /proc.
+fn thread_names(pid: u32) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|n| n.trim().to_string())
+        .collect()
+}
+
+/// Converts the sample year with `--threads N`, paused in the first decode (so that
+/// decoder stays and the writer, waiting for its result, keeps the encoders), and counts
+/// (decoders, encoders, async workers) once the encoders are up.
+fn threads_while_converting(threads: &str) -> (usize, usize, usize) {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = bin()
+        .arg("convert")
+        .arg(crate::common::testdata("sample"))
+        .arg("--lake")
+        .arg(tmp.path().join("lake"))
+        .args(["--json", "--threads", threads])
+        .env("AUDITLAKE_PAUSE_AT", "decode:1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let paused = lines.any(|l| l.unwrap().contains("paused at decode:1"));
+    // The encoders start right after the decoders, on the main thread: wait for them.
+    let count =
+        |names: &[String], prefix: &str| names.iter().filter(|n| n.starts_with(prefix)).count();
+    let want: usize = threads.parse().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut names = thread_names(child.id());
+    while paused && count(&names, "encoder-") < want && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        names = thread_names(child.id());
+    }
+    // A little longer: more than `want` encoders would show up now.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let names = thread_names(child.id());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(paused, "the convert never reached its first decode");
+    let count = |prefix: &str| count(&names, prefix);
+    (count("decoder-"), count("encoder-"), count("convert-io"))
+}
+
+#[test]
+fn threads_bounds_decoders_encoders_and_async_workers() {
+    let (decoders, encoders, io) = threads_while_converting("1");
+    assert_eq!((decoders, encoders), (1, 1), "--threads 1");
+    // The async workers (plus any blocking-pool thread busy at that moment).
+    assert!(io >= 1, "the runtime's threads are named convert-io");
+    // Decoders other than the paused one may have finished their work and ended.
+    let (decoders, encoders, _) = threads_while_converting("3");
+    assert!(
+        (1..=3).contains(&decoders),
+        "--threads 3: {decoders} decoders"
+    );
+    assert_eq!(encoders, 3, "--threads 3");
+}
