@@ -556,3 +556,118 @@ fn threads_bounds_decoders_encoders_and_async_workers() {
     );
     assert_eq!(encoders, 3, "--threads 3");
 }
+
+// ---- README and --help agree --------------------------------------------------------------
+
+/// Every `[default: X]` of every subcommand's --help, by flag (`--buffer-mb` → {"160"}).
+fn help_defaults() -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+    let mut out: std::collections::BTreeMap<_, std::collections::BTreeSet<_>> = Default::default();
+    for sub in SUBCOMMANDS {
+        let help = stdout(&bin().args([sub, "--help"]).output().unwrap());
+        let mut flag: Option<String> = None;
+        for line in help.lines() {
+            let t = line.trim_start();
+            if t.starts_with('-') {
+                flag = t
+                    .split([',', ' ', '='])
+                    .find(|w| w.starts_with("--"))
+                    .map(str::to_string);
+            }
+            if let (Some(f), Some(i)) = (&flag, t.find("[default: ")) {
+                let v = t[i + 10..].trim_end_matches(']').to_string();
+                out.entry(f.clone()).or_default().insert(v);
+            }
+        }
+    }
+    out
+}
+
+/// Each mention in the README of a flag's default: "`--flag` … default X" or
+/// "`--flag` … X by default" within the same sentence, and "[--flag 123]" in a synopsis.
+fn readme_defaults() -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let token = |s: &str| -> String {
+        s.chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '.')
+            .collect()
+    };
+    let mut out = Vec::new();
+    for (i, _) in text.match_indices("--") {
+        let name: String = text[i + 2..]
+            .chars()
+            .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')
+            .collect();
+        if name.is_empty() || text[..i].ends_with('-') {
+            continue;
+        }
+        let flag = format!("--{name}");
+        let rest = &text[i + flag.len()..];
+        // A synopsis "[--flag 123]": a number there reads as the default.
+        if let Some(v) = rest.strip_prefix(' ').filter(|_| text[..i].ends_with('[')) {
+            let v = token(v);
+            if !v.is_empty() && v.chars().all(|c| c.is_ascii_digit()) {
+                out.push((flag.clone(), v));
+            }
+        }
+        if !text[..i].ends_with('`') {
+            continue;
+        }
+        // The rest of the sentence, up to the next flag.
+        let end = [". ", "`--", "; "]
+            .iter()
+            .filter_map(|p| rest.find(p))
+            .min()
+            .unwrap_or(rest.len())
+            .min(80);
+        let window = &rest[..end];
+        if let Some(j) = window.find("default ") {
+            let v = token(&window[j + 8..]);
+            if !v.is_empty() {
+                out.push((flag.clone(), v));
+            }
+        } else if let Some(j) = window.find(" by default") {
+            let before = window[..j].trim_end();
+            let v: String = before
+                .chars()
+                .rev()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '.')
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            if !v.is_empty() {
+                out.push((flag, v));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn readme_and_help_agree_on_every_default() {
+    let help = help_defaults();
+    assert_eq!(help["--buffer-mb"], ["160".to_string()].into());
+    let said = readme_defaults();
+    // The parser sees the mentions it is meant to see.
+    for flag in [
+        "--buffer-mb",
+        "--max-record-mb",
+        "--zstd-level",
+        "--maxrows",
+    ] {
+        assert!(
+            said.iter().any(|(f, _)| f == flag),
+            "no default of {flag} found in the README: {said:?}"
+        );
+    }
+    for (flag, value) in &said {
+        let Some(defaults) = help.get(flag) else {
+            panic!("the README gives {flag} a default ({value}) that no --help shows");
+        };
+        assert!(
+            defaults.contains(value),
+            "the README says {flag} defaults to {value}, --help says {defaults:?}"
+        );
+    }
+}
