@@ -17,6 +17,7 @@ use crate::status::{human_bytes, render, status};
 use crate::Result;
 use object_store::ObjectStoreExt;
 
+pub mod config;
 mod logging;
 
 /// Exit code for success.
@@ -46,6 +47,22 @@ pub struct Args {
     /// No progress bar and no notes on stderr (errors and warnings still show).
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// The config file (default: $XDG_CONFIG_HOME/auditlake/config.toml, else
+    /// ~/.config/auditlake/config.toml, when there is one).
+    #[arg(long, global = true, env = "AUDITLAKE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// A [profiles.NAME] of the config file: its lake and storage options.
+    #[arg(long, global = true, env = "AUDITLAKE_PROFILE", value_name = "NAME")]
+    pub profile: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigAction {
+    /// Print the settings in force (secrets masked) and where each came from.
+    Show {
+        #[command(flatten)]
+        lake: LakeArg,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -194,6 +211,18 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
+    /// The config file: `auditlake config show` prints the settings in force.
+    ///
+    /// Precedence: flags, then the environment (AUDITLAKE_LAKE), then the file (a
+    /// profile's keys over the top level's). Example config.toml:
+    ///   lake = "/data/lake"
+    ///   [profiles.prod]
+    ///   lake = "s3://acme-audit-lake/dpod"
+    ///   storage_options = { aws_region = "eu-west-1" }
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
     /// Inflate every member of the inputs and nothing else, on all cores (the benchmarks' floor).
     #[command(hide = true)]
     Inflate {
@@ -325,8 +354,9 @@ pub struct LakeArg {
     /// Object-store credentials, region and endpoint come from the usual environment
     /// variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL,
     /// AWS_ALLOW_HTTP, GOOGLE_SERVICE_ACCOUNT, AZURE_STORAGE_ACCOUNT_NAME, ...).
+    /// (Default: the config file's `lake`.)
     #[arg(long, env = "AUDITLAKE_LAKE", value_name = "LAKE")]
-    pub lake: String,
+    pub lake: Option<String>,
     /// An object-store setting not in the environment, e.g. aws_endpoint=http://127.0.0.1:9000
     /// or aws_allow_http=true (repeatable).
     #[arg(long = "storage-option", value_name = "KEY=VALUE", value_parser = parse_key_value)]
@@ -334,10 +364,44 @@ pub struct LakeArg {
 }
 
 impl LakeArg {
+    /// Fills in what the command line and environment left open from the config: its
+    /// lake, and its storage options under those given with --storage-option.
+    fn resolve(&mut self, cfg: &config::Config) -> Result<()> {
+        if self.lake.is_none() {
+            self.lake = cfg.settings.lake.clone();
+        }
+        if self.lake.is_none() {
+            return Err(crate::Error::Usage(
+                "no lake: give --lake LAKE, set AUDITLAKE_LAKE, or set lake in the config file"
+                    .into(),
+            ));
+        }
+        let given: std::collections::HashSet<String> = self
+            .storage_options
+            .iter()
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut options: Vec<(String, String)> = cfg
+            .settings
+            .storage_options
+            .iter()
+            .filter(|(k, _)| !given.contains(*k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        options.append(&mut self.storage_options);
+        self.storage_options = options;
+        Ok(())
+    }
+
+    /// The lake's location (after [`LakeArg::resolve`]).
+    fn location(&self) -> &str {
+        self.lake.as_deref().unwrap_or_default()
+    }
+
     /// Opens a lake that must already be there, for the commands that only read it:
     /// nothing is created, and a missing lake is `no lake at LAKE`.
     pub fn open_existing(&self, rt: &tokio::runtime::Runtime) -> Result<LakeStore> {
-        let store = LakeStore::open_existing(&self.lake, &self.storage_options)?;
+        let store = LakeStore::open_existing(self.location(), &self.storage_options)?;
         rt.block_on(crate::verify::ensure_lake(&store))?;
         tracing::debug!(lake = %store.display, "lake opened");
         Ok(store)
@@ -354,7 +418,21 @@ fn parse_key_value(s: &str) -> std::result::Result<(String, String), String> {
 pub fn run(args: Args) -> Result<ExitCode> {
     logging::init(args.verbose);
     crate::notes::set_quiet(args.quiet);
+    let mut args = args;
+    if let Some(lake) = lake_arg(&mut args.command) {
+        lake.resolve(&config::Config::load(
+            args.config.as_deref(),
+            args.profile.as_deref(),
+        )?)?;
+    }
     match args.command {
+        Command::Config {
+            action: ConfigAction::Show { lake },
+        } => {
+            let cfg = config::Config::load(args.config.as_deref(), args.profile.as_deref())?;
+            crate::write_stdout(&show_config(&cfg, lake))?;
+            Ok(ExitCode::from(EXIT_OK))
+        }
         Command::Convert {
             inputs,
             lake,
@@ -365,7 +443,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             max_record_mb,
         } => {
             let opts = ConvertOptions {
-                lake: lake.lake,
+                lake: lake.location().to_string(),
                 inputs,
                 storage_options: lake.storage_options,
                 threads,
@@ -628,6 +706,85 @@ pub fn run(args: Args) -> Result<ExitCode> {
             Ok(ExitCode::from(EXIT_OK))
         }
     }
+}
+
+/// The lake argument of a command that has one (`config show` resolves its own).
+fn lake_arg(command: &mut Command) -> Option<&mut LakeArg> {
+    match command {
+        Command::Convert { lake, .. }
+        | Command::Status { lake, .. }
+        | Command::Verify { lake, .. }
+        | Command::Report { lake, .. } => Some(lake),
+        Command::Query { session, .. } | Command::Repl { session, .. } => Some(&mut session.lake),
+        Command::Config { .. }
+        | Command::Completions { .. }
+        | Command::Manpage { .. }
+        | Command::Inflate { .. }
+        | Command::Generate { .. } => None,
+    }
+}
+
+/// `config show`: each setting in force, where it came from, secrets masked.
+fn show_config(cfg: &config::Config, mut lake: LakeArg) -> String {
+    let from_file = match &cfg.profile {
+        Some(p) => format!("config file, profile {p}"),
+        None => "config file".into(),
+    };
+    let lake_from = match &lake.lake {
+        Some(_) if std::env::args().any(|a| a == "--lake" || a.starts_with("--lake=")) => "flag",
+        Some(_) => "environment: AUDITLAKE_LAKE",
+        None => from_file.as_str(),
+    };
+    let flag_keys: Vec<String> = lake
+        .storage_options
+        .iter()
+        .map(|(k, _)| k.clone())
+        .collect();
+    let resolved = lake.resolve(cfg).is_ok();
+    let mut out = format!(
+        "config file: {}\nprofile: {}\n",
+        cfg.path
+            .as_ref()
+            .map_or("(none)".into(), |p| p.display().to_string()),
+        cfg.profile.as_deref().unwrap_or("(none)")
+    );
+    if resolved {
+        out.push_str(&format!(
+            "lake: {} ({lake_from})\n",
+            config::shown("lake", lake.location())
+        ));
+    } else {
+        out.push_str("lake: (none)\n");
+    }
+    for (k, v) in &lake.storage_options {
+        let from = if flag_keys.contains(k) {
+            "flag"
+        } else {
+            from_file.as_str()
+        };
+        out.push_str(&format!(
+            "storage option {k}: {} ({from})\n",
+            config::shown(k, v)
+        ));
+    }
+    let s = &cfg.settings;
+    for (k, v) in [
+        ("cluster", s.cluster.clone()),
+        ("dpod_api_url", s.dpod_api_url.clone()),
+        ("dpod_token_url", s.dpod_token_url.clone()),
+        (
+            "secret_file",
+            s.secret_file.as_ref().map(|p| p.display().to_string()),
+        ),
+    ] {
+        if let Some(v) = v {
+            out.push_str(&format!(
+                "{k}: {} ({from_file}; reserved, not used yet)\n",
+                config::shown(k, &v)
+            ));
+        }
+    }
+    out
 }
 
 fn render_summary(s: &Summary) -> String {

@@ -16,6 +16,7 @@ const SUBCOMMANDS: &[&str] = &[
     "generate",
     "completions",
     "manpage",
+    "config",
 ];
 
 fn stdout(out: &Output) -> String {
@@ -136,7 +137,10 @@ fn manpage_dir_writes_one_page_per_subcommand() {
     let mut want: Vec<String> = SUBCOMMANDS
         .iter()
         .map(|s| format!("auditlake-{s}.1"))
-        .chain(["auditlake.1".to_string()])
+        .chain([
+            "auditlake.1".to_string(),
+            "auditlake-config-show.1".to_string(),
+        ])
         .collect();
     want.sort();
     assert_eq!(names, want);
@@ -670,4 +674,188 @@ fn readme_and_help_agree_on_every_default() {
             "the README says {flag} defaults to {value}, --help says {defaults:?}"
         );
     }
+}
+
+// ---- the config file ------------------------------------------------------------------------
+
+const CONFIG: &str = r#"
+lake = "LAKE_A"
+storage_options = { aws_region = "eu-west-1", aws_secret_access_key = "file-secret-1" }
+cluster = "df://scheduler:50050"
+dpod_api_url = "https://thales.example/api"
+dpod_token_url = "https://thales.example/token"
+secret_file = "/run/secrets/dpod"
+
+[profiles.prod]
+lake = "s3://acme-audit-lake/dpod"
+storage_options = { aws_session_token = "profile-token-2" }
+"#;
+
+fn show(config_home: &std::path::Path, args: &[&str], env_lake: Option<&str>) -> String {
+    let mut c = bin();
+    c.env("XDG_CONFIG_HOME", config_home).args(args);
+    if let Some(l) = env_lake {
+        c.env("AUDITLAKE_LAKE", l);
+    }
+    let out = c.output().unwrap();
+    assert_success(&out);
+    let text = stdout(&out);
+    for secret in ["file-secret-1", "profile-token-2", "flag-secret-3"] {
+        assert!(!text.contains(secret), "a secret shown: {text}");
+    }
+    text
+}
+
+#[test]
+fn config_precedence_is_flag_then_environment_then_file_and_secrets_are_masked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lake = crate::query::sample_lake();
+    let home = tmp.path().join("xdg");
+    std::fs::create_dir_all(home.join("auditlake")).unwrap();
+    std::fs::write(
+        home.join("auditlake/config.toml"),
+        CONFIG.replace("LAKE_A", lake.to_str().unwrap()),
+    )
+    .unwrap();
+    let l = lake.display().to_string();
+
+    // The file from $XDG_CONFIG_HOME.
+    let text = show(&home, &["config", "show"], None);
+    assert!(text.contains(&format!("lake: {l} (config file)")), "{text}");
+    assert!(
+        text.contains("storage option aws_region: eu-west-1 (config file)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("storage option aws_secret_access_key: **** (config file)"),
+        "{text}"
+    );
+    for reserved in [
+        "cluster: df://scheduler:50050",
+        "dpod_api_url: https://thales.example/api",
+        "dpod_token_url: https://thales.example/token",
+        "secret_file: /run/secrets/dpod",
+    ] {
+        assert!(text.contains(reserved), "{reserved}: {text}");
+    }
+    // The environment over the file, a flag over both.
+    let text = show(&home, &["config", "show"], Some("/env/lake"));
+    assert!(
+        text.contains("lake: /env/lake (environment: AUDITLAKE_LAKE)"),
+        "{text}"
+    );
+    let text = show(
+        &home,
+        &[
+            "config",
+            "show",
+            "--lake",
+            "/flag/lake",
+            "--storage-option",
+            "aws_region=us-east-1",
+            "--storage-option",
+            "aws_secret_access_key=flag-secret-3",
+        ],
+        Some("/env/lake"),
+    );
+    assert!(text.contains("lake: /flag/lake (flag)"), "{text}");
+    assert!(
+        text.contains("storage option aws_region: us-east-1 (flag)"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("eu-west-1"),
+        "the flag's option replaces the file's: {text}"
+    );
+    assert!(
+        text.contains("storage option aws_secret_access_key: **** (flag)"),
+        "{text}"
+    );
+    // A profile over the top level; --config FILE instead of the default place.
+    let file = tmp.path().join("other.toml");
+    std::fs::write(&file, CONFIG).unwrap();
+    let text = show(
+        &home,
+        &[
+            "--profile",
+            "prod",
+            "config",
+            "show",
+            "--config",
+            file.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(
+        text.contains(&format!("config file: {}", file.display())),
+        "{text}"
+    );
+    assert!(
+        text.contains("lake: s3://acme-audit-lake/dpod (config file, profile prod)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("storage option aws_session_token: ****"),
+        "{text}"
+    );
+
+    // A real command takes its lake from the file.
+    let out = bin()
+        .env("XDG_CONFIG_HOME", &home)
+        .args(["status", "--json"])
+        .output()
+        .unwrap();
+    assert_success(&out);
+    let out = bin()
+        .env("XDG_CONFIG_HOME", &home)
+        .env("AUDITLAKE_LAKE", tmp.path().join("nope"))
+        .arg("status")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "the environment wins over the file"
+    );
+    assert!(stderr(&out).contains("no lake at"), "{}", stderr(&out));
+
+    // Errors: an unknown profile, a missing --config file, a bad file, no lake at all.
+    for (args, want) in [
+        (
+            vec!["--profile", "staging", "status"],
+            "no profile \"staging\"",
+        ),
+        (
+            vec!["status", "--config", "/nonexistent/auditlake.toml"],
+            "/nonexistent/auditlake.toml",
+        ),
+    ] {
+        let out = bin()
+            .env("XDG_CONFIG_HOME", &home)
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            stderr(&out).starts_with("auditlake: ") && stderr(&out).contains(want),
+            "{}",
+            stderr(&out)
+        );
+    }
+    let bad = tmp.path().join("bad.toml");
+    std::fs::write(&bad, "lake = 3\n").unwrap();
+    let out = bin()
+        .args(["status", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    let out = bin().arg("status").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("no lake: give --lake"),
+        "{}",
+        stderr(&out)
+    );
 }
