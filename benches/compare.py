@@ -188,7 +188,7 @@ def prepare_data(binary, work, events, tenants):
     if not stamp.exists():
         shutil.rmtree(data, ignore_errors=True)
         log(f"generating {events} events for {tenants} tenants into {exports}")
-        run_measured([binary, "generate", "--out", exports, "--events", events,
+        run_measured([binary, "generate", "--output", exports, "--events", events,
                       "--tenants", tenants, "--seed", SEED]).check("auditlake generate")
         log(f"unzipping the exports for DuckDB into {jsons}")
         jsons.mkdir(parents=True)

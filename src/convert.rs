@@ -37,7 +37,8 @@ pub struct ConvertOptions {
     pub inputs: Vec<String>,
     /// `--storage-option key=value` pairs for object stores.
     pub storage_options: Vec<(String, String)>,
-    /// Decoder threads (0: one per core).
+    /// Decoder threads, and as many encoder threads (0: one per core each); at most
+    /// this many async workers too (2 when 0).
     pub threads: usize,
     /// Bytes of rows buffered before partitions are written early.
     pub buffer_bytes: usize,
@@ -134,8 +135,14 @@ struct SourceState {
 /// failures that stop the whole run (the lake cannot be written).
 pub fn convert(opts: &ConvertOptions) -> Result<Summary> {
     let started = Instant::now();
+    // The async side (object-store I/O, the lock's heartbeat) needs few workers.
+    let workers = match opts.threads {
+        0 => 2,
+        n => n.min(2),
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(workers)
+        .thread_name("convert-io")
         .enable_all()
         .build()
         .map_err(|e| crate::Error::Usage(format!("cannot start the async runtime: {e}")))?;
@@ -195,7 +202,15 @@ fn run_pipeline(
         }
         drop(work_rx);
         drop(done_tx);
-        let mut w = Writer::new(store, rt, sources, opts.buffer_bytes, opts.zstd_level);
+        tracing::debug!(decoders = threads, "decoder threads");
+        let mut w = Writer::new(
+            store,
+            rt,
+            sources,
+            opts.buffer_bytes,
+            opts.zstd_level,
+            opts.threads,
+        );
         let mut pending: BTreeMap<u64, Msg> = BTreeMap::new();
         let mut next = 0u64;
         let mut result = Ok(());
@@ -381,13 +396,14 @@ impl<'a> Writer<'a> {
         sources: &'a [Source],
         budget: usize,
         zstd_level: i32,
+        encoders: usize,
     ) -> Self {
         Writer {
             store,
             rt,
             sources,
             states: BTreeMap::new(),
-            buffer: PartitionBuffer::new(store, rt.clone(), budget, zstd_level),
+            buffer: PartitionBuffer::new(store, rt.clone(), budget, zstd_level, encoders),
             summary: Summary::default(),
             partitions: HashSet::new(),
         }
@@ -436,13 +452,13 @@ impl<'a> Writer<'a> {
                 if let Some(st) = self.states.get_mut(&src) {
                     st.entry.members = std::mem::take(&mut st.members);
                     if !skipped.is_empty() {
-                        eprintln!(
-                            "auditlake: {}: skipped {} zip entr{} that hold no export: {}",
+                        crate::notes::note(&format!(
+                            "{}: skipped {} zip entr{} that hold no export: {}",
                             st.source.name(),
                             skipped.len(),
                             if skipped.len() == 1 { "y" } else { "ies" },
                             skipped.join(", ")
-                        );
+                        ));
                     }
                     let name = st.source.name();
                     self.summary
@@ -680,9 +696,9 @@ impl<'a> Writer<'a> {
             }
         }
         if adopted > 0 {
-            eprintln!(
-                "auditlake: {adopted} lake files of an interrupted run are now in the ledger"
-            );
+            crate::notes::note(&format!(
+                "{adopted} lake files of an interrupted run are now in the ledger"
+            ));
         }
         self.summary.adopted_files = adopted;
         Ok(())

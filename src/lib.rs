@@ -11,6 +11,7 @@ pub mod convert;
 pub mod generate;
 pub mod ingest;
 pub mod lake;
+pub mod notes;
 pub mod query;
 pub mod report;
 pub mod status;

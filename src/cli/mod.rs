@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::convert::{convert, ConvertOptions, Summary};
 use crate::generate::{generate, ExportFormat, GenerateOptions};
@@ -16,6 +16,9 @@ use crate::report::ReportOptions;
 use crate::status::{human_bytes, render, status};
 use crate::Result;
 use object_store::ObjectStoreExt;
+
+pub mod config;
+mod logging;
 
 /// Exit code for success.
 pub const EXIT_OK: u8 = 0;
@@ -37,6 +40,29 @@ Typical use:\n  auditlake convert exports/ --lake ./lake\n  auditlake status --l
 pub struct Args {
     #[command(subcommand)]
     pub command: Command,
+    /// Diagnostics on stderr: -v auditlake's info events, -vv debug (RUST_LOG, when set,
+    /// chooses instead, e.g. RUST_LOG=auditlake=debug,datafusion=info).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// No progress bar and no notes on stderr (errors and warnings still show).
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// The config file (default: $XDG_CONFIG_HOME/auditlake/config.toml, else
+    /// ~/.config/auditlake/config.toml, when there is one).
+    #[arg(long, global = true, env = "AUDITLAKE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// A [profiles.NAME] of the config file: its lake and storage options.
+    #[arg(long, global = true, env = "AUDITLAKE_PROFILE", value_name = "NAME")]
+    pub profile: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigAction {
+    /// Print the settings in force (secrets masked) and where each came from.
+    Show {
+        #[command(flatten)]
+        lake: LakeArg,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -57,15 +83,12 @@ pub enum Command {
         /// Print the summary as JSON on stdout.
         #[arg(long)]
         json: bool,
-        /// Decoder threads (default: one per core).
-        #[arg(long, default_value_t = 0)]
+        /// Decoder threads, and as many Parquet encoder threads (0: one per core each).
+        #[arg(long, default_value_t = 0, value_name = "N")]
         threads: usize,
         /// Memory for buffered rows, in MiB, before partitions are written early.
         #[arg(long, default_value_t = 160, value_name = "MIB")]
         buffer_mb: usize,
-        /// No progress bar.
-        #[arg(long, short)]
-        quiet: bool,
         /// zstd level of the Parquet files: lower is faster, higher is smaller.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..=22))]
         zstd_level: i32,
@@ -122,7 +145,7 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
         /// Write the output to this file instead of stdout.
-        #[arg(short = 'o', long = "output", value_name = "OUT")]
+        #[arg(short = 'o', long = "output", value_name = "PATH")]
         output: Option<PathBuf>,
     },
     /// Interactive SQL prompt over the lake (history, completion, \? for commands).
@@ -141,7 +164,7 @@ pub enum Command {
     /// Every report opens with the coverage of the period: which days have data and which
     /// have none. Reports: failed_auth, brute_force, key_first_use, key_lifecycle,
     /// privileged, new_client_ips, off_hours, daily_summary. Example (last month, for cron):
-    ///   auditlake report --lake ./lake --from 2025-06-01 --to 2025-06-30 --format html --out june.html --fail-on-findings
+    ///   auditlake report --lake ./lake --from 2025-06-01 --to 2025-06-30 --format html -o june.html --fail-on-findings
     Report {
         /// Reports to run (default: all).
         #[arg(value_name = "NAME")]
@@ -161,11 +184,44 @@ pub enum Command {
         format: ReportFormat,
         /// Write to this file (csv: this directory) instead of stdout; a path or a URL
         /// (s3://bucket/reports/june.html).
-        #[arg(long, value_name = "PATH|URL")]
-        out: Option<String>,
+        #[arg(short = 'o', long = "output", alias = "out", value_name = "PATH|URL")]
+        output: Option<String>,
         /// Exit with 1 when any report has findings (for schedulers).
         #[arg(long)]
         fail_on_findings: bool,
+    },
+    /// Print a shell completion script on stdout.
+    ///
+    /// Examples:
+    ///   auditlake completions bash > ~/.local/share/bash-completion/completions/auditlake
+    ///   auditlake completions zsh > ~/.zfunc/_auditlake
+    ///   auditlake completions fish > ~/.config/fish/completions/auditlake.fish
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum, value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) on stdout, or write one page per subcommand into --dir.
+    ///
+    /// Examples:
+    ///   auditlake manpage | man -l -
+    ///   auditlake manpage --dir ~/.local/share/man/man1
+    Manpage {
+        /// Write auditlake.1 and auditlake-COMMAND.1 into this directory (created if missing).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// The config file: `auditlake config show` prints the settings in force.
+    ///
+    /// Precedence: flags, then the environment (AUDITLAKE_LAKE), then the file (a
+    /// profile's keys over the top level's). Example config.toml:
+    ///   lake = "/data/lake"
+    ///   [profiles.prod]
+    ///   lake = "s3://acme-audit-lake/dpod"
+    ///   storage_options = { aws_region = "eu-west-1" }
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
     },
     /// Inflate every member of the inputs and nothing else, on all cores (the benchmarks' floor).
     #[command(hide = true)]
@@ -178,8 +234,8 @@ pub enum Command {
     /// Write realistic synthetic exports (for trying auditlake out, tests and benchmarks).
     Generate {
         /// Directory to write the exports into.
-        #[arg(long, value_name = "DIR")]
-        out: PathBuf,
+        #[arg(short = 'o', long = "output", alias = "out", value_name = "DIR")]
+        output: PathBuf,
         /// Events in total, across tenants and months.
         #[arg(long, default_value_t = 100_000)]
         events: u64,
@@ -219,9 +275,10 @@ pub struct SessionArgs {
 }
 
 impl SessionArgs {
-    fn options(&self) -> Result<SessionOptions> {
+    /// The session's options over a lake that must already be there.
+    fn options(&self, rt: &tokio::runtime::Runtime) -> Result<SessionOptions> {
         Ok(SessionOptions {
-            store: self.lake.open()?,
+            store: self.lake.open_existing(rt)?,
             tenant: self.tenant.clone(),
             period: None,
             sql_dir: self.sql_dir.clone(),
@@ -297,8 +354,9 @@ pub struct LakeArg {
     /// Object-store credentials, region and endpoint come from the usual environment
     /// variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL,
     /// AWS_ALLOW_HTTP, GOOGLE_SERVICE_ACCOUNT, AZURE_STORAGE_ACCOUNT_NAME, ...).
+    /// (Default: the config file's `lake`.)
     #[arg(long, env = "AUDITLAKE_LAKE", value_name = "LAKE")]
-    pub lake: String,
+    pub lake: Option<String>,
     /// An object-store setting not in the environment, e.g. aws_endpoint=http://127.0.0.1:9000
     /// or aws_allow_http=true (repeatable).
     #[arg(long = "storage-option", value_name = "KEY=VALUE", value_parser = parse_key_value)]
@@ -306,8 +364,47 @@ pub struct LakeArg {
 }
 
 impl LakeArg {
-    pub fn open(&self) -> Result<LakeStore> {
-        LakeStore::open(&self.lake, &self.storage_options)
+    /// Fills in what the command line and environment left open from the config: its
+    /// lake, and its storage options under those given with --storage-option.
+    fn resolve(&mut self, cfg: &config::Config) -> Result<()> {
+        if self.lake.is_none() {
+            self.lake = cfg.settings.lake.clone();
+        }
+        if self.lake.is_none() {
+            return Err(crate::Error::Usage(
+                "no lake: give --lake LAKE, set AUDITLAKE_LAKE, or set lake in the config file"
+                    .into(),
+            ));
+        }
+        let given: std::collections::HashSet<String> = self
+            .storage_options
+            .iter()
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut options: Vec<(String, String)> = cfg
+            .settings
+            .storage_options
+            .iter()
+            .filter(|(k, _)| !given.contains(*k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        options.append(&mut self.storage_options);
+        self.storage_options = options;
+        Ok(())
+    }
+
+    /// The lake's location (after [`LakeArg::resolve`]).
+    fn location(&self) -> &str {
+        self.lake.as_deref().unwrap_or_default()
+    }
+
+    /// Opens a lake that must already be there, for the commands that only read it:
+    /// nothing is created, and a missing lake is `no lake at LAKE`.
+    pub fn open_existing(&self, rt: &tokio::runtime::Runtime) -> Result<LakeStore> {
+        let store = LakeStore::open_existing(self.location(), &self.storage_options)?;
+        rt.block_on(crate::verify::ensure_lake(&store))?;
+        tracing::debug!(lake = %store.display, "lake opened");
+        Ok(store)
     }
 }
 
@@ -319,28 +416,50 @@ fn parse_key_value(s: &str) -> std::result::Result<(String, String), String> {
 
 /// Runs a parsed command line.
 pub fn run(args: Args) -> Result<ExitCode> {
+    logging::init(args.verbose);
+    crate::notes::set_quiet(args.quiet);
+    let mut args = args;
+    if let Some(lake) = lake_arg(&mut args.command) {
+        lake.resolve(&config::Config::load(
+            args.config.as_deref(),
+            args.profile.as_deref(),
+        )?)?;
+    }
     match args.command {
+        Command::Config {
+            action: ConfigAction::Show { lake },
+        } => {
+            let cfg = config::Config::load(args.config.as_deref(), args.profile.as_deref())?;
+            crate::write_stdout(&show_config(&cfg, lake))?;
+            Ok(ExitCode::from(EXIT_OK))
+        }
         Command::Convert {
             inputs,
             lake,
             json,
             threads,
             buffer_mb,
-            quiet,
             zstd_level,
             max_record_mb,
         } => {
             let opts = ConvertOptions {
-                lake: lake.lake,
+                lake: lake.location().to_string(),
                 inputs,
                 storage_options: lake.storage_options,
                 threads,
                 buffer_bytes: buffer_mb.max(1) << 20,
-                progress: !quiet && !json,
+                progress: !args.quiet && !json,
                 zstd_level,
                 max_record_bytes: (max_record_mb as usize) << 20,
             };
             let summary = convert(&opts)?;
+            tracing::info!(
+                files = summary.files,
+                partitions = summary.partitions,
+                written = summary.written,
+                seconds = summary.seconds,
+                "convert done"
+            );
             if json {
                 crate::write_stdout(&format!("{}\n", serde_json::to_string_pretty(&summary)?))?;
             } else {
@@ -353,7 +472,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
             }))
         }
         Command::Status { lake, json } => {
-            let s = runtime()?.block_on(status(&lake.open()?))?;
+            let rt = runtime()?;
+            let s = rt.block_on(status(&lake.open_existing(&rt)?))?;
             if json {
                 crate::write_stdout(&format!("{}\n", serde_json::to_string_pretty(&s)?))?;
             } else {
@@ -362,9 +482,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
             Ok(ExitCode::from(EXIT_OK))
         }
         Command::Verify { lake, json, fix } => {
-            let store = LakeStore::open_existing(&lake.lake, &lake.storage_options)?;
             let rt = runtime()?;
-            rt.block_on(crate::verify::ensure_lake(&store))?;
+            let store = lake.open_existing(&rt)?;
             // Removing temporary files is a write: not while a convert may be making them.
             let lock = if fix {
                 Some(crate::lake::lock::LakeLock::acquire(&store, rt.handle())?)
@@ -377,9 +496,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
             }
             let v = v?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                crate::write_stdout(&format!("{}\n", serde_json::to_string_pretty(&v)?))?;
             } else {
-                print!("{}", crate::verify::render(&v));
+                crate::write_stdout(&crate::verify::render(&v))?;
             }
             Ok(ExitCode::from(if v.open_findings() > 0 {
                 EXIT_FINDINGS
@@ -414,8 +533,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 }
             };
             let rt = runtime()?;
+            let options = session.options(&rt)?;
             rt.block_on(async {
-                let session = build_session(&session.options()?).await?;
+                let session = build_session(&options).await?;
                 // Statements that return nothing (DDL) print nothing; each result is
                 // printed on its own, streamed as the query runs.
                 let results: Vec<_> = session
@@ -461,21 +581,22 @@ pub fn run(args: Args) -> Result<ExitCode> {
             from,
             to,
             format,
-            out,
+            output,
             fail_on_findings,
         } => {
+            let rt = runtime()?;
             let opts = ReportOptions {
-                store: lake.open()?,
+                store: lake.open_existing(&rt)?,
                 tenant,
                 from,
                 to,
                 names,
             };
-            let pack = runtime()?.block_on(crate::report::run(&opts))?;
-            match (format, &out) {
+            let pack = rt.block_on(crate::report::run(&opts))?;
+            match (format, &output) {
                 (ReportFormat::Csv, None) => {
                     return Err(crate::Error::Usage(
-                        "--format csv writes one file per report: give --out DIR".into(),
+                        "--format csv writes one file per report: give --output DIR".into(),
                     ))
                 }
                 (ReportFormat::Csv, Some(dir)) => {
@@ -483,13 +604,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
                         write_output(dir, Some(&name), text.into_bytes(), &lake.storage_options)?;
                     }
                 }
-                (f, out) => {
+                (f, output) => {
                     let text = match f {
                         ReportFormat::Md => render::markdown(&pack)?,
                         ReportFormat::Html => render::html(&pack)?,
                         _ => render::json(&pack)?,
                     };
-                    match out {
+                    match output {
                         Some(path) => {
                             write_output(path, None, text.into_bytes(), &lake.storage_options)?
                         }
@@ -498,17 +619,41 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 }
             }
             let findings = pack.findings();
-            if out.is_some() {
-                eprintln!(
-                    "auditlake: {} reports, {findings} findings",
+            if output.is_some() {
+                crate::notes::note(&format!(
+                    "{} reports, {findings} findings",
                     pack.reports.len()
-                );
+                ));
             }
             Ok(ExitCode::from(if fail_on_findings && findings > 0 {
                 EXIT_FINDINGS
             } else {
                 EXIT_OK
             }))
+        }
+        Command::Completions { shell } => {
+            // Into memory first: the generator panics on a write error, stdout may be closed.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Args::command(), "auditlake", &mut script);
+            crate::write_stdout(&String::from_utf8_lossy(&script))?;
+            Ok(ExitCode::from(EXIT_OK))
+        }
+        Command::Manpage { dir } => {
+            match dir {
+                Some(dir) => {
+                    std::fs::create_dir_all(&dir).map_err(|e| crate::Error::io(&dir, e))?;
+                    clap_mangen::generate_to(Args::command(), &dir)
+                        .map_err(|e| crate::Error::io(&dir, e))?;
+                }
+                None => {
+                    let mut page = Vec::new();
+                    clap_mangen::Man::new(Args::command())
+                        .render(&mut page)
+                        .map_err(|e| crate::Error::io(std::path::Path::new("<man page>"), e))?;
+                    crate::write_stdout(&String::from_utf8_lossy(&page))?;
+                }
+            }
+            Ok(ExitCode::from(EXIT_OK))
         }
         Command::Inflate { inputs, threads } => {
             let (bytes_in, bytes_out, seconds) = crate::ingest::inflate_only(&inputs, threads)?;
@@ -524,12 +669,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
             maxrows,
         } => {
             let rt = runtime()?;
-            let session = rt.block_on(build_session(&session.options()?))?;
+            let session = rt.block_on(build_session(&session.options(&rt)?))?;
             crate::query::repl::run(&rt, &session, format, (maxrows > 0).then_some(maxrows))?;
             Ok(ExitCode::from(EXIT_OK))
         }
         Command::Generate {
-            out,
+            output,
             events,
             tenants,
             start,
@@ -539,7 +684,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             overlap_hours,
         } => {
             let paths = generate(&GenerateOptions {
-                out,
+                out: output,
                 events,
                 tenants,
                 start,
@@ -553,14 +698,93 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 .filter_map(|p| std::fs::metadata(p).ok())
                 .map(|m| m.len())
                 .sum();
-            eprintln!(
-                "auditlake: wrote {} exports ({})",
+            crate::notes::note(&format!(
+                "wrote {} exports ({})",
                 paths.len(),
                 human_bytes(bytes)
-            );
+            ));
             Ok(ExitCode::from(EXIT_OK))
         }
     }
+}
+
+/// The lake argument of a command that has one (`config show` resolves its own).
+fn lake_arg(command: &mut Command) -> Option<&mut LakeArg> {
+    match command {
+        Command::Convert { lake, .. }
+        | Command::Status { lake, .. }
+        | Command::Verify { lake, .. }
+        | Command::Report { lake, .. } => Some(lake),
+        Command::Query { session, .. } | Command::Repl { session, .. } => Some(&mut session.lake),
+        Command::Config { .. }
+        | Command::Completions { .. }
+        | Command::Manpage { .. }
+        | Command::Inflate { .. }
+        | Command::Generate { .. } => None,
+    }
+}
+
+/// `config show`: each setting in force, where it came from, secrets masked.
+fn show_config(cfg: &config::Config, mut lake: LakeArg) -> String {
+    let from_file = match &cfg.profile {
+        Some(p) => format!("config file, profile {p}"),
+        None => "config file".into(),
+    };
+    let lake_from = match &lake.lake {
+        Some(_) if std::env::args().any(|a| a == "--lake" || a.starts_with("--lake=")) => "flag",
+        Some(_) => "environment: AUDITLAKE_LAKE",
+        None => from_file.as_str(),
+    };
+    let flag_keys: Vec<String> = lake
+        .storage_options
+        .iter()
+        .map(|(k, _)| k.clone())
+        .collect();
+    let resolved = lake.resolve(cfg).is_ok();
+    let mut out = format!(
+        "config file: {}\nprofile: {}\n",
+        cfg.path
+            .as_ref()
+            .map_or("(none)".into(), |p| p.display().to_string()),
+        cfg.profile.as_deref().unwrap_or("(none)")
+    );
+    if resolved {
+        out.push_str(&format!(
+            "lake: {} ({lake_from})\n",
+            config::shown("lake", lake.location())
+        ));
+    } else {
+        out.push_str("lake: (none)\n");
+    }
+    for (k, v) in &lake.storage_options {
+        let from = if flag_keys.contains(k) {
+            "flag"
+        } else {
+            from_file.as_str()
+        };
+        out.push_str(&format!(
+            "storage option {k}: {} ({from})\n",
+            config::shown(k, v)
+        ));
+    }
+    let s = &cfg.settings;
+    for (k, v) in [
+        ("cluster", s.cluster.clone()),
+        ("dpod_api_url", s.dpod_api_url.clone()),
+        ("dpod_token_url", s.dpod_token_url.clone()),
+        (
+            "secret_file",
+            s.secret_file.as_ref().map(|p| p.display().to_string()),
+        ),
+    ] {
+        if let Some(v) = v {
+            out.push_str(&format!(
+                "{k}: {} ({from_file}; reserved, not used yet)\n",
+                config::shown(k, &v)
+            ));
+        }
+    }
+    out
 }
 
 fn render_summary(s: &Summary) -> String {

@@ -129,6 +129,14 @@ pub async fn list_sources(
             }
         }
     }
+    tracing::info!(
+        sources = out.len(),
+        bytes = out.iter().map(|s| s.size).sum::<u64>(),
+        "sources found"
+    );
+    for s in &out {
+        tracing::debug!(source = %s.name, size = s.size, "source");
+    }
     Ok(out)
 }
 

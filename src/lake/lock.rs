@@ -437,7 +437,9 @@ impl Drop for LakeLock {
 }
 
 fn waiting(who: &str) {
-    eprintln!("auditlake: waiting for another convert into this lake ({who}) to finish");
+    crate::notes::note(&format!(
+        "waiting for another convert into this lake ({who}) to finish"
+    ));
 }
 
 fn acquire_local(dir: &Path, display: &str) -> Result<LakeLock> {

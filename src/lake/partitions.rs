@@ -222,17 +222,23 @@ fn encoder(
 }
 
 impl PartitionBuffer {
-    /// A buffer over the lake at `root` holding at most about `budget` bytes of rows.
+    /// A buffer over the lake at `root` holding at most about `budget` bytes of rows,
+    /// encoding files on `encoders` threads (0: one per core).
     pub fn new(
         store: &LakeStore,
         rt: tokio::runtime::Handle,
         budget: usize,
         zstd_level: i32,
+        encoders: usize,
     ) -> Self {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
-        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let threads = match encoders {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        };
+        tracing::debug!(encoders = threads, "encoder threads");
         let (job_tx, job_rx) = bounded::<Job>(threads);
         let (done_tx, done_rx) = unbounded::<Done>();
         let encoders = (0..threads)
@@ -391,6 +397,7 @@ impl PartitionBuffer {
             self.inflight_bytes -= bytes;
             let file = done.result?;
             let sources = self.job_sources.remove(&done.id).unwrap_or_default();
+            tracing::debug!(file = %file.rel_path, rows = file.rows, bytes = file.bytes, "file published");
             self.published.push(Published { file, sources });
         }
     }

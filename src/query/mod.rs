@@ -260,6 +260,7 @@ pub async fn build_session(opts: &SessionOptions) -> Result<Session> {
     // mtime): without this every query re-derives them from a thousand footers.
     .with_cache(ctx.runtime_env().cache_manager.get_file_statistic_cache());
     ctx.register_table(LAKE_TABLE, Arc::new(table))?;
+    tracing::info!(lake = %store.display, tenant = ?opts.tenant, memory_limit = limit, target_partitions = partitions, "session: events registered");
 
     // `events`: the spec's column order, the tenant as a column in a scoped session,
     // and the period applied before any view sees a row.
@@ -390,7 +391,9 @@ pub async fn run_statements(
 ) -> Result<Vec<DataFrame>> {
     let statements = DFParser::parse_sql_with_dialect(sql, &GenericDialect {})?;
     let mut out = Vec::new();
+    tracing::info!(statements = statements.len(), "running SQL");
     for stmt in statements {
+        tracing::debug!(statement = %stmt, "planning");
         let plan = ctx.state().statement_to_plan(stmt).await?;
         options.verify_plan(&plan)?;
         out.push(ctx.execute_logical_plan(plan).await?);

@@ -204,7 +204,9 @@ pub fn run(
     let mut timing = true;
     let mut buf = String::new();
     // The banner goes to stderr, so piped output holds results only.
-    eprintln!("auditlake {} — SQL over the audit lake. End statements with ';'. \\? for help, \\q to quit.", env!("CARGO_PKG_VERSION"));
+    if !crate::notes::quiet() {
+        eprintln!("auditlake {} — SQL over the audit lake. End statements with ';'. \\? for help, \\q to quit.", env!("CARGO_PKG_VERSION"));
+    }
     loop {
         let prompt = if buf.is_empty() {
             "auditlake> "

@@ -17,7 +17,14 @@ pub fn testdata(rel: &str) -> PathBuf {
 pub fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_auditlake"));
     c.env_remove("AUDITLAKE_LAKE")
-        .env_remove("AUDITLAKE_PAUSE_AT");
+        .env_remove("AUDITLAKE_PAUSE_AT")
+        .env_remove("AUDITLAKE_CONFIG")
+        .env_remove("AUDITLAKE_PROFILE")
+        // No config file of the machine's user: a test that wants one says so.
+        .env(
+            "XDG_CONFIG_HOME",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("no-config-home"),
+        );
     c
 }
 

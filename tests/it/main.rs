@@ -1,5 +1,6 @@
 //! The one integration-test binary: the real `auditlake` binary against real temp dirs.
 
+mod cli;
 mod common;
 mod convert;
 mod exactly_once;

@@ -1,0 +1,127 @@
+//! The config file: a default lake, storage options and named lake profiles, plus
+//! keys kept for later commands. Flags win over the environment, which wins over it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::{Error, Result};
+
+/// A lake and how to reach it: the file's top level, or one `[profiles.NAME]`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LakeSettings {
+    pub lake: Option<String>,
+    #[serde(default)]
+    pub storage_options: BTreeMap<String, String>,
+    /// Reserved: a Ballista scheduler, `df://host:port`.
+    pub cluster: Option<String>,
+    /// Reserved: the DPoD API for `fetch`.
+    pub dpod_api_url: Option<String>,
+    /// Reserved: where `fetch` gets its OAuth token.
+    pub dpod_token_url: Option<String>,
+    /// Reserved: a file holding the DPoD client secret (secrets never live in here).
+    pub secret_file: Option<PathBuf>,
+}
+
+/// `config.toml` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    #[serde(flatten)]
+    pub default: LakeSettings,
+    #[serde(default)]
+    pub profiles: BTreeMap<String, LakeSettings>,
+}
+
+/// The config in force: where it came from and the profile chosen.
+#[derive(Debug, Default)]
+pub struct Config {
+    /// The file read, if there was one.
+    pub path: Option<PathBuf>,
+    pub profile: Option<String>,
+    pub settings: LakeSettings,
+}
+
+/// `--config FILE`, else `$XDG_CONFIG_HOME/auditlake/config.toml`, else
+/// `~/.config/auditlake/config.toml`.
+pub fn default_path() -> Option<PathBuf> {
+    let base = match std::env::var_os("XDG_CONFIG_HOME").filter(|v| !v.is_empty()) {
+        Some(x) => PathBuf::from(x),
+        None => PathBuf::from(std::env::var_os("HOME")?).join(".config"),
+    };
+    Some(base.join("auditlake").join("config.toml"))
+}
+
+impl Config {
+    /// Reads the file (`explicit` must exist; the default one may be missing) and picks
+    /// `profile`, whose keys are laid over the top level's.
+    pub fn load(explicit: Option<&Path>, profile: Option<&str>) -> Result<Config> {
+        let path = match explicit {
+            Some(p) => Some(p.to_path_buf()),
+            None => default_path().filter(|p| p.is_file()),
+        };
+        let file = match &path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
+                toml::from_str::<ConfigFile>(&text)
+                    .map_err(|e| Error::Usage(format!("{}: {}", p.display(), e.message())))?
+            }
+            None => ConfigFile::default(),
+        };
+        let mut settings = file.default;
+        if let Some(name) = profile {
+            let p = file.profiles.get(name).ok_or_else(|| {
+                Error::Usage(format!(
+                    "no profile {name:?} in {} (profiles: {})",
+                    path.as_ref()
+                        .map_or("the config (no file)".into(), |p| p.display().to_string()),
+                    file.profiles.keys().cloned().collect::<Vec<_>>().join(", ")
+                ))
+            })?;
+            let p = p.clone();
+            settings.lake = p.lake.or(settings.lake);
+            settings.storage_options.extend(p.storage_options);
+            settings.cluster = p.cluster.or(settings.cluster);
+            settings.dpod_api_url = p.dpod_api_url.or(settings.dpod_api_url);
+            settings.dpod_token_url = p.dpod_token_url.or(settings.dpod_token_url);
+            settings.secret_file = p.secret_file.or(settings.secret_file);
+        }
+        tracing::debug!(path = ?path, profile = ?profile, "config");
+        Ok(Config {
+            path,
+            profile: profile.map(str::to_string),
+            settings,
+        })
+    }
+}
+
+/// Whether a storage option holds a secret, shown masked.
+pub fn is_secret(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    [
+        "secret",
+        "token",
+        "password",
+        "account_key",
+        "sas",
+        "service_account_key",
+        "credential",
+    ]
+    .iter()
+    .any(|w| k.contains(w))
+        && !k.ends_with("_file")
+        && !k.ends_with("_url")
+}
+
+/// A value as `config show` prints it: secrets masked, URLs without credentials.
+pub fn shown(key: &str, value: &str) -> String {
+    if is_secret(key) {
+        return "****".into();
+    }
+    match url::Url::parse(value) {
+        Ok(u) if u.password().is_some() || u.query().is_some() => crate::lake::store::redact(&u),
+        _ => value.to_string(),
+    }
+}
