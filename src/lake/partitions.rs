@@ -127,6 +127,10 @@ impl TenantSeen {
     }
 }
 
+/// A row found by trace_id: its batch, its index there, and the lake file it came from
+/// (None for rows of this run).
+type Found = (RecordBatch, usize, Option<Arc<str>>);
+
 #[derive(Clone, Copy)]
 enum RowRef {
     Lake(u32, u32),
@@ -487,8 +491,8 @@ impl PartitionBuffer {
         key: &PartKey,
         trace: &str,
         limit: Option<(usize, usize)>,
-    ) -> Result<Option<(RecordBatch, usize, Option<Arc<str>>)>> {
-        if !self.bufs.get(key).is_some_and(|b| b.index.is_some()) {
+    ) -> Result<Option<Found>> {
+        if self.bufs.get(key).is_none_or(|b| b.index.is_none()) {
             self.build_index(key, limit)?;
         }
         let buf = &self.bufs[key];

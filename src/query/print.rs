@@ -42,6 +42,9 @@ fn io(e: std::io::Error) -> Error {
     Error::io(std::path::Path::new("<output>"), e)
 }
 
+// The Parquet writer is boxed already; the CSV writer is the large one, and there is
+// one Sink per printed result.
+#[allow(clippy::large_enum_variant)]
 enum Sink<W: Write> {
     Table {
         out: W,

@@ -193,7 +193,7 @@ fn verbose_logs_go_to_stderr_and_never_change_stdout() {
                 "{flags:?}: {log}"
             );
             assert!(log.contains("session: events registered"), "{log}");
-            assert_eq!(flags == &["-vv"], log.contains("DEBUG"), "{flags:?}: {log}");
+            assert_eq!(*flags == ["-vv"], log.contains("DEBUG"), "{flags:?}: {log}");
         }
     }
     // -v after the subcommand too (a global flag), and RUST_LOG chooses when set.
@@ -353,7 +353,7 @@ fn quiet_convert_does_not_name_skipped_zip_entries() {
         z.write_all(br#"[{"time":"2025-03-01 09:00:00 UTC","source":"thales/cloudhsm/p1","resourceID":"r1","actorID":"a1","tenantID":"t-q","action":"LUNA_LOGIN","status":"LUNA_RET_OK","traceID":"q1","meta":{"clientip":"10.0.0.1","role":"CO"}}]"#).unwrap();
         z.finish().unwrap();
     }
-    let loud = crate::common::convert(&dir.path().join("a"), &[path.clone()], &[]);
+    let loud = crate::common::convert(&dir.path().join("a"), std::slice::from_ref(&path), &[]);
     assert_eq!(loud.code, 0, "{}", loud.stderr);
     assert!(
         loud.stderr.contains("skipped 1 zip entry"),

@@ -251,6 +251,15 @@ fn a_panic_in_a_worker_thread_is_one_line_exit_2_and_publishes_nothing() {
     assert_eq!((run.code, run.n("sources")), (0, 1));
 }
 
+/// The values of a one-column CSV answer, header dropped, quotes removed.
+pub fn csv_values(stdout: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .skip(1)
+        .map(|l| l.trim_matches('"').to_string())
+        .collect()
+}
+
 /// Tenant ids that need escaping in a partition path.
 pub const ODD_TENANTS: [&str; 5] = ["a/b", "100%", "k=v", "with space", "é-ü"];
 
@@ -294,12 +303,7 @@ fn tenant_ids_that_need_escaping_read_back_byte_for_byte_and_dedupe_across_runs(
         .output()
         .unwrap();
     assert_success(&out);
-    let seen: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .skip(1)
-        .map(|l| l.trim_matches('"').to_string())
-        .collect();
-    assert_eq!(seen, want);
+    assert_eq!(csv_values(&out.stdout), want);
     for t in ODD_TENANTS {
         let out = bin()
             .args(["query", "--format", "csv", "--tenant", t, "--lake"])

@@ -568,12 +568,7 @@ fn tenant_ids_that_need_escaping_read_back_the_same_from_s3_as_from_disk() {
     assert_success(&out);
     let mut want: Vec<&str> = ODD_TENANTS.to_vec();
     want.sort();
-    let seen: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .skip(1)
-        .map(|l| l.trim_matches('"').to_string())
-        .collect();
-    assert_eq!(seen, want);
+    assert_eq!(crate::faults::csv_values(&out.stdout), want);
     for t in ODD_TENANTS {
         let out = s3_bin(&ep)
             .args([
