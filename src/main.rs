@@ -5,7 +5,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Parser;
 
-/// See Cargo.toml for why.
+/// See Cargo.toml for why (the `system-alloc` feature leaves it out, for heap profilers).
+#[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
