@@ -17,6 +17,9 @@ use super::windows::{format_rfc3339, Window};
 pub enum ApiError {
     #[error("the token URL refused the client credentials (HTTP {status}){detail}")]
     Credentials { status: u16, detail: String },
+    /// No token to be had (the token URL unreachable, untrusted or answering nonsense).
+    #[error("cannot get a token: {0}")]
+    Token(Box<ApiError>),
     #[error("{what}: HTTP {status}{detail}")]
     Http {
         what: String,
@@ -41,7 +44,11 @@ pub enum ApiError {
         detail: String,
     },
     #[error("export job {job} still {state} after {secs}s (--job-timeout)")]
-    Timeout { job: String, state: String, secs: u64 },
+    Timeout {
+        job: String,
+        state: String,
+        secs: u64,
+    },
     /// The signed download URL was refused: it expired (a new job gets a new one).
     #[error("the signed download URL of job {job} was refused (HTTP 403): expired")]
     UrlExpired { job: String },
@@ -76,9 +83,7 @@ impl Backoff {
     }
 
     pub fn delay(&self, n: u32) -> Duration {
-        self.base
-            .saturating_mul(1u32 << n.min(16))
-            .min(self.cap)
+        self.base.saturating_mul(1u32 << n.min(16)).min(self.cap)
     }
 }
 
@@ -232,7 +237,15 @@ impl Api {
     }
 
     /// A bearer token, fetched anew when there is none or it is about to expire.
+    /// Every failure is [`ApiError::Credentials`] or [`ApiError::Token`].
     async fn token(&mut self, renew: bool) -> Result<String, ApiError> {
+        self.token_inner(renew).await.map_err(|e| match e {
+            e @ (ApiError::Credentials { .. } | ApiError::Token(_)) => e,
+            e => ApiError::Token(Box::new(e)),
+        })
+    }
+
+    async fn token_inner(&mut self, renew: bool) -> Result<String, ApiError> {
         if let Some(t) = &self.token {
             if !renew && Instant::now() < t.renew_at {
                 return Ok(t.value.clone());
@@ -260,7 +273,13 @@ impl Api {
             let last = match sent {
                 Ok(r) if retryable(r.status()) => format!("HTTP {}", r.status().as_u16()),
                 Ok(r) => break r,
-                Err(e) => self.transport(e),
+                Err(e) => {
+                    let t = self.transport(e);
+                    if tls_refused(&t) {
+                        return Err(ApiError::Transport { what, detail: t });
+                    }
+                    t
+                }
             };
             n += 1;
             if n >= self.backoff.attempts {
@@ -349,7 +368,16 @@ impl Api {
                         Err(e) => self.transport(e),
                     }
                 }
-                Err(e) => self.transport(e),
+                Err(e) => {
+                    let t = self.transport(e);
+                    if tls_refused(&t) {
+                        return Err(ApiError::Transport {
+                            what: what.into(),
+                            detail: t,
+                        });
+                    }
+                    t
+                }
             };
             n += 1;
             if n >= self.backoff.attempts {
@@ -468,13 +496,12 @@ impl Api {
             on_state(&state);
             match state.as_str() {
                 "SUCCEEDED" => {
-                    let loc = v
-                        .get("location")
-                        .and_then(Value::as_str)
-                        .ok_or_else(|| ApiError::Protocol {
+                    let loc = v.get("location").and_then(Value::as_str).ok_or_else(|| {
+                        ApiError::Protocol {
                             what: what.clone(),
                             detail: "SUCCEEDED without a location".into(),
-                        })?;
+                        }
+                    })?;
                     let loc = url::Url::parse(loc).map_err(|_| ApiError::Protocol {
                         what: what.clone(),
                         detail: "its location is not a URL".into(),
@@ -616,6 +643,11 @@ impl Api {
     }
 }
 
+/// Whether a connection failed on the server's certificate: no retry mends that.
+fn tls_refused(detail: &str) -> bool {
+    detail.to_ascii_lowercase().contains("certificate")
+}
+
 fn retryable(s: StatusCode) -> bool {
     s == StatusCode::TOO_MANY_REQUESTS || s.is_server_error() || s == StatusCode::REQUEST_TIMEOUT
 }
@@ -641,9 +673,15 @@ fn content_range_start(r: &reqwest::Response) -> Option<u64> {
 /// Whether the service's words say the export would be too large (its size limit).
 fn says_too_large(detail: &str) -> bool {
     let d = detail.to_ascii_lowercase();
-    ["too large", "too big", "exceed", "size limit", "maximum size"]
-        .iter()
-        .any(|w| d.contains(w))
+    [
+        "too large",
+        "too big",
+        "exceed",
+        "size limit",
+        "maximum size",
+    ]
+    .iter()
+    .any(|w| d.contains(w))
 }
 
 #[cfg(test)]
@@ -663,7 +701,9 @@ mod tests {
 
     #[test]
     fn refusals_that_mean_too_large() {
-        assert!(says_too_large(": the export would exceed the maximum size of 1GB"));
+        assert!(says_too_large(
+            ": the export would exceed the maximum size of 1GB"
+        ));
         assert!(says_too_large(": File too large"));
         assert!(!says_too_large(": from must be before to"));
     }

@@ -93,7 +93,6 @@ pub struct FetchSummary {
     pub problems: Vec<String>,
     pub dry_run: bool,
     /// With `--dry-run`: the windows that would be asked for, `FROM..TO`.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub planned: Vec<String>,
 }
 
@@ -257,7 +256,7 @@ fn run(
                 }
             },
             // Credentials and the lake stop the run; anything else ends only its window.
-            Err(WindowError::Api(e @ ApiError::Credentials { .. })) => {
+            Err(WindowError::Api(e @ (ApiError::Credentials { .. } | ApiError::Token(_)))) => {
                 finish_bar(bar.as_ref());
                 return Err(Error::Usage(e.to_string()));
             }
@@ -329,10 +328,7 @@ fn fetch_window(
         }
     };
     summary.bytes_downloaded += bytes;
-    let name = format!(
-        "{}/v1/audit-log-exports/{} ({label})",
-        summary.api, job.id
-    );
+    let name = format!("{}/v1/audit-log-exports/{} ({label})", summary.api, job.id);
     let source = Source {
         name: name.clone(),
         size: bytes,

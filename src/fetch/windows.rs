@@ -95,7 +95,9 @@ pub fn parse_instant(s: &str) -> Result<i64, String> {
     crate::ingest::time::parse_time(s)
         .map(|us| us.div_euclid(1_000_000))
         .ok_or_else(|| {
-            format!("{s:?} is not a date or time (YYYY-MM-DD or RFC 3339, e.g. 2025-06-01T00:00:00Z)")
+            format!(
+                "{s:?} is not a date or time (YYYY-MM-DD or RFC 3339, e.g. 2025-06-01T00:00:00Z)"
+            )
         })
 }
 
@@ -136,7 +138,12 @@ mod tests {
 
     #[test]
     fn covered_parts_are_left_out() {
-        let w = plan(0, 100 * DAY, &[(10 * DAY, 20 * DAY), (15 * DAY, 40 * DAY)], MAX_WINDOW_SECS);
+        let w = plan(
+            0,
+            100 * DAY,
+            &[(10 * DAY, 20 * DAY), (15 * DAY, 40 * DAY)],
+            MAX_WINDOW_SECS,
+        );
         assert_eq!(
             w,
             vec![(0, 10 * DAY), (40 * DAY, 71 * DAY), (71 * DAY, 100 * DAY)]
@@ -147,7 +154,10 @@ mod tests {
 
     #[test]
     fn halves_split_at_a_second_and_stop_at_the_minimum() {
-        assert_eq!(halves((0, 31 * DAY)), Some(((0, 1_339_200), (1_339_200, 31 * DAY))));
+        assert_eq!(
+            halves((0, 31 * DAY)),
+            Some(((0, 1_339_200), (1_339_200, 31 * DAY)))
+        );
         assert_eq!(halves((0, 119)), None);
     }
 
