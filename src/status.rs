@@ -112,8 +112,9 @@ pub async fn status(store: &LakeStore) -> Result<LakeStatus> {
 /// The fetched windows of the ledger, grouped by API and filters, their times joined.
 async fn fetched(store: &LakeStore) -> Result<Vec<FetchedCoverage>> {
     use crate::fetch::windows::{format_rfc3339, merge, parse_instant};
-    let mut groups: BTreeMap<(String, Vec<(String, String)>), (FetchedCoverage, Vec<(i64, i64)>)> =
-        BTreeMap::new();
+    // Per (API, filters): the coverage so far and the windows' times.
+    type Group = (FetchedCoverage, Vec<(i64, i64)>);
+    let mut groups: BTreeMap<(String, Vec<(String, String)>), Group> = BTreeMap::new();
     for w in ledger::load_windows(store).await? {
         let key = (w.api.clone(), w.filters.clone().into_iter().collect());
         let (c, times) = groups.entry(key).or_default();

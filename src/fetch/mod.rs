@@ -183,7 +183,8 @@ async fn covered(
 /// default starts at the end of the coverage less the overlap (a year back when none).
 fn period(opts: &FetchOptions, covered: &[Window]) -> (i64, i64, Vec<Window>) {
     let now = chrono::Utc::now().timestamp();
-    let to = opts.to.unwrap_or(now);
+    // The service holds nothing from the future.
+    let to = opts.to.unwrap_or(now).min(now);
     let max = opts.max_window_secs;
     match opts.from {
         Some(from) => (from, to, windows::plan(from, to, covered, max)),
@@ -422,10 +423,10 @@ pub fn render(s: &FetchSummary) -> String {
         return out;
     }
     format!(
-        "fetched {} windows from {} ({}..{}) in {:.2}s: {} failed, {} split, {} jobs ({} recreated), {} retries, {} token refreshes, {} downloads resumed\n\
+        "fetched {} window{} from {} ({}..{}) in {:.2}s: {} failed, {} split, {} jobs ({} recreated), {} retries, {} token refreshes, {} downloads resumed\n\
          records read {} = written {} + duplicates {} + rejected {}\n\
          {} files in {} partitions\n",
-        s.windows, s.api, s.from, s.to, s.seconds, s.windows_failed, s.windows_split, s.jobs,
+        s.windows, if s.windows == 1 { "" } else { "s" }, s.api, s.from, s.to, s.seconds, s.windows_failed, s.windows_split, s.jobs,
         s.jobs_recreated, s.retries, s.token_refreshes, s.resumed_downloads,
         s.records_read, s.written, s.duplicates, s.rejected, s.files, s.partitions
     )
