@@ -366,7 +366,30 @@ fn a_year_in_31_day_windows_equals_converting_the_same_records_from_files() {
     assert_eq!(again.n("jobs"), 0, "{}", again.stdout);
     assert_eq!(lake_rows(lake.path()), rows);
     let dry = run(server.fetch(lake.path()).arg("--dry-run"));
-    assert_eq!(dry.summary["planned"].as_array().map(Vec::len), Some(0));
+    assert_eq!(dry.summary["planned"], json!([]));
+    // Without --from: from the end of the coverage less the overlap, to now.
+    let dry = run(&mut dry_run_defaults(&server, lake.path()));
+    ok(&dry);
+    assert_eq!(
+        dry.summary["from"], "2025-12-31T22:00:00Z",
+        "{}",
+        dry.stdout
+    );
+    assert!(dry.summary["planned"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("2025-12-31T22:00:00Z.."));
+    // On a lake that has fetched nothing: the last 12 months, in 12 windows.
+    let empty = tempfile::tempdir().unwrap();
+    let dry = run(&mut dry_run_defaults(&server, empty.path()));
+    ok(&dry);
+    assert_eq!(
+        dry.summary["planned"].as_array().unwrap().len(),
+        12,
+        "{}",
+        dry.stdout
+    );
+    assert!(!empty.path().join("_ledger").exists());
 
     // status: the fetched coverage per tenant API and source.
     let out = bin()
@@ -405,6 +428,23 @@ fn a_year_in_31_day_windows_equals_converting_the_same_records_from_files() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
+}
+
+/// `fetch --dry-run` with the default period (and a 2h overlap).
+fn dry_run_defaults(server: &Server, lake: &Path) -> Command {
+    let mut c = bin();
+    c.args([
+        "fetch",
+        "--dry-run",
+        "--json",
+        "--overlap",
+        "2h",
+        "--api",
+        &server.api(),
+    ])
+    .arg("--lake")
+    .arg(lake);
+    c
 }
 
 #[test]
@@ -676,9 +716,15 @@ fn tls_is_verified_and_the_test_ca_is_trusted_by_ca_cert_or_ssl_cert_file() {
         f.stderr
     );
     assert_eq!(f.stderr.lines().count(), 1, "{}", f.stderr);
-    // SSL_CERT_FILE names the CA: trusted.
+    // SSL_CERT_FILE names the CA: trusted (and the secret comes from a file this time).
+    let secrets = tempfile::tempdir().unwrap();
+    let secret = secrets.path().join("dpod-secret");
+    std::fs::write(&secret, format!("{SECRET}\n")).unwrap();
     let f = run(server
         .fetch_with(lake.path(), true, "2025-01-01", "2025-01-02")
+        .env_remove("AUDITLAKE_DPOD_CLIENT_SECRET")
+        .arg("--secret-file")
+        .arg(&secret)
         .env("SSL_CERT_FILE", tls().join("ca.pem")));
     ok(&f);
     assert_eq!(f.n("windows"), 1);
