@@ -590,9 +590,18 @@ impl Api {
                         detail: String::new(),
                     })
                 }
+                Ok(r)
+                    if r.status() == StatusCode::PARTIAL_CONTENT
+                        && (have == 0 || content_range_start(&r) != Some(have)) =>
+                {
+                    // Not the part asked for: from the start again, without a Range.
+                    have = 0;
+                    file.set_len(0).map_err(io)?;
+                    file.rewind().map_err(io)?;
+                    "HTTP 206 of another range".into()
+                }
                 Ok(r) => {
-                    let resumed = r.status() == StatusCode::PARTIAL_CONTENT
-                        && content_range_start(&r) == Some(have);
+                    let resumed = r.status() == StatusCode::PARTIAL_CONTENT;
                     if !resumed && have > 0 {
                         // The server sent the whole body again.
                         have = 0;
