@@ -18,6 +18,7 @@ Faults are knobs in --faults (JSON), each counting from the server's start:
   max_records          a window holding more records is refused as too large (400)
   polls_active         polls answered ACTIVE before SUCCEEDED (default 1)
   fail_jobs            job numbers (1 = the first created) that end FAILED
+  cancel_jobs          job numbers that end CANCELLED
   expired_urls         the first N signed URLs handed out are expired already
   cut_downloads        the first N downloads stop halfway through the body
   no_range             ignore Range requests (answer the whole body again)
@@ -317,6 +318,9 @@ class Handler(BaseHTTPRequestHandler):
         if job["n"] in st.faults.get("fail_jobs", []):
             out["state"] = "FAILED"
             out["error"] = "the export could not be generated"
+            return self.send(200, out)
+        if job["n"] in st.faults.get("cancel_jobs", []):
+            out["state"] = "CANCELLED"
             return self.send(200, out)
         with st.lock:
             if job["location"] is None:

@@ -927,7 +927,8 @@ fn read_secret(file: Option<PathBuf>, cfg: &config::Config) -> Result<String> {
             )
         })?,
     };
-    let text = std::fs::read_to_string(&file).map_err(|e| crate::Error::io(&file, e))?;
+    let text = std::fs::read_to_string(&file)
+        .map_err(|e| crate::Error::Usage(format!("the secret file {}: {e}", file.display())))?;
     let secret = text.trim_end_matches(['\r', '\n']).to_string();
     if secret.is_empty() {
         return Err(crate::Error::Usage(format!(

@@ -493,6 +493,31 @@ fn a_failed_job_is_one_clear_error_and_a_rerun_fetches_only_its_window() {
 }
 
 #[test]
+fn a_cancelled_job_or_one_that_never_ends_fails_its_window_clearly() {
+    let server = Server::start(json!({"cancel_jobs": [1]}));
+    let lake = tempfile::tempdir().unwrap();
+    let f = run(&mut server
+        .fetch_with(lake.path(), true, "2025-01-01", "2025-01-03")
+        .arg("--ca-cert")
+        .arg(tls().join("ca.pem")));
+    assert_eq!((f.code, f.n("windows"), f.n("windows_failed")), (2, 0, 1));
+    assert!(f.stderr.contains("ended CANCELLED"), "{}", f.stderr);
+    // A job still ACTIVE when --job-timeout runs out.
+    let server = Server::start(json!({"polls_active": 1_000_000_000}));
+    let f = run(&mut server
+        .fetch_with(lake.path(), true, "2025-01-01", "2025-01-03")
+        .args(["--job-timeout", "1s", "--ca-cert"])
+        .arg(tls().join("ca.pem")));
+    assert_eq!((f.code, f.n("windows_failed")), (2, 1));
+    assert!(
+        f.stderr.contains("still ACTIVE after 1s (--job-timeout)"),
+        "{}",
+        f.stderr
+    );
+    assert!(lake_rows(lake.path()).is_empty());
+}
+
+#[test]
 fn a_window_too_large_for_one_export_is_split_until_it_fits() {
     let server = Server::start(json!({"max_records": 120}));
     let lake = tempfile::tempdir().unwrap();
