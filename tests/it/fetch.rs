@@ -496,7 +496,7 @@ fn a_failed_job_is_one_clear_error_and_a_rerun_fetches_only_its_window() {
 fn a_cancelled_job_or_one_that_never_ends_fails_its_window_clearly() {
     let server = Server::start(json!({"cancel_jobs": [1]}));
     let lake = tempfile::tempdir().unwrap();
-    let f = run(&mut server
+    let f = run(server
         .fetch_with(lake.path(), true, "2025-01-01", "2025-01-03")
         .arg("--ca-cert")
         .arg(tls().join("ca.pem")));
@@ -504,7 +504,7 @@ fn a_cancelled_job_or_one_that_never_ends_fails_its_window_clearly() {
     assert!(f.stderr.contains("ended CANCELLED"), "{}", f.stderr);
     // A job still ACTIVE when --job-timeout runs out.
     let server = Server::start(json!({"polls_active": 1_000_000_000}));
-    let f = run(&mut server
+    let f = run(server
         .fetch_with(lake.path(), true, "2025-01-01", "2025-01-03")
         .args(["--job-timeout", "1s", "--ca-cert"])
         .arg(tls().join("ca.pem")));
