@@ -158,6 +158,19 @@ pub fn convert(opts: &ConvertOptions) -> Result<Summary> {
     Ok(summary)
 }
 
+/// Converts sources already listed into a lake whose lock the caller holds (`store`
+/// from [`LakeStore::holding`]): the pipeline of [`convert`] without its listing and
+/// locking, for callers that bring their own sources, such as `fetch` with each
+/// downloaded export. `opts.lake` and `opts.inputs` are not used.
+pub fn convert_sources(
+    opts: &ConvertOptions,
+    store: &LakeStore,
+    rt: &tokio::runtime::Handle,
+    sources: &[Source],
+) -> Result<Summary> {
+    run_pipeline(opts, store, rt, sources, Instant::now())
+}
+
 fn run_pipeline(
     opts: &ConvertOptions,
     store: &LakeStore,

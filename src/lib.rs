@@ -1,13 +1,14 @@
 //! auditlake: a columnar analytics engine over HSM audit archives.
 //!
 //! Bytes enter in [`ingest`] (sniff, scan, decode), become Parquet files in
-//! [`lake`] (partitioned, deduplicated, ledgered) through [`convert`], and
+//! [`lake`] (partitioned, deduplicated, ledgered) through [`convert`] (or [`fetch`], straight from the DPoD API), and
 //! leave as answers through [`status`] and the query layer; [`verify`] checks
 //! the files against the ledger. [`generate`]
 //! writes realistic exports for tests and benchmarks.
 
 pub mod cli;
 pub mod convert;
+pub mod fetch;
 pub mod generate;
 pub mod ingest;
 pub mod lake;

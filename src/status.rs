@@ -25,6 +25,24 @@ pub struct TenantStatus {
     pub bytes: u64,
 }
 
+/// What `fetch` brought from one DPoD tenant's API for one source filter.
+#[derive(Debug, Serialize, Default)]
+pub struct FetchedCoverage {
+    /// The tenant's API base URL.
+    pub api: String,
+    /// The `--source` filter of those fetches (`None`: every source).
+    pub source: Option<String>,
+    /// The other filters, `key=value`, when there were any.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub filters: Vec<String>,
+    /// The time fetched, as joined `FROM..TO` ranges (RFC 3339, `TO` exclusive).
+    pub covered: Vec<String>,
+    pub windows: u64,
+    pub records_read: u64,
+    pub written: u64,
+    pub last_fetched_at: String,
+}
+
 #[derive(Debug, Serialize, Default)]
 pub struct LakeStatus {
     pub lake: String,
@@ -37,6 +55,8 @@ pub struct LakeStatus {
     pub duplicates: u64,
     pub rejected: u64,
     pub incomplete_members: u64,
+    /// Windows fetched from the DPoD API, per tenant API and source.
+    pub fetched: Vec<FetchedCoverage>,
 }
 
 /// Reads the lake's layout, file footers and ledger.
@@ -85,7 +105,47 @@ pub async fn status(store: &LakeStore) -> Result<LakeStatus> {
         out.incomplete_members +=
             e.members.iter().filter(|m| m.incomplete.is_some()).count() as u64;
     }
+    out.fetched = fetched(store).await?;
     Ok(out)
+}
+
+/// The fetched windows of the ledger, grouped by API and filters, their times joined.
+async fn fetched(store: &LakeStore) -> Result<Vec<FetchedCoverage>> {
+    use crate::fetch::windows::{format_rfc3339, merge, parse_instant};
+    // Per (API, filters): the coverage so far and the windows' times.
+    type Group = (FetchedCoverage, Vec<(i64, i64)>);
+    let mut groups: BTreeMap<(String, Vec<(String, String)>), Group> = BTreeMap::new();
+    for w in ledger::load_windows(store).await? {
+        let key = (w.api.clone(), w.filters.clone().into_iter().collect());
+        let (c, times) = groups.entry(key).or_default();
+        c.api = w.api.clone();
+        c.source = w.filters.get("source").cloned();
+        c.filters = w
+            .filters
+            .iter()
+            .filter(|(k, _)| *k != "source")
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        c.windows += 1;
+        c.records_read += w.records_read;
+        c.written += w.written;
+        if w.fetched_at > c.last_fetched_at {
+            c.last_fetched_at = w.fetched_at.clone();
+        }
+        if let (Ok(a), Ok(b)) = (parse_instant(&w.from), parse_instant(&w.to)) {
+            times.push((a, b));
+        }
+    }
+    Ok(groups
+        .into_values()
+        .map(|(mut c, times)| {
+            c.covered = merge(&times)
+                .into_iter()
+                .map(|(a, b)| format!("{}..{}", format_rfc3339(a), format_rfc3339(b)))
+                .collect();
+            c
+        })
+        .collect())
 }
 
 /// Rows in a lake file, from its footer alone.
@@ -158,6 +218,21 @@ pub fn render(s: &LakeStatus) -> String {
         s.rejected,
         s.incomplete_members
     ));
+    for f in &s.fetched {
+        let mut what = format!("source {}", f.source.as_deref().unwrap_or("(all)"));
+        if !f.filters.is_empty() {
+            what.push_str(&format!(", {}", f.filters.join(", ")));
+        }
+        out.push_str(&format!(
+            "fetched from {} ({what})\n  covered  {}\n  windows  {} ({} records, {} new), last fetched {}\n",
+            f.api,
+            f.covered.join(", "),
+            f.windows,
+            f.records_read,
+            f.written,
+            f.last_fetched_at
+        ));
+    }
     out
 }
 

@@ -98,6 +98,77 @@ pub enum Command {
         #[arg(long, default_value_t = 256, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=4095))]
         max_record_mb: u64,
     },
+    /// Fetch audit exports straight from the DPoD Audit Query API into the lake.
+    ///
+    /// The period (default: from where the fetched windows in the ledger end, less
+    /// --overlap, to now; on a lake with none, the last 12 months) is cut into windows of
+    /// at most 31 days, leaving out what the ledger covers already. Each window becomes an
+    /// export job; its file is downloaded from the signed URL and converted as `convert`
+    /// would, exactly once. A rerun, or a run after one that was killed, fetches only what
+    /// is missing. The client secret comes from $AUDITLAKE_DPOD_CLIENT_SECRET or a file,
+    /// never from the command line. Example (cron, every night):
+    ///   auditlake fetch --lake /data/lake --client-id "$ID" --secret-file /run/secrets/dpod
+    Fetch {
+        #[command(flatten)]
+        lake: LakeArg,
+        /// The tenant's DPoD API base URL (default: the config file's dpod_api_url).
+        #[arg(long, env = "AUDITLAKE_DPOD_API", value_name = "URL")]
+        api: Option<String>,
+        /// The tenant's OAuth2 token URL (default: the config file's dpod_token_url).
+        #[arg(long, env = "AUDITLAKE_DPOD_TOKEN_URL", value_name = "URL")]
+        token_url: Option<String>,
+        /// The platform credentials' client id.
+        #[arg(long, env = "AUDITLAKE_DPOD_CLIENT_ID", value_name = "ID")]
+        client_id: Option<String>,
+        /// A file holding the client secret (default: $AUDITLAKE_DPOD_CLIENT_SECRET, else
+        /// the config file's secret_file). There is no flag for the secret itself.
+        #[arg(long, env = "AUDITLAKE_DPOD_SECRET_FILE", value_name = "FILE")]
+        secret_file: Option<PathBuf>,
+        /// Only records of this source (e.g. thales/cloudhsm/<partition id>).
+        #[arg(long, value_name = "SOURCE")]
+        source: Option<String>,
+        /// Only records of this resource (service id).
+        #[arg(long, value_name = "ID")]
+        resource_id: Option<String>,
+        /// Only records of this actor (client id).
+        #[arg(long, value_name = "ID")]
+        actor_id: Option<String>,
+        /// Only records of this action (e.g. LUNA_LOGIN).
+        #[arg(long, value_name = "ACTION")]
+        action: Option<String>,
+        /// Only records with this status (e.g. LUNA_RET_OK).
+        #[arg(long, value_name = "STATUS")]
+        status: Option<String>,
+        /// Start of the period, UTC: YYYY-MM-DD or RFC 3339 (default: where the fetched
+        /// coverage ends, less --overlap; on a lake with none, 12 months ago).
+        #[arg(long, value_name = "TIME", value_parser = parse_instant_arg)]
+        from: Option<i64>,
+        /// End of the period, exclusive (default: now).
+        #[arg(long, value_name = "TIME", value_parser = parse_instant_arg)]
+        to: Option<i64>,
+        /// How far back before the end of the fetched coverage a default --from starts,
+        /// for records that arrive late (s, m, h or d).
+        #[arg(long, default_value = "1h", value_name = "DURATION", value_parser = parse_duration_arg)]
+        overlap: i64,
+        /// How long to wait for one export job before giving up on its window.
+        #[arg(long, default_value = "1h", value_name = "DURATION", value_parser = parse_duration_arg)]
+        job_timeout: i64,
+        /// A PEM file of CA certificates to trust besides the system's (also: SSL_CERT_FILE).
+        #[arg(long, value_name = "FILE")]
+        ca_cert: Option<PathBuf>,
+        /// Print the windows that would be asked for, and nothing else.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the summary as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+        /// Decoder threads, and as many Parquet encoder threads (0: one per core each).
+        #[arg(long, default_value_t = 0, value_name = "N")]
+        threads: usize,
+        /// The longest window asked for, in seconds (the service's limit is 31 days).
+        #[arg(long, hide = true, default_value_t = crate::fetch::windows::MAX_WINDOW_SECS)]
+        max_window_secs: i64,
+    },
     /// Show what the lake holds: tenants, days covered and missing, events, files, bytes, sources.
     Status {
         #[command(flatten)]
@@ -287,6 +358,14 @@ impl SessionArgs {
     }
 }
 
+fn parse_instant_arg(s: &str) -> std::result::Result<i64, String> {
+    crate::fetch::windows::parse_instant(s)
+}
+
+fn parse_duration_arg(s: &str) -> std::result::Result<i64, String> {
+    crate::fetch::windows::parse_duration(s)
+}
+
 fn parse_day_arg(s: &str) -> std::result::Result<i32, String> {
     crate::ingest::time::parse_day(s).ok_or_else(|| format!("{s:?} is not a date (YYYY-MM-DD)"))
 }
@@ -464,6 +543,114 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 crate::write_stdout(&format!("{}\n", serde_json::to_string_pretty(&summary)?))?;
             } else {
                 crate::write_stdout(&render_summary(&summary))?;
+            }
+            Ok(ExitCode::from(if summary.has_problems() {
+                EXIT_ERROR
+            } else {
+                EXIT_OK
+            }))
+        }
+        Command::Fetch {
+            lake,
+            api,
+            token_url,
+            client_id,
+            secret_file,
+            source,
+            resource_id,
+            actor_id,
+            action,
+            status,
+            from,
+            to,
+            overlap,
+            job_timeout,
+            ca_cert,
+            dry_run,
+            json,
+            threads,
+            max_window_secs,
+        } => {
+            let cfg = config::Config::load(args.config.as_deref(), args.profile.as_deref())?;
+            let need = |v: Option<String>, what: &str| {
+                v.ok_or_else(|| crate::Error::Usage(format!("fetch needs {what}")))
+            };
+            let parse_url = |s: String, what: &str| {
+                url::Url::parse(&s).map_err(|e| {
+                    crate::Error::Usage(format!(
+                        "{what} {}: not a URL: {e}",
+                        s.split('?').next().unwrap_or(&s)
+                    ))
+                })
+            };
+            let api = parse_url(
+                need(
+                    api.or(cfg.settings.dpod_api_url.clone()),
+                    "the API URL: give --api URL, set AUDITLAKE_DPOD_API, or dpod_api_url in the config file",
+                )?,
+                "--api",
+            )?;
+            if from.zip(to).is_some_and(|(f, t)| f >= t) {
+                return Err(crate::Error::Usage("--from must be before --to".into()));
+            }
+            let mut filters = std::collections::BTreeMap::new();
+            for (k, v) in [
+                ("source", source),
+                ("resourceId", resource_id),
+                ("actorId", actor_id),
+                ("action", action),
+                ("status", status),
+            ] {
+                if let Some(v) = v {
+                    filters.insert(k.to_string(), v);
+                }
+            }
+            let (token_url, client_id, secret) = if dry_run {
+                (api.clone(), String::new(), String::new())
+            } else {
+                let token_url = parse_url(
+                    need(
+                        token_url.or(cfg.settings.dpod_token_url.clone()),
+                        "the token URL: give --token-url URL, set AUDITLAKE_DPOD_TOKEN_URL, or dpod_token_url in the config file",
+                    )?,
+                    "--token-url",
+                )?;
+                let client_id = need(
+                    client_id,
+                    "the client id: give --client-id ID or set AUDITLAKE_DPOD_CLIENT_ID",
+                )?;
+                (token_url, client_id, read_secret(secret_file, &cfg)?)
+            };
+            let opts = crate::fetch::FetchOptions {
+                api,
+                token_url,
+                client_id,
+                secret: crate::fetch::Secret(secret),
+                filters,
+                from,
+                to,
+                overlap_secs: overlap,
+                max_window_secs: max_window_secs.max(60),
+                job_timeout: std::time::Duration::from_secs(job_timeout.max(1) as u64),
+                ca_cert,
+                dry_run,
+                progress: !args.quiet && !json,
+                convert: ConvertOptions {
+                    lake: lake.location().to_string(),
+                    inputs: vec![],
+                    storage_options: lake.storage_options,
+                    threads,
+                    buffer_bytes: 160 << 20,
+                    progress: false,
+                    zstd_level: 1,
+                    max_record_bytes: 256 << 20,
+                },
+            };
+            let summary = crate::fetch::fetch(&opts)?;
+            if json {
+                crate::write_stdout(&format!("{}\n", serde_json::to_string_pretty(&summary)?))?;
+            } else {
+                crate::write_stdout(&crate::fetch::render(&summary))?;
             }
             Ok(ExitCode::from(if summary.has_problems() {
                 EXIT_ERROR
@@ -712,6 +899,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
 fn lake_arg(command: &mut Command) -> Option<&mut LakeArg> {
     match command {
         Command::Convert { lake, .. }
+        | Command::Fetch { lake, .. }
         | Command::Status { lake, .. }
         | Command::Verify { lake, .. }
         | Command::Report { lake, .. } => Some(lake),
@@ -722,6 +910,33 @@ fn lake_arg(command: &mut Command) -> Option<&mut LakeArg> {
         | Command::Inflate { .. }
         | Command::Generate { .. } => None,
     }
+}
+
+/// The DPoD client secret: the file given (flag or $AUDITLAKE_DPOD_SECRET_FILE), else
+/// $AUDITLAKE_DPOD_CLIENT_SECRET, else the config file's secret_file. Never a flag value.
+fn read_secret(file: Option<PathBuf>, cfg: &config::Config) -> Result<String> {
+    let env = std::env::var("AUDITLAKE_DPOD_CLIENT_SECRET")
+        .ok()
+        .filter(|s| !s.is_empty());
+    let file = match (file, env) {
+        (Some(f), _) => f,
+        (None, Some(secret)) => return Ok(secret),
+        (None, None) => cfg.settings.secret_file.clone().ok_or_else(|| {
+            crate::Error::Usage(
+                "fetch needs the client secret: set AUDITLAKE_DPOD_CLIENT_SECRET, give --secret-file FILE, or secret_file in the config file".into(),
+            )
+        })?,
+    };
+    let text = std::fs::read_to_string(&file)
+        .map_err(|e| crate::Error::Usage(format!("the secret file {}: {e}", file.display())))?;
+    let secret = text.trim_end_matches(['\r', '\n']).to_string();
+    if secret.is_empty() {
+        return Err(crate::Error::Usage(format!(
+            "{}: the secret file is empty",
+            file.display()
+        )));
+    }
+    Ok(secret)
 }
 
 /// `config show`: each setting in force, where it came from, secrets masked.
@@ -779,8 +994,13 @@ fn show_config(cfg: &config::Config, mut lake: LakeArg) -> String {
     ] {
         if let Some(v) = v {
             out.push_str(&format!(
-                "{k}: {} ({from_file}; reserved, not used yet)\n",
-                config::shown(k, &v)
+                "{k}: {} ({from_file}{})\n",
+                config::shown(k, &v),
+                if k == "cluster" {
+                    "; reserved, not used yet"
+                } else {
+                    ""
+                }
             ));
         }
     }

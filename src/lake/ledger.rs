@@ -153,6 +153,81 @@ pub async fn load(store: &LakeStore) -> Result<Vec<LedgerEntry>> {
     Ok(out)
 }
 
+/// Where `fetch` records the windows it got from the DPoD API: one file per window,
+/// below the ledger (old readers, which list `_ledger/` alone, never see them).
+pub const WINDOWS_DIR: &str = "_ledger/windows";
+
+/// One window fetched from the DPoD export API, written after its source's entry:
+/// what was asked (API, filters, time range), the job that answered, and the source
+/// its rows came from (by SHA-256; two windows may bring the same bytes).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WindowRecord {
+    /// The API base URL, as shown (no credentials, no query string).
+    pub api: String,
+    /// The query's filters by their API names (`source`, `resourceId`, ...).
+    #[serde(default)]
+    pub filters: std::collections::BTreeMap<String, String>,
+    /// RFC 3339, whole seconds, UTC; the window is `[from, to)`.
+    pub from: String,
+    pub to: String,
+    pub job_id: String,
+    /// The ledger name of the source the window's export became.
+    pub source: String,
+    pub source_sha256: String,
+    pub size: u64,
+    pub records_read: u64,
+    pub written: u64,
+    pub duplicates: u64,
+    pub rejected: u64,
+    pub fetched_at: String,
+    pub auditlake_version: String,
+}
+
+impl WindowRecord {
+    /// The file name of a window: the SHA-256 of what was asked, so asking again overwrites.
+    fn rel(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let key = serde_json::json!([self.api, self.filters, self.from, self.to]).to_string();
+        let h: String = Sha256::digest(key.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        format!("{WINDOWS_DIR}/{h}.json")
+    }
+}
+
+/// Records a fetched window (one PUT; refused once the lake lock is lost).
+pub async fn write_window(store: &LakeStore, w: &WindowRecord) -> Result<()> {
+    store
+        .put(&w.rel(), bytes::Bytes::from(serde_json::to_vec_pretty(w)?))
+        .await?;
+    crate::testhook::point("fetch-window");
+    Ok(())
+}
+
+/// Every fetched window, in time order.
+pub async fn load_windows(store: &LakeStore) -> Result<Vec<WindowRecord>> {
+    let mut out = Vec::new();
+    for (name, _) in store.list_files(WINDOWS_DIR).await? {
+        if !name.ends_with(".json") {
+            continue;
+        }
+        let rel = format!("{WINDOWS_DIR}/{name}");
+        let Some(bytes) = store.get(&rel).await? else {
+            continue;
+        };
+        let w: WindowRecord = serde_json::from_slice(&bytes).map_err(|err| {
+            Error::Usage(format!(
+                "{}: unreadable window record: {err}",
+                store.show(&rel)
+            ))
+        })?;
+        out.push(w);
+    }
+    out.sort_by(|a, b| (&a.api, &a.from, &a.to).cmp(&(&b.api, &b.from, &b.to)));
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,7 @@ use crate::common::{assert_success, bin};
 /// The subcommands a user sees (the hidden `inflate` is not among them).
 const SUBCOMMANDS: &[&str] = &[
     "convert",
+    "fetch",
     "status",
     "verify",
     "query",
