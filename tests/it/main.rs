@@ -5,6 +5,7 @@ mod common;
 mod convert;
 mod exactly_once;
 mod faults;
+mod findings;
 mod lock;
 mod query;
 mod remote;
