@@ -107,6 +107,8 @@ struct Event {
     partid: String,
     role: &'static str,
     ouid: Option<String>,
+    /// Planted by `--incidents`: written without drawing from the ordinary generator.
+    planted: bool,
 }
 
 struct Client {
@@ -222,6 +224,7 @@ impl Tenant {
             partid: partid.clone(),
             role: cl.role,
             ouid: None,
+            planted: false,
         }
     }
 
@@ -413,7 +416,7 @@ fn write_event(w: &mut impl Write, e: &Event, tenant: &str, rng: &mut Rng) -> st
         r#"{{"clientip":"{}","hsmid":"{}","partid":"{}","role":"{}","ouid":{}}}"#,
         e.clientip, e.hsmid, e.partid, e.role, ouid
     );
-    let meta = if rng.chance(0.2) {
+    let meta = if !e.planted && rng.chance(0.2) {
         serde_json::to_string(&meta).expect("string")
     } else {
         meta
@@ -672,6 +675,7 @@ fn plant(
                         cl.role
                     },
                     ouid,
+                    planted: true,
                 }
             };
         let mut new: Vec<Event> = Vec::new();
