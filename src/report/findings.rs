@@ -337,6 +337,11 @@ pub async fn run(
             "SELECT time, tenant_id, vendor, action, ouid FROM events_before_period \
              WHERE outcome = 'success' AND ouid IS NOT NULL",
         ),
+        (
+            "actor_ips_before_period",
+            "SELECT DISTINCT tenant_id, actor_id, client_ip FROM events_before_period \
+             WHERE outcome = 'success'",
+        ),
     ] {
         let cached = ctx.sql(sql).await?.cache().await?;
         ctx.deregister_table(name)?;
@@ -577,6 +582,11 @@ fn judge_row(kind: &str, r: &Row, rules: &Rules, b: u32) -> (Severity, String) {
             if flag(r, "ip_known_to_tenant") {
                 sev = Severity::Low;
                 reason.push_str("; the tenant's other actors use this address");
+            } else if flag(r, "seen_earlier") {
+                sev = Severity::Low;
+                reason.push_str(&format!(
+                    "; the actor used it before, more than {b} days ago"
+                ));
             }
             if flag(r, "first_off_hours") {
                 sev = sev.up();
