@@ -24,6 +24,7 @@ fn export() -> (Vec<u8>, Vec<u8>) {
         seed: 7,
         format: ExportFormat::Zip,
         overlap_hours: 0,
+        manifest: None,
     };
     let path = generate(&opts).unwrap().remove(0);
     let zip_bytes = std::fs::read(&path).unwrap();

@@ -6,7 +6,9 @@
 //! hostile IPs; a little off-hours work. One export per tenant and month,
 //! each overlapping the next by a few hours as real export windows do, with
 //! both time forms, RFC 3339, and `meta` as an object or as a string.
-//! Deterministic for a given seed.
+//! Deterministic for a given seed. With a manifest path (`--incidents`) it also plants
+//! incidents of every kind the findings look for, in every tenant, and lists them —
+//! and the bursts and zeroizes of the ordinary traffic — in the manifest.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -39,6 +41,8 @@ pub struct GenerateOptions {
     pub format: ExportFormat,
     /// Hours each export reaches into the next month.
     pub overlap_hours: u32,
+    /// Plant incidents and write their manifest here.
+    pub manifest: Option<PathBuf>,
 }
 
 /// SplitMix64: small, fast, and the same on every platform.
@@ -103,6 +107,8 @@ struct Event {
     partid: String,
     role: &'static str,
     ouid: Option<String>,
+    /// Planted by `--incidents`: written without drawing from the ordinary generator.
+    planted: bool,
 }
 
 struct Client {
@@ -120,6 +126,9 @@ struct Tenant {
     hostile_ips: Vec<String>,
     keys: Vec<String>,
     destroyed: Vec<String>,
+    /// What the ordinary traffic holds that a reviewer should see (bursts, zeroize, init),
+    /// for the manifest of `--incidents`.
+    notable: Vec<Incident>,
 }
 
 const USE_ACTIONS: [&str; 8] = [
@@ -187,6 +196,7 @@ impl Tenant {
             hostile_ips,
             keys: Vec::new(),
             destroyed: Vec::new(),
+            notable: Vec::new(),
         }
     }
 
@@ -214,6 +224,7 @@ impl Tenant {
             partid: partid.clone(),
             role: cl.role,
             ouid: None,
+            planted: false,
         }
     }
 
@@ -267,7 +278,18 @@ impl Tenant {
                     "LUNA_PARTITION_INIT"
                 } else {
                     "LUNA_PARTITION_ZEROIZE"
-                }
+                };
+                self.notable.push(Incident::background(
+                    if e.action == "LUNA_PARTITION_INIT" {
+                        "partition_init"
+                    } else {
+                        "zeroize"
+                    },
+                    &self.id,
+                    &e,
+                    e.time,
+                    &["partition_admin"],
+                ));
             }
             141..=160 => {
                 e.action = *rng.pick(&[
@@ -308,7 +330,8 @@ impl Tenant {
     }
 
     /// A burst of failed logins from a hostile IP starting at `time`.
-    fn burst(&self, rng: &mut Rng, time: i64, out: &mut Vec<Event>) {
+    fn burst(&mut self, rng: &mut Rng, time: i64, out: &mut Vec<Event>) {
+        let from = out.len();
         let ip = rng.pick(&self.hostile_ips).clone();
         let c = rng.below(self.clients.len() as u64) as usize;
         let n = 10 + rng.below(20);
@@ -320,6 +343,14 @@ impl Tenant {
             e.role = "public";
             out.push(e);
         }
+        let end = out.last().map_or(time, |e| e.time);
+        self.notable.push(Incident::background(
+            "brute_force",
+            &self.id,
+            &out[from],
+            end,
+            &["failed_login_burst"],
+        ));
     }
 }
 
@@ -385,7 +416,7 @@ fn write_event(w: &mut impl Write, e: &Event, tenant: &str, rng: &mut Rng) -> st
         r#"{{"clientip":"{}","hsmid":"{}","partid":"{}","role":"{}","ouid":{}}}"#,
         e.clientip, e.hsmid, e.partid, e.role, ouid
     );
-    let meta = if rng.chance(0.2) {
+    let meta = if !e.planted && rng.chance(0.2) {
         serde_json::to_string(&meta).expect("string")
     } else {
         meta
@@ -426,18 +457,37 @@ pub fn generate(opts: &GenerateOptions) -> Result<Vec<PathBuf>> {
         .collect();
     let wsum: u64 = weights.iter().sum();
     let overlap = opts.overlap_hours as i64 * 3_600_000_000;
+    if opts.manifest.is_some() && opts.months < 5 {
+        return Err(Error::Usage(
+            "--incidents needs at least 5 months (incidents are judged against history)".into(),
+        ));
+    }
+    // Incidents draw from their own generator, so the ordinary traffic stays the same.
+    let mut incident_rng = Rng::new(opts.seed ^ 0x1BAD_5EED);
+    let mut manifest = Vec::new();
     let mut paths = Vec::new();
     for ti in 0..tenants {
         let mut t = Tenant::new(&mut rng, ti);
+        let (mut planted, incidents) = match opts.manifest {
+            Some(_) => plant(&t, &mut incident_rng, ti, opts.months, &month_start),
+            None => (vec![], vec![]),
+        };
+        manifest.extend(incidents);
         let per_month = opts.events * weights[ti as usize] / wsum / opts.months.max(1) as u64;
+        let mut month = |t: &mut Tenant, rng: &mut Rng, s: i64, e: i64| {
+            let mut v = month_events(t, rng, s, e, per_month);
+            if !planted.is_empty() {
+                v.extend(planted.extract_if(.., |x| x.time >= s && x.time < e));
+                v.sort_by_key(|x| x.time);
+            }
+            v
+        };
         let mut next: Option<Vec<Event>> = None;
         for k in 0..opts.months {
             let (s, e) = (month_start(k), month_start(k + 1));
-            let this = next
-                .take()
-                .unwrap_or_else(|| month_events(&mut t, &mut rng, s, e, per_month));
-            let following = (k + 1 < opts.months)
-                .then(|| month_events(&mut t, &mut rng, e, month_start(k + 2), per_month));
+            let this = next.take().unwrap_or_else(|| month(&mut t, &mut rng, s, e));
+            let following =
+                (k + 1 < opts.months).then(|| month(&mut t, &mut rng, e, month_start(k + 2)));
             let head: Vec<&Event> = following.as_ref().map_or(vec![], |f| {
                 f.iter().take_while(|ev| ev.time < e + overlap).collect()
             });
@@ -448,6 +498,13 @@ pub fn generate(opts: &GenerateOptions) -> Result<Vec<PathBuf>> {
             paths.push(path);
             next = following;
         }
+        if opts.manifest.is_some() {
+            manifest.append(&mut t.notable);
+        }
+    }
+    if let Some(path) = &opts.manifest {
+        let text = serde_json::to_string_pretty(&manifest)? + "\n";
+        std::fs::write(path, text).map_err(|e| Error::io(path, e))?;
     }
     Ok(paths)
 }
@@ -510,4 +567,302 @@ fn write_export<'a>(
         }
     }
     Ok(path)
+}
+
+/// One incident in the generated exports, as the manifest of `--incidents` lists it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Incident {
+    pub kind: String,
+    /// `planted` by `--incidents`, or `background`: part of the ordinary traffic.
+    pub origin: String,
+    pub tenant: String,
+    pub actor: Option<String>,
+    pub client_ips: Vec<String>,
+    pub keys: Vec<String>,
+    /// First and last event of the incident, RFC 3339 UTC.
+    pub start: String,
+    pub end: String,
+    /// The finding kinds that should report it.
+    pub expect: Vec<String>,
+}
+
+fn rfc3339(t: i64) -> String {
+    let day = t.div_euclid(MICROS_PER_DAY);
+    let s = t.rem_euclid(MICROS_PER_DAY) / 1_000_000;
+    format!(
+        "{}T{:02}:{:02}:{:02}Z",
+        format_day(day as i32),
+        s / 3600,
+        s / 60 % 60,
+        s % 60
+    )
+}
+
+impl Incident {
+    fn background(kind: &str, tenant: &str, e: &Event, end: i64, expect: &[&str]) -> Incident {
+        Incident {
+            kind: kind.into(),
+            origin: "background".into(),
+            tenant: tenant.into(),
+            actor: Some(e.actor.clone()),
+            client_ips: vec![e.clientip.clone()],
+            keys: vec![],
+            start: rfc3339(e.time),
+            end: rfc3339(end),
+            expect: expect.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+}
+
+/// The kinds `--incidents` plants, in every tenant, each in its own month.
+pub const PLANTED_KINDS: &[&str] = &[
+    "brute_force",
+    "zeroize",
+    "partition_init",
+    "new_ip_at_night",
+    "new_actor",
+    "dormant_key",
+    "new_key_user",
+    "mass_destroy",
+    "new_clone_target",
+];
+
+/// Events of the planted incidents of one tenant (any month), and their manifest.
+fn plant(
+    t: &Tenant,
+    rng: &mut Rng,
+    ti: u32,
+    months: u32,
+    month_start: &dyn Fn(u32) -> i64,
+) -> (Vec<Event>, Vec<Incident>) {
+    const H: i64 = 3_600_000_000;
+    const M: i64 = 60_000_000;
+    let mut events = Vec::new();
+    let mut manifest = Vec::new();
+    let co = t.clients.iter().position(|c| c.role == "CO").unwrap_or(0);
+    let other = (co + 1) % t.clients.len();
+    let span = months.saturating_sub(3).max(1);
+    for (j, kind) in PLANTED_KINDS.iter().enumerate() {
+        let m = 1 + (j as u32 + 2 * ti) % span;
+        let start = month_start(m);
+        let day = |d: i64| start + d * MICROS_PER_DAY;
+        // The first Saturday on or after the 8th of the month.
+        let saturday = {
+            let mut d = start / MICROS_PER_DAY + 7;
+            while (d + 4).rem_euclid(7) != 6 {
+                d += 1;
+            }
+            d * MICROS_PER_DAY
+        };
+        let ev =
+            |rng: &mut Rng, c: usize, time: i64, action: &'static str, ouid: Option<String>| {
+                let cl = &t.clients[c];
+                let (partid, hsmid) = &t.partitions[cl.partition];
+                Event {
+                    time,
+                    source: format!("thales/cloudhsm/{partid}"),
+                    resource: t.resource.clone(),
+                    actor: cl.actor.clone(),
+                    action,
+                    status: "LUNA_RET_OK",
+                    trace: rng.uuid(),
+                    clientip: cl.ips[0].clone(),
+                    hsmid: hsmid.clone(),
+                    partid: partid.clone(),
+                    role: if action == "LUNA_LOGIN" {
+                        "public"
+                    } else {
+                        cl.role
+                    },
+                    ouid,
+                    planted: true,
+                }
+            };
+        let mut new: Vec<Event> = Vec::new();
+        let mut keys = Vec::new();
+        let mut expect: Vec<&str> = Vec::new();
+        match *kind {
+            "brute_force" => {
+                // 25 wrong PINs in four minutes from a new address, then a login that works.
+                let ip = format!("193.56.28.{}", 10 + ti);
+                let at = day(11) + 3 * H + 7 * M;
+                for i in 0..25 {
+                    let mut e = ev(rng, other, at + i * 9_000_000, "LUNA_LOGIN", None);
+                    e.status = "LUNA_RET_UM_PIN_INCORRECT";
+                    e.clientip = ip.clone();
+                    new.push(e);
+                }
+                let mut e = ev(
+                    rng,
+                    other,
+                    at + 25 * 9_000_000 + 30_000_000,
+                    "LUNA_LOGIN",
+                    None,
+                );
+                e.clientip = ip;
+                new.push(e);
+                expect.extend(["failed_login_burst", "new_client_ip"]);
+            }
+            "zeroize" | "partition_init" => {
+                // Sunday night, by the crypto officer.
+                let at = saturday + MICROS_PER_DAY + 23 * H + 31 * M;
+                let action = if *kind == "zeroize" {
+                    "LUNA_PARTITION_ZEROIZE"
+                } else {
+                    "LUNA_PARTITION_INIT"
+                };
+                new.push(ev(rng, co, at, "LUNA_LOGIN", None));
+                new.push(ev(rng, co, at + M, action, None));
+                expect.push("partition_admin");
+            }
+            "new_ip_at_night" => {
+                // A Saturday-night session of a known actor from an address never seen.
+                let ip = format!("45.155.205.{}", 100 + ti);
+                let at = saturday + 2 * H + 14 * M;
+                let key = t.keys.first().cloned();
+                let mut e = ev(rng, other, at, "LUNA_LOGIN", None);
+                e.clientip = ip.clone();
+                new.push(e);
+                for i in 1..6 {
+                    let mut e = ev(rng, other, at + i * M, "LUNA_SIGN", key.clone());
+                    e.clientip = ip.clone();
+                    new.push(e);
+                }
+                expect.extend(["new_client_ip", "off_hours"]);
+            }
+            "new_actor" => {
+                // Someone nobody saw before logs in, sets a PIN and makes a key.
+                let actor = rng.uuid();
+                let ip = format!("91.92.{}.{}", 240 + ti, 17);
+                let at = day(16) + 10 * H;
+                let k = rng.hex(16);
+                for (i, (action, ouid)) in [
+                    ("LUNA_LOGIN", None),
+                    ("LUNA_INIT_PIN", None),
+                    ("LUNA_GENERATE_KEY", Some(k.clone())),
+                ]
+                .into_iter()
+                .enumerate()
+                {
+                    let mut e = ev(rng, co, at + i as i64 * M, action, ouid);
+                    e.actor = actor.clone();
+                    e.clientip = ip.clone();
+                    new.push(e);
+                }
+                keys.push(k);
+                expect.extend(["new_actor", "pin_change"]);
+            }
+            "dormant_key" => {
+                // A key made early in the month and first used 80 days later.
+                let k = rng.hex(16);
+                new.push(ev(
+                    rng,
+                    co,
+                    day(2) + 9 * H,
+                    "LUNA_GENERATE_KEY",
+                    Some(k.clone()),
+                ));
+                new.push(ev(
+                    rng,
+                    other,
+                    day(82) + 11 * H,
+                    "LUNA_DECRYPT",
+                    Some(k.clone()),
+                ));
+                keys.push(k);
+                expect.push("dormant_key");
+            }
+            "new_key_user" => {
+                // A key one actor uses every day; the next month another actor uses it too.
+                let k = rng.hex(16);
+                new.push(ev(
+                    rng,
+                    co,
+                    day(1) + 9 * H,
+                    "LUNA_GENERATE_KEY",
+                    Some(k.clone()),
+                ));
+                for d in 1..26 {
+                    new.push(ev(rng, co, day(d) + 10 * H, "LUNA_SIGN", Some(k.clone())));
+                }
+                let next = month_start(m + 1);
+                for i in 0..3 {
+                    new.push(ev(
+                        rng,
+                        other,
+                        next + 12 * MICROS_PER_DAY + 14 * H + i * M,
+                        "LUNA_SIGN",
+                        Some(k.clone()),
+                    ));
+                }
+                keys.push(k);
+                expect.push("new_key_user");
+            }
+            "mass_destroy" => {
+                // Fifteen keys made over the month, destroyed within fifteen minutes.
+                let at = day(20) + 15 * H;
+                for i in 0..15 {
+                    let k = rng.hex(16);
+                    new.push(ev(
+                        rng,
+                        co,
+                        day(3 + i) + 9 * H,
+                        "LUNA_GENERATE_KEY",
+                        Some(k.clone()),
+                    ));
+                    new.push(ev(
+                        rng,
+                        co,
+                        at + i * M,
+                        "LUNA_DESTROY_OBJECT",
+                        Some(k.clone()),
+                    ));
+                    keys.push(k);
+                }
+                expect.push("mass_key_destruction");
+            }
+            "new_clone_target" => {
+                // Keys cloned into a partition the tenant never used.
+                let at = day(9) + 13 * H;
+                let key = t.keys.first().cloned();
+                for (i, action) in ["LUNA_CLONE_AS_TARGET_INIT", "LUNA_CLONE_AS_TARGET"]
+                    .into_iter()
+                    .enumerate()
+                {
+                    let mut e = ev(rng, co, at + i as i64 * M, action, key.clone());
+                    e.partid = format!("{}", 9_900_000 + ti);
+                    e.hsmid = "299999".into();
+                    e.source = format!("thales/cloudhsm/{}", e.partid);
+                    new.push(e);
+                }
+                keys.extend(key);
+                expect.push("new_replication_target");
+            }
+            _ => unreachable!("every planted kind is handled"),
+        }
+        // Only the events the incident is about: the mass destroy's key creations are not.
+        let about: Vec<&Event> = new
+            .iter()
+            .filter(|e| !(*kind == "mass_destroy" && e.action == "LUNA_GENERATE_KEY"))
+            .filter(|e| !(*kind == "new_key_user" && e.actor != t.clients[other].actor))
+            .filter(|e| !(*kind == "dormant_key" && e.action == "LUNA_GENERATE_KEY"))
+            .collect();
+        let first = about.iter().map(|e| e.time).min().unwrap_or(start);
+        let last = about.iter().map(|e| e.time).max().unwrap_or(start);
+        let mut ips: Vec<String> = about.iter().map(|e| e.clientip.clone()).collect();
+        ips.dedup();
+        manifest.push(Incident {
+            kind: kind.to_string(),
+            origin: "planted".into(),
+            tenant: t.id.clone(),
+            actor: about.first().map(|e| e.actor.clone()),
+            client_ips: ips,
+            keys,
+            start: rfc3339(first),
+            end: rfc3339(last),
+            expect: expect.iter().map(|s| s.to_string()).collect(),
+        });
+        events.extend(new);
+    }
+    (events, manifest)
 }

@@ -1,7 +1,7 @@
 -- title: First use of each key
 -- question: Which keys were used for the first time in the period, by whom and from where — and which were used with no creation on record?
--- finding: created_at IS NULL
--- finding_rule: a key used with no creation seen in the lake (created before the archive, or elsewhere)
+-- flag: created_at IS NULL
+-- flag_rule: a key used with no creation seen in the lake (created before the archive, or elsewhere)
 WITH before AS (
     SELECT b.tenant_id, b.ouid, b.time, c.category
     FROM events_before_period b

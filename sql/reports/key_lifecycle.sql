@@ -1,7 +1,7 @@
 -- title: Key lifecycle changes
 -- question: Which keys were created or destroyed in the period, and how much were they used?
--- finding: destroyed_at IS NOT NULL
--- finding_rule: a key destroyed in the period
+-- flag: destroyed_at IS NOT NULL
+-- flag_rule: a key destroyed in the period
 SELECT tenant_id, ouid, created_at, destroyed_at, first_use, last_use, uses, failed_uses
 FROM key_lifecycle
 WHERE created_at IS NOT NULL OR destroyed_at IS NOT NULL

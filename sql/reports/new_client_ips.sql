@@ -1,7 +1,7 @@
 -- title: New client IPs per actor
 -- question: From which IPs did each actor work for the first time in the period?
--- finding: known_actor
--- finding_rule: an actor seen before the period, now working from an IP it never used before
+-- flag: known_actor
+-- flag_rule: an actor seen before the period, now working from an IP it never used before
 WITH before_pairs AS (SELECT DISTINCT tenant_id, actor_id, client_ip FROM events_before_period),
      before_actors AS (SELECT DISTINCT tenant_id, actor_id FROM events_before_period)
 SELECT n.tenant_id, n.actor_id, n.client_ip, n.first_seen, n.last_seen, n.events,

@@ -1,5 +1,5 @@
-//! The config file: a default lake, storage options and named lake profiles, plus
-//! keys kept for later commands. Flags win over the environment, which wins over it.
+//! The config file: a default lake, storage options and named lake profiles, the
+//! `[rules]` of findings, plus keys kept for later commands. Flags win over the environment, which wins over it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -33,6 +33,8 @@ pub struct ConfigFile {
     pub default: LakeSettings,
     #[serde(default)]
     pub profiles: BTreeMap<String, LakeSettings>,
+    /// The rules of findings (the same keys as a `--rules` file).
+    pub rules: Option<crate::report::rules::Rules>,
 }
 
 /// The config in force: where it came from and the profile chosen.
@@ -42,6 +44,8 @@ pub struct Config {
     pub path: Option<PathBuf>,
     pub profile: Option<String>,
     pub settings: LakeSettings,
+    /// The file's `[rules]`, when it has one.
+    pub rules: Option<crate::report::rules::Rules>,
 }
 
 /// `--config FILE`, else `$XDG_CONFIG_HOME/auditlake/config.toml`, else
@@ -89,10 +93,20 @@ impl Config {
             settings.secret_file = p.secret_file.or(settings.secret_file);
         }
         tracing::debug!(path = ?path, profile = ?profile, "config");
+        if let Some(r) = &file.rules {
+            r.check().map_err(|e| {
+                Error::Usage(format!(
+                    "{}: [rules]: {e}",
+                    path.as_ref()
+                        .map_or("config".into(), |p| p.display().to_string())
+                ))
+            })?;
+        }
         Ok(Config {
             path,
             profile: profile.map(str::to_string),
             settings,
+            rules: file.rules,
         })
     }
 }

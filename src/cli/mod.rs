@@ -11,7 +11,9 @@ use crate::generate::{generate, ExportFormat, GenerateOptions};
 use crate::lake::store::LakeStore;
 use crate::query::print::{stream_to, stream_to_parquet, Format};
 use crate::query::{build_session, SessionOptions};
+use crate::report::findings::Severity;
 use crate::report::render::{self, ReportFormat};
+use crate::report::rules::Rules;
 use crate::report::ReportOptions;
 use crate::status::{human_bytes, render, status};
 use crate::Result;
@@ -35,7 +37,7 @@ pub const EXIT_ERROR: u8 = 2;
     long_about = "auditlake turns Thales DPoD (Luna Cloud HSM) audit exports into a Parquet lake \
 partitioned by tenant and day, and answers auditors' questions over it.\n\n\
 Typical use:\n  auditlake convert exports/ --lake ./lake\n  auditlake status --lake ./lake",
-    after_help = "Exit codes: 0 ok, 1 findings (report --fail-on-findings, verify), 2 error."
+    after_help = "Exit codes: 0 ok, 1 findings (report --fail-on SEVERITY, verify), 2 error."
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -63,6 +65,57 @@ pub enum ConfigAction {
         #[command(flatten)]
         lake: LakeArg,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RulesAction {
+    /// Print the rules in force, as TOML, and where they came from.
+    Show {
+        #[command(flatten)]
+        rules: RulesArgs,
+    },
+}
+
+/// Where the rules of findings come from.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct RulesArgs {
+    /// A TOML rules file: thresholds, look-back, business hours and time zones per
+    /// tenant, allowlists (default: the config file's [rules], else the defaults).
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<PathBuf>,
+    /// Days of history before the period that baselines are learned from (default 90).
+    #[arg(long, value_name = "DAYS")]
+    pub baseline: Option<u32>,
+}
+
+impl RulesArgs {
+    /// The rules in force and where they came from: the file, else the config's
+    /// `[rules]`, else the defaults; `--baseline` over any of them.
+    pub fn resolve(&self, cfg: &config::Config) -> Result<(Rules, String)> {
+        let (mut rules, origin) = match (&self.rules, &cfg.rules) {
+            (Some(p), _) => (
+                Rules::load(p).map_err(|e| crate::Error::Usage(e.to_string()))?,
+                p.display().to_string(),
+            ),
+            (None, Some(r)) => (
+                r.clone(),
+                format!(
+                    "[rules] of {}",
+                    cfg.path
+                        .as_ref()
+                        .map_or("the config".into(), |p| p.display().to_string())
+                ),
+            ),
+            (None, None) => (Rules::default(), "defaults".to_string()),
+        };
+        if let Some(d) = self.baseline {
+            rules.baseline_days = d;
+        }
+        rules
+            .check()
+            .map_err(|e| crate::Error::Usage(format!("{origin}: {e}")))?;
+        Ok((rules, origin))
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -257,9 +310,30 @@ pub enum Command {
         /// (s3://bucket/reports/june.html).
         #[arg(short = 'o', long = "output", alias = "out", value_name = "PATH|URL")]
         output: Option<String>,
-        /// Exit with 1 when any report has findings (for schedulers).
-        #[arg(long)]
+        /// Exit with 1 when a finding of this severity or higher is not suppressed.
+        #[arg(long, value_enum, value_name = "SEVERITY")]
+        fail_on: Option<FailOn>,
+        /// The same as --fail-on low.
+        #[arg(long, conflicts_with = "fail_on")]
         fail_on_findings: bool,
+        #[command(flatten)]
+        rules: RulesArgs,
+    },
+    /// The rules findings are judged by: `auditlake rules show` prints those in force.
+    ///
+    /// From --rules FILE, else the [rules] section of the config file, else the defaults.
+    /// Example rules.toml:
+    ///   baseline_days = 90
+    ///   [tenants."0b610cb6-a49c-43e1-a190-f6ee550bac29"]
+    ///   timezone = "+09:00"
+    ///   business_hours = "08:00-19:00"
+    ///   [allow]
+    ///   nat_addresses = ["203.0.113.0/24"]
+    ///   batch_clients = [{ actor = "6fcc...", note = "nightly backup" }]
+    ///   maintenance_windows = [{ from = "2025-06-01T22:00:00Z", to = "2025-06-02T02:00:00Z" }]
+    Rules {
+        #[command(subcommand)]
+        action: RulesAction,
     },
     /// Print a shell completion script on stdout.
     ///
@@ -324,7 +398,33 @@ pub enum Command {
         /// Hours each export reaches into the next month (exports overlap at their edges).
         #[arg(long, default_value_t = 6)]
         overlap_hours: u32,
+        /// Plant incidents (bursts, zeroize, a new IP at night, a dormant key, ...) and
+        /// write what was planted to the --manifest file.
+        #[arg(long)]
+        incidents: bool,
+        /// Where --incidents writes its manifest (JSON; default: DIR.incidents.json
+        /// beside the output directory, so that converting DIR does not read it).
+        #[arg(long, value_name = "FILE", requires = "incidents")]
+        manifest: Option<PathBuf>,
     },
+}
+
+/// The lowest severity that fails a report run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FailOn {
+    High,
+    Medium,
+    Low,
+}
+
+impl From<FailOn> for Severity {
+    fn from(f: FailOn) -> Severity {
+        match f {
+            FailOn::High => Severity::High,
+            FailOn::Medium => Severity::Medium,
+            FailOn::Low => Severity::Low,
+        }
+    }
 }
 
 /// What a SQL session sees.
@@ -354,6 +454,7 @@ impl SessionArgs {
             period: None,
             sql_dir: self.sql_dir.clone(),
             memory_limit: self.memory_limit,
+            baseline_days: None,
         })
     }
 }
@@ -769,8 +870,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
             to,
             format,
             output,
+            fail_on,
             fail_on_findings,
+            rules,
         } => {
+            let cfg = config::Config::load(args.config.as_deref(), args.profile.as_deref())?;
+            let (rules, _) = rules.resolve(&cfg)?;
             let rt = runtime()?;
             let opts = ReportOptions {
                 store: lake.open_existing(&rt)?,
@@ -778,6 +883,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 from,
                 to,
                 names,
+                rules,
             };
             let pack = rt.block_on(crate::report::run(&opts))?;
             match (format, &output) {
@@ -805,18 +911,32 @@ pub fn run(args: Args) -> Result<ExitCode> {
                     }
                 }
             }
-            let findings = pack.findings();
+            let findings = pack.active().count();
             if output.is_some() {
                 crate::notes::note(&format!(
                     "{} reports, {findings} findings",
                     pack.reports.len()
                 ));
             }
-            Ok(ExitCode::from(if fail_on_findings && findings > 0 {
-                EXIT_FINDINGS
-            } else {
-                EXIT_OK
-            }))
+            let threshold = fail_on
+                .map(Severity::from)
+                .or(fail_on_findings.then_some(Severity::Low));
+            let fail = match (threshold, pack.max_severity()) {
+                (Some(t), Some(max)) => max >= t,
+                _ => false,
+            };
+            Ok(ExitCode::from(if fail { EXIT_FINDINGS } else { EXIT_OK }))
+        }
+        Command::Rules {
+            action: RulesAction::Show { rules },
+        } => {
+            let cfg = config::Config::load(args.config.as_deref(), args.profile.as_deref())?;
+            let (rules, origin) = rules.resolve(&cfg)?;
+            crate::write_stdout(&format!(
+                "# rules in force, from {origin}\n{}",
+                rules.to_toml()
+            ))?;
+            Ok(ExitCode::from(EXIT_OK))
         }
         Command::Completions { shell } => {
             // Into memory first: the generator panics on a write error, stdout may be closed.
@@ -869,7 +989,16 @@ pub fn run(args: Args) -> Result<ExitCode> {
             seed,
             format,
             overlap_hours,
+            incidents,
+            manifest,
         } => {
+            let manifest = incidents.then(|| {
+                manifest.unwrap_or_else(|| {
+                    let mut name = output.file_name().unwrap_or_default().to_os_string();
+                    name.push(".incidents.json");
+                    output.with_file_name(name)
+                })
+            });
             let paths = generate(&GenerateOptions {
                 out: output,
                 events,
@@ -879,6 +1008,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 seed,
                 format,
                 overlap_hours,
+                manifest,
             })?;
             let bytes: u64 = paths
                 .iter()
@@ -905,6 +1035,7 @@ fn lake_arg(command: &mut Command) -> Option<&mut LakeArg> {
         | Command::Report { lake, .. } => Some(lake),
         Command::Query { session, .. } | Command::Repl { session, .. } => Some(&mut session.lake),
         Command::Config { .. }
+        | Command::Rules { .. }
         | Command::Completions { .. }
         | Command::Manpage { .. }
         | Command::Inflate { .. }

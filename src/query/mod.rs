@@ -5,7 +5,9 @@
 //! `action_catalog`, and the views under `sql/views/`, embedded in the binary.
 //! Scoped to a tenant, only that tenant's directory is registered and the
 //! session refuses DDL, DML and COPY; scoped to a period, `events` itself is
-//! filtered, so every view over it reads only that period's partitions.
+//! filtered, so every view over it reads only that period's partitions, and
+//! `events_before_period` / `events_baseline` hold what came before it (all of it, and
+//! the look-back window of findings).
 
 pub mod cache;
 pub mod print;
@@ -99,6 +101,8 @@ pub struct SessionOptions {
     /// Bytes the query engine may hold for sorts, joins and aggregates before it
     /// spills to temporary files (None: [`default_memory_limit`]).
     pub memory_limit: Option<usize>,
+    /// Days before the period that `events_baseline` holds (the look-back of findings).
+    pub baseline_days: Option<u32>,
 }
 
 /// Half the machine's memory (from `/proc/meminfo`; 4 GiB where that is not there),
@@ -292,6 +296,20 @@ pub async fn build_session(opts: &SessionOptions) -> Result<Session> {
         cols[1..].join(", ")
     );
     ctx.sql(&before_sql).await?;
+    // The look-back window of findings: the days just before the period.
+    let baseline = match (opts.period, opts.baseline_days) {
+        (Some((a, _)), Some(n)) => format!(
+            " WHERE day BETWEEN DATE '{}' AND DATE '{}'",
+            format_day(a - n as i32),
+            format_day(a - 1)
+        ),
+        _ => " WHERE false".to_string(),
+    };
+    let baseline_sql = format!(
+        "CREATE VIEW events_baseline AS SELECT time, {tenant_expr}, day, {} FROM {LAKE_TABLE}{baseline}",
+        cols[1..].join(", ")
+    );
+    ctx.sql(&baseline_sql).await?;
 
     let mut views = vec![Described {
         name: "events".into(),

@@ -2,11 +2,15 @@
 //! coverage of that period first, rendered for people or machines.
 //!
 //! Each report is a `.sql` file under `sql/reports/` (embedded) whose header
-//! gives its title, the question it answers and the rule for a *finding* — a
-//! SQL boolean over the report's own columns. The period is applied to
+//! gives its title, the question it answers and the rows it *flags* for review — a
+//! SQL boolean over the report's own columns. Its rows are the evidence; the few
+//! that need attention are the findings (`findings`), ranked by severity, judged by
+//! the rules (`rules`) against each tenant's history. The period is applied to
 //! `events` before any view sees a row, so only its partitions are read.
 
+pub mod findings;
 pub mod render;
+pub mod rules;
 pub mod svg;
 
 use std::collections::BTreeMap;
@@ -20,6 +24,8 @@ use crate::lake::{ledger, list_partitions};
 use crate::query::{build_session, SessionOptions};
 use crate::status::gaps;
 use crate::{Error, Result};
+use findings::{Finding, FindingRule, Severity, TenantBaseline};
+use rules::Rules;
 
 /// The built-in reports, in the order they are printed.
 pub const BUILTIN_REPORTS: &[(&str, &str)] = &[
@@ -60,9 +66,9 @@ pub struct ReportDef {
     pub name: String,
     pub title: String,
     pub question: String,
-    /// SQL boolean over the report's columns marking a row as a finding.
-    pub finding: String,
-    pub finding_rule: String,
+    /// SQL boolean over the report's columns flagging a row for review.
+    pub flag: String,
+    pub flag_rule: String,
     pub sql: String,
 }
 
@@ -87,8 +93,8 @@ impl ReportDef {
             name: name.to_string(),
             title: get("title")?,
             question: get("question")?,
-            finding: get("finding")?,
-            finding_rule: get("finding_rule")?,
+            flag: get("flag")?,
+            flag_rule: get("flag_rule")?,
             sql: text.to_string(),
         })
     }
@@ -136,28 +142,42 @@ impl Coverage {
 pub struct ReportResult {
     pub def: ReportDef,
     pub batches: Vec<RecordBatch>,
-    /// Per row, in order: whether it is a finding.
-    pub finding_rows: Vec<bool>,
+    /// Per row, in order: whether the report's flag rule picks it out.
+    pub flagged_rows: Vec<bool>,
 }
 
 impl ReportResult {
     pub fn rows(&self) -> usize {
-        self.finding_rows.len()
+        self.flagged_rows.len()
     }
-    pub fn findings(&self) -> usize {
-        self.finding_rows.iter().filter(|f| **f).count()
+    pub fn flagged(&self) -> usize {
+        self.flagged_rows.iter().filter(|f| **f).count()
     }
 }
 
 /// The whole pack.
 pub struct ReportPack {
     pub coverage: Coverage,
+    /// Ranked: unsuppressed by severity, then the suppressed ones.
+    pub findings: Vec<Finding>,
+    pub baselines: Vec<TenantBaseline>,
+    pub finding_rules: Vec<FindingRule>,
+    pub rules: Rules,
     pub reports: Vec<ReportResult>,
 }
 
 impl ReportPack {
-    pub fn findings(&self) -> usize {
-        self.reports.iter().map(|r| r.findings()).sum()
+    /// The highest severity among the findings no allowlist suppresses.
+    pub fn max_severity(&self) -> Option<Severity> {
+        self.active().map(|f| f.severity).max()
+    }
+    /// Findings no allowlist suppresses.
+    pub fn active(&self) -> impl Iterator<Item = &Finding> {
+        self.findings.iter().filter(|f| f.suppressed.is_none())
+    }
+    /// Unsuppressed findings whose evidence is in report `name`.
+    pub fn findings_of(&self, name: &str) -> usize {
+        self.active().filter(|f| f.report == name).count()
     }
 }
 
@@ -170,6 +190,8 @@ pub struct ReportOptions {
     pub to: Option<i32>,
     /// Report names; empty: all.
     pub names: Vec<String>,
+    /// The rules findings are judged by.
+    pub rules: Rules,
 }
 
 /// Runs the reports over the period.
@@ -225,6 +247,7 @@ pub async fn run(opts: &ReportOptions) -> Result<ReportPack> {
         period: Some((from, to)),
         sql_dir: None,
         memory_limit: None,
+        baseline_days: Some(opts.rules.baseline_days),
     })
     .await?;
     let mut reports = Vec::new();
@@ -236,18 +259,32 @@ pub async fn run(opts: &ReportOptions) -> Result<ReportPack> {
             .map_err(|e| Error::Usage(format!("report {}: {e}", def.name)))?
             .collect()
             .await?;
-        let finding_rows = evaluate_findings(&session.ctx, &def, &batches)?;
+        let flagged_rows = evaluate_flags(&session.ctx, &def, &batches)?;
         reports.push(ReportResult {
             def,
             batches,
-            finding_rows,
+            flagged_rows,
         });
     }
-    Ok(ReportPack { coverage, reports })
+    let tenants: Vec<String> = coverage
+        .tenants
+        .iter()
+        .map(|t| t.tenant_id.clone())
+        .collect();
+    let names: Vec<String> = reports.iter().map(|r| r.def.name.clone()).collect();
+    let found = findings::run(&session.ctx, &opts.rules, (from, to), &tenants, &names).await?;
+    Ok(ReportPack {
+        coverage,
+        findings: found.findings,
+        baselines: found.baselines,
+        finding_rules: found.rules,
+        rules: opts.rules.clone(),
+        reports,
+    })
 }
 
-/// Evaluates the report's finding expression on each of its rows.
-fn evaluate_findings(
+/// Evaluates the report's flag expression on each of its rows.
+fn evaluate_flags(
     ctx: &datafusion::prelude::SessionContext,
     def: &ReportDef,
     batches: &[RecordBatch],
@@ -255,18 +292,15 @@ fn evaluate_findings(
     let mut out = Vec::new();
     for b in batches {
         let schema = DFSchema::try_from(b.schema().as_ref().clone())?;
-        let expr = ctx.parse_sql_expr(&def.finding, &schema).map_err(|e| {
-            Error::Usage(format!(
-                "report {}: finding {:?}: {e}",
-                def.name, def.finding
-            ))
-        })?;
+        let expr = ctx
+            .parse_sql_expr(&def.flag, &schema)
+            .map_err(|e| Error::Usage(format!("report {}: flag {:?}: {e}", def.name, def.flag)))?;
         let phys = ctx.create_physical_expr(expr, &schema)?;
         let values = phys.evaluate(b)?.into_array(b.num_rows())?;
         let bools = values.as_boolean_opt().ok_or_else(|| {
             Error::Usage(format!(
-                "report {}: finding {:?} is not a boolean",
-                def.name, def.finding
+                "report {}: flag {:?} is not a boolean",
+                def.name, def.flag
             ))
         })?;
         out.extend((0..b.num_rows()).map(|i| bools.is_valid(i) && bools.value(i)));

@@ -1,4 +1,5 @@
-//! Renders a [`ReportPack`] as Markdown, self-contained HTML, CSV files or one JSON document.
+//! Renders a [`ReportPack`] as Markdown, self-contained HTML, CSV files or one JSON
+//! document: coverage and baselines, the findings ranked by severity, then the evidence.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -7,6 +8,7 @@ use arrow::array::Array;
 use arrow::compute::concat_batches;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 
+use super::findings::{counts, Finding};
 use super::svg::{bars, hbars, Series};
 use super::{Coverage, ReportPack, ReportResult};
 use crate::Result;
@@ -97,33 +99,143 @@ fn coverage_lines(c: &Coverage) -> Vec<String> {
     v
 }
 
+/// The findings line: counts by severity, and the suppressed.
+fn findings_summary(pack: &ReportPack) -> String {
+    let c = counts(&pack.findings);
+    let total: usize = c.iter().map(|(_, n)| n).sum();
+    let suppressed = pack.findings.len() - total;
+    format!(
+        "{total} findings: {}; {suppressed} suppressed by allowlists (listed after the evidence)",
+        c.iter()
+            .map(|(s, n)| format!("{n} {}", s.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+/// One line per tenant on what its baseline rests on.
+fn baseline_lines(pack: &ReportPack) -> Vec<String> {
+    pack.baselines
+        .iter()
+        .map(|b| {
+            let offset = format!(
+                "UTC{}{:02}:{:02}",
+                if b.utc_offset_minutes < 0 { '-' } else { '+' },
+                b.utc_offset_minutes.abs() / 60,
+                b.utc_offset_minutes.abs() % 60
+            );
+            if b.enough {
+                format!(
+                    "Baseline of {}: {}..{} ({} days before the period): history on {} days, {} events; business hours {}; clock {offset}",
+                    b.tenant_id, b.from, b.to, pack.rules.baseline_days, b.history_days, b.history_events, b.business_hours
+                )
+            } else {
+                format!(
+                    "Baseline of {}: {}..{}: NOT ENOUGH HISTORY (data on {} days, {} needed): what is new for this tenant is shown as info, not judged; business hours {}; clock {offset}",
+                    b.tenant_id, b.from, b.to, b.history_days, pack.rules.min_history_days, b.business_hours
+                )
+            }
+        })
+        .collect()
+}
+
+/// The columns of a findings table and each finding's cells.
+const FINDING_COLUMNS: &[&str] = &[
+    "severity",
+    "kind",
+    "tenant_id",
+    "time",
+    "until",
+    "actor_id",
+    "client_ip",
+    "ouid",
+    "reason",
+];
+
+fn finding_cells(f: &Finding) -> Vec<String> {
+    vec![
+        f.severity.as_str().to_string(),
+        f.kind.clone(),
+        f.tenant_id.clone(),
+        f.time.clone(),
+        f.until.clone(),
+        f.actor_id.clone().unwrap_or_default(),
+        f.client_ip.clone().unwrap_or_default(),
+        f.ouid.clone().unwrap_or_default(),
+        f.reason.clone(),
+    ]
+}
+
+fn md_findings(s: &mut String, list: &[&Finding], suppressed: bool) {
+    let mut cols: Vec<&str> = FINDING_COLUMNS.to_vec();
+    if suppressed {
+        cols.push("suppressed");
+    }
+    let _ = writeln!(
+        s,
+        "| {} |\n|{}",
+        cols.join(" | "),
+        "---|".repeat(cols.len())
+    );
+    for f in list.iter().take(MAX_ROWS_SHOWN) {
+        let mut cells = finding_cells(f);
+        if suppressed {
+            cells.push(f.suppressed.clone().unwrap_or_default());
+        }
+        let cells: Vec<String> = cells.iter().map(|c| md_cell(c)).collect();
+        let _ = writeln!(s, "| {} |", cells.join(" | "));
+    }
+    if list.len() > MAX_ROWS_SHOWN {
+        let _ = writeln!(
+            s,
+            "\n_First {MAX_ROWS_SHOWN} of {}; `--format csv` or `json` has them all._",
+            list.len()
+        );
+    }
+}
+
 pub fn markdown(pack: &ReportPack) -> Result<String> {
     let mut s = String::from("# auditlake compliance report\n\n");
-    for l in coverage_lines(&pack.coverage) {
+    for l in coverage_lines(&pack.coverage)
+        .into_iter()
+        .chain(baseline_lines(pack))
+    {
         let _ = writeln!(s, "- {l}");
     }
+    let _ = write!(s, "\n## Findings\n\n{}.\n\n", findings_summary(pack));
+    let active: Vec<&Finding> = pack.active().collect();
+    if active.is_empty() {
+        s.push_str("_No findings._\n");
+    } else {
+        md_findings(&mut s, &active, false);
+    }
+    s.push_str("\nSeverities: **high** needs action now (zeroize, partition init, mass key destruction, a burst followed by a login); **medium** deviates from the tenant's history (new actor, new IP, hours it never works, dormant key, new key user, new clone target, a burst); **low** worth a look (PIN changes, a new IP the tenant already uses); **info** could not be judged (too little history).\n\n| rule | evidence | finding |\n|---|---|---|\n");
+    for r in &pack.finding_rules {
+        let _ = writeln!(s, "| {} | {} | {} |", r.kind, r.report, md_cell(&r.rule));
+    }
     s.push_str(
-        "\n## Summary\n\n| report | rows | findings | finding rule |\n|---|---:|---:|---|\n",
+        "\n## Evidence\n\n| report | rows | flagged | flag rule | findings |\n|---|---:|---:|---|---:|\n",
     );
     for r in &pack.reports {
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} |",
             md_cell(&r.def.title),
             r.rows(),
-            r.findings(),
-            md_cell(&r.def.finding_rule)
+            r.flagged(),
+            md_cell(&r.def.flag_rule),
+            pack.findings_of(&r.def.name)
         );
     }
     for r in &pack.reports {
         let t = table(r)?;
         let _ = write!(
             s,
-            "\n## {}\n\n{}\n\nFindings: **{}** ({}) in {} rows.\n\n",
+            "\n### {}\n\n{}\n\nFlagged: **{}** ({}) in {} rows.\n\n",
             r.def.title,
             r.def.question,
-            r.findings(),
-            r.def.finding_rule,
+            r.flagged(),
+            r.def.flag_rule,
             r.rows()
         );
         if t.rows.is_empty() {
@@ -132,7 +244,7 @@ pub fn markdown(pack: &ReportPack) -> Result<String> {
         }
         let _ = writeln!(
             s,
-            "| finding | {} |",
+            "| flagged | {} |",
             t.columns
                 .iter()
                 .map(|c| md_cell(c))
@@ -148,7 +260,7 @@ pub fn markdown(pack: &ReportPack) -> Result<String> {
             let _ = writeln!(
                 s,
                 "| {} | {} |",
-                if r.finding_rows[i] { "⚠" } else { "" },
+                if r.flagged_rows[i] { "⚑" } else { "" },
                 cells.join(" | ")
             );
         }
@@ -159,6 +271,19 @@ pub fn markdown(pack: &ReportPack) -> Result<String> {
                 t.rows.len()
             );
         }
+    }
+    let suppressed: Vec<&Finding> = pack
+        .findings
+        .iter()
+        .filter(|f| f.suppressed.is_some())
+        .collect();
+    let _ = write!(
+        s,
+        "\n### Suppressed findings\n\nFindings an allowlist of the rules expects: {}.\n\n",
+        suppressed.len()
+    );
+    if !suppressed.is_empty() {
+        md_findings(&mut s, &suppressed, true);
     }
     Ok(s)
 }
@@ -178,14 +303,49 @@ const CSS: &str = "body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-s
 h1{font-size:1.6em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ccc}\
 table{border-collapse:collapse;margin:.5em 0;font-size:12px}td,th{border:1px solid #ddd;padding:2px 6px;text-align:left}\
 th{background:#f3f3f3}tr.f td{background:#fff3f0}.gap{color:#b00;font-weight:bold}.ct{font:bold 13px sans-serif}\
-.ax{font:11px sans-serif;fill:#555}.meta li{margin:.1em 0}.n{text-align:right}";
+.ax{font:11px sans-serif;fill:#555}.meta li{margin:.1em 0}.n{text-align:right}\
+tr.sev-high td{background:#f8d7d3}tr.sev-medium td{background:#fdebd0}tr.sev-low td{background:#fcf8e3}\
+details{margin:.6em 0}summary{cursor:pointer}";
+
+fn html_findings(s: &mut String, list: &[&Finding], suppressed: bool) {
+    s.push_str("<table class=\"findings\"><tr>");
+    for c in FINDING_COLUMNS {
+        let _ = write!(s, "<th>{c}</th>");
+    }
+    if suppressed {
+        s.push_str("<th>suppressed</th>");
+    }
+    s.push_str("</tr>");
+    for f in list.iter().take(MAX_ROWS_SHOWN) {
+        let _ = write!(s, "<tr class=\"sev-{}\">", f.severity.as_str());
+        let mut cells = finding_cells(f);
+        if suppressed {
+            cells.push(f.suppressed.clone().unwrap_or_default());
+        }
+        for c in cells {
+            let _ = write!(s, "<td>{}</td>", escape_html(&c));
+        }
+        s.push_str("</tr>");
+    }
+    s.push_str("</table>");
+    if list.len() > MAX_ROWS_SHOWN {
+        let _ = write!(
+            s,
+            "<p><i>First {MAX_ROWS_SHOWN} of {}; --format csv or json has them all.</i></p>",
+            list.len()
+        );
+    }
+}
 
 pub fn html(pack: &ReportPack) -> Result<String> {
     let mut s = String::from("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>auditlake compliance report</title><style>");
     s.push_str(CSS);
     s.push_str("</style></head><body><h1>auditlake compliance report</h1><ul class=\"meta\">");
-    for l in coverage_lines(&pack.coverage) {
-        let class = if l.contains("GAPS") || l.contains("NO DATA") {
+    for l in coverage_lines(&pack.coverage)
+        .into_iter()
+        .chain(baseline_lines(pack))
+    {
+        let class = if l.contains("GAPS") || l.contains("NO DATA") || l.contains("NOT ENOUGH") {
             " class=\"gap\""
         } else {
             ""
@@ -193,17 +353,40 @@ pub fn html(pack: &ReportPack) -> Result<String> {
         let _ = write!(s, "<li{class}>{}</li>", escape_html(&l));
     }
     s.push_str("</ul>");
+    let _ = write!(
+        s,
+        "<h2 id=\"findings\">Findings</h2><p>{}.</p>",
+        escape_html(&findings_summary(pack))
+    );
+    let active: Vec<&Finding> = pack.active().collect();
+    if active.is_empty() {
+        s.push_str("<p><i>No findings.</i></p>");
+    } else {
+        html_findings(&mut s, &active, false);
+    }
+    s.push_str("<details><summary>Rules and severities</summary><p>high: needs action now; medium: deviates from the tenant's history; low: worth a look; info: could not be judged (too little history).</p><table><tr><th>rule</th><th>evidence</th><th>finding</th></tr>");
+    for r in &pack.finding_rules {
+        let _ = write!(
+            s,
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape_html(&r.kind),
+            escape_html(&r.report),
+            escape_html(&r.rule)
+        );
+    }
+    s.push_str("</table></details>");
     s.push_str(&charts(pack)?);
-    s.push_str("<h2>Summary</h2><table><tr><th>report</th><th>rows</th><th>findings</th><th>finding rule</th></tr>");
+    s.push_str("<h2>Evidence</h2><table><tr><th>report</th><th>rows</th><th>flagged</th><th>flag rule</th><th>findings</th></tr>");
     for r in &pack.reports {
         let _ = write!(
             s,
-            "<tr><td><a href=\"#{}\">{}</a></td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+            "<tr><td><a href=\"#{}\">{}</a></td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td><td class=\"n\">{}</td></tr>",
             r.def.name,
             escape_html(&r.def.title),
             r.rows(),
-            r.findings(),
-            escape_html(&r.def.finding_rule)
+            r.flagged(),
+            escape_html(&r.def.flag_rule),
+            pack.findings_of(&r.def.name)
         );
     }
     s.push_str("</table>");
@@ -211,16 +394,18 @@ pub fn html(pack: &ReportPack) -> Result<String> {
         let t = table(r)?;
         let _ = write!(
             s,
-            "<h2 id=\"{}\">{}</h2><p>{}</p><p>Findings: <b>{}</b> ({}) in {} rows.</p>",
+            "<details id=\"{}\"><summary><b>{}</b> — {} rows, {} flagged</summary><p>{}</p><p>Flagged: <b>{}</b> ({}) in {} rows.</p>",
             r.def.name,
             escape_html(&r.def.title),
+            r.rows(),
+            r.flagged(),
             escape_html(&r.def.question),
-            r.findings(),
-            escape_html(&r.def.finding_rule),
+            r.flagged(),
+            escape_html(&r.def.flag_rule),
             r.rows()
         );
         if t.rows.is_empty() {
-            s.push_str("<p><i>No rows.</i></p>");
+            s.push_str("<p><i>No rows.</i></p></details>");
             continue;
         }
         s.push_str("<table><tr>");
@@ -229,7 +414,7 @@ pub fn html(pack: &ReportPack) -> Result<String> {
         }
         s.push_str("</tr>");
         for (i, row) in t.rows.iter().take(MAX_ROWS_SHOWN).enumerate() {
-            s.push_str(if r.finding_rows[i] {
+            s.push_str(if r.flagged_rows[i] {
                 "<tr class=\"f\">"
             } else {
                 "<tr>"
@@ -243,8 +428,22 @@ pub fn html(pack: &ReportPack) -> Result<String> {
         if t.rows.len() > MAX_ROWS_SHOWN {
             let _ = write!(s, "<p><i>First {MAX_ROWS_SHOWN} of {} rows; --format csv or json has them all.</i></p>", t.rows.len());
         }
+        s.push_str("</details>");
     }
-    s.push_str("</body></html>\n");
+    let suppressed: Vec<&Finding> = pack
+        .findings
+        .iter()
+        .filter(|f| f.suppressed.is_some())
+        .collect();
+    let _ = write!(
+        s,
+        "<details id=\"suppressed\"><summary><b>Suppressed findings</b> — {} an allowlist expects</summary>",
+        suppressed.len()
+    );
+    if !suppressed.is_empty() {
+        html_findings(&mut s, &suppressed, true);
+    }
+    s.push_str("</details></body></html>\n");
     Ok(s)
 }
 
@@ -359,7 +558,7 @@ fn num(c: &Option<String>) -> f64 {
     c.as_deref().and_then(|s| s.parse().ok()).unwrap_or(0.0)
 }
 
-/// One JSON document: coverage, then each report with its rows and findings.
+/// One JSON document: coverage and baselines, the findings, then each report with its rows.
 pub fn json(pack: &ReportPack) -> Result<String> {
     let mut reports = Vec::new();
     for r in &pack.reports {
@@ -367,7 +566,7 @@ pub fn json(pack: &ReportPack) -> Result<String> {
         let rows: Vec<serde_json::Value> = t
             .rows
             .iter()
-            .zip(&r.finding_rows)
+            .zip(&r.flagged_rows)
             .map(|(row, f)| {
                 let mut m = serde_json::Map::new();
                 for (c, v) in t.columns.iter().zip(row) {
@@ -377,16 +576,32 @@ pub fn json(pack: &ReportPack) -> Result<String> {
                             .map_or(serde_json::Value::Null, serde_json::Value::String),
                     );
                 }
-                m.insert("finding".into(), serde_json::Value::Bool(*f));
+                m.insert("flagged".into(), serde_json::Value::Bool(*f));
                 serde_json::Value::Object(m)
             })
             .collect();
         reports.push(serde_json::json!({
             "name": r.def.name, "title": r.def.title, "question": r.def.question,
-            "finding_rule": r.def.finding_rule, "rows": r.rows(), "findings": r.findings(), "data": rows,
+            "flag_rule": r.def.flag_rule, "rows": r.rows(), "flagged": r.flagged(),
+            "findings": pack.findings_of(&r.def.name), "data": rows,
         }));
     }
-    let doc = serde_json::json!({ "coverage": pack.coverage, "findings": pack.findings(), "reports": reports });
+    let summary: serde_json::Map<String, serde_json::Value> = counts(&pack.findings)
+        .into_iter()
+        .map(|(s, n)| (s.as_str().to_string(), n.into()))
+        .chain([(
+            "suppressed".to_string(),
+            pack.findings
+                .iter()
+                .filter(|f| f.suppressed.is_some())
+                .count()
+                .into(),
+        )])
+        .collect();
+    let doc = serde_json::json!({
+        "coverage": pack.coverage, "baselines": pack.baselines, "summary": summary,
+        "findings": pack.findings, "finding_rules": pack.finding_rules, "reports": reports,
+    });
     Ok(serde_json::to_string_pretty(&doc)? + "\n")
 }
 
@@ -398,20 +613,39 @@ pub fn csv_files(pack: &ReportPack) -> Result<Vec<(String, String)>> {
         let (k, v) = l.split_once(": ").unwrap_or((&l, ""));
         let _ = writeln!(cov, "{},{}", csv_cell(k), csv_cell(v));
     }
+    for l in baseline_lines(pack) {
+        let (k, v) = l.split_once(": ").unwrap_or((&l, ""));
+        let _ = writeln!(cov, "{},{}", csv_cell(k), csv_cell(v));
+    }
     files.push(("coverage.csv".to_string(), cov));
+    let mut f = FINDING_COLUMNS.join(",") + ",suppressed\n";
+    for x in &pack.findings {
+        let mut cells = finding_cells(x);
+        cells.push(x.suppressed.clone().unwrap_or_default());
+        let _ = writeln!(
+            f,
+            "{}",
+            cells
+                .iter()
+                .map(|c| csv_cell(c))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+    }
+    files.push(("findings.csv".to_string(), f));
     for r in &pack.reports {
         let t = table(r)?;
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "finding,{}",
+            "flagged,{}",
             t.columns
                 .iter()
                 .map(|c| csv_cell(c))
                 .collect::<Vec<_>>()
                 .join(",")
         );
-        for (row, f) in t.rows.iter().zip(&r.finding_rows) {
+        for (row, f) in t.rows.iter().zip(&r.flagged_rows) {
             let _ = writeln!(
                 s,
                 "{f},{}",

@@ -18,6 +18,7 @@ const SUBCOMMANDS: &[&str] = &[
     "completions",
     "manpage",
     "config",
+    "rules",
 ];
 
 fn stdout(out: &Output) -> String {
@@ -141,6 +142,7 @@ fn manpage_dir_writes_one_page_per_subcommand() {
         .chain([
             "auditlake.1".to_string(),
             "auditlake-config-show.1".to_string(),
+            "auditlake-rules-show.1".to_string(),
         ])
         .collect();
     want.sort();

@@ -6,6 +6,7 @@ mod convert;
 mod exactly_once;
 mod faults;
 mod fetch;
+mod findings;
 mod lock;
 mod query;
 mod remote;

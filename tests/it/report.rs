@@ -1,5 +1,6 @@
-//! The report pack: each report's findings against an independent computation,
-//! exit codes, coverage gaps, and the output formats.
+//! The report pack: each report's flagged rows against an independent computation,
+//! exit codes, coverage gaps, and the output formats. (The ranked findings are in
+//! `findings.rs`.)
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -28,7 +29,7 @@ fn report_json(extra: &[&str]) -> (i32, Value) {
     (code, serde_json::from_slice(&out.stdout).unwrap())
 }
 
-/// The finding rows of one report over FROM..TO, with the given columns as text.
+/// The flagged rows of one report over FROM..TO, with the given columns as text.
 fn findings(name: &str, cols: &[&str]) -> BTreeSet<Vec<String>> {
     let (_, doc) = report_json(&[name, "--from", FROM, "--to", TO]);
     let r = &doc["reports"][0];
@@ -37,10 +38,10 @@ fn findings(name: &str, cols: &[&str]) -> BTreeSet<Vec<String>> {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|row| row["finding"] == true)
+        .filter(|row| row["flagged"] == true)
         .map(|row| cols.iter().map(|c| norm(&row[*c])).collect())
         .collect();
-    assert_eq!(rows.len() as u64, r["findings"].as_u64().unwrap());
+    assert_eq!(rows.len() as u64, r["flagged"].as_u64().unwrap());
     rows
 }
 
@@ -245,7 +246,7 @@ fn off_hours_flags_activity_outside_office_hours() {
 }
 
 #[test]
-fn daily_summary_has_rows_but_no_findings() {
+fn daily_summary_has_rows_but_no_flags_or_findings() {
     let (_, doc) = report_json(&["daily_summary", "--from", FROM, "--to", TO]);
     let r = &doc["reports"][0];
     let days: BTreeSet<(String, String)> = events_of(sample_lake())
@@ -254,6 +255,7 @@ fn daily_summary_has_rows_but_no_findings() {
         .map(|e| (e.day.clone(), e.tenant.clone()))
         .collect();
     assert_eq!(r["rows"].as_u64(), Some(days.len() as u64));
+    assert_eq!(r["flagged"].as_u64(), Some(0));
     assert_eq!(r["findings"].as_u64(), Some(0));
 }
 
@@ -400,9 +402,10 @@ fn html_is_self_contained_with_charts_and_csv_is_one_file_per_report() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     files.sort();
-    assert_eq!(files.len(), 9, "{files:?}");
+    assert_eq!(files.len(), 10, "{files:?}");
     assert!(
         files.contains(&"coverage.csv".to_string())
+            && files.contains(&"findings.csv".to_string())
             && files.contains(&"failed_auth.csv".to_string())
     );
 }

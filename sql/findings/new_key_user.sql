@@ -1,0 +1,30 @@
+-- kind: new_key_user
+-- report: key_first_use
+-- rule: a key with {key_owner_min_uses} or more uses in the look-back window, all by at most {key_owner_max_actors} actors, used in the period by another actor (medium)
+WITH cat AS (SELECT vendor, action FROM action_catalog WHERE category = 'key_use'),
+bu AS (
+    SELECT b.tenant_id, b.ouid, b.actor_id
+    FROM events_baseline b JOIN cat c ON c.vendor = b.vendor AND c.action = b.action
+    WHERE b.outcome = 'success' AND b.ouid IS NOT NULL AND b.actor_id IS NOT NULL
+),
+owned AS (
+    SELECT tenant_id, ouid, count(*) AS baseline_uses,
+           array_to_string(array_agg(DISTINCT actor_id), ', ') AS owners
+    FROM bu GROUP BY tenant_id, ouid
+    HAVING count(*) >= {key_owner_min_uses} AND count(DISTINCT actor_id) <= {key_owner_max_actors}
+),
+owner_actors AS (SELECT DISTINCT tenant_id, ouid, actor_id FROM bu),
+pu AS (
+    SELECT e.tenant_id, e.ouid, e.actor_id, e.client_ip, e.time
+    FROM events e JOIN cat c ON c.vendor = e.vendor AND c.action = e.action
+    WHERE e.outcome = 'success' AND e.ouid IS NOT NULL AND e.actor_id IS NOT NULL
+)
+SELECT pu.tenant_id, min(pu.time) AS time, pu.actor_id,
+       array_to_string(array_agg(DISTINCT pu.client_ip), ', ') AS client_ip, pu.ouid,
+       count(*) AS uses, min(o.owners) AS owners, min(o.baseline_uses) AS baseline_uses
+FROM pu
+JOIN owned o ON o.tenant_id = pu.tenant_id AND o.ouid = pu.ouid
+LEFT JOIN owner_actors oa ON oa.tenant_id = pu.tenant_id AND oa.ouid = pu.ouid AND oa.actor_id = pu.actor_id
+WHERE oa.actor_id IS NULL
+GROUP BY pu.tenant_id, pu.ouid, pu.actor_id
+ORDER BY pu.tenant_id, time

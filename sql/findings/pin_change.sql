@@ -1,0 +1,13 @@
+-- kind: pin_change
+-- report: privileged
+-- rule: a PIN set or initialized (low; medium when the actor is new to the tenant or the hour is one it never works)
+WITH known AS (SELECT DISTINCT tenant_id, actor_id FROM events_baseline)
+SELECT p.tenant_id, p.time, p.actor_id, p.client_ip, p.ouid, p.action, p.outcome, p.role, p.part_id,
+       k.actor_id IS NULL AS new_actor, p.off_hours, p.hours_set, p.local_time,
+       coalesce(th.history_days, 0) AS history_days
+FROM period_clock p
+JOIN action_catalog c ON c.vendor = p.vendor AND c.action = p.action
+LEFT JOIN known k ON k.tenant_id = p.tenant_id AND k.actor_id = p.actor_id
+LEFT JOIN tenant_history th ON th.tenant_id = p.tenant_id
+WHERE c.category = 'user_admin'
+ORDER BY p.tenant_id, p.time

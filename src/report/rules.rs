@@ -1,0 +1,361 @@
+//! The tunable rules behind findings: thresholds, the look-back window, business hours
+//! and time zones per tenant, and allowlists. Read from a TOML rules file (`--rules`) or
+//! the `[rules]` section of the config file; every key has a default.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// A rule setting that cannot be used, said in words.
+#[derive(Debug, thiserror::Error)]
+pub enum RulesError {
+    #[error("{path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{what}: {value:?} is not a UTC offset (e.g. \"+09:00\", \"-05:00\", \"UTC\")")]
+    Offset { what: String, value: String },
+    #[error("{what}: {value:?} is not a range of hours (e.g. \"08:00-18:00\")")]
+    Hours { what: String, value: String },
+    #[error("{what}: {value:?} is not a day of the week (Mon, Tue, ... Sun)")]
+    Day { what: String, value: String },
+    #[error("maintenance window {what}: {value:?} is not a time (YYYY-MM-DDTHH:MM:SSZ)")]
+    Time { what: String, value: String },
+    #[error("{key} must be at least 1")]
+    Zero { key: &'static str },
+}
+
+/// The effective rules.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Rules {
+    /// Days of history before the period that baselines are learned from.
+    pub baseline_days: u32,
+    /// A tenant with fewer days of data in the look-back has no usable baseline: its
+    /// baseline findings are downgraded to info.
+    pub min_history_days: u32,
+    /// An hour of the day (or a day of the week) counts as worked when the tenant was
+    /// active in it on at least this many distinct days of the look-back.
+    pub worked_min_days: u32,
+    /// A key first used more than this many days after its creation is dormant.
+    pub dormant_days: u32,
+    /// Failed logins from one client IP within `burst_window_minutes` that make a burst.
+    pub burst_failures: u32,
+    pub burst_window_minutes: u32,
+    /// Successful key destroys in one tenant within `mass_destroy_window_minutes`.
+    pub mass_destroy_count: u32,
+    pub mass_destroy_window_minutes: u32,
+    /// A key with at least this many uses in the look-back, all by at most
+    /// `key_owner_max_actors` actors, has owners; another actor using it is a finding.
+    pub key_owner_min_uses: u32,
+    pub key_owner_max_actors: u32,
+    /// The default for every tenant not listed under `tenants`: a fixed UTC offset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    /// The default business hours (`08:00-18:00`); unset: learned from history.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub business_hours: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub business_days: Option<Vec<String>>,
+    /// Per tenant id: its time zone and business hours.
+    pub tenants: BTreeMap<String, TenantRules>,
+    pub allow: Allowlists,
+}
+
+/// A tenant's clock and working time.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TenantRules {
+    /// A fixed UTC offset, `+09:00` (summer time is not followed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    /// Local business hours, `08:00-18:00`; unset: learned from the tenant's history.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub business_hours: Option<String>,
+    /// Local business days (`Mon` ... `Sun`); default Mon-Fri when business_hours is set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub business_days: Option<Vec<String>>,
+}
+
+/// What is known and expected: matching findings are listed as suppressed, never dropped.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Allowlists {
+    /// Known batch clients: their off-hours work, new IPs and key uses are expected.
+    pub batch_clients: Vec<BatchClient>,
+    /// Shared addresses (NAT, proxies; an address or a CIDR block): new IPs and new
+    /// actors from them are expected.
+    pub nat_addresses: Vec<String>,
+    /// Planned work: every finding inside the window is expected.
+    pub maintenance_windows: Vec<MaintenanceWindow>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BatchClient {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_ip: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MaintenanceWindow {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    pub from: String,
+    pub to: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Rules {
+            baseline_days: 90,
+            min_history_days: 14,
+            worked_min_days: 2,
+            dormant_days: 60,
+            burst_failures: 10,
+            burst_window_minutes: 10,
+            mass_destroy_count: 10,
+            mass_destroy_window_minutes: 60,
+            key_owner_min_uses: 20,
+            key_owner_max_actors: 2,
+            timezone: None,
+            business_hours: None,
+            business_days: None,
+            tenants: BTreeMap::new(),
+            allow: Allowlists::default(),
+        }
+    }
+}
+
+/// A tenant's clock and working time as the SQL rules use them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantClock {
+    /// Minutes east of UTC.
+    pub offset_minutes: i32,
+    /// Local business hours as minutes of the day, `[start, end)`, when set.
+    pub hours: Option<(u32, u32)>,
+    /// Local business days as digits, 0 = Sunday.
+    pub days: String,
+}
+
+impl Rules {
+    /// Reads a rules file.
+    pub fn load(path: &Path) -> Result<Rules, RulesError> {
+        let text = std::fs::read_to_string(path).map_err(|source| RulesError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Rules::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses rules text (`origin` names it in errors) and checks every value.
+    pub fn parse(text: &str, origin: &str) -> Result<Rules, RulesError> {
+        let rules: Rules = toml::from_str(text).map_err(|e| RulesError::Parse {
+            path: origin.to_string(),
+            message: e.message().to_string(),
+        })?;
+        rules.check()?;
+        Ok(rules)
+    }
+
+    /// Checks what serde cannot: offsets, hours, days, times, non-zero thresholds.
+    pub fn check(&self) -> Result<(), RulesError> {
+        for (key, v) in [
+            ("baseline_days", self.baseline_days),
+            ("worked_min_days", self.worked_min_days),
+            ("burst_failures", self.burst_failures),
+            ("burst_window_minutes", self.burst_window_minutes),
+            ("mass_destroy_count", self.mass_destroy_count),
+            (
+                "mass_destroy_window_minutes",
+                self.mass_destroy_window_minutes,
+            ),
+            ("key_owner_min_uses", self.key_owner_min_uses),
+            ("key_owner_max_actors", self.key_owner_max_actors),
+        ] {
+            if v == 0 {
+                return Err(RulesError::Zero { key });
+            }
+        }
+        self.clock_of(None)?;
+        for t in self.tenants.keys() {
+            self.clock_of(Some(t))?;
+        }
+        for w in &self.allow.maintenance_windows {
+            window_bounds(w)?;
+        }
+        Ok(())
+    }
+
+    /// The clock of a tenant (None: the default for tenants not listed).
+    pub fn clock_of(&self, tenant: Option<&str>) -> Result<TenantClock, RulesError> {
+        let own = tenant.and_then(|t| self.tenants.get(t));
+        let what = tenant.map_or("rules".to_string(), |t| format!("tenants.{t:?}"));
+        let tz = own
+            .and_then(|o| o.timezone.as_deref())
+            .or(self.timezone.as_deref())
+            .unwrap_or("+00:00");
+        let offset_minutes = parse_offset(tz).ok_or_else(|| RulesError::Offset {
+            what: format!("{what}.timezone"),
+            value: tz.to_string(),
+        })?;
+        let hours_text = own
+            .and_then(|o| o.business_hours.as_deref())
+            .or(self.business_hours.as_deref());
+        let hours = match hours_text {
+            Some(h) => Some(parse_hours(h).ok_or_else(|| RulesError::Hours {
+                what: format!("{what}.business_hours"),
+                value: h.to_string(),
+            })?),
+            None => None,
+        };
+        let day_names = own
+            .and_then(|o| o.business_days.clone())
+            .or(self.business_days.clone());
+        let days = match day_names {
+            Some(names) => names
+                .iter()
+                .map(|d| {
+                    parse_day_name(d).ok_or_else(|| RulesError::Day {
+                        what: format!("{what}.business_days"),
+                        value: d.clone(),
+                    })
+                })
+                .collect::<Result<String, _>>()?,
+            None => "12345".to_string(),
+        };
+        Ok(TenantClock {
+            offset_minutes,
+            hours,
+            days,
+        })
+    }
+
+    /// The rules as TOML, as `rules show` prints them.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_else(|e| format!("# cannot show the rules: {e}\n"))
+    }
+}
+
+/// `+09:00`, `-05:30`, `+9`, `UTC`, `Z` as minutes east of UTC.
+pub fn parse_offset(s: &str) -> Option<i32> {
+    let t = s.trim();
+    let t = t
+        .strip_prefix("UTC")
+        .or_else(|| t.strip_prefix("GMT"))
+        .unwrap_or(t);
+    if t.is_empty() || t == "Z" {
+        return Some(0);
+    }
+    let (sign, rest) = match t.as_bytes()[0] {
+        b'+' => (1, &t[1..]),
+        b'-' => (-1, &t[1..]),
+        _ => return None,
+    };
+    let (h, m) = rest.split_once(':').unwrap_or((rest, "0"));
+    let (h, m): (i32, i32) = (h.parse().ok()?, m.parse().ok()?);
+    ((0..=14).contains(&h) && (0..60).contains(&m)).then_some(sign * (h * 60 + m))
+}
+
+/// `08:00-18:00` (or `8-18`) as minutes of the day, start before end.
+pub fn parse_hours(s: &str) -> Option<(u32, u32)> {
+    let (a, b) = s.split_once('-')?;
+    let minute = |x: &str| -> Option<u32> {
+        let (h, m) = x.trim().split_once(':').unwrap_or((x.trim(), "0"));
+        let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+        (h <= 24 && m < 60 && h * 60 + m <= 1440).then_some(h * 60 + m)
+    };
+    let (a, b) = (minute(a)?, minute(b)?);
+    (a < b).then_some((a, b))
+}
+
+/// `Mon`/`monday` ... as the digit DataFusion's `extract(dow ...)` gives (0 = Sunday).
+fn parse_day_name(s: &str) -> Option<char> {
+    let l = s.trim().to_ascii_lowercase();
+    let days = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
+    days.iter()
+        .position(|d| l.len() >= 3 && d.starts_with(&l[..3]))
+        .and_then(|i| char::from_digit(i as u32, 10))
+}
+
+/// A maintenance window's bounds in microseconds since the epoch.
+pub fn window_bounds(w: &MaintenanceWindow) -> Result<(i64, i64), RulesError> {
+    let t = |what: &str, v: &str| {
+        crate::ingest::time::parse_time(v).ok_or_else(|| RulesError::Time {
+            what: what.to_string(),
+            value: v.to_string(),
+        })
+    };
+    Ok((t("from", &w.from)?, t("to", &w.to)?))
+}
+
+/// Whether `ip` is `entry` or inside the CIDR block `entry` (IPv4 or IPv6).
+pub fn ip_matches(entry: &str, ip: &str) -> bool {
+    let Ok(addr) = ip.trim().parse::<std::net::IpAddr>() else {
+        return entry.trim() == ip.trim();
+    };
+    let (net, bits) = match entry.trim().split_once('/') {
+        Some((n, b)) => (n, b.parse::<u32>().ok()),
+        None => (entry.trim(), None),
+    };
+    let Ok(net) = net.parse::<std::net::IpAddr>() else {
+        return false;
+    };
+    match (net, addr) {
+        (std::net::IpAddr::V4(n), std::net::IpAddr::V4(a)) => {
+            let b = bits.unwrap_or(32).min(32);
+            let mask = if b == 0 { 0 } else { u32::MAX << (32 - b) };
+            u32::from(n) & mask == u32::from(a) & mask
+        }
+        (std::net::IpAddr::V6(n), std::net::IpAddr::V6(a)) => {
+            let b = bits.unwrap_or(128).min(128);
+            let mask = if b == 0 { 0 } else { u128::MAX << (128 - b) };
+            u128::from(n) & mask == u128::from(a) & mask
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_hours_days_and_blocks() {
+        assert_eq!(parse_offset("+09:00"), Some(540));
+        assert_eq!(parse_offset("-05:30"), Some(-330));
+        assert_eq!(parse_offset("UTC"), Some(0));
+        assert_eq!(parse_offset("Asia/Tokyo"), None);
+        assert_eq!(parse_hours("08:00-18:30"), Some((480, 1110)));
+        assert_eq!(parse_hours("18-8"), None);
+        assert_eq!(parse_day_name("Sunday"), Some('0'));
+        assert!(ip_matches("10.0.0.0/8", "10.2.3.4"));
+        assert!(!ip_matches("10.0.0.0/8", "11.2.3.4"));
+        assert!(ip_matches("45.155.205.104", "45.155.205.104"));
+    }
+
+    #[test]
+    fn defaults_round_trip_and_bad_values_are_named() {
+        let r = Rules::default();
+        let back = Rules::parse(&r.to_toml(), "shown").unwrap();
+        assert_eq!(back.baseline_days, 90);
+        let e = Rules::parse("[tenants.t]\ntimezone = \"Mars\"\n", "r.toml").unwrap_err();
+        assert!(e.to_string().contains("tenants.\"t\".timezone"), "{e}");
+        let e = Rules::parse("burst_failures = 0\n", "r.toml").unwrap_err();
+        assert!(e.to_string().contains("burst_failures"), "{e}");
+        assert!(Rules::parse("no_such_key = 1\n", "r.toml").is_err());
+    }
+}
