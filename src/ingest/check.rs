@@ -15,7 +15,7 @@ use serde::de::IgnoredAny;
 use sha2::{Digest, Sha256};
 
 use super::decode::{decode_chunk, DecodedChunk};
-use super::scan::{Chunk, Scanner};
+use super::scan::{is_json_space, Chunk, Scanner};
 use super::time::{day_of, format_day, parse_day, parse_time, FIRST_DAY, LAST_DAY};
 use crate::lake::{file_schema, Col};
 
@@ -116,7 +116,7 @@ pub fn check_member(reader: impl Read, limit: usize) -> MemberSummary {
             assert!(o.offset + o.len <= len, "oversized record past the input");
             let bytes = &input[o.offset as usize..(o.offset + o.len) as usize];
             gap(&input, covered, o.offset);
-            assert!(!bytes[0].is_ascii_whitespace());
+            assert!(!is_json_space(bytes[0]));
             let digest: String = Sha256::digest(bytes)
                 .iter()
                 .map(|b| format!("{b:02x}"))
@@ -149,7 +149,7 @@ pub fn check_member(reader: impl Read, limit: usize) -> MemberSummary {
                 &input[at as usize..at as usize + raw.len()],
                 "record bytes"
             );
-            assert!(!raw[0].is_ascii_whitespace());
+            assert!(!is_json_space(raw[0]));
             covered = at + raw.len() as u64;
             prev_end = b;
         }

@@ -423,7 +423,7 @@ pub fn for_each_member(
 fn check_json_start(path: &Path, r: &mut impl std::io::BufRead, what: &str) -> Result<(), Error> {
     let Ok(buf) = r.fill_buf() else { return Ok(()) };
     let buf = buf.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(buf);
-    match buf.iter().find(|c| !c.is_ascii_whitespace()) {
+    match buf.iter().find(|&&c| !scan::is_json_space(c)) {
         None | Some(b'[') | Some(b'{') => Ok(()),
         Some(_) => Err(Error::Source {
             path: path.to_path_buf(),

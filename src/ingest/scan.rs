@@ -215,7 +215,7 @@ impl<R: Read> Scanner<R> {
     fn in_value(&self) -> bool {
         matches!(self.state, State::ArrayValue { .. } | State::Ndjson)
             && self.pos < self.buf.len()
-            && !matches!(self.buf[self.pos], b' ' | b'\n' | b'\r' | b'\t')
+            && !is_json_space(self.buf[self.pos])
     }
 
     /// Streams the record starting at `pos` (already over the limit) to a spool file
@@ -343,7 +343,7 @@ impl<R: Read> Scanner<R> {
         }
         let rest = &self.buf[self.pos..];
         let at = self.base + self.pos as u64;
-        if let Some(i) = rest.iter().position(|c| !c.is_ascii_whitespace()) {
+        if let Some(i) = rest.iter().position(|&c| !is_json_space(c)) {
             return Err(Break {
                 offset: at + i as u64,
                 reason: "stream cut short inside a record".into(),
@@ -468,10 +468,17 @@ fn show(c: u8) -> String {
     }
 }
 
+/// White space as JSON has it (RFC 8259: space, tab, LF, CR). Not a form feed or
+/// vertical tab, which Rust's `is_ascii_whitespace` counts: before a record they make
+/// it invalid JSON, so they belong to the record (rejected with its raw text).
+pub fn is_json_space(c: u8) -> bool {
+    matches!(c, b' ' | b'\n' | b'\r' | b'\t')
+}
+
 fn skip_ws(buf: &[u8], from: usize) -> Option<usize> {
     buf[from.min(buf.len())..]
         .iter()
-        .position(|c| !matches!(c, b' ' | b'\n' | b'\r' | b'\t'))
+        .position(|&c| !is_json_space(c))
         .map(|p| p + from)
 }
 
