@@ -223,18 +223,20 @@ pub fn waiters_racing_for_a_stale_lock(store: &LakeStore) {
 pub fn a_holder_taken_over_learns_it_at_its_next_heartbeat(store: &LakeStore) {
     let rt = runtime();
     let slow = LockTiming {
-        heartbeat: Duration::from_millis(400),
+        heartbeat: Duration::from_secs(3),
         stale: Duration::from_secs(3600),
         poll: Duration::from_millis(50),
     };
     let a = LakeLock::acquire_with(store, rt.handle(), slow).unwrap();
     assert_eq!(a.acquired(), &Acquired::Created);
     let a_store = store.holding(a.held());
-    // B judges A stale after 100 ms without a new version.
+    // B judges A stale after 1 s without a new version (A heartbeats every 3 s). B holds
+    // while a heartbeat of its own has landed within 500 ms: room for a slow store on a
+    // loaded machine (with 100 ms, a moto PUT over 50 ms made B give the lock up).
     let b = LakeLock::acquire_with(
         store,
         rt.handle(),
-        LockTiming::with_stale(Duration::from_millis(100)),
+        LockTiming::with_stale(Duration::from_secs(1)),
     )
     .unwrap();
     assert!(
