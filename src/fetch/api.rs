@@ -210,6 +210,15 @@ impl Api {
     }
 
     /// The service's own words about a refusal: its `message`/`error` field, or the body.
+    /// A refusal the caller has no special meaning for: its status and the service's words.
+    fn http_error(&self, what: String, status: StatusCode, body: &str) -> ApiError {
+        ApiError::Http {
+            what,
+            status: status.as_u16(),
+            detail: self.detail(body),
+        }
+    }
+
     fn detail(&self, body: &str) -> String {
         let v: Option<Value> = serde_json::from_str(body).ok();
         let text = v
@@ -300,16 +309,9 @@ impl Api {
             });
         }
         if !status.is_success() {
-            return Err(ApiError::Http {
-                what,
-                status: status.as_u16(),
-                detail: self.detail(&text),
-            });
+            return Err(self.http_error(what, status, &text));
         }
-        let v: Value = serde_json::from_str(&text).map_err(|_| ApiError::Protocol {
-            what: what.clone(),
-            detail: "not JSON".into(),
-        })?;
+        let v = json_body(&what, &text)?;
         let value = v
             .get("access_token")
             .and_then(Value::as_str)
@@ -435,10 +437,7 @@ impl Api {
                 detail,
             });
         }
-        let v: Value = serde_json::from_str(&text).map_err(|_| ApiError::Protocol {
-            what: what.clone(),
-            detail: "not JSON".into(),
-        })?;
+        let v = json_body(&what, &text)?;
         let id = v
             .get("jobId")
             .and_then(|j| {
@@ -478,16 +477,9 @@ impl Api {
                 })
                 .await?;
             if !status.is_success() {
-                return Err(ApiError::Http {
-                    what,
-                    status: status.as_u16(),
-                    detail: self.detail(&text),
-                });
+                return Err(self.http_error(what, status, &text));
             }
-            let v: Value = serde_json::from_str(&text).map_err(|_| ApiError::Protocol {
-                what: what.clone(),
-                detail: "not JSON".into(),
-            })?;
+            let v = json_body(&what, &text)?;
             let state = v
                 .get("state")
                 .and_then(Value::as_str)
@@ -691,6 +683,14 @@ fn says_too_large(detail: &str) -> bool {
     ]
     .iter()
     .any(|w| d.contains(w))
+}
+
+/// A successful response's body as JSON (the service's answers are small objects).
+fn json_body(what: &str, text: &str) -> Result<Value, ApiError> {
+    serde_json::from_str(text).map_err(|_| ApiError::Protocol {
+        what: what.to_string(),
+        detail: "not JSON".into(),
+    })
 }
 
 #[cfg(test)]
