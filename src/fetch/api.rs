@@ -342,7 +342,8 @@ impl Api {
         let mut renewed = false;
         loop {
             let token = self.token(false).await?;
-            let last = match build(&self.http, &token).send().await {
+            // What went wrong this time, and how long the server asked us to wait.
+            let (last, after) = match build(&self.http, &token).send().await {
                 Ok(r) if r.status() == StatusCode::UNAUTHORIZED && !renewed => {
                     // Expired or revoked early: one new token, then the same request again.
                     renewed = true;
@@ -350,24 +351,13 @@ impl Api {
                     continue;
                 }
                 Ok(r) if retryable(r.status()) => {
-                    let after = retry_after(&r);
-                    let last = format!("HTTP {}", r.status().as_u16());
-                    n += 1;
-                    if n >= self.backoff.attempts {
-                        return Err(ApiError::GaveUp {
-                            what: what.into(),
-                            attempts: n,
-                            last,
-                        });
-                    }
-                    self.sleep(n - 1, after).await;
-                    continue;
+                    (format!("HTTP {}", r.status().as_u16()), retry_after(&r))
                 }
                 Ok(r) => {
                     let status = r.status();
                     match r.text().await {
                         Ok(t) => return Ok((status, t)),
-                        Err(e) => self.transport(e),
+                        Err(e) => (self.transport(e), None),
                     }
                 }
                 Err(e) => {
@@ -378,7 +368,7 @@ impl Api {
                             detail: t,
                         });
                     }
-                    t
+                    (t, None)
                 }
             };
             n += 1;
@@ -389,7 +379,7 @@ impl Api {
                     last,
                 });
             }
-            self.sleep(n - 1, None).await;
+            self.sleep(n - 1, after).await;
         }
     }
 

@@ -175,6 +175,10 @@ impl ReportPack {
     pub fn active(&self) -> impl Iterator<Item = &Finding> {
         self.findings.iter().filter(|f| f.suppressed.is_none())
     }
+    /// Findings an allowlist suppresses (listed as such, never dropped).
+    pub fn suppressed(&self) -> impl Iterator<Item = &Finding> {
+        self.findings.iter().filter(|f| f.suppressed.is_some())
+    }
     /// Unsuppressed findings whose evidence is in report `name`.
     pub fn findings_of(&self, name: &str) -> usize {
         self.active().filter(|f| f.report == name).count()

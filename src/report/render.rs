@@ -272,11 +272,7 @@ pub fn markdown(pack: &ReportPack) -> Result<String> {
             );
         }
     }
-    let suppressed: Vec<&Finding> = pack
-        .findings
-        .iter()
-        .filter(|f| f.suppressed.is_some())
-        .collect();
+    let suppressed: Vec<&Finding> = pack.suppressed().collect();
     let _ = write!(
         s,
         "\n### Suppressed findings\n\nFindings an allowlist of the rules expects: {}.\n\n",
@@ -430,11 +426,7 @@ pub fn html(pack: &ReportPack) -> Result<String> {
         }
         s.push_str("</details>");
     }
-    let suppressed: Vec<&Finding> = pack
-        .findings
-        .iter()
-        .filter(|f| f.suppressed.is_some())
-        .collect();
+    let suppressed: Vec<&Finding> = pack.suppressed().collect();
     let _ = write!(
         s,
         "<details id=\"suppressed\"><summary><b>Suppressed findings</b> — {} an allowlist expects</summary>",
@@ -589,14 +581,7 @@ pub fn json(pack: &ReportPack) -> Result<String> {
     let summary: serde_json::Map<String, serde_json::Value> = counts(&pack.findings)
         .into_iter()
         .map(|(s, n)| (s.as_str().to_string(), n.into()))
-        .chain([(
-            "suppressed".to_string(),
-            pack.findings
-                .iter()
-                .filter(|f| f.suppressed.is_some())
-                .count()
-                .into(),
-        )])
+        .chain([("suppressed".to_string(), pack.suppressed().count().into())])
         .collect();
     let doc = serde_json::json!({
         "coverage": pack.coverage, "baselines": pack.baselines, "summary": summary,
