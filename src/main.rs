@@ -11,6 +11,8 @@ use clap::Parser;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    #[cfg(not(feature = "system-alloc"))]
+    tune_allocator();
     install_panic_hook();
     // A panic anywhere (a worker thread's reaches here through its scope) is one line
     // from the hook and exit code 2.
@@ -55,6 +57,32 @@ fn run() -> ExitCode {
                 text.split_whitespace().collect::<Vec<_>>().join(" ")
             );
             ExitCode::from(auditlake::cli::EXIT_ERROR)
+        }
+    }
+}
+
+/// mimalloc's options for a long streamed scan, where buffers are allocated on one
+/// thread (a blocking-pool file read) and freed on another (the query's worker): freed
+/// pages are reclaimed by the freeing thread and returned to the OS at once, instead of
+/// staying with the idle thread that allocated them. On a streamed `SELECT meta` over a
+/// 10M-event lake peak RSS went from 627 MB to 239 MB (303 MB with the blocking-pool cap
+/// alone); convert's user time is unchanged (54.0 s against 53.3 s for the 10M year).
+/// An option the environment sets (MIMALLOC_PURGE_DELAY=...) is left as it says.
+#[cfg(not(feature = "system-alloc"))]
+fn tune_allocator() {
+    // Indices in mimalloc 3.x's `mi_option_t` (libmimalloc-sys 0.1.49, pinned by Cargo.lock).
+    const OPTIONS: [(i32, &str, std::ffi::c_long); 3] = [
+        (4, "MIMALLOC_ARENA_EAGER_COMMIT", 0),
+        (15, "MIMALLOC_PURGE_DELAY", 0),
+        (35, "MIMALLOC_PAGE_RECLAIM_ON_FREE", 1),
+    ];
+    extern "C" {
+        fn mi_option_set(option: i32, value: std::ffi::c_long);
+    }
+    for (option, env, value) in OPTIONS {
+        if std::env::var_os(env).is_none() {
+            // SAFETY: a plain setter of mimalloc's option table; the index is in range.
+            unsafe { mi_option_set(option, value) };
         }
     }
 }

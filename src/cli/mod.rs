@@ -521,9 +521,22 @@ fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     std::fs::rename(&tmp, path).map_err(|e| crate::Error::io(path, e))
 }
 
+/// Threads the blocking pool may grow to. On a local lake every file read is a
+/// blocking-pool task; left at tokio's 512, a streamed scan of a thousand files ran on
+/// 60-100 threads, each holding its allocator's freed pages (RSS twice the heap).
+/// Reads are bounded by the session's partitions anyway. AUDITLAKE_BLOCKING_THREADS
+/// overrides it (for measuring).
+const BLOCKING_THREADS: usize = 8;
+
 fn runtime() -> Result<tokio::runtime::Runtime> {
+    let blocking = std::env::var("AUDITLAKE_BLOCKING_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(BLOCKING_THREADS);
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(blocking)
         .build()
         .map_err(|e| crate::Error::Usage(format!("cannot start the async runtime: {e}")))
 }

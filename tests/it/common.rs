@@ -14,8 +14,14 @@ pub fn testdata(rel: &str) -> PathBuf {
         .join(rel)
 }
 
+/// The binary under test: the one cargo built for this test run, or the one named by
+/// AUDITLAKE_TEST_BIN (by-hand runs of ignored tests against a release build).
 pub fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_auditlake"));
+    let exe = std::env::var_os("AUDITLAKE_TEST_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_auditlake")),
+        PathBuf::from,
+    );
+    let mut c = Command::new(exe);
     c.env_remove("AUDITLAKE_LAKE")
         .env_remove("AUDITLAKE_PAUSE_AT")
         .env_remove("AUDITLAKE_CONFIG")

@@ -892,7 +892,9 @@ fn a_generated_year_with_planted_incidents_has_full_recall_and_little_noise() {
 }
 
 /// The same measurement on a year generated and converted by hand (e.g. 1M events):
-/// AUDITLAKE_RECALL_DIR holds `lake/` and `year.incidents.json`.
+/// AUDITLAKE_RECALL_DIR holds `lake/` and `year.incidents.json`; set
+/// AUDITLAKE_TEST_BIN=target/release/auditlake so twelve monthly reports over a large
+/// lake do not run on a debug build.
 #[test]
 #[ignore = "by hand: set AUDITLAKE_RECALL_DIR"]
 fn recall_and_noise_on_a_year_by_hand() {
