@@ -149,7 +149,7 @@ async fn fetched(store: &LakeStore) -> Result<Vec<FetchedCoverage>> {
 }
 
 /// Rows in a lake file, from its footer alone.
-async fn row_count(store: &LakeStore, rel: &str, size: u64) -> Result<u64> {
+pub(crate) async fn row_count(store: &LakeStore, rel: &str, size: u64) -> Result<u64> {
     use object_store::ObjectStoreExt;
     let bad = |why: String| Error::Usage(format!("{}: {why}", store.show(rel)));
     let path = store.path(rel);
