@@ -324,6 +324,18 @@ fn killed_at_any_step_a_compaction_loses_nothing_and_a_rerun_completes_it() {
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         assert_eq!(lake_rows(lake), expected, "{point}: rows after the kill");
+        // verify names what the compaction left in flight as such.
+        for f in verify(lake) {
+            assert!(
+                f["kind"] == "rows"
+                    || (f["kind"] == "unexpected"
+                        && f["detail"]
+                            .as_str()
+                            .unwrap()
+                            .contains("compaction in flight")),
+                "{point}: {f}"
+            );
+        }
         assert_eq!(
             seen_by_query(lake, watched()),
             seen,
