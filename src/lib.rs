@@ -3,16 +3,19 @@
 //! Bytes enter in [`ingest`] (sniff, scan, decode), become Parquet files in
 //! [`lake`] (partitioned, deduplicated, ledgered) through [`convert`] (or [`fetch`], straight from the DPoD API), and
 //! leave as answers through [`status`] and the query layer; [`verify`] checks
-//! the files against the ledger. [`generate`]
+//! the files against the ledger; [`compact`] and [`prune`] keep a long-lived lake
+//! in shape. [`generate`]
 //! writes realistic exports for tests and benchmarks.
 
 pub mod cli;
+pub mod compact;
 pub mod convert;
 pub mod fetch;
 pub mod generate;
 pub mod ingest;
 pub mod lake;
 pub mod notes;
+pub mod prune;
 pub mod query;
 pub mod report;
 pub mod status;
@@ -48,6 +51,10 @@ pub enum Error {
     DataFusion(#[from] datafusion::error::DataFusionError),
     #[error("{0}")]
     Json(#[from] serde_json::Error),
+    #[error(transparent)]
+    Compact(#[from] crate::compact::CompactError),
+    #[error(transparent)]
+    Prune(#[from] crate::prune::PruneError),
 }
 
 impl Error {

@@ -9,7 +9,8 @@ use serde::Serialize;
 
 use crate::ingest::time::format_day;
 use crate::lake::store::LakeStore;
-use crate::lake::{ledger, list_partitions, partition_files};
+use crate::lake::switch::Switches;
+use crate::lake::{ledger, list_partitions, listed_files, live_files};
 use crate::{Error, Result};
 
 #[derive(Debug, Serialize, Default)]
@@ -62,8 +63,15 @@ pub struct LakeStatus {
 /// Reads the lake's layout, file footers and ledger.
 pub async fn status(store: &LakeStore) -> Result<LakeStatus> {
     let mut per_tenant: BTreeMap<String, (Vec<i32>, TenantStatus)> = BTreeMap::new();
+    let mut listed = Vec::new();
     for part in list_partitions(store, None).await? {
-        let files = partition_files(store, &part.rel).await?;
+        let files = listed_files(store, &part.rel).await?;
+        listed.push((part, files));
+    }
+    // Listings first, the compaction manifest after them (see `lake::switch`), read once.
+    let switches = Switches::load(store).await?;
+    for (part, files) in listed {
+        let files = live_files(store, &switches, &part.rel, files).await?;
         if files.is_empty() {
             continue;
         }
@@ -149,7 +157,7 @@ async fn fetched(store: &LakeStore) -> Result<Vec<FetchedCoverage>> {
 }
 
 /// Rows in a lake file, from its footer alone.
-async fn row_count(store: &LakeStore, rel: &str, size: u64) -> Result<u64> {
+pub(crate) async fn row_count(store: &LakeStore, rel: &str, size: u64) -> Result<u64> {
     use object_store::ObjectStoreExt;
     let bad = |why: String| Error::Usage(format!("{}: {why}", store.show(rel)));
     let path = store.path(rel);

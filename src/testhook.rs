@@ -2,8 +2,10 @@
 //! process announces `auditlake: paused at NAME:N` on stderr the N-th time it
 //! reaches point NAME and then waits forever, so a test can SIGKILL it at a
 //! known place. With `AUDITLAKE_PANIC_AT=NAME` it panics there instead, for
-//! tests of how a panic (in any thread) is reported. Without the variables a
-//! point costs one relaxed atomic load.
+//! tests of how a panic (in any thread) is reported. With
+//! `AUDITLAKE_TEST_STEP_DELAY_MS=N` every point sleeps N ms, so that a test's
+//! concurrent reader falls between the steps. Without the variables a point costs
+//! a few atomic loads.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -11,6 +13,7 @@ use std::sync::OnceLock;
 static TARGET: OnceLock<Option<(String, u64)>> = OnceLock::new();
 static HITS: AtomicU64 = AtomicU64::new(0);
 static PANIC_AT: OnceLock<Option<String>> = OnceLock::new();
+static DELAY: OnceLock<Option<u64>> = OnceLock::new();
 
 /// Marks that the process reached `name`.
 pub fn point(name: &str) {
@@ -20,6 +23,13 @@ pub fn point(name: &str) {
         == Some(name)
     {
         panic!("test panic at {name}");
+    }
+    if let Some(ms) = DELAY.get_or_init(|| {
+        std::env::var("AUDITLAKE_TEST_STEP_DELAY_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+    }) {
+        std::thread::sleep(std::time::Duration::from_millis(*ms));
     }
     let target = TARGET.get_or_init(|| {
         let v = std::env::var("AUDITLAKE_PAUSE_AT").ok()?;

@@ -1,7 +1,8 @@
 //! `auditlake verify`: the lake's files against its ledger — files missing,
 //! altered (size, SHA-256) or unexpected, row counts from the Parquet footers
 //! (per file and per partition), and temporary files left by killed runs,
-//! which `--fix` removes (and nothing else).
+//! which `--fix` removes (and nothing else). Unexpected files of a compaction in
+//! flight are named as such.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -244,6 +245,23 @@ pub async fn verify(store: &LakeStore, fix: bool) -> Result<Verification> {
         }
     }
 
+    // Files a compaction left in flight (killed, or running now) say so.
+    let switches = crate::lake::switch::Switches::load(store).await?;
+    for s in switches
+        .switches
+        .iter()
+        .filter(|s| s.state != crate::lake::switch::State::Done)
+    {
+        for f in findings.iter_mut().filter(|f| {
+            f.kind == Kind::Unexpected && (f.path == s.merged || s.replaced.contains(&f.path))
+        }) {
+            f.detail.push_str(if f.path == s.merged {
+                "; the merged file of a compaction in flight (`auditlake compact` finishes it)"
+            } else {
+                "; replaced by a compaction in flight (`auditlake compact` finishes it)"
+            });
+        }
+    }
     findings.sort_by(|a, b| (a.kind, &a.path).cmp(&(b.kind, &b.path)));
     if fix {
         for f in findings.iter_mut().filter(|f| f.kind == Kind::LeftoverTmp) {

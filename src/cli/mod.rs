@@ -247,6 +247,65 @@ pub enum Command {
         #[arg(long)]
         fix: bool,
     },
+    /// Rewrite partitions that gathered several files as one file each, exactly once.
+    ///
+    /// Daily conversions that touch the same day leave it several files; compaction merges
+    /// them into one, rows in time order, with the converter's statistics and bloom filters.
+    /// Queries running meanwhile see every row exactly once: the merged file is written
+    /// first, one manifest write switches readers over, and the old files are removed after
+    /// --grace. Killed at any point, run it again to finish. Example (weekly, after the
+    /// nightly fetches):
+    ///   auditlake compact --lake /data/lake --from 2025-06-01 --to 2025-06-30
+    Compact {
+        #[command(flatten)]
+        lake: LakeArg,
+        /// Only this tenant's partitions.
+        #[arg(long, value_name = "TENANT")]
+        tenant: Option<String>,
+        /// Only days from this one (YYYY-MM-DD, inclusive).
+        #[arg(long, value_name = "DAY", value_parser = parse_day_arg)]
+        from: Option<i32>,
+        /// Only days up to this one (YYYY-MM-DD, inclusive).
+        #[arg(long, value_name = "DAY", value_parser = parse_day_arg)]
+        to: Option<i32>,
+        /// Print the partitions that would be compacted, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// How long the old files stay after the switch, for queries planned before it
+        /// (s, m, h or d); longer than your longest query.
+        #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = parse_duration_arg)]
+        grace: i64,
+        /// zstd level of the merged files: lower is faster, higher is smaller.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..=22))]
+        zstd_level: i32,
+        /// Print the summary as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove the partitions older than a retention period, and their files from the ledger.
+    ///
+    /// There is no default age: DPoD keeps logs 12 months, compliance regimes often keep
+    /// them longer, so say what yours is. Days before today (UTC) less AGE go; the ledger
+    /// entries of their sources stay (without those files), so the same exports are not
+    /// converted back in. Try --dry-run first. Example:
+    ///   auditlake prune --lake /data/lake --older-than 12mo --dry-run
+    Prune {
+        #[command(flatten)]
+        lake: LakeArg,
+        /// The retention period: 400d, 8w, 12mo, 2y. Partitions whose day is before
+        /// today less this are removed.
+        #[arg(long, value_name = "AGE", required = true)]
+        older_than: crate::prune::Age,
+        /// Print what would be removed, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the summary as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+        /// Count the age back from this day instead of today (for tests and replays).
+        #[arg(long, hide = true, value_name = "DAY", value_parser = parse_day_arg)]
+        today: Option<i32>,
+    },
     /// Run SQL over the lake: the table `events`, `action_catalog` and the standard views.
     ///
     /// SQL comes as an argument, from -f FILE, or from stdin; several statements may be
@@ -807,6 +866,54 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 EXIT_OK
             }))
         }
+        Command::Compact {
+            lake,
+            tenant,
+            from,
+            to,
+            dry_run,
+            grace,
+            zstd_level,
+            json,
+        } => {
+            let rt = runtime()?;
+            let store = lake.open_existing(&rt)?;
+            let opts = crate::compact::CompactOptions {
+                tenant,
+                from,
+                to,
+                dry_run,
+                zstd_level,
+                grace: std::time::Duration::from_secs(grace.max(0) as u64),
+            };
+            let summary = crate::compact::compact(&store, &rt, &opts)?;
+            if json {
+                crate::write_stdout(&format!("{}\n", serde_json::to_string_pretty(&summary)?))?;
+            } else {
+                crate::write_stdout(&crate::compact::render(&summary))?;
+            }
+            Ok(ExitCode::from(EXIT_OK))
+        }
+        Command::Prune {
+            lake,
+            older_than,
+            dry_run,
+            json,
+            today,
+        } => {
+            let rt = runtime()?;
+            let store = lake.open_existing(&rt)?;
+            let today =
+                today.unwrap_or_else(|| chrono::Utc::now().timestamp().div_euclid(86_400) as i32);
+            let cutoff = older_than.cutoff(today)?;
+            let summary = crate::prune::prune(&store, &rt, cutoff, dry_run)?;
+            if json {
+                crate::write_stdout(&format!("{}\n", serde_json::to_string_pretty(&summary)?))?;
+            } else {
+                crate::write_stdout(&crate::prune::render(&summary))?;
+            }
+            Ok(ExitCode::from(EXIT_OK))
+        }
         Command::Query {
             sql,
             file,
@@ -1045,6 +1152,8 @@ fn lake_arg(command: &mut Command) -> Option<&mut LakeArg> {
         | Command::Fetch { lake, .. }
         | Command::Status { lake, .. }
         | Command::Verify { lake, .. }
+        | Command::Compact { lake, .. }
+        | Command::Prune { lake, .. }
         | Command::Report { lake, .. } => Some(lake),
         Command::Query { session, .. } | Command::Repl { session, .. } => Some(&mut session.lake),
         Command::Config { .. }

@@ -9,6 +9,7 @@ pub mod lock;
 pub mod partitions;
 pub mod rejects;
 pub mod store;
+pub mod switch;
 pub mod writer;
 
 use std::sync::{Arc, LazyLock};
@@ -188,8 +189,20 @@ pub async fn list_partitions(
     Ok(out)
 }
 
-/// The Parquet files of a partition (temporary and hidden files excluded): relative path and size.
+/// The live Parquet files of a partition: relative path and size. Temporary and hidden
+/// files are left out, and so are the files a compaction is replacing or writing (the
+/// listing comes first, the compaction manifest after it: see [`switch`]).
 pub async fn partition_files(
+    store: &store::LakeStore,
+    rel: &str,
+) -> crate::Result<Vec<(String, u64)>> {
+    let listed = listed_files(store, rel).await?;
+    let switches = switch::Switches::load(store).await?;
+    live_files(store, &switches, rel, listed).await
+}
+
+/// The Parquet files listed in a partition directory, as they are (no compaction rule).
+pub async fn listed_files(
     store: &store::LakeStore,
     rel: &str,
 ) -> crate::Result<Vec<(String, u64)>> {
@@ -200,6 +213,18 @@ pub async fn partition_files(
         .filter(|(n, _)| n.ends_with(".parquet"))
         .map(|(n, size)| (format!("{rel}/{n}"), size))
         .collect())
+}
+
+/// A partition listing taken before `switches` was loaded, with the compaction rule applied.
+pub async fn live_files(
+    store: &store::LakeStore,
+    switches: &switch::Switches,
+    rel: &str,
+    listed: Vec<(String, u64)>,
+) -> crate::Result<Vec<(String, u64)>> {
+    switches
+        .apply(rel, listed, |p| async move { store.size(&p).await })
+        .await
 }
 
 #[cfg(test)]

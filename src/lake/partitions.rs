@@ -21,8 +21,9 @@ use arrow::array::{
 use arrow::compute::filter_record_batch;
 
 use super::store::LakeStore;
+use super::switch::Switches;
 use super::writer::{read_file, sorted_batches, write_file, WrittenFile};
-use super::{list_partitions, partition_files, Col, PartKey};
+use super::{list_partitions, listed_files, live_files, partition_files, Col, PartKey};
 use crate::ingest::decode::{trace_hash, PartSlice};
 use crate::Result;
 
@@ -471,8 +472,16 @@ impl PartitionBuffer {
         }
         let mut seen = TenantSeen::default();
         let (store, rt) = (self.store.clone(), self.rt.clone());
-        for part in rt.block_on(list_partitions(&store, Some(tenant)))? {
-            for (f, _) in rt.block_on(partition_files(&store, &part.rel))? {
+        let parts = rt.block_on(list_partitions(&store, Some(tenant)))?;
+        let mut listed = Vec::with_capacity(parts.len());
+        for part in &parts {
+            listed.push(rt.block_on(listed_files(&store, &part.rel))?);
+        }
+        // Listings first, the compaction manifest after them (see `switch`), read once.
+        let switches = rt.block_on(Switches::load(&store))?;
+        for (part, listed) in parts.iter().zip(listed) {
+            let live = rt.block_on(live_files(&store, &switches, &part.rel, listed))?;
+            for (f, _) in live {
                 for b in rt.block_on(read_file(&store, &f, Some(&[Col::TraceId])))? {
                     for t in b.column(0).as_string::<i32>().iter().flatten() {
                         seen.add(trace_hash(t), part.key.day);

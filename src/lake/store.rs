@@ -323,6 +323,15 @@ impl LakeStore {
         }
     }
 
+    /// The size of an object; `None` when absent.
+    pub async fn size(&self, rel: &str) -> Result<Option<u64>> {
+        match self.store.head(&self.path(rel)).await {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.err(rel, e)),
+        }
+    }
+
     /// Removes an object (a write like any other: checks the lock first).
     pub async fn delete(&self, rel: &str) -> Result<()> {
         self.check_held()?;

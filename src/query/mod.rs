@@ -10,6 +10,7 @@
 //! the look-back window of findings).
 
 pub mod cache;
+pub mod live;
 pub mod print;
 pub mod repl;
 
@@ -218,7 +219,10 @@ pub async fn build_session(opts: &SessionOptions) -> Result<Session> {
         .with_information_schema(true)
         .with_default_catalog_and_schema("auditlake", "lake")
         .with_sort_spill_reservation_bytes((limit / (4 * partitions)).min(10 << 20));
+    // Every query lists the lake afresh (DataFusion would keep the first listing for the
+    // session): new conversions show, and a compaction's switch is seen as it happens.
     let runtime = RuntimeEnvBuilder::new()
+        .with_object_list_cache_limit(0)
         .with_memory_pool(Arc::new(TrackConsumersPool::new(
             FairSpillPool::new(limit),
             std::num::NonZeroUsize::new(3).expect("non-zero"),
@@ -227,7 +231,9 @@ pub async fn build_session(opts: &SessionOptions) -> Result<Session> {
     let ctx = SessionContext::new_with_config_rt(config, runtime);
     // Small reads (bloom filters, footers) are kept for the session: see `cache`.
     let cached = cache::RangeCache::new(store.store.clone(), RANGE_CACHE_BYTES);
-    ctx.register_object_store(&store.base_url, Arc::new(cached));
+    // Listings leave out what a compaction is replacing or writing: see `live`.
+    let live = live::LiveListing::new(Arc::new(cached), store.clone());
+    ctx.register_object_store(&store.base_url, Arc::new(live));
 
     let (rel, partition_cols): (String, Vec<(String, DataType)>) = match &opts.tenant {
         Some(t) => {

@@ -11,6 +11,8 @@ const SUBCOMMANDS: &[&str] = &[
     "fetch",
     "status",
     "verify",
+    "compact",
+    "prune",
     "query",
     "repl",
     "report",
@@ -443,6 +445,9 @@ fn read_only_commands_on_a_missing_lake_say_so_and_create_nothing() {
         vec!["report", "--lake", l, "--output", "never.md"],
         vec!["verify", "--lake", l],
         vec!["verify", "--fix", "--lake", l],
+        vec!["compact", "--lake", l],
+        vec!["compact", "--dry-run", "--lake", l],
+        vec!["prune", "--older-than", "12mo", "--lake", l],
     ];
     for args in runs {
         let out = crate::common::with_stdin(bin().args(&args).current_dir(tmp.path()), "\\q\n");

@@ -12,4 +12,5 @@ mod query;
 mod remote;
 mod report;
 mod status;
+mod upkeep;
 mod verify;

@@ -598,3 +598,81 @@ fn tenant_ids_that_need_escaping_read_back_the_same_from_s3_as_from_disk() {
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(status["events"].as_u64(), Some(5), "{status}");
 }
+
+#[test]
+#[ignore = "needs moto_server: run by .ci/run"]
+fn compact_and_prune_an_s3_lake_as_a_local_one() {
+    let moto = Moto::start();
+    let ep = moto.endpoint();
+    // Odd months in one run, even ones in another: days where exports overlap get two files.
+    let files = sample_files();
+    let odd: Vec<PathBuf> = files.iter().step_by(2).cloned().collect();
+    let even: Vec<PathBuf> = files.iter().skip(1).step_by(2).cloned().collect();
+    upload(&s3_store(&ep, "s3://exports/odd"), &odd);
+    upload(&s3_store(&ep, "s3://exports/even"), &even);
+    for input in ["s3://exports/odd/", "s3://exports/even/"] {
+        let run = s3_convert(&ep, &[input], "s3://lake/up");
+        assert_eq!(run.code, 0, "{}", run.stderr);
+    }
+    let lake = s3_store(&ep, "s3://lake/up");
+    let expected = local_rows(&files);
+    assert_eq!(store_rows(&lake), expected);
+
+    let json = |args: &[&str]| -> serde_json::Value {
+        let out = s3_bin(&ep)
+            .args(args)
+            .args(["--json", "--lake", "s3://lake/up"])
+            .output()
+            .unwrap();
+        assert!(
+            matches!(out.status.code(), Some(0 | 1)),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let s = json(&["compact", "--grace", "0s"]);
+    let merged = s["partitions"].as_array().unwrap().len();
+    assert!(merged > 0, "{s}");
+    assert_eq!(s["files_removed"].as_u64(), Some(2 * merged as u64));
+    assert_eq!(store_rows(&lake), expected);
+    let v = json(&["verify"]);
+    assert!(v["findings"].as_array().unwrap().is_empty(), "{v}");
+    let st = json(&["status"]);
+    assert_eq!(st["events"].as_u64(), Some(expected.len() as u64));
+    let out = s3_bin(&ep)
+        .args([
+            "query",
+            "--format",
+            "csv",
+            "--lake",
+            "s3://lake/up",
+            "SELECT count(*) AS n FROM events",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("n\n{}\n", expected.len())
+    );
+    let again = json(&["compact", "--grace", "0s"]);
+    assert_eq!(again["partitions"].as_array().unwrap().len(), 0, "{again}");
+
+    let p = json(&["prune", "--older-than", "6mo", "--today", "2025-12-15"]);
+    let kept: Vec<Row> = expected
+        .iter()
+        .filter(|r| r[1].as_str() >= "2025-06-15")
+        .cloned()
+        .collect();
+    assert_eq!(
+        p["events"].as_u64(),
+        Some((expected.len() - kept.len()) as u64)
+    );
+    assert_eq!(store_rows(&lake), kept);
+    let v = json(&["verify"]);
+    assert!(v["findings"].as_array().unwrap().is_empty(), "{v}");
+    assert_eq!(
+        json(&["status"])["events"].as_u64(),
+        Some(kept.len() as u64)
+    );
+}
