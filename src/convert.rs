@@ -19,13 +19,13 @@ use serde::Serialize;
 
 use crate::ingest::decode::{decode_chunk, DecodedChunk, RejectReason};
 use crate::ingest::scan::{Break, Chunk, Scanner};
-use crate::ingest::time::format_day;
 use crate::ingest::{for_each_member, list_sources, materialize, sha256_file, Source};
 use crate::lake::ledger::{self, FileRecord, Incomplete, LedgerEntry, MemberEntry};
 use crate::lake::lock::LakeLock;
 use crate::lake::partitions::{Fate, PartitionBuffer};
 use crate::lake::rejects::{raw_fields, RejectLog, Rejected};
 use crate::lake::store::LakeStore;
+use crate::time::format_day;
 use crate::Result;
 
 /// How a conversion runs.
@@ -750,8 +750,8 @@ impl<'a> Writer<'a> {
 }
 
 fn fmt_time(micros: i64) -> String {
-    let day = micros.div_euclid(crate::ingest::time::MICROS_PER_DAY);
-    let rest = micros.rem_euclid(crate::ingest::time::MICROS_PER_DAY);
+    let day = micros.div_euclid(crate::time::MICROS_PER_DAY);
+    let rest = micros.rem_euclid(crate::time::MICROS_PER_DAY);
     let secs = rest / 1_000_000;
     format!(
         "{}T{:02}:{:02}:{:02}.{:06}Z",

@@ -14,7 +14,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use crate::ingest::time::{civil_from_days, days_from_civil, format_day, MICROS_PER_DAY};
+use crate::time::{civil_from_days, days_from_civil, format_day, MICROS_PER_DAY};
 use crate::{Error, Result};
 
 /// Container and layout of the exports written.

@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use parquet::file::metadata::ParquetMetaDataReader;
 use serde::Serialize;
 
-use crate::ingest::time::format_day;
 use crate::lake::store::LakeStore;
 use crate::lake::{ledger, list_partitions, partition_files};
+use crate::time::format_day;
 use crate::{Error, Result};
 
 #[derive(Debug, Serialize, Default)]

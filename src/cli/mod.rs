@@ -468,7 +468,7 @@ fn parse_duration_arg(s: &str) -> std::result::Result<i64, String> {
 }
 
 fn parse_day_arg(s: &str) -> std::result::Result<i32, String> {
-    crate::ingest::time::parse_day(s).ok_or_else(|| format!("{s:?} is not a date (YYYY-MM-DD)"))
+    crate::time::parse_day(s).ok_or_else(|| format!("{s:?} is not a date (YYYY-MM-DD)"))
 }
 
 /// Writes an output to a local path (atomically) or to an object-store URL (one PUT);

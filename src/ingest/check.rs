@@ -16,8 +16,8 @@ use sha2::{Digest, Sha256};
 
 use super::decode::{decode_chunk, DecodedChunk};
 use super::scan::{is_json_space, Chunk, Scanner};
-use super::time::{day_of, format_day, parse_day, parse_time, FIRST_DAY, LAST_DAY};
 use crate::lake::{file_schema, Col};
+use crate::time::{day_of, format_day, parse_day, parse_time, FIRST_DAY, LAST_DAY};
 
 /// The record size limit the checks scan with: small, so records over it are common.
 pub const LIMIT: usize = 4096;
@@ -246,7 +246,7 @@ pub fn check_decoded(chunk: Chunk) -> DecodedChunk {
             assert_eq!(day_of(t), s.key.day, "a row in its day");
             lo_hi = Some(lo_hi.map_or((t, t), |(lo, hi)| (lo.min(t), hi.max(t))));
             assert!(!trace.value(k).is_empty());
-            assert_eq!(s.hashes[k], super::decode::trace_hash(trace.value(k)));
+            assert_eq!(s.hashes[k], crate::lake::rows::trace_hash(trace.value(k)));
         }
     }
     assert!(

@@ -8,7 +8,6 @@
 pub mod check;
 pub mod decode;
 pub mod scan;
-pub mod time;
 
 use std::fs::File;
 use std::io::{BufReader, Read};

@@ -28,9 +28,9 @@ use datafusion::prelude::{col, DataFrame};
 use datafusion::sql::parser::DFParser;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 
-use crate::ingest::time::format_day;
 use crate::lake::store::LakeStore;
 use crate::lake::{encode_part_value, file_schema, EVENTS_DIR};
+use crate::time::format_day;
 use crate::{Error, Result};
 
 /// The action catalog and the standard views, in dependency order.

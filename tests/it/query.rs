@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use auditlake::ingest::time::parse_time;
+use auditlake::time::parse_time;
 use serde_json::Value;
 
 use crate::common::*;
