@@ -150,6 +150,11 @@ pub enum Command {
         /// still convert.
         #[arg(long, default_value_t = 256, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=4095))]
         max_record_mb: u64,
+        /// The tenant of records whose input does not name one: the AWS CloudHSM cluster
+        /// id for CloudHSM logs given without their log group /aws/cloudhsm/<cluster-id>
+        /// (filter-log-events output, S3 exports, plain text). DPoD records name theirs.
+        #[arg(long, value_name = "ID")]
+        tenant: Option<String>,
     },
     /// Fetch audit exports straight from the DPoD Audit Query API into the lake.
     ///
@@ -621,6 +626,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             buffer_mb,
             zstd_level,
             max_record_mb,
+            tenant,
         } => {
             let opts = ConvertOptions {
                 lake: lake.location().to_string(),
@@ -631,6 +637,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 progress: !args.quiet && !json,
                 zstd_level,
                 max_record_bytes: (max_record_mb as usize) << 20,
+                tenant,
             };
             let summary = convert(&opts)?;
             tracing::info!(
@@ -745,6 +752,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                     progress: false,
                     zstd_level: 1,
                     max_record_bytes: 256 << 20,
+                    tenant: None,
                 },
             };
             let summary = crate::fetch::fetch(&opts)?;

@@ -293,6 +293,8 @@ pub fn check_decoded(chunk: Chunk) -> DecodedChunk {
             base_offset: chunk.base_offset,
             first_index: chunk.first_index,
             oversized: None,
+            format: Default::default(),
+            origins: Vec::new(),
         }));
         assert_eq!(other.records_read, d.records_read);
         assert_eq!(other.rejects, d.rejects);
@@ -315,7 +317,7 @@ pub fn check_decoded(chunk: Chunk) -> DecodedChunk {
 /// [`check_member`] does. `None` when the file is no export at all.
 pub fn check_file(path: &Path, limit: usize) -> Option<Vec<(String, MemberSummary)>> {
     let mut out = Vec::new();
-    let members = super::for_each_member(path, Arc::new(AtomicU64::new(0)), |name, r| {
+    let members = super::for_each_member(path, Arc::new(AtomicU64::new(0)), |name, _, r| {
         out.push((name.to_string(), check_member(r, limit)));
     })
     .ok()?;

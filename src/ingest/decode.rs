@@ -15,38 +15,11 @@ use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 use super::scan::{Break, Chunk};
-use crate::lake::rows::{CanonicalRow, PartSlice, RowsBuilder};
+use crate::lake::rows::{CanonicalRow, RowsBuilder};
 use crate::lake::VENDOR_DPOD;
 use crate::time::parse_time;
 
-/// Why a record was rejected. The `code` is what `_rejected/` and the summary show.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RejectReason {
-    pub code: &'static str,
-    pub detail: String,
-}
-
-impl RejectReason {
-    fn new(code: &'static str, detail: impl Into<String>) -> Self {
-        RejectReason {
-            code,
-            detail: detail.into(),
-        }
-    }
-}
-
-/// Everything decoded from one chunk.
-pub struct DecodedChunk {
-    pub chunk: Arc<Chunk>,
-    pub slices: Vec<PartSlice>,
-    /// `(record position in chunk, reason)`.
-    pub rejects: Vec<(u32, RejectReason)>,
-    /// Records taken from the chunk (all of them, unless a syntax error ended the member).
-    pub records_read: u64,
-    /// Earliest and latest `time` of the rows.
-    pub time_range: Option<(i64, i64)>,
-    pub brk: Option<Break>,
-}
+pub use super::format::{DecodedChunk, RejectReason};
 
 // ---------------------------------------------------------------------------
 // Parsing one record into borrowed pieces.
@@ -569,6 +542,8 @@ mod tests {
             base_offset: 100,
             first_index: 0,
             oversized: None,
+            format: Default::default(),
+            origins: Vec::new(),
         })
     }
 
