@@ -1,0 +1,426 @@
+//! AWS CloudHSM audit logs (issue 16): each of the four forms CloudWatch Logs hands them
+//! out converts to the expected rows, overlapping exports dedupe exactly in any order,
+//! and a block that is no event is rejected with its text. The fixtures are written here
+//! in the documented shapes (made-up cluster, HSM and users).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+
+use crate::common::{col, convert, lake_rows, rejects, Row};
+
+const CLUSTER: &str = "cluster-4mxq7tbz2wd";
+const HSM: &str = "hsm-pq3xd7kafu2";
+const GROUP: &str = "/aws/cloudhsm/cluster-4mxq7tbz2wd";
+
+/// One audit event of the fixture, and the row fields it must become.
+struct Event {
+    usecs: i64,
+    day: &'static str,
+    block: String,
+    action: &'static str,
+    status: &'static str,
+    outcome: &'static str,
+    actor: Option<&'static str>,
+    role: Option<&'static str>,
+    ouid: Option<&'static str>,
+    seq: &'static str,
+    meta: Value,
+}
+
+/// Three events: a CO login (` : `), a key generation (`: `), and a failed CU login on
+/// the next day with tab separators and its fields in another order.
+fn events() -> Vec<Event> {
+    vec![
+        Event {
+            usecs: 1_717_243_200_123_456,
+            day: "2024-06-01",
+            block: "Time: 06/01/24 12:00:00.123456, usecs:1717243200123456\n\
+                    Sequence No : 0x10\n\
+                    Reboot counter : 0x2a\n\
+                    Command Type(hex) : CN_MGMT_CMD (0x0)\n\
+                    Opcode : CN_LOGIN (0xd)\n\
+                    Session Handle : 0x4008001\n\
+                    Response : 0:HSM Return: SUCCESS\n\
+                    Log type : MGMT_USER_DETAILS_LOG (2)\n\
+                    User Name : ops_admin\n\
+                    User Type : CN_CRYPTO_OFFICER (2)"
+                .into(),
+            action: "CN_LOGIN",
+            status: "0:HSM Return: SUCCESS",
+            outcome: "success",
+            actor: Some("ops_admin"),
+            role: Some("CO"),
+            ouid: None,
+            seq: "0x10",
+            meta: json!({
+                "Time": "06/01/24 12:00:00.123456, usecs:1717243200123456",
+                "Sequence No": "0x10", "Reboot counter": "0x2a",
+                "Command Type(hex)": "CN_MGMT_CMD (0x0)", "Opcode": "CN_LOGIN (0xd)",
+                "Session Handle": "0x4008001", "Response": "0:HSM Return: SUCCESS",
+                "Log type": "MGMT_USER_DETAILS_LOG (2)", "User Name": "ops_admin",
+                "User Type": "CN_CRYPTO_OFFICER (2)"
+            }),
+        },
+        Event {
+            usecs: 1_717_243_205_000_001,
+            day: "2024-06-01",
+            block: "Time: 06/01/24 12:00:05.000001, usecs:1717243205000001\n\
+                    Sequence No: 0x11\n\
+                    Reboot counter: 0x2a\n\
+                    Command Type(hex): CN_MGMT_CMD (0x0)\n\
+                    Opcode: CN_GENERATE_KEY (0x17)\n\
+                    Session Handle: 0x4008002\n\
+                    Response: 0:HSM Return: SUCCESS\n\
+                    Log type: MGMT_KEY_DETAILS_LOG (1)\n\
+                    Priv/Secret Key Handle: 524301\n\
+                    Public Key Handle: 0"
+                .into(),
+            action: "CN_GENERATE_KEY",
+            status: "0:HSM Return: SUCCESS",
+            outcome: "success",
+            actor: None,
+            role: None,
+            ouid: Some("524301"),
+            seq: "0x11",
+            meta: json!({
+                "Time": "06/01/24 12:00:05.000001, usecs:1717243205000001",
+                "Sequence No": "0x11", "Reboot counter": "0x2a",
+                "Command Type(hex)": "CN_MGMT_CMD (0x0)", "Opcode": "CN_GENERATE_KEY (0x17)",
+                "Session Handle": "0x4008002", "Response": "0:HSM Return: SUCCESS",
+                "Log type": "MGMT_KEY_DETAILS_LOG (1)", "Priv/Secret Key Handle": "524301",
+                "Public Key Handle": "0"
+            }),
+        },
+        Event {
+            usecs: 1_717_286_401_500_000,
+            day: "2024-06-02",
+            block: "Time: 06/02/24 00:00:01.500000, usecs:1717286401500000\n\
+                    Opcode\t: CN_LOGIN (0xd)\n\
+                    Reboot counter\t: 0x2a\n\
+                    Sequence No\t: 0x12\n\
+                    Command Type(hex)\t: CN_MGMT_CMD (0x0)\n\
+                    Session Handle\t: 0x4008003\n\
+                    Response\t: 163:HSM Error: RET_USER_LOGIN_FAILURE\n\
+                    Log type\t: MGMT_USER_DETAILS_LOG (2)\n\
+                    User Name\t: signer\n\
+                    User Type\t: CN_CRYPTO_USER (1)"
+                .into(),
+            action: "CN_LOGIN",
+            status: "163:HSM Error: RET_USER_LOGIN_FAILURE",
+            outcome: "failure",
+            actor: Some("signer"),
+            role: Some("CU"),
+            ouid: None,
+            seq: "0x12",
+            meta: json!({
+                "Time": "06/02/24 00:00:01.500000, usecs:1717286401500000",
+                "Opcode": "CN_LOGIN (0xd)", "Reboot counter": "0x2a", "Sequence No": "0x12",
+                "Command Type(hex)": "CN_MGMT_CMD (0x0)", "Session Handle": "0x4008003",
+                "Response": "163:HSM Error: RET_USER_LOGIN_FAILURE",
+                "Log type": "MGMT_USER_DETAILS_LOG (2)", "User Name": "signer",
+                "User Type": "CN_CRYPTO_USER (1)"
+            }),
+        },
+    ]
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+/// `2024-06-01T12:00:00.123Z`: the millisecond ISO-8601 time CloudWatch prefixes.
+fn iso_ms(usecs: i64) -> String {
+    let ms = usecs / 1000;
+    let secs = ms / 1000;
+    let day = secs.div_euclid(86_400);
+    let (y, m, d) = auditlake::time::civil_from_days(day);
+    let s = secs.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        s / 3600,
+        s / 60 % 60,
+        s % 60,
+        ms % 1000
+    )
+}
+
+/// The plain text blocks, one blank line between them.
+fn text_blocks(evs: &[&Event]) -> String {
+    let blocks: Vec<&str> = evs.iter().map(|e| e.block.as_str()).collect();
+    format!("{}\n", blocks.join("\n\n"))
+}
+
+/// `aws logs filter-log-events` output.
+fn filter_log_events(evs: &[&Event]) -> String {
+    let events: Vec<Value> = evs
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            json!({
+                "logStreamName": HSM,
+                "timestamp": e.usecs / 1000,
+                "message": e.block,
+                "ingestionTime": e.usecs / 1000 + 900,
+                "eventId": format!("3816219447000000000000000000000000000000000000000{i:07}"),
+            })
+        })
+        .collect();
+    serde_json::to_string_pretty(&json!({"events": events, "searchedLogStreams": []})).unwrap()
+}
+
+/// A CloudWatch export-to-S3 object, before gzip.
+fn s3_export(evs: &[&Event]) -> String {
+    evs.iter()
+        .map(|e| format!("{} {}\n", iso_ms(e.usecs), e.block))
+        .collect()
+}
+
+/// Subscription deliveries: a CONTROL_MESSAGE, then DATA_MESSAGEs of one event each,
+/// concatenated with no separator, before gzip.
+fn subscription(evs: &[&Event]) -> String {
+    let mut out = json!({
+        "messageType": "CONTROL_MESSAGE", "owner": "CloudwatchLogs",
+        "logGroup": "", "logStream": "", "subscriptionFilters": [],
+        "logEvents": [{"id": "", "timestamp": 1717243100000i64,
+                       "message": "CWL CONTROL MESSAGE: Checking health of destination Firehose."}]
+    })
+    .to_string();
+    for (i, e) in evs.iter().enumerate() {
+        out.push_str(
+            &json!({
+                "messageType": "DATA_MESSAGE", "owner": "111122223333",
+                "logGroup": GROUP, "logStream": HSM, "subscriptionFilters": ["to-firehose"],
+                "logEvents": [{"id": format!("3816219447{i:046}"),
+                               "timestamp": e.usecs / 1000, "message": e.block}]
+            })
+            .to_string(),
+        );
+    }
+    out
+}
+
+/// The row an event must become; `hsm` when the form names the log stream.
+fn expected(e: &Event, hsm: bool) -> Row {
+    let n = |v: Option<&str>| v.unwrap_or("∅").to_string();
+    let trace = if hsm {
+        format!("{CLUSTER}/{HSM}/0x2a/{}", e.seq)
+    } else {
+        format!("{CLUSTER}/-/0x2a/{}/{}", e.seq, e.usecs)
+    };
+    let hsm = hsm.then_some(HSM);
+    vec![
+        CLUSTER.into(),
+        e.day.into(),
+        e.usecs.to_string(),
+        "aws-cloudhsm".into(),
+        n(hsm),
+        "∅".into(),
+        n(e.actor),
+        e.action.into(),
+        e.status.into(),
+        e.outcome.into(),
+        trace,
+        "∅".into(),
+        n(hsm),
+        "∅".into(),
+        n(e.role),
+        n(e.ouid),
+        e.meta.to_string(),
+        "∅".into(),
+    ]
+}
+
+/// The lake's rows with `meta` normalised (parsed and printed again), sorted by time.
+fn rows_by_time(lake: &Path) -> Vec<Row> {
+    let mut rows = lake_rows(lake);
+    for r in &mut rows {
+        let m = col("meta");
+        if r[m] != "∅" {
+            r[m] = serde_json::from_str::<Value>(&r[m]).unwrap().to_string();
+        }
+    }
+    rows.sort_by_key(|r| r[2].parse::<i64>().unwrap());
+    rows
+}
+
+fn assert_rows(lake: &Path, hsm: bool) {
+    let evs = events();
+    let got = rows_by_time(lake);
+    let want: Vec<Row> = evs.iter().map(|e| expected(e, hsm)).collect();
+    assert_eq!(got.len(), want.len(), "{got:#?}");
+    for (g, w) in got.iter().zip(&want) {
+        for (i, (a, b)) in g.iter().zip(w).enumerate() {
+            assert_eq!(a, b, "column {i} of the row at {}", w[2]);
+        }
+    }
+}
+
+fn ok(run: &crate::common::Run, written: u64) {
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.n("written"), written, "{}", run.summary);
+    assert_eq!(run.n("rejected"), 0, "{}", run.summary);
+}
+
+#[test]
+fn text_blocks_convert_field_by_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let evs = events();
+    let all: Vec<&Event> = evs.iter().collect();
+    let f = write(dir.path(), "audit.log", text_blocks(&all).as_bytes());
+    let lake = dir.path().join("lake");
+    ok(&convert(&lake, &[f], &["--tenant", CLUSTER]), 3);
+    assert_rows(&lake, false);
+}
+
+#[test]
+fn filter_log_events_json_converts_field_by_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let evs = events();
+    let all: Vec<&Event> = evs.iter().collect();
+    let f = write(
+        dir.path(),
+        "events.json",
+        filter_log_events(&all).as_bytes(),
+    );
+    let lake = dir.path().join("lake");
+    ok(&convert(&lake, &[f], &["--tenant", CLUSTER]), 3);
+    assert_rows(&lake, true);
+}
+
+#[test]
+fn an_s3_export_converts_field_by_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let evs = events();
+    let all: Vec<&Event> = evs.iter().collect();
+    // No .gz name: the content says what it is.
+    let f = write(dir.path(), "000000", &gzip(s3_export(&all).as_bytes()));
+    let lake = dir.path().join("lake");
+    ok(&convert(&lake, &[f], &["--tenant", CLUSTER]), 3);
+    assert_rows(&lake, false);
+}
+
+#[test]
+fn subscription_envelopes_convert_field_by_field_with_the_cluster_from_the_log_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let evs = events();
+    let all: Vec<&Event> = evs.iter().collect();
+    let f = write(
+        dir.path(),
+        "delivery-1",
+        &gzip(subscription(&all).as_bytes()),
+    );
+    let lake = dir.path().join("lake");
+    // No --tenant: the log group names the cluster; the CONTROL_MESSAGE is no event.
+    let run = convert(&lake, &[f], &[]);
+    ok(&run, 3);
+    assert_eq!(run.n("records_read"), 3);
+    assert_rows(&lake, true);
+}
+
+#[test]
+fn overlapping_exports_in_any_order_give_one_row_per_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let evs = events();
+    let a = write(
+        dir.path(),
+        "a.json",
+        filter_log_events(&[&evs[0], &evs[1]]).as_bytes(),
+    );
+    let b = write(
+        dir.path(),
+        "b",
+        &gzip(subscription(&[&evs[1], &evs[2]]).as_bytes()),
+    );
+    let t = ["--tenant", CLUSTER];
+    let mut lakes = Vec::new();
+    for (i, order) in [vec![&a, &b], vec![&b, &a]].into_iter().enumerate() {
+        let lake = dir.path().join(format!("lake{i}"));
+        let first = convert(&lake, &[order[0].clone()], &t);
+        ok(&first, 2);
+        let second = convert(&lake, &[order[1].clone()], &t);
+        assert_eq!(second.code, 0, "{}", second.stderr);
+        assert_eq!(
+            (second.n("written"), second.n("duplicates")),
+            (1, 1),
+            "{}",
+            second.summary
+        );
+        assert_rows(&lake, true);
+        lakes.push(rows_by_time(&lake));
+    }
+    // Both in one run.
+    let lake = dir.path().join("lake-one-run");
+    let run = convert(&lake, &[b.clone(), a.clone()], &t);
+    assert_eq!((run.n("written"), run.n("duplicates")), (3, 1));
+    assert_rows(&lake, true);
+    assert_eq!(lakes[0], lakes[1]);
+}
+
+#[test]
+fn a_block_that_is_no_event_is_rejected_with_its_text_and_the_rest_convert() {
+    let dir = tempfile::tempdir().unwrap();
+    let evs = events();
+    let text = format!(
+        "{}\n\nthis line is no audit field\nnor is this one\n\n\
+         Time: 13/45/24 99:00:00, usecs:none\nOpcode : CN_LOGIN (0xd)\n\n{}\n",
+        evs[0].block, evs[2].block
+    );
+    let f = write(dir.path(), "audit.txt", text.as_bytes());
+    let lake = dir.path().join("lake");
+    let run = convert(&lake, &[f.clone()], &["--tenant", CLUSTER]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        (run.n("written"), run.n("rejected")),
+        (2, 2),
+        "{}",
+        run.summary
+    );
+    let rej = rejects(&lake);
+    let reasons: Vec<(&str, &str)> = rej
+        .iter()
+        .map(|r| (r["reason"].as_str().unwrap(), r["raw"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        reasons,
+        vec![
+            (
+                "unparseable_block",
+                "this line is no audit field\nnor is this one"
+            ),
+            (
+                "time_invalid",
+                "Time: 13/45/24 99:00:00, usecs:none\nOpcode : CN_LOGIN (0xd)"
+            ),
+        ]
+    );
+    let offset = text.find("this line").unwrap() as u64;
+    assert_eq!(rej[0]["offset"], json!(offset));
+    assert_eq!(rej[0]["index"], json!(1));
+    assert_eq!(rej[0]["source"], json!(f.display().to_string()));
+}
+
+#[test]
+fn text_without_a_log_group_or_tenant_fails_with_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let evs = events();
+    let f = write(dir.path(), "audit.log", text_blocks(&[&evs[0]]).as_bytes());
+    let lake = dir.path().join("lake");
+    let run = convert(&lake, &[f], &[]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert_eq!(run.n("failed"), 1);
+    assert!(
+        run.stderr.contains("--tenant") && run.stderr.contains("/aws/cloudhsm/"),
+        "{}",
+        run.stderr
+    );
+}
