@@ -424,3 +424,110 @@ fn text_without_a_log_group_or_tenant_fails_with_one_clear_line() {
         run.stderr
     );
 }
+
+/// Every opcode of the CloudHSM audit log reference and its category, written out again
+/// here on purpose (issue 16's grouping).
+const OPCODES: &[(&str, &str)] = &[
+    ("CN_LOGIN", "auth"),
+    ("CN_LOGOUT", "other"),
+    ("CN_APP_FINALIZE", "other"),
+    ("CN_CLOSE_SESSION", "other"),
+    ("CN_CREATE_USER", "user_admin"),
+    ("CN_CREATE_CO", "user_admin"),
+    ("CN_CREATE_APPLIANCE_USER", "user_admin"),
+    ("CN_DELETE_USER", "user_admin"),
+    ("CN_CHANGE_PSWD", "user_admin"),
+    ("CN_SET_M_VALUE", "user_admin"),
+    ("CN_APPROVE_TOKEN", "user_admin"),
+    ("CN_GENERATE_KEY", "key_create"),
+    ("CN_GENERATE_KEY_PAIR", "key_create"),
+    ("CN_CREATE_OBJECT", "key_create"),
+    ("CN_UNWRAP_KEY", "key_create"),
+    ("CN_MODIFY_OBJECT", "key_modify"),
+    ("CN_SHARE_OBJECT", "key_modify"),
+    ("CN_WRAP_KEY", "key_use"),
+    ("CN_NIST_AES_WRAP", "key_use"),
+    ("CN_DESTROY_OBJECT", "key_destroy"),
+    ("CN_TOMBSTONE_OBJECT", "key_destroy"),
+    ("CN_INSERT_MASKED_OBJECT_USER", "replication"),
+    ("CN_EXTRACT_MASKED_OBJECT_USER", "replication"),
+    ("CN_CLONE_SOURCE_INIT", "replication"),
+    ("CN_CLONE_SOURCE_STAGE1", "replication"),
+    ("CN_CLONE_TARGET_INIT", "replication"),
+    ("CN_CLONE_TARGET_STAGE1", "replication"),
+    ("CN_CERT_AUTH_STORE_CERT", "other"),
+    ("CN_CERT_AUTH_VALIDATE_PEER_CERTS", "other"),
+    ("CN_CERT_AUTH_SOURCE_KEY_EXCHANGE", "replication"),
+    ("CN_CERT_AUTH_TARGET_KEY_EXCHANGE", "replication"),
+    ("CN_INIT_TOKEN", "partition_admin"),
+    ("CN_INIT_DONE", "partition_admin"),
+    ("CN_GEN_KEY_ENC_KEY", "partition_admin"),
+    ("CN_GEN_PSWD_ENC_KEY", "partition_admin"),
+    ("CN_CLOSE_PARTITION_SESSIONS", "partition_admin"),
+    ("CN_STORE_KBK_SHARE", "partition_admin"),
+    ("CN_SET_NODEID", "partition_admin"),
+    ("CN_ZEROIZE", "partition_admin"),
+];
+
+#[test]
+fn the_catalog_holds_every_cloudhsm_opcode_and_the_views_use_it() {
+    use crate::query::query;
+    let dir = tempfile::tempdir().unwrap();
+    let evs = events();
+    let all: Vec<&Event> = evs.iter().collect();
+    let f = write(dir.path(), "delivery", &gzip(subscription(&all).as_bytes()));
+    let lake = dir.path().join("lake");
+    ok(&convert(&lake, &[f], &[]), 3);
+    let rows = query(
+        &lake,
+        &[],
+        "SELECT action, category, description FROM action_catalog \
+         WHERE vendor = 'aws-cloudhsm' ORDER BY action",
+    );
+    let mut want: Vec<(&str, &str)> = OPCODES.to_vec();
+    want.sort();
+    let got: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| {
+            assert!(!r["description"].as_str().unwrap().is_empty());
+            (
+                r["action"].as_str().unwrap(),
+                r["category"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(got, want);
+    // The views see the CloudHSM rows through the catalog.
+    let cats = query(
+        &lake,
+        &[],
+        "SELECT action, outcome, category FROM events_categorized ORDER BY time",
+    );
+    let cats: Vec<(&str, &str, &str)> = cats
+        .iter()
+        .map(|r| {
+            (
+                r["action"].as_str().unwrap(),
+                r["outcome"].as_str().unwrap(),
+                r["category"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        cats,
+        vec![
+            ("CN_LOGIN", "success", "auth"),
+            ("CN_GENERATE_KEY", "success", "key_create"),
+            ("CN_LOGIN", "failure", "auth"),
+        ]
+    );
+    let failed = query(
+        &lake,
+        &[],
+        "SELECT tenant_id, failures, actors FROM failed_logins",
+    );
+    assert_eq!(
+        failed,
+        vec![json!({"tenant_id": CLUSTER, "failures": 1, "actors": 1})]
+    );
+}
