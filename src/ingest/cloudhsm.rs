@@ -490,6 +490,40 @@ fn event_time(v: &str) -> Option<i64> {
     (FIRST_DAY..=LAST_DAY).contains(&day).then_some(t)
 }
 
+/// The trace_id of an event: `<cluster>/<hsm>/<reboot counter>/<sequence no>` (hex as
+/// the log writes them), or `<cluster>/-/<reboot>/<seq>/<usecs>` when the input does not
+/// name the HSM.
+pub fn trace_id(cluster: &str, hsm: Option<&str>, reboot: u64, seq: u64, usecs: i64) -> String {
+    match hsm {
+        Some(h) => format!("{cluster}/{h}/{reboot:#x}/{seq:#x}"),
+        None => format!("{cluster}/-/{reboot:#x}/{seq:#x}/{usecs}"),
+    }
+}
+
+/// The HSM (None: not named by the input), reboot counter and sequence number of a
+/// [`trace_id`]; None for any other trace_id. Read from the right, so a tenant holding
+/// `/` does not matter.
+pub fn sequence_of(trace_id: &str) -> Option<(Option<&str>, u64, u64)> {
+    let hex = |s: &str| {
+        s.strip_prefix("0x")
+            .and_then(|h| u64::from_str_radix(h, 16).ok())
+    };
+    let mut p = trace_id.rsplit('/');
+    let last = p.next()?;
+    if last.starts_with("0x") {
+        let seq = hex(last)?;
+        let reboot = hex(p.next()?)?;
+        let hsm = p.next()?;
+        p.next()?; // the cluster
+        (hsm != "-").then_some((Some(hsm), reboot, seq))
+    } else {
+        last.parse::<i64>().ok()?;
+        let seq = hex(p.next()?)?;
+        let reboot = hex(p.next()?)?;
+        (p.next()? == "-" && p.next().is_some()).then_some((None, reboot, seq))
+    }
+}
+
 fn reject(code: &'static str, detail: impl Into<String>) -> RejectReason {
     RejectReason::new(code, detail)
 }
@@ -582,10 +616,7 @@ fn decode_event(
     let seq = get("Sequence No").and_then(parse_number);
     let reboot = get("Reboot counter").and_then(parse_number);
     let trace_id = match (seq, reboot) {
-        (Some(seq), Some(reboot)) => match hsm {
-            Some(h) => format!("{cluster}/{h}/{reboot:#x}/{seq:#x}"),
-            None => format!("{cluster}/-/{reboot:#x}/{seq:#x}/{time}"),
-        },
+        (Some(seq), Some(reboot)) => trace_id(cluster, hsm, reboot, seq, time),
         _ => {
             let mut h = Sha256::new();
             for part in [cluster, hsm.unwrap_or("-"), meta.as_str()] {
@@ -673,6 +704,25 @@ mod tests {
         assert!(!is_success("163:HSM Error: RET_USER_LOGIN_FAILURE"));
         assert_eq!(role_of("CN_CRYPTO_PRE_OFFICER (6)"), "PCO");
         assert_eq!(parse_number("0x1D"), Some(29));
+    }
+
+    #[test]
+    fn trace_ids_give_their_sequence_back() {
+        let t = trace_id("c/1", Some("hsm-a"), 0x2a, 0x10, 5);
+        assert_eq!(t, "c/1/hsm-a/0x2a/0x10");
+        assert_eq!(sequence_of(&t), Some((Some("hsm-a"), 0x2a, 0x10)));
+        let t = trace_id("c", None, 1, 2, 1717243200123456);
+        assert_eq!(sequence_of(&t), Some((None, 1, 2)));
+        for other in [
+            "h:abc",
+            "0x1/0x2",
+            "c/-/0x1/0x2",
+            "x/y/0x1/zz",
+            "",
+            "a/b/c/d/e",
+        ] {
+            assert_eq!(sequence_of(other), None, "{other}");
+        }
     }
 
     #[test]

@@ -531,3 +531,60 @@ fn the_catalog_holds_every_cloudhsm_opcode_and_the_views_use_it() {
         vec![json!({"tenant_id": CLUSTER, "failures": 1, "actors": 1})]
     );
 }
+
+fn status_json(lake: &Path) -> Value {
+    let out = crate::common::bin()
+        .args(["status", "--json", "--lake"])
+        .arg(lake)
+        .output()
+        .unwrap();
+    crate::common::assert_success(&out);
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn status_shows_each_hsms_sequence_numbers_and_the_gaps_between_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let evs = events();
+    let lake = dir.path().join("lake");
+    // 0x10 and 0x12 of the HSM: 0x11 is missing.
+    let gappy = write(
+        dir.path(),
+        "gappy",
+        &gzip(subscription(&[&evs[0], &evs[2]]).as_bytes()),
+    );
+    ok(&convert(&lake, &[gappy], &[]), 2);
+    let s = status_json(&lake);
+    assert_eq!(
+        s["tenants"][0]["sequences"],
+        json!([{"hsm_id": HSM, "reboot_counter": "0x2a", "first": "0x10", "last": "0x12",
+                "events": 2, "gaps": ["0x11"], "missing": 1}])
+    );
+    let out = crate::common::bin()
+        .args(["status", "--lake"])
+        .arg(&lake)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!(
+            "sequence {HSM} reboot 0x2a: 0x10 .. 0x12 (2 events), 1 missing: 0x11"
+        )),
+        "{text}"
+    );
+    // The missing event arrives (in another form): no gap left.
+    let rest = write(
+        dir.path(),
+        "rest.json",
+        filter_log_events(&[&evs[1]]).as_bytes(),
+    );
+    ok(&convert(&lake, &[rest], &["--tenant", CLUSTER]), 1);
+    let s = status_json(&lake);
+    assert_eq!(s["tenants"][0]["sequences"][0]["gaps"], json!([]));
+    assert_eq!(s["tenants"][0]["sequences"][0]["events"], json!(3));
+    // DPoD tenants show no sequences at all.
+    let dpod = dir.path().join("dpod");
+    convert(&dpod, &[crate::common::sample_files()[0].clone()], &[]);
+    let s = status_json(&dpod);
+    assert!(s["tenants"][0].get("sequences").is_none(), "{s}");
+}
