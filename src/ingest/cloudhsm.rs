@@ -725,6 +725,85 @@ mod tests {
         }
     }
 
+    /// Frames and decodes `input` as `form`: (rows, rejects, break), every record accounted.
+    fn run(input: &[u8], form: Form) -> (usize, usize, bool) {
+        use crate::ingest::format::Framer as _;
+        let ctx = DecodeContext {
+            tenant: Some(Arc::from("t")),
+        };
+        let mut r: &[u8] = input;
+        let mut framer = Framer::new(&mut r, form, 1 << 20);
+        let (mut rows, mut rejects) = (0, 0);
+        loop {
+            match framer.next_chunk() {
+                Ok(Some(c)) => {
+                    let n = c.records.len();
+                    let d = decode_chunk(Arc::new(c), &ctx);
+                    let got: usize = d.slices.iter().map(|s| s.batch.num_rows()).sum();
+                    assert_eq!(got + d.rejects.len(), n);
+                    rows += got;
+                    rejects += d.rejects.len();
+                }
+                Ok(None) => return (rows, rejects, false),
+                Err(_) => return (rows, rejects, true),
+            }
+        }
+    }
+
+    #[test]
+    fn no_input_panics_and_every_event_is_accounted_for() {
+        let block = "Time: 06/01/24 12:00:00.123456, usecs:1717243200123456\n\
+                     Sequence No : 0x10\nReboot counter : 0x2a\nOpcode : CN_LOGIN (0xd)\n\
+                     Response : 0:HSM Return: SUCCESS\nUser Name : a\nUser Type : CN_CRYPTO_USER (1)\n";
+        assert_eq!(run(block.as_bytes(), Form::TextBlocks), (1, 0, false));
+        let s3 = format!("2024-06-01T12:00:00.123Z {block}");
+        assert_eq!(run(s3.as_bytes(), Form::S3Export), (1, 0, false));
+        let fixed: &[&[u8]] = &[
+            b"",
+            b"\n\n\n",
+            b"Time:",
+            b"Time: usecs:",
+            b"Time: 99/99/99 99:99:99.9999999",
+            b"Time: 1/1/1 1:1:1.\xff\xfe",
+            b"2024-06-01T12:00:00Z \n\n",
+            b"{\"events\":[{\"message\":null},{}]}",
+            b"{\"events\":5}",
+            b"{\"messageType\":\"DATA_MESSAGE\",\"logEvents\":[{\"message\":\"Time: x\"}]}{",
+            b"[1,2]",
+        ];
+        for input in fixed {
+            for form in [
+                Form::TextBlocks,
+                Form::S3Export,
+                Form::CloudWatchJson,
+                Form::Subscription,
+            ] {
+                run(input, form);
+            }
+        }
+        // Deterministic mutations of a valid block: bytes replaced, cut, repeated.
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let base = format!("{s3}\n{block}");
+        for _ in 0..400 {
+            let mut b = base.clone().into_bytes();
+            for _ in 0..(next() % 6) {
+                let i = (next() as usize) % b.len();
+                b[i] = (next() % 256) as u8;
+            }
+            let cut = (next() as usize) % (b.len() + 1);
+            b.truncate(cut);
+            for form in [Form::TextBlocks, Form::S3Export] {
+                run(&b, form);
+            }
+        }
+    }
+
     #[test]
     fn text_blocks_frame_at_time_lines_and_blank_lines() {
         let text = b"Time: 1\nOpcode : A\n\n\nTime: 2\nOpcode: B\nTime: 3\r\nOpcode\t: C\n";
