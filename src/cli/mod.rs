@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::convert::{convert, ConvertOptions, Summary};
-use crate::generate::{generate, ExportFormat, GenerateOptions};
+use crate::generate::cloudhsm::{CloudHsmForm, CloudHsmOptions};
+use crate::generate::{generate, ExportFormat, GenerateOptions, Vendor};
 use crate::lake::store::LakeStore;
 use crate::query::print::{stream_to, stream_to_parquet, Format};
 use crate::query::{build_session, SessionOptions};
@@ -411,6 +412,14 @@ pub enum Command {
         /// beside the output directory, so that converting DIR does not read it).
         #[arg(long, value_name = "FILE", requires = "incidents")]
         manifest: Option<PathBuf>,
+        /// Whose logs: DPoD exports, or AWS CloudHSM audit logs (--tenants clusters of two
+        /// HSMs each, in the --cloudhsm-form; --format and --incidents are DPoD's).
+        #[arg(long, value_enum, default_value_t = Vendor::Dpod)]
+        vendor: Vendor,
+        /// The form of AWS CloudHSM logs: subscription deliveries name their cluster;
+        /// convert the others with --tenant <cluster-id>.
+        #[arg(long, value_enum, default_value_t = CloudHsmForm::Subscription)]
+        cloudhsm_form: CloudHsmForm,
     },
 }
 
@@ -999,7 +1008,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
             overlap_hours,
             incidents,
             manifest,
+            vendor,
+            cloudhsm_form,
         } => {
+            if vendor == Vendor::AwsCloudhsm && incidents {
+                return Err(crate::Error::Usage(
+                    "--incidents plants DPoD incidents: not with --vendor aws-cloudhsm".into(),
+                ));
+            }
             let manifest = incidents.then(|| {
                 manifest.unwrap_or_else(|| {
                     let mut name = output.file_name().unwrap_or_default().to_os_string();
@@ -1007,17 +1023,29 @@ pub fn run(args: Args) -> Result<ExitCode> {
                     output.with_file_name(name)
                 })
             });
-            let paths = generate(&GenerateOptions {
-                out: output,
-                events,
-                tenants,
-                start,
-                months,
-                seed,
-                format,
-                overlap_hours,
-                manifest,
-            })?;
+            let paths = match vendor {
+                Vendor::Dpod => generate(&GenerateOptions {
+                    out: output,
+                    events,
+                    tenants,
+                    start,
+                    months,
+                    seed,
+                    format,
+                    overlap_hours,
+                    manifest,
+                })?,
+                Vendor::AwsCloudhsm => crate::generate::cloudhsm::generate(&CloudHsmOptions {
+                    out: output,
+                    events,
+                    clusters: tenants,
+                    start,
+                    months,
+                    seed,
+                    form: cloudhsm_form,
+                    overlap_hours,
+                })?,
+            };
             let bytes: u64 = paths
                 .iter()
                 .filter_map(|p| std::fs::metadata(p).ok())

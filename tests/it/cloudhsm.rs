@@ -691,3 +691,71 @@ fn every_view_over_a_mixed_lake_keeps_dpod_answers_and_counts_the_cluster() {
     let privileged = of("SELECT count(*) AS n FROM privileged_actions WHERE tenant_id = '{C}'");
     assert_eq!(privileged[0]["n"], json!(0));
 }
+
+fn generate(out: &Path, form: &str, clusters: &str) {
+    let out = crate::common::bin()
+        .args([
+            "generate",
+            "--vendor",
+            "aws-cloudhsm",
+            "--cloudhsm-form",
+            form,
+        ])
+        .args([
+            "--events",
+            "800",
+            "--months",
+            "2",
+            "--seed",
+            "11",
+            "--tenants",
+            clusters,
+        ])
+        .arg("--output")
+        .arg(out)
+        .output()
+        .unwrap();
+    crate::common::assert_success(&out);
+}
+
+#[test]
+fn generated_cloudhsm_logs_convert_in_every_form_to_the_same_gap_free_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut written = Vec::new();
+    let mut lakes = Vec::new();
+    for form in ["subscription", "filter-log-events", "s3-export", "text"] {
+        let out = dir.path().join(form);
+        generate(&out, form, "1");
+        let cluster = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .min()
+            .unwrap()[..19]
+            .to_string();
+        let lake = dir.path().join(format!("lake-{form}"));
+        let run = convert(&lake, &[out], &["--tenant", &cluster]);
+        assert_eq!(run.code, 0, "{form}: {}", run.stderr);
+        assert_eq!(run.n("rejected"), 0, "{form}: {}", run.summary);
+        assert!(run.n("duplicates") > 0, "{form}: the months overlap");
+        written.push(run.n("written"));
+        let s = status_json(&lake);
+        let seqs = s["tenants"][0]["sequences"].as_array().unwrap();
+        assert!(!seqs.is_empty(), "{form}");
+        let held: u64 = seqs.iter().map(|q| q["events"].as_u64().unwrap()).sum();
+        assert_eq!(held, run.n("written"), "{form}");
+        for q in seqs {
+            assert_eq!(q["gaps"], json!([]), "{form}: {q}");
+        }
+        lakes.push(lake);
+    }
+    assert_eq!(written, vec![800; 4]);
+    // The forms that name the HSM give the very same rows.
+    assert_eq!(lake_rows(&lakes[0]), lake_rows(&lakes[1]));
+    // Two clusters in subscription deliveries: two tenants, no --tenant needed.
+    let out = dir.path().join("two");
+    generate(&out, "subscription", "2");
+    let lake = dir.path().join("lake-two");
+    let run = convert(&lake, &[out], &[]);
+    assert_eq!((run.code, run.n("written"), run.n("rejected")), (0, 800, 0));
+    assert_eq!(status_json(&lake)["tenants"].as_array().unwrap().len(), 2);
+}
