@@ -79,6 +79,18 @@ pub const BUILTIN_SQL: &[(&str, &str)] = &[
         "daily_activity",
         include_str!("../../sql/views/daily_activity.sql"),
     ),
+    (
+        "ocsf_authentication",
+        include_str!("../../sql/views/ocsf_authentication.sql"),
+    ),
+    (
+        "ocsf_api_activity",
+        include_str!("../../sql/views/ocsf_api_activity.sql"),
+    ),
+    (
+        "ocsf_entity_management",
+        include_str!("../../sql/views/ocsf_entity_management.sql"),
+    ),
 ];
 
 /// Memory a session may spend on small byte ranges of lake files (bloom filters of

@@ -759,3 +759,145 @@ fn generated_cloudhsm_logs_convert_in_every_form_to_the_same_gap_free_events() {
     assert_eq!((run.code, run.n("written"), run.n("rejected")), (0, 800, 0));
     assert_eq!(status_json(&lake)["tenants"].as_array().unwrap().len(), 2);
 }
+
+#[test]
+fn ocsf_views_give_the_documented_class_activity_and_status_ids_for_every_vendor() {
+    use crate::query::query;
+    let dir = tempfile::tempdir().unwrap();
+    let evs = events();
+    let all: Vec<&Event> = evs.iter().collect();
+    let f = write(dir.path(), "delivery", &gzip(subscription(&all).as_bytes()));
+    let dpod: Vec<PathBuf> = crate::common::sample_files().into_iter().take(1).collect();
+    let lake = dir.path().join("lake");
+    let mut inputs = dpod;
+    inputs.push(f);
+    assert_eq!(convert(&lake, &inputs, &[]).code, 0);
+    let of = |sql: &str| query(&lake, &[], &sql.replace("{C}", CLUSTER));
+    let tuple =
+        |r: &Value, keys: &[&str]| -> Vec<Value> { keys.iter().map(|k| r[k].clone()).collect() };
+    // The cluster's logins, field by field.
+    let auth = of("SELECT * FROM ocsf_authentication WHERE tenant_id = '{C}' ORDER BY time");
+    let keys = [
+        "class_uid",
+        "class_name",
+        "category_uid",
+        "activity_id",
+        "activity_name",
+        "type_uid",
+        "status_id",
+        "status",
+        "status_detail",
+        "severity_id",
+        "actor_user_name",
+        "src_endpoint_ip",
+        "device_uid",
+        "api_operation",
+        "resource_uid",
+        "metadata_uid",
+        "metadata_product_vendor_name",
+        "metadata_product_name",
+        "tenant_id",
+    ];
+    let got: Vec<Vec<Value>> = auth.iter().map(|r| tuple(r, &keys)).collect();
+    let login = |e: &Event, ok: bool| {
+        vec![
+            json!(3002),
+            json!("Authentication"),
+            json!(3),
+            json!(1),
+            json!("Logon"),
+            json!(300201),
+            json!(if ok { 1 } else { 2 }),
+            json!(if ok { "Success" } else { "Failure" }),
+            json!(e.status),
+            json!(1),
+            json!(e.actor),
+            Value::Null,
+            json!(HSM),
+            json!("CN_LOGIN"),
+            Value::Null,
+            json!(format!("{CLUSTER}/{HSM}/0x2a/{}", e.seq)),
+            json!("Amazon Web Services"),
+            json!("AWS CloudHSM"),
+            json!(CLUSTER),
+        ]
+    };
+    assert_eq!(got, vec![login(&evs[0], true), login(&evs[2], false)]);
+    let t = auditlake::time::parse_time(auth[0]["time"].as_str().unwrap());
+    assert_eq!(t, Some(evs[0].usecs));
+    // The key generation: an API call and an entity created.
+    for (view, class, name) in [
+        ("ocsf_api_activity", 6003, "API Activity"),
+        ("ocsf_entity_management", 3004, "Entity Management"),
+    ] {
+        let rows = of(&format!("SELECT * FROM {view} WHERE tenant_id = '{{C}}'"));
+        let got: Vec<Vec<Value>> = rows
+            .iter()
+            .map(|r| {
+                tuple(
+                    r,
+                    &[
+                        "class_uid",
+                        "class_name",
+                        "activity_id",
+                        "activity_name",
+                        "type_uid",
+                        "status_id",
+                        "resource_uid",
+                        "api_operation",
+                    ],
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![vec![
+                json!(class),
+                json!(name),
+                json!(1),
+                json!("Create"),
+                json!(class * 100 + 1),
+                json!(1),
+                json!("524301"),
+                json!("CN_GENERATE_KEY")
+            ]],
+            "{view}"
+        );
+    }
+    // Over every vendor: each event is in exactly one of authentication and API activity,
+    // entity management is the key create/modify/destroy part of API activity, and the ids
+    // are the documented ones.
+    let n = |sql: &str| of(sql)[0]["n"].as_u64().unwrap();
+    let events = n("SELECT count(*) AS n FROM events");
+    let auth_n = n("SELECT count(*) AS n FROM ocsf_authentication");
+    let api_n = n("SELECT count(*) AS n FROM ocsf_api_activity");
+    assert_eq!(auth_n + api_n, events);
+    assert!(auth_n > 2 && api_n > 1, "{auth_n} {api_n}");
+    assert_eq!(
+        n("SELECT count(*) AS n FROM ocsf_entity_management"),
+        n("SELECT count(*) AS n FROM ocsf_api_activity WHERE activity_id IN (1, 3, 4)")
+    );
+    let bad = n(
+        "SELECT count(*) AS n FROM ocsf_authentication a JOIN events e ON a.metadata_uid = e.trace_id \
+         AND a.tenant_id = e.tenant_id WHERE a.status_id <> CASE WHEN e.outcome = 'success' THEN 1 ELSE 2 END \
+         OR a.class_uid <> 3002 OR a.activity_id <> 1",
+    );
+    assert_eq!(bad, 0);
+    let ids = of("SELECT DISTINCT activity_id, status_id FROM ocsf_api_activity ORDER BY activity_id, status_id");
+    for r in &ids {
+        assert!(
+            [1, 3, 4, 99].contains(&r["activity_id"].as_u64().unwrap()),
+            "{r}"
+        );
+        assert!([1, 2].contains(&r["status_id"].as_u64().unwrap()), "{r}");
+    }
+    let vendors =
+        of("SELECT DISTINCT metadata_product_name AS p FROM ocsf_api_activity ORDER BY p");
+    assert_eq!(
+        vendors,
+        vec![
+            json!({"p": "AWS CloudHSM"}),
+            json!({"p": "Data Protection on Demand"})
+        ]
+    );
+}
