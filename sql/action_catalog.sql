@@ -48,6 +48,10 @@ SELECT * FROM (VALUES
     ('dpod', 'LUNA_DIGEST_INIT',              'other',           'Starts a multi-part hash'),
     ('dpod', 'LUNA_DIGEST_END',               'other',           'Completes a multi-part hash'),
     ('dpod', 'LUNA_CANCEL_CRYPTO_OPERATION',  'other',           'Abandons a running cryptographic operation'),
+    -- CDSPaaS records in DPoD exports name their actions in words; the ones the documentation names.
+    ('dpod', 'Login',                         'auth',            'Signs a user in to a CDSPaaS service'),
+    ('dpod', 'Create Key',                    'key_create',      'Creates a key in a CDSPaaS service'),
+    ('dpod', 'Delete User',                   'user_admin',      'Removes a user from a CDSPaaS service'),
     -- AWS CloudHSM opcodes (Opcode names without their hex code). Only CN_LOGIN is `auth`, so a
     -- failed login stays a failed CN_LOGIN; logouts and session ends are `other`. Key
     -- synchronisation between the HSMs of a cluster and cloning count as `replication`, as do
