@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::ingest::time::{format_day, parse_day};
+use crate::time::{format_day, parse_day};
 use crate::lake::ledger::{self, FileRecord};
 use crate::lake::lock::LakeLock;
 use crate::lake::store::LakeStore;

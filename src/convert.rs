@@ -17,15 +17,17 @@ use std::time::Instant;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use serde::Serialize;
 
-use crate::ingest::decode::{decode_chunk, DecodedChunk, RejectReason};
-use crate::ingest::scan::{Break, Chunk, Scanner};
-use crate::ingest::time::format_day;
-use crate::ingest::{for_each_member, list_sources, materialize, sha256_file, Source};
+use crate::ingest::decode::{DecodedChunk, RejectReason};
+use crate::ingest::scan::{Break, Chunk};
+use crate::ingest::{
+    for_each_member, list_sources, materialize, sha256_file, DecodeContext, Format, Source,
+};
 use crate::lake::ledger::{self, FileRecord, Incomplete, LedgerEntry, MemberEntry};
 use crate::lake::lock::LakeLock;
 use crate::lake::partitions::{Fate, PartitionBuffer};
 use crate::lake::rejects::{raw_fields, RejectLog, Rejected};
 use crate::lake::store::LakeStore;
+use crate::time::format_day;
 use crate::Result;
 
 /// How a conversion runs.
@@ -47,6 +49,9 @@ pub struct ConvertOptions {
     pub zstd_level: i32,
     /// Records larger than this are rejected as `record_too_large` (streamed aside).
     pub max_record_bytes: usize,
+    /// `--tenant`: the tenant of records whose input does not name one (an AWS CloudHSM
+    /// cluster id, when the log group is not in the input).
+    pub tenant: Option<String>,
 }
 
 /// The summary printed at the end (and as JSON with `--json`).
@@ -187,6 +192,10 @@ fn run_pipeline(
     let counter = Arc::new(AtomicU64::new(0));
     let bar = progress_bar(opts.progress, total_bytes);
     let limit = opts.max_record_bytes;
+    let ctx = DecodeContext {
+        tenant: opts.tenant.as_deref().map(Arc::from),
+    };
+    let tenant_given = ctx.tenant.is_some();
 
     let (work_tx, work_rx) = bounded::<(u64, Msg)>(threads * 2);
     let (done_tx, done_rx) = bounded::<(u64, Msg)>(threads * 2);
@@ -199,17 +208,17 @@ fn run_pipeline(
                 std::thread::Builder::new()
                     .name("reader".into())
                     .spawn_scoped(s, move || {
-                        read_sources(sources, store, rt, counter, limit, work_tx)
+                        read_sources(sources, store, rt, counter, limit, tenant_given, work_tx)
                     })
                     .expect("spawn the reader thread"),
             );
         }
         for i in 0..threads {
-            let (rx, tx) = (work_rx.clone(), done_tx.clone());
+            let (rx, tx, ctx) = (work_rx.clone(), done_tx.clone(), &ctx);
             workers.push(
                 std::thread::Builder::new()
                     .name(format!("decoder-{i}"))
-                    .spawn_scoped(s, move || decode_worker(rx, tx))
+                    .spawn_scoped(s, move || decode_worker(rx, tx, ctx))
                     .expect("spawn a decoder thread"),
             );
         }
@@ -281,6 +290,7 @@ fn read_sources(
     rt: &tokio::runtime::Handle,
     counter: Arc<AtomicU64>,
     limit: usize,
+    tenant_given: bool,
     tx: Sender<(u64, Msg)>,
 ) {
     let mut seq = 0u64;
@@ -324,17 +334,28 @@ fn read_sources(
         }
         let mut member = 0usize;
         let mut alive = true;
-        let res = for_each_member(&path, counter.clone(), |name, reader| {
-            if !alive {
+        // A member whose records cannot be placed at all fails the whole source.
+        let mut unplaceable: Option<String> = None;
+        let res = for_each_member(&path, counter.clone(), |name, format, reader| {
+            if !alive || unplaceable.is_some() {
+                return;
+            }
+            if format.needs_tenant() && !tenant_given {
+                unplaceable = Some(format!(
+                    "{}: member {name}: {} records that do not name their tenant \
+                     (no log group /aws/cloudhsm/<cluster-id> in the input): give it with --tenant",
+                    source.name,
+                    format.vendor()
+                ));
                 return;
             }
             alive &= send(Msg::Member {
                 src,
                 name: name.to_string(),
             });
-            let mut scanner = Scanner::with_limit(reader, limit);
+            let mut framer = format.framer(reader, limit);
             while alive {
-                match scanner.next_chunk() {
+                match framer.next_chunk() {
                     Ok(Some(chunk)) => alive &= send(Msg::Chunk { src, member, chunk }),
                     Ok(None) => break,
                     Err(brk) => {
@@ -348,6 +369,10 @@ fn read_sources(
         if !alive {
             return;
         }
+        let res = match unplaceable {
+            Some(reason) => Err(crate::Error::Usage(reason)),
+            None => res,
+        };
         let last = match res {
             Ok(members) => Msg::End {
                 src,
@@ -372,7 +397,7 @@ fn read_sources(
 }
 
 /// Stage 2: chunks → decoded batches; everything else passes through.
-fn decode_worker(rx: Receiver<(u64, Msg)>, tx: Sender<(u64, Msg)>) {
+fn decode_worker(rx: Receiver<(u64, Msg)>, tx: Sender<(u64, Msg)>, ctx: &DecodeContext) {
     for (seq, msg) in rx.iter() {
         let out = match msg {
             Msg::Chunk { src, member, chunk } => {
@@ -380,7 +405,7 @@ fn decode_worker(rx: Receiver<(u64, Msg)>, tx: Sender<(u64, Msg)>) {
                 Msg::Decoded {
                     src,
                     member,
-                    decoded: decode_chunk(Arc::new(chunk)),
+                    decoded: Format::decode(Arc::new(chunk), ctx),
                 }
             }
             other => other,
@@ -577,7 +602,7 @@ impl<'a> Writer<'a> {
                 source: &source_name,
                 member: &member_name,
                 index: Some(chunk.first_index + pos as u64),
-                offset: chunk.base_offset + a as u64,
+                offset: chunk.record_offset(pos as usize),
                 reason: why.code,
                 detail: &why.detail,
                 raw: &raw,
@@ -750,8 +775,8 @@ impl<'a> Writer<'a> {
 }
 
 fn fmt_time(micros: i64) -> String {
-    let day = micros.div_euclid(crate::ingest::time::MICROS_PER_DAY);
-    let rest = micros.rem_euclid(crate::ingest::time::MICROS_PER_DAY);
+    let day = micros.div_euclid(crate::time::MICROS_PER_DAY);
+    let rest = micros.rem_euclid(crate::time::MICROS_PER_DAY);
     let secs = rest / 1_000_000;
     format!(
         "{}T{:02}:{:02}:{:02}.{:06}Z",

@@ -1,4 +1,5 @@
-//! Writes realistic DPoD exports of any size, for tests, the sample data and benchmarks.
+//! Writes realistic DPoD exports of any size, for tests, the sample data and benchmarks
+//! (AWS CloudHSM logs: [`cloudhsm`]).
 //!
 //! Per tenant: a few partitions and clients with their usual IPs; logins
 //! (mostly successful), keys created then used later, occasional destroys,
@@ -10,12 +11,24 @@
 //! incidents of every kind the findings look for, in every tenant, and lists them —
 //! and the bursts and zeroizes of the ordinary traffic — in the manifest.
 
+pub mod cloudhsm;
+
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use crate::ingest::time::{civil_from_days, days_from_civil, format_day, MICROS_PER_DAY};
+use crate::time::{civil_from_days, days_from_civil, format_day, MICROS_PER_DAY};
 use crate::{Error, Result};
+
+/// Whose audit logs `generate` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Vendor {
+    /// Thales DPoD exports.
+    Dpod,
+    /// AWS CloudHSM audit logs as CloudWatch Logs hands them out.
+    #[value(name = "aws-cloudhsm")]
+    AwsCloudhsm,
+}
 
 /// Container and layout of the exports written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -20,6 +20,7 @@ pub mod query;
 pub mod report;
 pub mod status;
 pub mod testhook;
+pub mod time;
 pub mod verify;
 
 use std::path::{Path, PathBuf};

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::ingest::time::format_day;
+use crate::time::format_day;
 use crate::lake::ledger;
 use crate::lake::lock::LakeLock;
 use crate::lake::store::LakeStore;
@@ -244,7 +244,7 @@ pub fn render(s: &PruneSummary) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::time::parse_day;
+    use crate::time::parse_day;
 
     #[test]
     fn ages_count_back_from_today() {

@@ -1,16 +1,20 @@
 //! `auditlake status`: what the lake holds — per tenant the days covered and
 //! the gaps inside them, events, files and bytes — and what the ledger says
-//! of the sources converted into it.
+//! of the sources converted into it. For AWS CloudHSM tenants it also shows, per HSM
+//! and reboot counter, the sequence numbers held and every gap between them: the HSM
+//! numbers its audit events without gaps, so a gap is an event missing from the lake.
 
 use std::collections::BTreeMap;
 
 use parquet::file::metadata::ParquetMetaDataReader;
 use serde::Serialize;
 
-use crate::ingest::time::format_day;
+use crate::ingest::cloudhsm;
 use crate::lake::store::LakeStore;
 use crate::lake::switch::Switches;
-use crate::lake::{ledger, list_partitions, listed_files, live_files};
+use crate::lake::writer::read_file;
+use crate::lake::{ledger, list_partitions, listed_files, live_files, Col};
+use crate::time::format_day;
 use crate::{Error, Result};
 
 #[derive(Debug, Serialize, Default)]
@@ -24,6 +28,26 @@ pub struct TenantStatus {
     pub events: u64,
     pub files: u64,
     pub bytes: u64,
+    /// AWS CloudHSM sequence numbers, per HSM and reboot counter (none for other vendors).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sequences: Vec<SequenceStatus>,
+}
+
+/// The sequence numbers of one CloudHSM HSM's events since one reboot.
+#[derive(Debug, Serialize, Default, Clone, PartialEq)]
+pub struct SequenceStatus {
+    /// The HSM (log stream); null when the inputs did not name it, and then the events
+    /// of the cluster's HSMs are counted together.
+    pub hsm_id: Option<String>,
+    /// Hex, as the log writes it (`0x2a`).
+    pub reboot_counter: String,
+    pub first: String,
+    pub last: String,
+    pub events: u64,
+    /// Sequence numbers missing between `first` and `last`: `0x13` or `0x13..0x15`.
+    pub gaps: Vec<String>,
+    /// How many numbers the gaps hold.
+    pub missing: u64,
 }
 
 /// What `fetch` brought from one DPoD tenant's API for one source filter.
@@ -64,6 +88,7 @@ pub struct LakeStatus {
 pub async fn status(store: &LakeStore) -> Result<LakeStatus> {
     let mut per_tenant: BTreeMap<String, (Vec<i32>, TenantStatus)> = BTreeMap::new();
     let mut listed = Vec::new();
+    let mut seqs: BTreeMap<(String, Option<String>, u64), Vec<u64>> = BTreeMap::new();
     for part in list_partitions(store, None).await? {
         let files = listed_files(store, &part.rel).await?;
         listed.push((part, files));
@@ -79,8 +104,19 @@ pub async fn status(store: &LakeStore) -> Result<LakeStatus> {
         days.push(part.key.day);
         for (rel, size) in files {
             t.bytes += size;
-            t.events += row_count(store, &rel, size).await?;
+            let (rows, cloudhsm) = footer_facts(store, &rel, size).await?;
+            t.events += rows;
             t.files += 1;
+            if cloudhsm {
+                collect_sequences(store, &rel, &part.key.tenant, &mut seqs).await?;
+            }
+        }
+    }
+    for ((tenant, hsm, reboot), mut numbers) in seqs {
+        numbers.sort_unstable();
+        numbers.dedup();
+        if let Some((_, t)) = per_tenant.get_mut(&tenant) {
+            t.sequences.push(sequence_status(hsm, reboot, &numbers));
         }
     }
     if per_tenant.is_empty() && store.list_all("").await?.is_empty() {
@@ -156,8 +192,72 @@ async fn fetched(store: &LakeStore) -> Result<Vec<FetchedCoverage>> {
         .collect())
 }
 
+/// The CloudHSM sequence numbers of a lake file's rows, by (tenant, HSM, reboot counter).
+async fn collect_sequences(
+    store: &LakeStore,
+    rel: &str,
+    tenant: &str,
+    out: &mut BTreeMap<(String, Option<String>, u64), Vec<u64>>,
+) -> Result<()> {
+    use arrow::array::AsArray;
+    let cols = [Col::Vendor, Col::TraceId];
+    for b in read_file(store, rel, Some(&cols)).await? {
+        let (Some(vendor), Some(trace)) = (
+            b.column_by_name("vendor")
+                .and_then(|c| c.as_string_opt::<i32>()),
+            b.column_by_name("trace_id")
+                .and_then(|c| c.as_string_opt::<i32>()),
+        ) else {
+            continue;
+        };
+        for (v, t) in vendor.iter().zip(trace.iter()) {
+            if v != Some(cloudhsm::VENDOR) {
+                continue;
+            }
+            if let Some((hsm, reboot, seq)) = t.and_then(cloudhsm::sequence_of) {
+                out.entry((tenant.to_string(), hsm.map(str::to_string), reboot))
+                    .or_default()
+                    .push(seq);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// First, last and the gaps of sorted, distinct sequence numbers.
+pub fn sequence_status(hsm_id: Option<String>, reboot: u64, numbers: &[u64]) -> SequenceStatus {
+    let mut gaps = Vec::new();
+    let mut missing = 0;
+    for w in numbers.windows(2) {
+        if w[1] > w[0] + 1 {
+            let (a, b) = (w[0] + 1, w[1] - 1);
+            missing += b - a + 1;
+            gaps.push(if a == b {
+                format!("{a:#x}")
+            } else {
+                format!("{a:#x}..{b:#x}")
+            });
+        }
+    }
+    SequenceStatus {
+        hsm_id,
+        reboot_counter: format!("{reboot:#x}"),
+        first: numbers.first().map_or(String::new(), |n| format!("{n:#x}")),
+        last: numbers.last().map_or(String::new(), |n| format!("{n:#x}")),
+        events: numbers.len() as u64,
+        gaps,
+        missing,
+    }
+}
+
 /// Rows in a lake file, from its footer alone.
 pub(crate) async fn row_count(store: &LakeStore, rel: &str, size: u64) -> Result<u64> {
+    Ok(footer_facts(store, rel, size).await?.0)
+}
+
+/// Rows in a lake file, and whether it may hold CloudHSM rows (its `vendor` statistics
+/// include the value, or are missing), from its footer alone.
+async fn footer_facts(store: &LakeStore, rel: &str, size: u64) -> Result<(u64, bool)> {
     use object_store::ObjectStoreExt;
     let bad = |why: String| Error::Usage(format!("{}: {why}", store.show(rel)));
     let path = store.path(rel);
@@ -179,7 +279,19 @@ pub(crate) async fn row_count(store: &LakeStore, rel: &str, size: u64) -> Result
         .await
         .map_err(|e| bad(e.to_string()))?;
     let meta = ParquetMetaDataReader::decode_metadata(&footer).map_err(|e| bad(e.to_string()))?;
-    Ok(meta.file_metadata().num_rows() as u64)
+    let schema = meta.file_metadata().schema_descr();
+    let vendor = (0..schema.num_columns()).find(|&i| schema.column(i).name() == "vendor");
+    let want = cloudhsm::VENDOR.as_bytes();
+    let cloudhsm = vendor.is_some_and(|i| {
+        meta.row_groups().iter().any(|rg| {
+            let stats = rg.column(i).statistics();
+            match stats.map(|s| (s.min_bytes_opt(), s.max_bytes_opt())) {
+                Some((Some(lo), Some(hi))) => lo <= want && want <= hi,
+                _ => true,
+            }
+        })
+    });
+    Ok((meta.file_metadata().num_rows() as u64, cloudhsm))
 }
 
 /// Ranges of days missing between sorted, distinct days.
@@ -215,6 +327,21 @@ pub fn render(s: &LakeStatus) -> String {
             t.files,
             human_bytes(t.bytes),
         ));
+        for q in &t.sequences {
+            out.push_str(&format!(
+                "  sequence {} reboot {}: {} .. {} ({} events), {}\n",
+                q.hsm_id.as_deref().unwrap_or("(HSM not named)"),
+                q.reboot_counter,
+                q.first,
+                q.last,
+                q.events,
+                if q.gaps.is_empty() {
+                    "no gaps".to_string()
+                } else {
+                    format!("{} missing: {}", q.missing, q.gaps.join(", "))
+                }
+            ));
+        }
     }
     out.push_str(&format!(
         "total: {} events in {} files ({}) from {} sources; {} duplicates skipped, {} rejected, {} incomplete members\n",
@@ -268,5 +395,13 @@ mod tests {
             vec!["1970-01-03", "1970-01-05..1970-01-07"]
         );
         assert!(super::gaps(&[5]).is_empty());
+    }
+
+    #[test]
+    fn sequence_gaps_are_hex_ranges() {
+        let s = super::sequence_status(Some("hsm-a".into()), 0x2a, &[0, 1, 3, 7, 8]);
+        assert_eq!((s.first.as_str(), s.last.as_str()), ("0x0", "0x8"));
+        assert_eq!(s.gaps, vec!["0x2", "0x4..0x6"]);
+        assert_eq!((s.events, s.missing), (5, 4));
     }
 }

@@ -2,7 +2,8 @@
 """Other engines read the lake auditlake writes: pyarrow and DuckDB, with Hive partitioning.
 
 Usage: tests/interop.py AUDITLAKE_BINARY
-Converts testdata/sample into a temp lake with the given binary, then checks
+Converts testdata/sample and a generated AWS CloudHSM cluster (a mixed lake) into a
+temp lake with the given binary, then checks
 that pyarrow and DuckDB each see the same rows, with time as a UTC timestamp
 and the partition columns typed, and that their row sets agree with each other
 and with `auditlake status`. Ends with an 'N passed, N failed' line.
@@ -36,6 +37,10 @@ def main(binary):
         lake = os.path.join(tmp, "lake")
         subprocess.run([binary, "convert", os.path.join(ROOT, "testdata", "sample"), "--lake", lake, "--json"],
                        check=True, stdout=subprocess.DEVNULL)
+        cloudhsm = os.path.join(tmp, "cloudhsm")
+        subprocess.run([binary, "generate", "--vendor", "aws-cloudhsm", "--events", "600", "--months", "2",
+                        "--tenants", "1", "--seed", "3", "--output", cloudhsm, "-q"], check=True)
+        subprocess.run([binary, "convert", cloudhsm, "--lake", lake, "--json"], check=True, stdout=subprocess.DEVNULL)
         status = json.loads(subprocess.run([binary, "status", "--lake", lake, "--json"], check=True,
                                            capture_output=True).stdout)
         events = os.path.join(lake, "events")
@@ -54,6 +59,8 @@ def main(binary):
         check("pyarrow: per-tenant counts equal status", counts == per_tenant, f"{counts} vs {per_tenant}")
         days_ok = all(d == ts.date() for d, ts in zip(table.column("day").to_pylist(), table.column("time").to_pylist()))
         check("pyarrow: day partition is the UTC date of time", days_ok)
+        vendors = sorted(set(table.column("vendor").to_pylist()))
+        check("pyarrow: both vendors in the lake", vendors == ["aws-cloudhsm", "dpod"], str(vendors))
 
         con = duckdb.connect()
         con.execute("SET TimeZone = 'UTC'")
@@ -64,13 +71,13 @@ def main(binary):
         n = con.execute(f"SELECT count(*) FROM {rel}").fetchone()[0]
         check("duckdb: row count equals status", n == status["events"], f"{n}")
 
-        cols = "tenant_id, CAST(day AS VARCHAR), epoch_us(time), trace_id, action, status, outcome, client_ip, ouid, meta"
+        cols = "tenant_id, CAST(day AS VARCHAR), epoch_us(time), vendor, trace_id, action, status, outcome, client_ip, ouid, meta"
         duck_rows = sorted(con.execute(f"SELECT {cols} FROM {rel}").fetchall(), key=repr)
         arrow_rows = sorted(zip(
             table.column("tenant_id").to_pylist(),
             [d.isoformat() for d in table.column("day").to_pylist()],
             pa.compute.cast(table.column("time"), pa.int64()).to_pylist(),
-            *(table.column(c).to_pylist() for c in ["trace_id", "action", "status", "outcome", "client_ip", "ouid", "meta"]),
+            *(table.column(c).to_pylist() for c in ["vendor", "trace_id", "action", "status", "outcome", "client_ip", "ouid", "meta"]),
         ), key=repr)
         check("duckdb and pyarrow see the same rows", duck_rows == arrow_rows,
               f"{len(duck_rows)} vs {len(arrow_rows)}")

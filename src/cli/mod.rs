@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::convert::{convert, ConvertOptions, Summary};
-use crate::generate::{generate, ExportFormat, GenerateOptions};
+use crate::generate::cloudhsm::{CloudHsmForm, CloudHsmOptions};
+use crate::generate::{generate, ExportFormat, GenerateOptions, Vendor};
 use crate::lake::store::LakeStore;
 use crate::query::print::{stream_to, stream_to_parquet, Format};
 use crate::query::{build_session, SessionOptions};
@@ -150,6 +151,11 @@ pub enum Command {
         /// still convert.
         #[arg(long, default_value_t = 256, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=4095))]
         max_record_mb: u64,
+        /// The tenant of records whose input does not name one: the AWS CloudHSM cluster
+        /// id for CloudHSM logs given without their log group /aws/cloudhsm/<cluster-id>
+        /// (filter-log-events output, S3 exports, plain text). DPoD records name theirs.
+        #[arg(long, value_name = "ID")]
+        tenant: Option<String>,
     },
     /// Fetch audit exports straight from the DPoD Audit Query API into the lake.
     ///
@@ -465,6 +471,14 @@ pub enum Command {
         /// beside the output directory, so that converting DIR does not read it).
         #[arg(long, value_name = "FILE", requires = "incidents")]
         manifest: Option<PathBuf>,
+        /// Whose logs: DPoD exports, or AWS CloudHSM audit logs (--tenants clusters of two
+        /// HSMs each, in the --cloudhsm-form; --format and --incidents are DPoD's).
+        #[arg(long, value_enum, default_value_t = Vendor::Dpod)]
+        vendor: Vendor,
+        /// The form of AWS CloudHSM logs: subscription deliveries name their cluster;
+        /// convert the others with --tenant <cluster-id>.
+        #[arg(long, value_enum, default_value_t = CloudHsmForm::Subscription)]
+        cloudhsm_form: CloudHsmForm,
     },
 }
 
@@ -527,7 +541,7 @@ fn parse_duration_arg(s: &str) -> std::result::Result<i64, String> {
 }
 
 fn parse_day_arg(s: &str) -> std::result::Result<i32, String> {
-    crate::ingest::time::parse_day(s).ok_or_else(|| format!("{s:?} is not a date (YYYY-MM-DD)"))
+    crate::time::parse_day(s).ok_or_else(|| format!("{s:?} is not a date (YYYY-MM-DD)"))
 }
 
 /// Writes an output to a local path (atomically) or to an object-store URL (one PUT);
@@ -693,6 +707,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             buffer_mb,
             zstd_level,
             max_record_mb,
+            tenant,
         } => {
             let opts = ConvertOptions {
                 lake: lake.location().to_string(),
@@ -703,6 +718,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 progress: !args.quiet && !json,
                 zstd_level,
                 max_record_bytes: (max_record_mb as usize) << 20,
+                tenant,
             };
             let summary = convert(&opts)?;
             tracing::info!(
@@ -817,6 +833,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                     progress: false,
                     zstd_level: 1,
                     max_record_bytes: 256 << 20,
+                    tenant: None,
                 },
             };
             let summary = crate::fetch::fetch(&opts)?;
@@ -1111,7 +1128,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
             overlap_hours,
             incidents,
             manifest,
+            vendor,
+            cloudhsm_form,
         } => {
+            if vendor == Vendor::AwsCloudhsm && incidents {
+                return Err(crate::Error::Usage(
+                    "--incidents plants DPoD incidents: not with --vendor aws-cloudhsm".into(),
+                ));
+            }
             let manifest = incidents.then(|| {
                 manifest.unwrap_or_else(|| {
                     let mut name = output.file_name().unwrap_or_default().to_os_string();
@@ -1119,17 +1143,29 @@ pub fn run(args: Args) -> Result<ExitCode> {
                     output.with_file_name(name)
                 })
             });
-            let paths = generate(&GenerateOptions {
-                out: output,
-                events,
-                tenants,
-                start,
-                months,
-                seed,
-                format,
-                overlap_hours,
-                manifest,
-            })?;
+            let paths = match vendor {
+                Vendor::Dpod => generate(&GenerateOptions {
+                    out: output,
+                    events,
+                    tenants,
+                    start,
+                    months,
+                    seed,
+                    format,
+                    overlap_hours,
+                    manifest,
+                })?,
+                Vendor::AwsCloudhsm => crate::generate::cloudhsm::generate(&CloudHsmOptions {
+                    out: output,
+                    events,
+                    clusters: tenants,
+                    start,
+                    months,
+                    seed,
+                    form: cloudhsm_form,
+                    overlap_hours,
+                })?,
+            };
             let bytes: u64 = paths
                 .iter()
                 .filter_map(|p| std::fs::metadata(p).ok())

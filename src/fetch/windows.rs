@@ -78,7 +78,7 @@ pub fn format_rfc3339(secs: i64) -> String {
     let rest = secs.rem_euclid(86_400);
     format!(
         "{}T{:02}:{:02}:{:02}Z",
-        crate::ingest::time::format_day(day as i32),
+        crate::time::format_day(day as i32),
         rest / 3600,
         rest / 60 % 60,
         rest % 60
@@ -89,10 +89,10 @@ pub fn format_rfc3339(secs: i64) -> String {
 /// fraction is dropped: the API takes whole seconds).
 pub fn parse_instant(s: &str) -> Result<i64, String> {
     let s = s.trim();
-    if let Some(day) = crate::ingest::time::parse_day(s) {
+    if let Some(day) = crate::time::parse_day(s) {
         return Ok(day as i64 * 86_400);
     }
-    crate::ingest::time::parse_time(s)
+    crate::time::parse_time(s)
         .map(|us| us.div_euclid(1_000_000))
         .ok_or_else(|| {
             format!(

@@ -16,8 +16,8 @@ use sha2::{Digest, Sha256};
 
 use super::decode::{decode_chunk, DecodedChunk};
 use super::scan::{is_json_space, Chunk, Scanner};
-use super::time::{day_of, format_day, parse_day, parse_time, FIRST_DAY, LAST_DAY};
 use crate::lake::{file_schema, Col};
+use crate::time::{day_of, format_day, parse_day, parse_time, FIRST_DAY, LAST_DAY};
 
 /// The record size limit the checks scan with: small, so records over it are common.
 pub const LIMIT: usize = 4096;
@@ -248,7 +248,7 @@ pub fn check_decoded(chunk: Chunk) -> DecodedChunk {
             assert_eq!(day_of(t), s.key.day, "a row in its day");
             lo_hi = Some(lo_hi.map_or((t, t), |(lo, hi)| (lo.min(t), hi.max(t))));
             assert!(!trace.value(k).is_empty());
-            assert_eq!(s.hashes[k], super::decode::trace_hash(trace.value(k)));
+            assert_eq!(s.hashes[k], crate::lake::rows::trace_hash(trace.value(k)));
         }
     }
     assert!(
@@ -295,6 +295,8 @@ pub fn check_decoded(chunk: Chunk) -> DecodedChunk {
             base_offset: chunk.base_offset,
             first_index: chunk.first_index,
             oversized: None,
+            format: Default::default(),
+            origins: Vec::new(),
         }));
         assert_eq!(other.records_read, d.records_read);
         assert_eq!(other.rejects, d.rejects);
@@ -317,7 +319,7 @@ pub fn check_decoded(chunk: Chunk) -> DecodedChunk {
 /// [`check_member`] does. `None` when the file is no export at all.
 pub fn check_file(path: &Path, limit: usize) -> Option<Vec<(String, MemberSummary)>> {
     let mut out = Vec::new();
-    let members = super::for_each_member(path, Arc::new(AtomicU64::new(0)), |name, r| {
+    let members = super::for_each_member(path, Arc::new(AtomicU64::new(0)), |name, _, r| {
         out.push((name.to_string(), check_member(r, limit)));
     })
     .ok()?;

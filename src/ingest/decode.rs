@@ -8,64 +8,18 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, StringBuilder, TimestampMicrosecondBuilder};
-use arrow::record_batch::RecordBatch;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 use super::scan::{Break, Chunk};
-use super::time::{day_of, parse_time};
-use crate::lake::{file_schema, PartKey, VENDOR_DPOD};
+use crate::lake::rows::{CanonicalRow, RowsBuilder};
+use crate::lake::VENDOR_DPOD;
+use crate::time::parse_time;
 
-/// Why a record was rejected. The `code` is what `_rejected/` and the summary show.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RejectReason {
-    pub code: &'static str,
-    pub detail: String,
-}
-
-impl RejectReason {
-    fn new(code: &'static str, detail: impl Into<String>) -> Self {
-        RejectReason {
-            code,
-            detail: detail.into(),
-        }
-    }
-}
-
-/// The rows of one partition decoded from a chunk, in record order.
-pub struct PartSlice {
-    pub key: PartKey,
-    pub batch: RecordBatch,
-    /// Hash of each row's trace_id (see [`trace_hash`]).
-    pub hashes: Vec<u64>,
-    /// Each row's record position in the chunk (index into `Chunk::records`).
-    pub rows: Vec<u32>,
-}
-
-/// Everything decoded from one chunk.
-pub struct DecodedChunk {
-    pub chunk: Arc<Chunk>,
-    pub slices: Vec<PartSlice>,
-    /// `(record position in chunk, reason)`.
-    pub rejects: Vec<(u32, RejectReason)>,
-    /// Records taken from the chunk (all of them, unless a syntax error ended the member).
-    pub records_read: u64,
-    /// Earliest and latest `time` of the rows.
-    pub time_range: Option<(i64, i64)>,
-    pub brk: Option<Break>,
-}
-
-/// The hash the dedupe uses for a trace_id: stable within a process run.
-pub fn trace_hash(trace_id: &str) -> u64 {
-    let mut h = std::hash::DefaultHasher::new();
-    trace_id.hash(&mut h);
-    h.finish()
-}
+pub use super::format::{DecodedChunk, RejectReason};
 
 // ---------------------------------------------------------------------------
 // Parsing one record into borrowed pieces.
@@ -204,7 +158,6 @@ fn loose_text(v: &RawValue) -> Option<Cow<'_, str>> {
 struct Row<'a> {
     pos: u32,
     time: i64,
-    day: i32,
     tenant: Cow<'a, str>,
     text: [Option<Cow<'a, str>>; 5], // source, resource_id, actor_id, action, status
     trace_id: Cow<'a, str>,
@@ -220,6 +173,30 @@ impl Row<'_> {
             MetaText::Null => None,
             MetaText::Text(t) => Some(t),
             MetaText::InMeta(a, b) => self.meta.as_deref().map(|m| &m[*a as usize..*b as usize]),
+        }
+    }
+
+    /// The row as the lake's canonical columns (DPoD's mapping, SPEC §2).
+    fn canonical(&self) -> CanonicalRow<'_> {
+        CanonicalRow {
+            pos: self.pos,
+            time: self.time,
+            tenant: &self.tenant,
+            vendor: VENDOR_DPOD,
+            source: self.text[0].as_deref(),
+            resource_id: self.text[1].as_deref(),
+            actor_id: self.text[2].as_deref(),
+            action: self.text[3].as_deref(),
+            status: self.text[4].as_deref(),
+            success: is_success(self.text[4].as_deref()),
+            trace_id: &self.trace_id,
+            client_ip: self.meta_col(0),
+            hsm_id: self.meta_col(1),
+            part_id: self.meta_col(2),
+            role: self.meta_col(3),
+            ouid: self.meta_col(4),
+            meta: self.meta.as_deref(),
+            extra: self.extra.as_deref(),
         }
     }
 }
@@ -336,7 +313,6 @@ fn decode_record<'a>(raw: &'a [u8], text: Option<&'a str>, pos: u32) -> Outcome<
     Outcome::Row(Row {
         pos,
         time,
-        day: day_of(time),
         tenant,
         text: [
             text[F_SOURCE].take(),
@@ -490,10 +466,7 @@ pub fn is_success(status: Option<&str>) -> bool {
 
 /// Decodes every record of `chunk`.
 pub fn decode_chunk(chunk: Arc<Chunk>) -> DecodedChunk {
-    let mut parts = PartBuilders {
-        chunk_bytes: chunk.data.len(),
-        ..Default::default()
-    };
+    let mut parts = RowsBuilder::new(chunk.data.len());
     let mut rejects = Vec::new();
     let mut brk = None;
     let mut records_read = chunk.records.len() as u64;
@@ -525,7 +498,7 @@ pub fn decode_chunk(chunk: Arc<Chunk>) -> DecodedChunk {
                 time_range = Some(time_range.map_or((r.time, r.time), |(lo, hi)| {
                     (lo.min(r.time), hi.max(r.time))
                 }));
-                parts.get(&r.tenant, r.day, n - pos).push(&r);
+                parts.push(&r.canonical(), n - pos);
             }
             Outcome::Reject(why) => rejects.push((pos as u32, why)),
             Outcome::Broken(off, reason) => {
@@ -548,170 +521,11 @@ pub fn decode_chunk(chunk: Arc<Chunk>) -> DecodedChunk {
     }
 }
 
-/// String columns of the file schema after `time`, in order.
-const TEXT_COLS: usize = 15;
-
-thread_local! {
-    // Bytes per row each text column took in the last chunk this thread decoded: a close
-    // guess for sizing the next chunk's builders, so they are not grown by copying.
-    static BYTES_PER_ROW: std::cell::Cell<[u32; TEXT_COLS]> =
-        const { std::cell::Cell::new([16; TEXT_COLS]) };
-}
-
-/// The rows of one partition, appended as they are decoded (record order).
-struct SliceBuilder {
-    tenant_idx: u32,
-    day: i32,
-    time: TimestampMicrosecondBuilder,
-    text: Vec<StringBuilder>,
-    hashes: Vec<u64>,
-    rows: Vec<u32>,
-}
-
-impl SliceBuilder {
-    /// `max_bytes` caps each column's reservation: the guess per row comes from another
-    /// chunk, and one large record there must not make every row here reserve its size.
-    fn new(tenant_idx: u32, day: i32, rows: usize, max_bytes: usize) -> Self {
-        let per_row = BYTES_PER_ROW.with(|c| c.get());
-        SliceBuilder {
-            tenant_idx,
-            day,
-            time: TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC"),
-            text: per_row
-                .iter()
-                .map(|&b| {
-                    StringBuilder::with_capacity(
-                        rows,
-                        rows.saturating_mul(b as usize).min(max_bytes),
-                    )
-                })
-                .collect(),
-            hashes: Vec::with_capacity(rows),
-            rows: Vec::with_capacity(rows),
-        }
-    }
-
-    fn push(&mut self, r: &Row) {
-        self.time.append_value(r.time);
-        let outcome = if is_success(r.text[4].as_deref()) {
-            "success"
-        } else {
-            "failure"
-        };
-        let values: [Option<&str>; TEXT_COLS] = [
-            Some(VENDOR_DPOD),
-            r.text[0].as_deref(),
-            r.text[1].as_deref(),
-            r.text[2].as_deref(),
-            r.text[3].as_deref(),
-            r.text[4].as_deref(),
-            Some(outcome),
-            Some(r.trace_id.as_ref()),
-            r.meta_col(0),
-            r.meta_col(1),
-            r.meta_col(2),
-            r.meta_col(3),
-            r.meta_col(4),
-            r.meta.as_deref(),
-            r.extra.as_deref(),
-        ];
-        for (b, v) in self.text.iter_mut().zip(values) {
-            b.append_option(v);
-        }
-        self.hashes.push(trace_hash(&r.trace_id));
-        self.rows.push(r.pos);
-    }
-
-    fn finish(mut self, tenant: Arc<str>) -> PartSlice {
-        let n = self.rows.len().max(1);
-        let mut per_row = [0u32; TEXT_COLS];
-        let mut cols: Vec<ArrayRef> = vec![Arc::new(self.time.finish())];
-        for (i, b) in self.text.iter_mut().enumerate() {
-            let a = b.finish();
-            let guess = (a.value_data().len() / n + 1).saturating_mul(9) / 8 + 1;
-            per_row[i] = guess.min(u32::MAX as usize) as u32;
-            cols.push(Arc::new(a));
-        }
-        BYTES_PER_ROW.with(|c| c.set(per_row));
-        PartSlice {
-            key: PartKey {
-                tenant,
-                day: self.day,
-            },
-            batch: RecordBatch::try_new(file_schema(), cols)
-                .expect("decoded columns match the file schema"),
-            hashes: self.hashes,
-            rows: self.rows,
-        }
-    }
-}
-
-/// A chunk's partitions (usually one or two): builders, and the tenants by first appearance.
-#[derive(Default)]
-struct PartBuilders {
-    tenants: Vec<Arc<str>>,
-    parts: Vec<SliceBuilder>,
-    last: usize,
-    /// Bytes of the chunk: no column of it reserves more up front.
-    chunk_bytes: usize,
-}
-
-impl PartBuilders {
-    /// The builder of (tenant, day); a new one sized for the `left` records still to come.
-    fn get(&mut self, tenant: &str, day: i32, left: usize) -> &mut SliceBuilder {
-        let is = |p: &SliceBuilder, tenants: &[Arc<str>]| {
-            p.day == day && tenants[p.tenant_idx as usize].as_ref() == tenant
-        };
-        if !self
-            .parts
-            .get(self.last)
-            .is_some_and(|p| is(p, &self.tenants))
-        {
-            self.last = match self.parts.iter().position(|p| is(p, &self.tenants)) {
-                Some(i) => i,
-                None => {
-                    let t = match self.tenants.iter().position(|t| t.as_ref() == tenant) {
-                        Some(t) => t,
-                        None => {
-                            self.tenants.push(Arc::from(tenant));
-                            self.tenants.len() - 1
-                        }
-                    };
-                    // The first partition of a chunk usually takes all of it; later ones
-                    // start small and grow.
-                    let rows = if self.parts.is_empty() {
-                        left
-                    } else {
-                        left.min(256)
-                    };
-                    self.parts
-                        .push(SliceBuilder::new(t as u32, day, rows, self.chunk_bytes));
-                    self.parts.len() - 1
-                }
-            };
-        }
-        &mut self.parts[self.last]
-    }
-
-    /// The slices ordered by (tenant by first appearance, day).
-    fn finish(self) -> Vec<PartSlice> {
-        let mut parts = self.parts;
-        parts.sort_by_key(|p| (p.tenant_idx, p.day));
-        let tenants = self.tenants;
-        parts
-            .into_iter()
-            .map(|p| {
-                let t = tenants[p.tenant_idx as usize].clone();
-                p.finish(t)
-            })
-            .collect()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use arrow::array::{AsArray, TimestampMicrosecondArray};
+    use arrow::record_batch::RecordBatch;
 
     fn chunk(records: &[&str]) -> Arc<Chunk> {
         let mut data = Vec::new();
@@ -728,6 +542,8 @@ mod tests {
             base_offset: 100,
             first_index: 0,
             oversized: None,
+            format: Default::default(),
+            origins: Vec::new(),
         })
     }
 

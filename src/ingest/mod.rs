@@ -2,13 +2,18 @@
 //! streaming each member's records out as chunks.
 //!
 //! Files are recognised by content, never by name: a zip (one or more
-//! members), a gzip stream, or plain text. Inside, each member holds a JSON
-//! array of records or NDJSON (see [`scan`]); [`decode`] turns records into rows.
+//! members), a gzip stream, or plain text. Inside, each member is in one source
+//! format ([`format`]), judged by its first bytes: DPoD's JSON array or NDJSON
+//! ([`scan`] frames it, [`decode`] turns records into rows), or AWS CloudHSM audit
+//! logs as CloudWatch Logs hands them out ([`cloudhsm`]).
 
 pub mod check;
+pub mod cloudhsm;
 pub mod decode;
+pub mod format;
 pub mod scan;
-pub mod time;
+
+pub use format::{DecodeContext, Format, Framer, Origin};
 
 use std::fs::File;
 use std::io::{BufReader, Read};
@@ -342,13 +347,13 @@ pub fn is_junk_entry(name: &str) -> bool {
         || base.eq_ignore_ascii_case("Thumbs.db")
 }
 
-/// Calls `each` with every member of the source: its name and a reader of its
-/// decompressed bytes. A plain or gzip file is one member named after the file.
-/// `Err` when the file cannot be opened as an export at all.
+/// Calls `each` with every member of the source: its name, its format (judged by its
+/// first bytes) and a reader of its decompressed bytes. A plain or gzip file is one
+/// member named after the file. `Err` when the file cannot be opened as an export at all.
 pub fn for_each_member(
     path: &Path,
     counter: std::sync::Arc<std::sync::atomic::AtomicU64>,
-    mut each: impl FnMut(&str, &mut dyn Read),
+    mut each: impl FnMut(&str, Format, &mut dyn Read),
 ) -> Result<Members, Error> {
     let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
     let mut head = [0u8; 4];
@@ -379,7 +384,7 @@ pub fn for_each_member(
                     Err(e) => {
                         // A member we cannot open: report it under its name.
                         let mut failing = FailingReader(Some(std::io::Error::other(e.to_string())));
-                        each(&name, &mut failing);
+                        each(&name, Format::Dpod, &mut failing);
                         members.count += 1;
                         continue;
                     }
@@ -389,8 +394,8 @@ pub fn for_each_member(
                     continue;
                 }
                 members.count += 1;
-                let mut inner = member_reader(&mut m);
-                each(&name, &mut inner);
+                let (format, mut inner) = member_reader(&mut m);
+                each(&name, format, &mut inner);
             }
             Ok(members)
         }
@@ -399,8 +404,8 @@ pub fn for_each_member(
                 1 << 20,
                 flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 20, file)),
             );
-            check_json_start(path, &mut r, "gzip data")?;
-            each(&base, &mut r);
+            let format = detect_whole(path, &mut r, "gzip data")?;
+            each(&base, format, &mut r);
             Ok(Members {
                 count: 1,
                 skipped: vec![],
@@ -408,8 +413,8 @@ pub fn for_each_member(
         }
         Kind::Plain => {
             let mut r = BufReader::with_capacity(1 << 20, file);
-            check_json_start(path, &mut r, "plain file")?;
-            each(&base, &mut r);
+            let format = detect_whole(path, &mut r, "plain file")?;
+            each(&base, format, &mut r);
             Ok(Members {
                 count: 1,
                 skipped: vec![],
@@ -418,18 +423,19 @@ pub fn for_each_member(
     }
 }
 
-/// A whole file that does not start like JSON is not an export: rejected as a source.
-/// (A read error here is left for the scanner, which reports it with its offset.)
-fn check_json_start(path: &Path, r: &mut impl std::io::BufRead, what: &str) -> Result<(), Error> {
-    let Ok(buf) = r.fill_buf() else { return Ok(()) };
-    let buf = buf.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(buf);
-    match buf.iter().find(|&&c| !scan::is_json_space(c)) {
-        None | Some(b'[') | Some(b'{') => Ok(()),
-        Some(_) => Err(Error::Source {
-            path: path.to_path_buf(),
-            reason: format!("not an export: {what} that is neither a zip, gzip nor JSON"),
-        }),
-    }
+/// The format of a whole (plain or gzip) file; one that no format knows is not an export:
+/// rejected as a source. (A read error here is left for the framer, which reports it
+/// with its offset.)
+fn detect_whole(path: &Path, r: &mut impl std::io::BufRead, what: &str) -> Result<Format, Error> {
+    let Ok(buf) = r.fill_buf() else {
+        return Ok(Format::Dpod);
+    };
+    Format::detect(buf).ok_or_else(|| Error::Source {
+        path: path.to_path_buf(),
+        reason: format!(
+            "not an export: {what} that is neither a zip, gzip, JSON nor AWS CloudHSM audit text"
+        ),
+    })
 }
 
 fn read_head(f: &mut File, head: &mut [u8]) -> std::io::Result<usize> {
@@ -445,14 +451,19 @@ fn read_head(f: &mut File, head: &mut [u8]) -> std::io::Result<usize> {
     Ok(n)
 }
 
-/// A member's bytes, gunzipped when the member is itself gzip.
-fn member_reader<'a, R: Read + 'a>(r: R) -> Box<dyn Read + 'a> {
+/// A member's bytes, gunzipped when the member is itself gzip, and their format (DPoD
+/// when no format knows them: its framer then reports where they stop making sense).
+fn member_reader<'a, R: Read + 'a>(r: R) -> (Format, Box<dyn Read + 'a>) {
+    use std::io::BufRead;
     let mut r = BufReader::with_capacity(256 << 10, r);
-    let gz = matches!(std::io::BufRead::fill_buf(&mut r), Ok(b) if sniff(b) == Kind::Gzip);
+    let gz = matches!(r.fill_buf(), Ok(b) if sniff(b) == Kind::Gzip);
     if gz {
-        Box::new(flate2::read::MultiGzDecoder::new(r))
+        let mut inner = BufReader::with_capacity(256 << 10, flate2::read::MultiGzDecoder::new(r));
+        let format = inner.fill_buf().ok().and_then(Format::detect);
+        (format.unwrap_or_default(), Box::new(inner))
     } else {
-        Box::new(r)
+        let format = r.fill_buf().ok().and_then(Format::detect);
+        (format.unwrap_or_default(), Box::new(r))
     }
 }
 
@@ -497,7 +508,7 @@ pub fn inflate_only(inputs: &[PathBuf], threads: usize) -> Result<(u64, u64, f64
                         let SourceLoc::Local(path) = &src.loc else {
                             return Ok(());
                         };
-                        for_each_member(path, bytes_in.clone(), |_, r| {
+                        for_each_member(path, bytes_in.clone(), |_, _, r| {
                             while let Ok(n) = r.read(&mut buf) {
                                 if n == 0 {
                                     break;

@@ -12,6 +12,7 @@
 //! toward a record's size.
 
 use std::io::{Read, Write};
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
@@ -35,6 +36,22 @@ pub struct Chunk {
     /// A record over the size limit, alone in an otherwise empty chunk (its index is
     /// `first_index`).
     pub oversized: Option<Oversized>,
+    /// The format whose framer cut it, which decodes it.
+    pub format: super::format::Format,
+    /// For formats whose records do not say where they came from (one per record): the
+    /// record's origin inside its container and the member byte offset that locates it.
+    /// Empty for the others, whose records lie at `base_offset` + their start.
+    pub origins: Vec<(Arc<super::format::Origin>, u64)>,
+}
+
+impl Chunk {
+    /// The member byte offset that locates record `pos` (for `_rejected/`).
+    pub fn record_offset(&self, pos: usize) -> u64 {
+        match self.origins.get(pos) {
+            Some((_, offset)) => *offset,
+            None => self.base_offset + self.records.get(pos).map_or(0, |r| r.0 as u64),
+        }
+    }
 }
 
 /// A record over the size limit, found without holding it: where it lies, its
@@ -208,6 +225,8 @@ impl<R: Read> Scanner<R> {
             base_offset,
             first_index,
             oversized: None,
+            format: super::format::Format::Dpod,
+            origins: Vec::new(),
         }
     }
 
@@ -281,6 +300,8 @@ impl<R: Read> Scanner<R> {
             records: Vec::new(),
             base_offset: offset,
             first_index: index,
+            format: super::format::Format::Dpod,
+            origins: Vec::new(),
             oversized: Some(Oversized {
                 offset,
                 len,

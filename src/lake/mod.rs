@@ -8,6 +8,7 @@ pub mod ledger;
 pub mod lock;
 pub mod partitions;
 pub mod rejects;
+pub mod rows;
 pub mod store;
 pub mod switch;
 pub mod writer;
@@ -106,7 +107,7 @@ impl PartKey {
         format!(
             "{EVENTS_DIR}/tenant_id={}/day={}",
             encode_part_value(&self.tenant),
-            crate::ingest::time::format_day(self.day)
+            crate::time::format_day(self.day)
         )
     }
 }
@@ -173,7 +174,7 @@ pub async fn list_partitions(
         for day_dir in store.list_dirs(&rel).await? {
             if let Some(day) = day_dir
                 .strip_prefix("day=")
-                .and_then(crate::ingest::time::parse_day)
+                .and_then(crate::time::parse_day)
             {
                 out.push(PartitionDir {
                     key: PartKey {

@@ -20,11 +20,11 @@ use arrow::array::{
 };
 use arrow::compute::filter_record_batch;
 
+use super::rows::{trace_hash, PartSlice};
 use super::store::LakeStore;
 use super::switch::Switches;
 use super::writer::{read_file, sorted_batches, write_file, WrittenFile};
 use super::{list_partitions, listed_files, live_files, partition_files, Col, PartKey};
-use crate::ingest::decode::{trace_hash, PartSlice};
 use crate::Result;
 
 /// Where every trace hash of a tenant lives (its day), in 8 bytes per trace_id: an
@@ -42,8 +42,8 @@ struct TenantSeen {
 const DAY_BITS: u32 = 22;
 const DAY_BIAS: i64 = 719_529;
 const _: () = assert!(
-    crate::ingest::time::LAST_DAY as i64 + DAY_BIAS < (1 << DAY_BITS)
-        && crate::ingest::time::FIRST_DAY as i64 + DAY_BIAS > 0
+    crate::time::LAST_DAY as i64 + DAY_BIAS < (1 << DAY_BITS)
+        && crate::time::FIRST_DAY as i64 + DAY_BIAS > 0
 );
 
 impl TenantSeen {
@@ -644,7 +644,7 @@ mod tests {
 
     #[test]
     fn every_day_of_years_0000_to_9999_packs_back() {
-        use crate::ingest::time::{FIRST_DAY, LAST_DAY};
+        use crate::time::{FIRST_DAY, LAST_DAY};
         let mut t = TenantSeen::default();
         for (k, day) in [FIRST_DAY, -719_162, -1, 0, 20_000, LAST_DAY]
             .into_iter()

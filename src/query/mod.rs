@@ -29,9 +29,9 @@ use datafusion::prelude::{col, DataFrame};
 use datafusion::sql::parser::DFParser;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 
-use crate::ingest::time::format_day;
 use crate::lake::store::LakeStore;
 use crate::lake::{encode_part_value, file_schema, EVENTS_DIR};
+use crate::time::format_day;
 use crate::{Error, Result};
 
 /// The action catalog and the standard views, in dependency order.
@@ -79,6 +79,18 @@ pub const BUILTIN_SQL: &[(&str, &str)] = &[
     (
         "daily_activity",
         include_str!("../../sql/views/daily_activity.sql"),
+    ),
+    (
+        "ocsf_authentication",
+        include_str!("../../sql/views/ocsf_authentication.sql"),
+    ),
+    (
+        "ocsf_api_activity",
+        include_str!("../../sql/views/ocsf_api_activity.sql"),
+    ),
+    (
+        "ocsf_entity_management",
+        include_str!("../../sql/views/ocsf_entity_management.sql"),
     ),
 ];
 

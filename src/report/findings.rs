@@ -17,8 +17,8 @@ use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 
 use super::rules::{ip_matches, window_bounds, Rules};
-use crate::ingest::time::{format_day, parse_time};
 use crate::query::run_statements;
+use crate::time::{format_day, parse_time};
 use crate::{Error, Result};
 
 /// How much a finding needs attention, least first (so `Ord` ranks them).
@@ -306,7 +306,7 @@ fn id(s: Option<&str>) -> String {
 fn weekday(local: &str) -> &'static str {
     let day = local
         .get(..10)
-        .and_then(crate::ingest::time::parse_day)
+        .and_then(crate::time::parse_day)
         .unwrap_or(0) as i64;
     [
         "Thursday",

@@ -18,11 +18,11 @@ use std::collections::BTreeMap;
 use arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::common::DFSchema;
 
-use crate::ingest::time::format_day;
 use crate::lake::store::LakeStore;
 use crate::lake::{ledger, list_partitions};
 use crate::query::{build_session, SessionOptions};
 use crate::status::gaps;
+use crate::time::format_day;
 use crate::{Error, Result};
 use findings::{Finding, FindingRule, Severity, TenantBaseline};
 use rules::Rules;

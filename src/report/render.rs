@@ -444,10 +444,10 @@ fn charts(pack: &ReportPack) -> Result<String> {
     let mut out = String::new();
     // Every day of the period, so that quiet days show as quiet.
     let all_days: Vec<String> = match (
-        crate::ingest::time::parse_day(&pack.coverage.from),
-        crate::ingest::time::parse_day(&pack.coverage.to),
+        crate::time::parse_day(&pack.coverage.from),
+        crate::time::parse_day(&pack.coverage.to),
     ) {
-        (Some(a), Some(b)) => (a..=b).map(crate::ingest::time::format_day).collect(),
+        (Some(a), Some(b)) => (a..=b).map(crate::time::format_day).collect(),
         _ => vec![],
     };
     let zeroes = |m: &mut BTreeMap<String, (f64, f64)>| {

@@ -294,7 +294,7 @@ fn parse_day_name(s: &str) -> Option<char> {
 /// A maintenance window's bounds in microseconds since the epoch.
 pub fn window_bounds(w: &MaintenanceWindow) -> Result<(i64, i64), RulesError> {
     let t = |what: &str, v: &str| {
-        crate::ingest::time::parse_time(v).ok_or_else(|| RulesError::Time {
+        crate::time::parse_time(v).ok_or_else(|| RulesError::Time {
             what: what.to_string(),
             value: v.to_string(),
         })

@@ -136,7 +136,7 @@ pub fn store_rows(store: &LakeStore) -> Vec<Row> {
                     rows.extend(batch_rows(
                         &b,
                         &part.key.tenant,
-                        &auditlake::ingest::time::format_day(part.key.day),
+                        &auditlake::time::format_day(part.key.day),
                     ));
                 }
             }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use auditlake::ingest::time::{days_from_civil, parse_time, MICROS_PER_DAY};
+use auditlake::time::{days_from_civil, parse_time, MICROS_PER_DAY};
 use serde_json::{json, Value};
 
 use crate::common::*;
@@ -789,7 +789,7 @@ pub fn measure(lake: &Path, manifest: &Path, months: &[(i64, u32)]) -> Measure {
         } else {
             days_from_civil(y, mo + 1, 1)
         } - 1;
-        let day = |d: i64| auditlake::ingest::time::format_day(d as i32);
+        let day = |d: i64| auditlake::time::format_day(d as i32);
         let (_, doc) = report(lake, &["--from", &day(from), "--to", &day(to)]);
         let mut per_tenant: BTreeMap<String, u32> = BTreeMap::new();
         for tc in doc["coverage"]["tenants"].as_array().unwrap() {

@@ -1,6 +1,7 @@
 //! The one integration-test binary: the real `auditlake` binary against real temp dirs.
 
 mod cli;
+mod cloudhsm;
 mod common;
 mod convert;
 mod exactly_once;

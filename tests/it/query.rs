@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use auditlake::ingest::time::parse_time;
+use auditlake::time::parse_time;
 use serde_json::Value;
 
 use crate::common::*;
@@ -437,13 +437,68 @@ fn off_hours_privileged_and_daily_match_independent_counts() {
 
 #[test]
 fn action_catalog_holds_every_luna_action_of_the_seed_list() {
-    let rows = query(sample_lake(), &[], "SELECT * FROM action_catalog");
+    let rows = query(
+        sample_lake(),
+        &[],
+        "SELECT * FROM action_catalog WHERE vendor = 'dpod' AND action LIKE 'LUNA_%'",
+    );
     assert_eq!(rows.len(), 45);
     for r in &rows {
         let a = r["action"].as_str().unwrap();
         assert_eq!(r["category"].as_str().unwrap(), category(a), "{a}");
         assert!(!r["description"].as_str().unwrap().is_empty());
     }
+}
+
+#[test]
+fn cdspaas_actions_in_words_are_categorised_and_success_is_their_success() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = |t: &str, action: &str, status: &str, trace: &str| {
+        format!(
+            r#"{{"time":"2025-03-01 10:00:0{t} UTC","source":"thales/cdsp/ks-1","resourceID":"ks-1","actorID":"ana@example.com","tenantID":"t-cdsp","action":"{action}","status":"{status}","traceID":"{trace}","meta":{{"clientip":"192.0.2.7"}}}}"#
+        )
+    };
+    let text = [
+        rec("1", "Login", "success", "c1"),
+        rec("2", "Login", "failure", "c2"),
+        rec("3", "Create Key", "success", "c3"),
+        rec("4", "Delete User", "success", "c4"),
+    ]
+    .join("\n");
+    let f = dir.path().join("cdsp.ndjson");
+    std::fs::write(&f, text).unwrap();
+    let lake = dir.path().join("lake");
+    assert_eq!(convert(&lake, &[f], &[]).code, 0);
+    let rows = query(
+        &lake,
+        &[],
+        "SELECT action, outcome, category FROM events_categorized ORDER BY time",
+    );
+    let got: Vec<(String, String, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                s(&r["action"]).unwrap(),
+                s(&r["outcome"]).unwrap(),
+                s(&r["category"]).unwrap(),
+            )
+        })
+        .collect();
+    let want = [
+        ("Login", "success", "auth"),
+        ("Login", "failure", "auth"),
+        ("Create Key", "success", "key_create"),
+        ("Delete User", "success", "user_admin"),
+    ];
+    assert_eq!(
+        got,
+        want.map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+    );
+    let failed = query(&lake, &[], "SELECT client_ip, failures FROM failed_logins");
+    assert_eq!(
+        failed,
+        vec![serde_json::json!({"client_ip": "192.0.2.7", "failures": 1})]
+    );
 }
 
 // ---- pruning, scope, formats, errors, REPL --------------------------------------------------

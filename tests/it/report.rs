@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use auditlake::ingest::time::parse_time;
+use auditlake::time::parse_time;
 use serde_json::Value;
 
 use crate::common::*;

@@ -1,4 +1,6 @@
-//! Parses the three time forms DPoD exports use into UTC microseconds since the epoch.
+//! Days and times shared by every module: the UTC time forms the sources write, parsed
+//! into microseconds since the epoch, and the Date32 day helpers the lake, the query
+//! layer and the reports use. Vendor-neutral, so none of them depends on `ingest`.
 //!
 //! `2022-03-10 15:29:01 UTC`, the same with a `.f` fraction of 1 to 9 digits
 //! (kept to the microsecond, truncated), and RFC 3339 (`T` or space, `Z` or

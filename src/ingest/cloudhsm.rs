@@ -1,0 +1,825 @@
+//! AWS CloudHSM audit logs (SPEC §1.2), in the four forms CloudWatch Logs hands them out:
+//! `aws logs filter-log-events`/`get-log-events` JSON, export-to-S3 text (each event
+//! prefixed with its ISO-8601 time), subscription/Firehose envelopes (concatenated JSON,
+//! `CONTROL_MESSAGE`s skipped), and the plain multi-line text blocks themselves.
+//!
+//! Every form comes down to one event per text block (`Time: …, usecs:N`, `Sequence No`,
+//! `Reboot counter`, `Opcode`, `Response`, … as `name : value` lines), decoded here into
+//! canonical rows: the cluster id (log group `/aws/cloudhsm/<cluster-id>`, else
+//! `--tenant`) is the tenant, the log stream (the HSM id) the source, and the trace_id
+//! `<cluster>/<hsm>/<reboot counter>/<sequence no>` is the same in every form, so
+//! overlapping exports dedupe exactly. Where the HSM is unknown (the text forms do not
+//! name their stream) the trace_id also holds the event's `usecs`, so events of two HSMs
+//! never collapse into one. A cluster's audit log holds management commands only, so a
+//! member is read whole before it is framed.
+
+use std::borrow::Cow;
+use std::io::Read;
+use std::sync::Arc;
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use super::format::{DecodeContext, DecodedChunk, Format, Origin, RejectReason};
+use super::scan::{Break, Chunk, CHUNK_TARGET};
+use crate::lake::rows::{CanonicalRow, RowsBuilder};
+use crate::time::{day_of, days_from_civil, FIRST_DAY, LAST_DAY, MICROS_PER_DAY};
+
+/// The value of the `vendor` column for AWS CloudHSM rows.
+pub const VENDOR: &str = "aws-cloudhsm";
+
+/// The prefix of a CloudHSM cluster's log group; the cluster id follows it.
+pub const LOG_GROUP_PREFIX: &str = "/aws/cloudhsm/";
+
+/// How the events are wrapped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    /// `aws logs filter-log-events` / `get-log-events` output: `{"events": [{"message", …}]}`.
+    CloudWatchJson,
+    /// A CloudWatch Logs export-to-S3 object: `<ISO-8601 ms Z> <message>`, the message's
+    /// continuation lines unprefixed.
+    S3Export,
+    /// Subscription / Firehose deliveries: `{"messageType","logGroup","logStream",
+    /// "logEvents":[…]}` envelopes, concatenated with no separator.
+    Subscription,
+    /// The audit events as multi-line text blocks.
+    TextBlocks,
+}
+
+impl Form {
+    /// Whether the form carries the log group (and so the cluster id).
+    pub fn names_log_group(&self) -> bool {
+        matches!(self, Form::Subscription)
+    }
+}
+
+/// The form of a member from its first bytes (`head` starts at its first non-space byte).
+pub fn detect(head: &[u8]) -> Option<Form> {
+    if is_time_line(head) {
+        return Some(Form::TextBlocks);
+    }
+    if iso_prefix_len(head).is_some() {
+        return Some(Form::S3Export);
+    }
+    if head.first() == Some(&b'{') {
+        let key = first_key(&head[1..])?;
+        return match key {
+            b"events"
+            | b"nextForwardToken"
+            | b"nextBackwardToken"
+            | b"searchedLogStreams"
+            | b"nextToken" => Some(Form::CloudWatchJson),
+            b"messageType"
+            | b"owner"
+            | b"logGroup"
+            | b"logStream"
+            | b"subscriptionFilters"
+            | b"logEvents" => Some(Form::Subscription),
+            _ => None,
+        };
+    }
+    None
+}
+
+/// The first key of a JSON object whose `{` was just passed (no escapes expected).
+fn first_key(b: &[u8]) -> Option<&[u8]> {
+    let start = b.iter().position(|c| !super::scan::is_json_space(*c))?;
+    let b = b[start..].strip_prefix(b"\"")?;
+    let end = memchr::memchr(b'"', b)?;
+    Some(&b[..end])
+}
+
+/// Whether a line is a block's first: `Time` then `:` (spaces or tabs between allowed).
+fn is_time_line(line: &[u8]) -> bool {
+    let Some(rest) = line.strip_prefix(b"Time") else {
+        return false;
+    };
+    let rest = match rest.iter().position(|&c| c != b' ' && c != b'\t') {
+        Some(i) => &rest[i..],
+        None => return false,
+    };
+    rest.first() == Some(&b':')
+}
+
+/// The length of a CloudWatch export line's time prefix and the blank after it:
+/// `YYYY-MM-DDTHH:MM:SS[.fff]Z `.
+fn iso_prefix_len(b: &[u8]) -> Option<usize> {
+    const SHAPE: &[u8] = b"dddd-dd-ddTdd:dd:dd";
+    if b.len() < SHAPE.len() + 2 {
+        return None;
+    }
+    for (i, &s) in SHAPE.iter().enumerate() {
+        let ok = if s == b'd' {
+            b[i].is_ascii_digit()
+        } else {
+            b[i] == s
+        };
+        if !ok {
+            return None;
+        }
+    }
+    let mut i = SHAPE.len();
+    if b[i] == b'.' {
+        i += 1;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+    }
+    if b.get(i) != Some(&b'Z') || !matches!(b.get(i + 1), Some(b' ' | b'\t')) {
+        return None;
+    }
+    Some(i + 2)
+}
+
+// ---------------------------------------------------------------------------
+// Framing.
+
+/// One event's text, where it came from, and the member offset that locates it.
+struct Frame {
+    text: Vec<u8>,
+    origin: Arc<Origin>,
+    offset: u64,
+}
+
+/// Cuts a CloudHSM member into chunks of events (see the module doc: read whole first).
+pub struct Framer<'a> {
+    reader: Option<&'a mut dyn Read>,
+    form: Form,
+    limit: usize,
+    frames: std::collections::VecDeque<Frame>,
+    brk: Option<Break>,
+    next_index: u64,
+}
+
+impl<'a> Framer<'a> {
+    pub fn new(reader: &'a mut dyn Read, form: Form, limit: usize) -> Self {
+        Framer {
+            reader: Some(reader),
+            form,
+            limit,
+            frames: Default::default(),
+            brk: None,
+            next_index: 0,
+        }
+    }
+
+    /// Reads the member and frames all of it.
+    fn fill(&mut self, reader: &mut dyn Read) {
+        let mut buf = Vec::new();
+        if let Err(e) = reader.read_to_end(&mut buf) {
+            self.brk = Some(Break {
+                offset: buf.len() as u64,
+                reason: format!("read error: {e}"),
+            });
+        }
+        let cut = match self.form {
+            Form::TextBlocks => frame_text(&buf, false),
+            Form::S3Export => frame_text(&buf, true),
+            Form::CloudWatchJson | Form::Subscription => frame_json(&buf),
+        };
+        let (frames, brk) = cut;
+        if brk.is_some() {
+            self.brk = brk;
+        }
+        for f in frames {
+            if f.text.len() > self.limit {
+                self.brk = Some(Break {
+                    offset: f.offset,
+                    reason: format!(
+                        "an event of {} bytes, over the record size limit",
+                        f.text.len()
+                    ),
+                });
+                break;
+            }
+            self.frames.push_back(f);
+        }
+    }
+}
+
+impl super::format::Framer for Framer<'_> {
+    fn next_chunk(&mut self) -> Result<Option<Chunk>, Break> {
+        if let Some(r) = self.reader.take() {
+            self.fill(r);
+        }
+        if self.frames.is_empty() {
+            return match self.brk.take() {
+                Some(b) => Err(b),
+                None => Ok(None),
+            };
+        }
+        let mut data = Vec::new();
+        let mut records = Vec::new();
+        let mut origins = Vec::new();
+        let base_offset = self.frames.front().map_or(0, |f| f.offset);
+        while let Some(f) = self.frames.front() {
+            if !records.is_empty()
+                && (data.len() + f.text.len() > CHUNK_TARGET
+                    || data.len() + f.text.len() >= u32::MAX as usize)
+            {
+                break;
+            }
+            let Some(f) = self.frames.pop_front() else {
+                break;
+            };
+            let a = data.len() as u32;
+            data.extend_from_slice(&f.text);
+            records.push((a, data.len() as u32));
+            data.push(b'\n');
+            origins.push((f.origin, f.offset));
+        }
+        let first_index = self.next_index;
+        self.next_index += records.len() as u64;
+        Ok(Some(Chunk {
+            data,
+            records,
+            base_offset,
+            first_index,
+            oversized: None,
+            format: Format::CloudHsm(self.form),
+            origins,
+        }))
+    }
+}
+
+/// The events of the text forms: blocks starting at a `Time:` line (or, in an S3 export,
+/// at a line with an ISO-8601 prefix) and ending before the next one or at a blank line.
+/// Lines outside any block make a block of their own, which decoding rejects.
+fn frame_text(buf: &[u8], s3: bool) -> (Vec<Frame>, Option<Break>) {
+    let origin = Arc::new(Origin::default());
+    let mut frames = Vec::new();
+    let mut block: Option<(usize, usize)> = None; // start, end of the last non-blank line
+    let mut pos = 0;
+    let flush = |block: &mut Option<(usize, usize)>, frames: &mut Vec<Frame>| {
+        if let Some((a, b)) = block.take() {
+            frames.push(Frame {
+                text: buf[a..b].to_vec(),
+                origin: origin.clone(),
+                offset: a as u64,
+            });
+        }
+    };
+    while pos < buf.len() {
+        let end = memchr::memchr(b'\n', &buf[pos..]).map_or(buf.len(), |i| pos + i);
+        let mut line_end = end;
+        if line_end > pos && buf[line_end - 1] == b'\r' {
+            line_end -= 1;
+        }
+        let line = &buf[pos..line_end];
+        let blank = line.iter().all(|c| c.is_ascii_whitespace());
+        let starts = if s3 {
+            iso_prefix_len(line).is_some()
+        } else {
+            let t = line
+                .iter()
+                .position(|c| !c.is_ascii_whitespace())
+                .map_or(&line[..0], |i| &line[i..]);
+            is_time_line(t)
+        };
+        if blank {
+            // An S3 export's events are told apart by their prefix; a blank line only
+            // ends a plain block.
+            if !s3 {
+                flush(&mut block, &mut frames);
+            }
+        } else if starts {
+            flush(&mut block, &mut frames);
+            block = Some((pos, line_end));
+        } else {
+            match &mut block {
+                Some((_, b)) => *b = line_end,
+                None => block = Some((pos, line_end)),
+            }
+        }
+        pos = end + 1;
+    }
+    flush(&mut block, &mut frames);
+    (frames, None)
+}
+
+/// One JSON document of the JSON forms: a filter/get-log-events output or an envelope.
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct Doc {
+    message_type: Option<String>,
+    log_group: Option<String>,
+    log_stream: Option<String>,
+    log_events: Vec<Event>,
+    events: Vec<Event>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct Event {
+    log_stream_name: Option<String>,
+    message: Option<String>,
+}
+
+/// The events of the JSON forms, each located at the offset of the document holding it.
+fn frame_json(buf: &[u8]) -> (Vec<Frame>, Option<Break>) {
+    let mut frames = Vec::new();
+    let mut docs = serde_json::Deserializer::from_slice(buf).into_iter::<Doc>();
+    loop {
+        let start = docs.byte_offset() as u64;
+        match docs.next() {
+            None => return (frames, None),
+            Some(Err(e)) => {
+                let msg = e.to_string();
+                let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+                let brk = Break {
+                    offset: start,
+                    reason: format!("broken JSON: {msg}"),
+                };
+                return (frames, Some(brk));
+            }
+            Some(Ok(doc)) => {
+                if doc.message_type.as_deref() == Some("CONTROL_MESSAGE") {
+                    continue;
+                }
+                let group: Option<Arc<str>> = doc.log_group.as_deref().map(Arc::from);
+                let envelope = Arc::new(Origin {
+                    group: group.clone(),
+                    stream: doc.log_stream.as_deref().map(Arc::from),
+                });
+                for e in doc.log_events {
+                    frames.push(Frame {
+                        text: e.message.unwrap_or_default().into_bytes(),
+                        origin: envelope.clone(),
+                        offset: start,
+                    });
+                }
+                for e in doc.events {
+                    let origin = match e.log_stream_name {
+                        Some(s) => Arc::new(Origin {
+                            group: group.clone(),
+                            stream: Some(Arc::from(s)),
+                        }),
+                        None => envelope.clone(),
+                    };
+                    frames.push(Frame {
+                        text: e.message.unwrap_or_default().into_bytes(),
+                        origin,
+                        offset: start,
+                    });
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Decoding.
+
+/// Decodes every event of a chunk this module's framer cut.
+pub fn decode_chunk(chunk: Arc<Chunk>, ctx: &DecodeContext) -> DecodedChunk {
+    let form = match chunk.format {
+        Format::CloudHsm(f) => f,
+        Format::Dpod => Form::TextBlocks,
+    };
+    let mut rows = RowsBuilder::new(chunk.data.len());
+    let mut rejects = Vec::new();
+    let mut time_range: Option<(i64, i64)> = None;
+    let none = Origin::default();
+    let n = chunk.records.len();
+    for (pos, &(a, b)) in chunk.records.iter().enumerate() {
+        let raw = chunk.data.get(a as usize..b as usize).unwrap_or_default();
+        let origin = chunk.origins.get(pos).map_or(&none, |(o, _)| o.as_ref());
+        let decoded = match std::str::from_utf8(raw) {
+            Ok(text) => decode_event(text, form, origin, ctx, pos as u32, &mut rows, n - pos),
+            Err(e) => Err(RejectReason::new(
+                "invalid_utf8",
+                format!("invalid UTF-8 at byte {} of the event", e.valid_up_to()),
+            )),
+        };
+        match decoded {
+            Ok(t) => {
+                time_range = Some(time_range.map_or((t, t), |(lo, hi)| (lo.min(t), hi.max(t))));
+            }
+            Err(why) => rejects.push((pos as u32, why)),
+        }
+    }
+    DecodedChunk {
+        chunk,
+        slices: rows.finish(),
+        rejects,
+        records_read: n as u64,
+        time_range,
+        brk: None,
+    }
+}
+
+/// One `name : value` line of a block (` : `, `: ` or a tab between them).
+fn split_field(line: &str) -> Option<(&str, &str)> {
+    let cut = line.find([':', '\t'])?;
+    let key = line[..cut].trim();
+    let rest = line[cut..].trim_start();
+    let value = rest.strip_prefix(':').unwrap_or(rest).trim();
+    (!key.is_empty()).then_some((key, value))
+}
+
+/// The text before ` (0x…)`: `CN_LOGIN (0xd)` → `CN_LOGIN`.
+fn name_of(v: &str) -> &str {
+    v.split_once(" (").map_or(v, |(a, _)| a).trim()
+}
+
+/// `0x1d` or `29`.
+fn parse_number(v: &str) -> Option<u64> {
+    let v = v.trim();
+    match v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
+        Some(h) => u64::from_str_radix(h, 16).ok(),
+        None => v.parse().ok(),
+    }
+}
+
+/// The short role of a user type: `CN_CRYPTO_USER (1)` → `CU`.
+fn role_of(user_type: &str) -> &str {
+    match name_of(user_type) {
+        "CN_CRYPTO_USER" => "CU",
+        "CN_CRYPTO_OFFICER" => "CO",
+        "CN_APPLIANCE_USER" => "AU",
+        "CN_CRYPTO_PRE_OFFICER" | "CN_PRE_CRYPTO_OFFICER" => "PCO",
+        other => other,
+    }
+}
+
+/// Whether a response means success: `0:HSM Return: SUCCESS`.
+fn is_success(response: &str) -> bool {
+    let rest = response
+        .trim()
+        .trim_start_matches(|c: char| c.is_ascii_digit())
+        .trim_start_matches(':')
+        .trim();
+    let rest = rest.strip_prefix("HSM Return:").unwrap_or(rest).trim();
+    rest == "SUCCESS"
+}
+
+/// UTC microseconds from a `Time:` value: its `usecs:N` (exact), else its
+/// `MM/DD/YY HH:MM:SS[.ffffff]` (years 20YY).
+fn event_time(v: &str) -> Option<i64> {
+    let t = if let Some(i) = v.find("usecs:") {
+        let digits: &str = v[i + 6..].trim_start();
+        let end = digits
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(digits.len());
+        digits[..end].parse::<i64>().ok()?
+    } else {
+        let v = v.split(',').next()?.trim();
+        let (date, time) = v.split_once(' ')?;
+        let mut d = date.split('/').map(|x| x.parse::<u32>().ok());
+        let (m, day, y) = (d.next()??, d.next()??, d.next()??);
+        if d.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&day) || y > 99 {
+            return None;
+        }
+        let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
+        let mut p = hms.split(':').map(|x| x.parse::<i64>().ok());
+        let (h, mi, s) = (p.next()??, p.next()??, p.next()??);
+        if p.next().is_some() || h > 23 || mi > 59 || s > 60 {
+            return None;
+        }
+        let mut micros = 0i64;
+        for (k, c) in frac.bytes().take(6).enumerate() {
+            if !c.is_ascii_digit() {
+                return None;
+            }
+            micros += (c - b'0') as i64 * 10i64.pow(5 - k as u32);
+        }
+        let days = days_from_civil(2000 + y as i64, m, day);
+        days * MICROS_PER_DAY + ((h * 60 + mi) * 60 + s) * 1_000_000 + micros
+    };
+    let day = day_of(t);
+    (FIRST_DAY..=LAST_DAY).contains(&day).then_some(t)
+}
+
+/// The trace_id of an event: `<cluster>/<hsm>/<reboot counter>/<sequence no>` (hex as
+/// the log writes them), or `<cluster>/-/<reboot>/<seq>/<usecs>` when the input does not
+/// name the HSM.
+pub fn trace_id(cluster: &str, hsm: Option<&str>, reboot: u64, seq: u64, usecs: i64) -> String {
+    match hsm {
+        Some(h) => format!("{cluster}/{h}/{reboot:#x}/{seq:#x}"),
+        None => format!("{cluster}/-/{reboot:#x}/{seq:#x}/{usecs}"),
+    }
+}
+
+/// The HSM (None: not named by the input), reboot counter and sequence number of a
+/// [`trace_id`]; None for any other trace_id. Read from the right, so a tenant holding
+/// `/` does not matter.
+pub fn sequence_of(trace_id: &str) -> Option<(Option<&str>, u64, u64)> {
+    let hex = |s: &str| {
+        s.strip_prefix("0x")
+            .and_then(|h| u64::from_str_radix(h, 16).ok())
+    };
+    let mut p = trace_id.rsplit('/');
+    let last = p.next()?;
+    if last.starts_with("0x") {
+        let seq = hex(last)?;
+        let reboot = hex(p.next()?)?;
+        let hsm = p.next()?;
+        p.next()?; // the cluster
+        (hsm != "-").then_some((Some(hsm), reboot, seq))
+    } else {
+        last.parse::<i64>().ok()?;
+        let seq = hex(p.next()?)?;
+        let reboot = hex(p.next()?)?;
+        (p.next()? == "-" && p.next().is_some()).then_some((None, reboot, seq))
+    }
+}
+
+fn reject(code: &'static str, detail: impl Into<String>) -> RejectReason {
+    RejectReason::new(code, detail)
+}
+
+/// Decodes one event's text into a row of `rows`; its time, or why it is rejected.
+fn decode_event(
+    text: &str,
+    form: Form,
+    origin: &Origin,
+    ctx: &DecodeContext,
+    pos: u32,
+    rows: &mut RowsBuilder,
+    left: usize,
+) -> Result<i64, RejectReason> {
+    let text = match form {
+        Form::S3Export => {
+            let n = iso_prefix_len(text.as_bytes()).unwrap_or(0);
+            text.get(n..).unwrap_or(text)
+        }
+        _ => text,
+    };
+    let mut fields: Vec<(&str, &str)> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match split_field(line) {
+            Some(f) => fields.push(f),
+            None => {
+                let shown: String = line.chars().take(80).collect();
+                return Err(reject(
+                    "unparseable_block",
+                    format!("line {} is not a `name : value` field: {shown:?}", i + 1),
+                ));
+            }
+        }
+    }
+    let get = |name: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| *v)
+    };
+    let Some(time_text) = get("Time") else {
+        return Err(reject(
+            "unparseable_block",
+            "no `Time:` line: not an AWS CloudHSM audit event",
+        ));
+    };
+    let Some(time) = event_time(time_text) else {
+        return Err(reject(
+            "time_invalid",
+            format!("time {time_text:?} has no usecs and no MM/DD/YY HH:MM:SS time"),
+        ));
+    };
+    let Some(opcode) = get("Opcode") else {
+        return Err(reject("unparseable_block", "no Opcode field"));
+    };
+    let cluster = origin
+        .group
+        .as_deref()
+        .and_then(|g| g.strip_prefix(LOG_GROUP_PREFIX))
+        .map(|c| c.trim_end_matches('/'))
+        .filter(|c| !c.is_empty())
+        .or(ctx.tenant.as_deref());
+    let Some(cluster) = cluster else {
+        return Err(reject(
+            "tenant_missing",
+            format!(
+                "no log group {LOG_GROUP_PREFIX}<cluster-id> (log group {:?}) and no --tenant",
+                origin.group.as_deref().unwrap_or("")
+            ),
+        ));
+    };
+    let hsm = origin.stream.as_deref().filter(|s| !s.is_empty());
+
+    // Every field, in block order, as the row's meta.
+    let mut meta = String::with_capacity(text.len() + 8 * fields.len());
+    meta.push('{');
+    for (i, (k, v)) in fields.iter().enumerate() {
+        if i > 0 {
+            meta.push(',');
+        }
+        meta.push_str(&serde_json::to_string(k).unwrap_or_default());
+        meta.push(':');
+        meta.push_str(&serde_json::to_string(v).unwrap_or_default());
+    }
+    meta.push('}');
+
+    let seq = get("Sequence No").and_then(parse_number);
+    let reboot = get("Reboot counter").and_then(parse_number);
+    let trace_id = match (seq, reboot) {
+        (Some(seq), Some(reboot)) => trace_id(cluster, hsm, reboot, seq, time),
+        _ => {
+            let mut h = Sha256::new();
+            for part in [cluster, hsm.unwrap_or("-"), meta.as_str()] {
+                h.update(part.as_bytes());
+                h.update([0]);
+            }
+            let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+            format!("h:{hex}")
+        }
+    };
+    let response = get("Response");
+    let ouid = get("Key Handle")
+        .or_else(|| get("Priv/Secret Key Handle"))
+        .filter(|h| !h.is_empty() && *h != "0");
+    let role: Option<Cow<str>> = get("User Type").map(|t| Cow::Borrowed(role_of(t)));
+    rows.push(
+        &CanonicalRow {
+            pos,
+            time,
+            tenant: cluster,
+            vendor: VENDOR,
+            source: hsm,
+            resource_id: None,
+            actor_id: get("User Name"),
+            action: Some(name_of(opcode)),
+            status: response,
+            success: response.is_some_and(is_success),
+            trace_id: &trace_id,
+            client_ip: None,
+            hsm_id: hsm,
+            part_id: None,
+            role: role.as_deref(),
+            ouid,
+            meta: Some(&meta),
+            extra: None,
+        },
+        left,
+    );
+    Ok(time)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_split_on_every_separator() {
+        assert_eq!(
+            split_field("Sequence No : 0x1"),
+            Some(("Sequence No", "0x1"))
+        );
+        assert_eq!(
+            split_field("Opcode: CN_LOGIN (0xd)"),
+            Some(("Opcode", "CN_LOGIN (0xd)"))
+        );
+        assert_eq!(
+            split_field("Reboot counter\t: 0x38"),
+            Some(("Reboot counter", "0x38"))
+        );
+        assert_eq!(
+            split_field("Log type\tMINIMAL"),
+            Some(("Log type", "MINIMAL"))
+        );
+        assert_eq!(
+            split_field("Response : 0:HSM Return: SUCCESS"),
+            Some(("Response", "0:HSM Return: SUCCESS"))
+        );
+        assert_eq!(split_field("no separator"), None);
+        assert_eq!(split_field(": value"), None);
+    }
+
+    #[test]
+    fn times_responses_and_roles() {
+        assert_eq!(
+            event_time("12/19/17 21:01:17.140812, usecs:1513717277140812"),
+            Some(1513717277140812)
+        );
+        assert_eq!(
+            event_time("12/19/17 21:01:17.140812"),
+            Some(1513717277140812)
+        );
+        assert_eq!(event_time("13/19/17 21:01:17"), None);
+        assert_eq!(event_time("usecs:99999999999999999999"), None);
+        assert!(is_success("0:HSM Return: SUCCESS"));
+        assert!(!is_success("163:HSM Error: RET_USER_LOGIN_FAILURE"));
+        assert_eq!(role_of("CN_CRYPTO_PRE_OFFICER (6)"), "PCO");
+        assert_eq!(parse_number("0x1D"), Some(29));
+    }
+
+    #[test]
+    fn trace_ids_give_their_sequence_back() {
+        let t = trace_id("c/1", Some("hsm-a"), 0x2a, 0x10, 5);
+        assert_eq!(t, "c/1/hsm-a/0x2a/0x10");
+        assert_eq!(sequence_of(&t), Some((Some("hsm-a"), 0x2a, 0x10)));
+        let t = trace_id("c", None, 1, 2, 1717243200123456);
+        assert_eq!(sequence_of(&t), Some((None, 1, 2)));
+        for other in [
+            "h:abc",
+            "0x1/0x2",
+            "c/-/0x1/0x2",
+            "x/y/0x1/zz",
+            "",
+            "a/b/c/d/e",
+        ] {
+            assert_eq!(sequence_of(other), None, "{other}");
+        }
+    }
+
+    /// Frames and decodes `input` as `form`: (rows, rejects, break), every record accounted.
+    fn run(input: &[u8], form: Form) -> (usize, usize, bool) {
+        use crate::ingest::format::Framer as _;
+        let ctx = DecodeContext {
+            tenant: Some(Arc::from("t")),
+        };
+        let mut r: &[u8] = input;
+        let mut framer = Framer::new(&mut r, form, 1 << 20);
+        let (mut rows, mut rejects) = (0, 0);
+        loop {
+            match framer.next_chunk() {
+                Ok(Some(c)) => {
+                    let n = c.records.len();
+                    let d = decode_chunk(Arc::new(c), &ctx);
+                    let got: usize = d.slices.iter().map(|s| s.batch.num_rows()).sum();
+                    assert_eq!(got + d.rejects.len(), n);
+                    rows += got;
+                    rejects += d.rejects.len();
+                }
+                Ok(None) => return (rows, rejects, false),
+                Err(_) => return (rows, rejects, true),
+            }
+        }
+    }
+
+    #[test]
+    fn no_input_panics_and_every_event_is_accounted_for() {
+        let block = "Time: 06/01/24 12:00:00.123456, usecs:1717243200123456\n\
+                     Sequence No : 0x10\nReboot counter : 0x2a\nOpcode : CN_LOGIN (0xd)\n\
+                     Response : 0:HSM Return: SUCCESS\nUser Name : a\nUser Type : CN_CRYPTO_USER (1)\n";
+        assert_eq!(run(block.as_bytes(), Form::TextBlocks), (1, 0, false));
+        let s3 = format!("2024-06-01T12:00:00.123Z {block}");
+        assert_eq!(run(s3.as_bytes(), Form::S3Export), (1, 0, false));
+        let fixed: &[&[u8]] = &[
+            b"",
+            b"\n\n\n",
+            b"Time:",
+            b"Time: usecs:",
+            b"Time: 99/99/99 99:99:99.9999999",
+            b"Time: 1/1/1 1:1:1.\xff\xfe",
+            b"2024-06-01T12:00:00Z \n\n",
+            b"{\"events\":[{\"message\":null},{}]}",
+            b"{\"events\":5}",
+            b"{\"messageType\":\"DATA_MESSAGE\",\"logEvents\":[{\"message\":\"Time: x\"}]}{",
+            b"[1,2]",
+        ];
+        for input in fixed {
+            for form in [
+                Form::TextBlocks,
+                Form::S3Export,
+                Form::CloudWatchJson,
+                Form::Subscription,
+            ] {
+                run(input, form);
+            }
+        }
+        // Deterministic mutations of a valid block: bytes replaced, cut, repeated.
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let base = format!("{s3}\n{block}");
+        for _ in 0..400 {
+            let mut b = base.clone().into_bytes();
+            for _ in 0..(next() % 6) {
+                let i = (next() as usize) % b.len();
+                b[i] = (next() % 256) as u8;
+            }
+            let cut = (next() as usize) % (b.len() + 1);
+            b.truncate(cut);
+            for form in [Form::TextBlocks, Form::S3Export] {
+                run(&b, form);
+            }
+        }
+    }
+
+    #[test]
+    fn text_blocks_frame_at_time_lines_and_blank_lines() {
+        let text = b"Time: 1\nOpcode : A\n\n\nTime: 2\nOpcode: B\nTime: 3\r\nOpcode\t: C\n";
+        let (frames, brk) = frame_text(text, false);
+        assert!(brk.is_none());
+        let got: Vec<_> = frames
+            .iter()
+            .map(|f| (String::from_utf8_lossy(&f.text).into_owned(), f.offset))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("Time: 1\nOpcode : A".to_string(), 0),
+                ("Time: 2\nOpcode: B".to_string(), 21),
+                ("Time: 3\r\nOpcode\t: C".to_string(), 39),
+            ]
+        );
+    }
+}

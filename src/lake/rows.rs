@@ -1,0 +1,234 @@
+//! The one vendor-neutral way rows enter the lake: every source format hands each decoded
+//! record over as a [`CanonicalRow`] of borrowed text, and [`RowsBuilder`] appends it to
+//! the Arrow batch of its partition (tenant, UTC day) in the file schema.
+//!
+//! A source decides what goes in each column (its own mapping, its own rule for
+//! `outcome`); this module owns the columns, their order and their types, so adding a
+//! vendor never touches the schema side.
+
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, StringBuilder, TimestampMicrosecondBuilder};
+use arrow::record_batch::RecordBatch;
+
+use super::{file_schema, PartKey};
+use crate::time::day_of;
+
+/// One record as canonical columns, borrowing from the decoder's buffers. Built per record
+/// on the stack: handing it over allocates nothing.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CanonicalRow<'a> {
+    /// The record's position in its chunk, reported back with its fate.
+    pub pos: u32,
+    /// UTC microseconds since the epoch.
+    pub time: i64,
+    pub tenant: &'a str,
+    pub vendor: &'a str,
+    pub source: Option<&'a str>,
+    pub resource_id: Option<&'a str>,
+    pub actor_id: Option<&'a str>,
+    pub action: Option<&'a str>,
+    pub status: Option<&'a str>,
+    /// Whether the source counts the record's status as a success.
+    pub success: bool,
+    /// Never empty: a source without an id of its own derives a stable one.
+    pub trace_id: &'a str,
+    pub client_ip: Option<&'a str>,
+    pub hsm_id: Option<&'a str>,
+    pub part_id: Option<&'a str>,
+    pub role: Option<&'a str>,
+    pub ouid: Option<&'a str>,
+    /// JSON text.
+    pub meta: Option<&'a str>,
+    /// JSON text of the record's unknown top-level fields.
+    pub extra: Option<&'a str>,
+}
+
+/// The rows of one partition decoded from a chunk, in record order.
+pub struct PartSlice {
+    pub key: PartKey,
+    pub batch: RecordBatch,
+    /// Hash of each row's trace_id (see [`trace_hash`]).
+    pub hashes: Vec<u64>,
+    /// Each row's record position in the chunk.
+    pub rows: Vec<u32>,
+}
+
+/// The hash the dedupe uses for a trace_id: stable within a process run.
+pub fn trace_hash(trace_id: &str) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    trace_id.hash(&mut h);
+    h.finish()
+}
+
+/// String columns of the file schema after `time`, in order.
+const TEXT_COLS: usize = 15;
+
+thread_local! {
+    // Bytes per row each text column took in the last chunk this thread decoded: a close
+    // guess for sizing the next chunk's builders, so they are not grown by copying.
+    static BYTES_PER_ROW: std::cell::Cell<[u32; TEXT_COLS]> =
+        const { std::cell::Cell::new([16; TEXT_COLS]) };
+}
+
+/// The rows of one partition, appended as they are decoded (record order).
+struct SliceBuilder {
+    tenant_idx: u32,
+    day: i32,
+    time: TimestampMicrosecondBuilder,
+    text: Vec<StringBuilder>,
+    hashes: Vec<u64>,
+    rows: Vec<u32>,
+}
+
+impl SliceBuilder {
+    /// `max_bytes` caps each column's reservation: the guess per row comes from another
+    /// chunk, and one large record there must not make every row here reserve its size.
+    fn new(tenant_idx: u32, day: i32, rows: usize, max_bytes: usize) -> Self {
+        let per_row = BYTES_PER_ROW.with(|c| c.get());
+        SliceBuilder {
+            tenant_idx,
+            day,
+            time: TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC"),
+            text: per_row
+                .iter()
+                .map(|&b| {
+                    StringBuilder::with_capacity(
+                        rows,
+                        rows.saturating_mul(b as usize).min(max_bytes),
+                    )
+                })
+                .collect(),
+            hashes: Vec::with_capacity(rows),
+            rows: Vec::with_capacity(rows),
+        }
+    }
+
+    fn push(&mut self, r: &CanonicalRow) {
+        self.time.append_value(r.time);
+        let outcome = if r.success { "success" } else { "failure" };
+        let values: [Option<&str>; TEXT_COLS] = [
+            Some(r.vendor),
+            r.source,
+            r.resource_id,
+            r.actor_id,
+            r.action,
+            r.status,
+            Some(outcome),
+            Some(r.trace_id),
+            r.client_ip,
+            r.hsm_id,
+            r.part_id,
+            r.role,
+            r.ouid,
+            r.meta,
+            r.extra,
+        ];
+        for (b, v) in self.text.iter_mut().zip(values) {
+            b.append_option(v);
+        }
+        self.hashes.push(trace_hash(r.trace_id));
+        self.rows.push(r.pos);
+    }
+
+    fn finish(mut self, tenant: Arc<str>) -> PartSlice {
+        let n = self.rows.len().max(1);
+        let mut per_row = [0u32; TEXT_COLS];
+        let mut cols: Vec<ArrayRef> = vec![Arc::new(self.time.finish())];
+        for (i, b) in self.text.iter_mut().enumerate() {
+            let a = b.finish();
+            let guess = (a.value_data().len() / n + 1).saturating_mul(9) / 8 + 1;
+            per_row[i] = guess.min(u32::MAX as usize) as u32;
+            cols.push(Arc::new(a));
+        }
+        BYTES_PER_ROW.with(|c| c.set(per_row));
+        PartSlice {
+            key: PartKey {
+                tenant,
+                day: self.day,
+            },
+            batch: RecordBatch::try_new(file_schema(), cols)
+                .expect("decoded columns match the file schema"),
+            hashes: self.hashes,
+            rows: self.rows,
+        }
+    }
+}
+
+/// A chunk's partitions (usually one or two): builders, and the tenants by first appearance.
+#[derive(Default)]
+pub struct RowsBuilder {
+    tenants: Vec<Arc<str>>,
+    parts: Vec<SliceBuilder>,
+    last: usize,
+    /// Bytes of the chunk: no column of it reserves more up front.
+    chunk_bytes: usize,
+}
+
+impl RowsBuilder {
+    /// A builder for the rows of a chunk of `chunk_bytes` bytes.
+    pub fn new(chunk_bytes: usize) -> Self {
+        RowsBuilder {
+            chunk_bytes,
+            ..Default::default()
+        }
+    }
+
+    /// Appends a row to its partition's batch; `left` is how many records of the chunk are
+    /// still to come (including this one), to size a new partition's builders.
+    pub fn push(&mut self, row: &CanonicalRow, left: usize) {
+        let day = day_of(row.time);
+        self.get(row.tenant, day, left).push(row);
+    }
+
+    /// The builder of (tenant, day); a new one sized for the `left` records still to come.
+    fn get(&mut self, tenant: &str, day: i32, left: usize) -> &mut SliceBuilder {
+        let is = |p: &SliceBuilder, tenants: &[Arc<str>]| {
+            p.day == day && tenants[p.tenant_idx as usize].as_ref() == tenant
+        };
+        if !self
+            .parts
+            .get(self.last)
+            .is_some_and(|p| is(p, &self.tenants))
+        {
+            self.last = match self.parts.iter().position(|p| is(p, &self.tenants)) {
+                Some(i) => i,
+                None => {
+                    let t = match self.tenants.iter().position(|t| t.as_ref() == tenant) {
+                        Some(t) => t,
+                        None => {
+                            self.tenants.push(Arc::from(tenant));
+                            self.tenants.len() - 1
+                        }
+                    };
+                    // The first partition of a chunk usually takes all of it; later ones
+                    // start small and grow.
+                    let rows = if self.parts.is_empty() {
+                        left
+                    } else {
+                        left.min(256)
+                    };
+                    self.parts
+                        .push(SliceBuilder::new(t as u32, day, rows, self.chunk_bytes));
+                    self.parts.len() - 1
+                }
+            };
+        }
+        &mut self.parts[self.last]
+    }
+
+    /// The slices ordered by (tenant by first appearance, day).
+    pub fn finish(self) -> Vec<PartSlice> {
+        let mut parts = self.parts;
+        parts.sort_by_key(|p| (p.tenant_idx, p.day));
+        let tenants = self.tenants;
+        parts
+            .into_iter()
+            .map(|p| {
+                let t = tenants[p.tenant_idx as usize].clone();
+                p.finish(t)
+            })
+            .collect()
+    }
+}
