@@ -3,9 +3,11 @@
 //! from a local HTTP server, faults injected by a proxy, and two converters on one lake
 //! at once.
 //!
-//! The object-store suite runs once per cloud (see `every_cloud!`): `remote::s3::…`,
-//! `remote::azure::…` (`az://` lakes) and `remote::gcs::…` (`gs://` lakes), each test
-//! starting its own server on a free loopback port, in a temp dir, stopped on drop. They
+//! The object-store suite runs once per cloud (see `every_cloud!`): `remote::s3::…` and
+//! `remote::azure::…` (`az://` lakes); GCS (`gs://`) only for reading, in
+//! `remote::gcs_…`, as fake-gcs-server takes no upload from object_store (see
+//! [`FakeGcs`]). Each test starts its own server on a free loopback port, in a temp dir,
+//! stopped on drop. They
 //! are ignored by default; `.ci/run` installs the servers and runs them with
 //! `cargo test --test it -- --ignored remote::`. To run them by hand, point the tests at
 //! the servers: AUDITLAKE_MOTO_SERVER (`moto_server`, PyPI `moto[server]`),
