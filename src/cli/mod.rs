@@ -619,12 +619,15 @@ pub struct LakeArg {
     /// The lake: a directory, or a URL (s3://bucket/prefix, gs://, az://, file://).
     /// Object-store credentials, region and endpoint come from the usual environment
     /// variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL,
-    /// AWS_ALLOW_HTTP, GOOGLE_SERVICE_ACCOUNT, AZURE_STORAGE_ACCOUNT_NAME, ...).
+    /// AWS_ALLOW_HTTP, GOOGLE_SERVICE_ACCOUNT, GOOGLE_BASE_URL, GOOGLE_SKIP_SIGNATURE,
+    /// AZURE_STORAGE_ACCOUNT_NAME, AZURE_STORAGE_ACCOUNT_KEY; for Azurite,
+    /// AZURE_STORAGE_USE_EMULATOR=true and AZURITE_BLOB_STORAGE_URL, ...).
     /// (Default: the config file's `lake`.)
     #[arg(long, env = "AUDITLAKE_LAKE", value_name = "LAKE")]
     pub lake: Option<String>,
-    /// An object-store setting not in the environment, e.g. aws_endpoint=http://127.0.0.1:9000
-    /// or aws_allow_http=true (repeatable).
+    /// An object-store setting not in the environment, e.g. aws_endpoint=http://127.0.0.1:9000,
+    /// aws_allow_http=true, azure_endpoint=http://127.0.0.1:10000/devstoreaccount1 or
+    /// google_base_url=http://127.0.0.1:4443 (object_store's keys; repeatable).
     #[arg(long = "storage-option", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub storage_options: Vec<(String, String)>,
 }

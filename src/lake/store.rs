@@ -107,6 +107,24 @@ pub fn store_for_url(url: &Url, options: &[(String, String)]) -> Result<Arc<dyn 
             for (k, v) in parse_options(options)? {
                 b = b.with_config(k, v);
             }
+            // Unsigned requests (google_skip_signature, e.g. for an emulator): object_store
+            // 0.13 still asks its credential provider for a token on every upload, which
+            // without a service account is the instance metadata server. An empty static
+            // token instead: uploads go out unsigned like every other request.
+            let skip = object_store::gcp::GoogleConfigKey::SkipSignature;
+            let truthy = |v: String| {
+                matches!(
+                    v.to_ascii_lowercase().as_str(),
+                    "1" | "true" | "on" | "yes" | "y"
+                )
+            };
+            if b.get_config_value(&skip).is_some_and(truthy) {
+                let empty = object_store::gcp::GcpCredential {
+                    bearer: String::new(),
+                };
+                b = b
+                    .with_credentials(Arc::new(object_store::StaticCredentialProvider::new(empty)));
+            }
             Ok(Arc::new(b.build().map_err(bad)?))
         }
         "az" | "abfs" | "abfss" => {
