@@ -28,7 +28,6 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::time::{format_day, parse_day};
 use crate::lake::ledger::{self, FileRecord};
 use crate::lake::lock::LakeLock;
 use crate::lake::store::LakeStore;
@@ -36,6 +35,7 @@ use crate::lake::switch::{State, Switch, Switches};
 use crate::lake::writer::{read_file, sorted_batches, write_file};
 use crate::lake::{decode_part_value, list_partitions, listed_files, live_files, PartKey};
 use crate::testhook::point;
+use crate::time::{format_day, parse_day};
 use crate::Result;
 
 /// What can stop a compaction, besides the store itself.

@@ -267,7 +267,9 @@ impl Tenant {
             130..=134 if self.keys.len() > 10 => {
                 e.action = "LUNA_DESTROY_OBJECT";
                 let i = rng.below(self.keys.len() as u64) as usize;
-                let k = self.keys.swap_remove(i);
+                // `remove`, not `swap_remove`: the keys stay in the order they were made
+                // (a swap would move the newest key among the old ones, unused for months).
+                let k = self.keys.remove(i);
                 e.ouid = Some(k.clone());
                 self.destroyed.push(k);
             }
@@ -329,10 +331,18 @@ impl Tenant {
                 } else if self.keys.is_empty() || rng.chance(0.01) {
                     e.ouid = Some(format!("{:016x}", 0xfeed_0000_0000_0000u64 | rng.below(64)));
                 } else {
-                    // Skewed toward older keys, so first uses come well after creation.
+                    // A key is made because an application is about to use it: half the
+                    // uses go to the 16 newest keys, so each is first used within days; the
+                    // others are skewed toward older keys (long-lived keys in steady use).
+                    // (Two draws either way, so the rest of the year is as before.)
                     let n = self.keys.len() as u64;
-                    let i = (rng.below(n) * rng.below(n) / n.max(1)) as usize;
-                    e.ouid = Some(self.keys[i].clone());
+                    let (a, b) = (rng.below(n), rng.below(n));
+                    let i = if a % 2 == 0 {
+                        n - 1 - b % n.min(16)
+                    } else {
+                        a * b / n.max(1)
+                    };
+                    e.ouid = Some(self.keys[i as usize].clone());
                 }
                 if e.status == "LUNA_RET_OK" && rng.chance(0.005) {
                     e.status = "LUNA_RET_BAD_PARAMETER";

@@ -14,13 +14,13 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::time::format_day;
 use crate::lake::ledger;
 use crate::lake::lock::LakeLock;
 use crate::lake::store::LakeStore;
 use crate::lake::switch::Switches;
 use crate::lake::{list_partitions, partition_files};
 use crate::testhook::point;
+use crate::time::format_day;
 use crate::Result;
 
 #[derive(Debug, thiserror::Error)]
