@@ -547,7 +547,7 @@ mod tests {
         })
     }
 
-    fn col<'a>(b: &'a RecordBatch, c: crate::lake::Col) -> Vec<Option<&'a str>> {
+    fn col(b: &RecordBatch, c: crate::lake::Col) -> Vec<Option<&str>> {
         b.column(c as usize).as_string::<i32>().iter().collect()
     }
 
