@@ -2,8 +2,8 @@
 """Other engines read the lake auditlake writes: pyarrow and DuckDB, with Hive partitioning.
 
 Usage: tests/interop.py AUDITLAKE_BINARY
-Converts testdata/sample and a generated AWS CloudHSM cluster (a mixed lake) into a
-temp lake with the given binary, then checks
+Converts testdata/sample (three DPoD tenants and an AWS CloudHSM cluster) and a second,
+generated cluster (a mixed lake) into a temp lake with the given binary, then checks
 that pyarrow and DuckDB each see the same rows, with time as a UTC timestamp
 and the partition columns typed, and that their row sets agree with each other
 and with `auditlake status`. Ends with an 'N passed, N failed' line.

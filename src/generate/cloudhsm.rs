@@ -157,7 +157,15 @@ impl Cluster {
                 (op, OK.into(), "MGMT_KEY_DETAILS_LOG (1)", key(h))
             }
             67..=88 if !self.keys.is_empty() => {
-                let h = self.keys[rng.below(self.keys.len() as u64) as usize];
+                // Keys are made to be used: half the uses go to the 8 newest keys, so a
+                // new key is first used within days (not flagged as dormant).
+                let n = self.keys.len() as u64;
+                let i = if rng.chance(0.5) {
+                    n - 1 - rng.below(n.min(8))
+                } else {
+                    rng.below(n)
+                };
+                let h = self.keys[i as usize];
                 let op = *[
                     "CN_WRAP_KEY (0x1a)",
                     "CN_NIST_AES_WRAP (0x1e)",
@@ -171,7 +179,8 @@ impl Cluster {
             }
             89..=92 if !self.keys.is_empty() => {
                 let i = rng.below(self.keys.len() as u64) as usize;
-                let h = self.keys.swap_remove(i);
+                // `remove`: the keys stay in creation order (the newest last).
+                let h = self.keys.remove(i);
                 (
                     "CN_DESTROY_OBJECT (0x11)",
                     OK.into(),

@@ -901,3 +901,75 @@ fn ocsf_views_give_the_documented_class_activity_and_status_ids_for_every_vendor
         ]
     );
 }
+
+/// The README's first command, run as written (only the lake moved to a temp dir): the
+/// sample converts into a lake of three DPoD tenants and one AWS CloudHSM cluster, and
+/// `status` and `report` show both vendors (the cluster with its sequence evidence).
+#[test]
+fn readme_first_command_shows_both_vendors() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let block = readme
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("the README opens with a sh block");
+    let tmp = tempfile::tempdir().unwrap();
+    let lake = tmp.path().join("sample-lake");
+    let mut outs = Vec::new();
+    for step in block.trim().split("&&") {
+        let words: Vec<&str> = step.split_whitespace().collect();
+        assert_eq!(words[..4], ["cargo", "run", "-q", "--"], "{step}");
+        let args: Vec<String> = words[4..]
+            .iter()
+            .map(|w| match *w {
+                "target/sample-lake" => lake.display().to_string(),
+                w => w.to_string(),
+            })
+            .collect();
+        let out = crate::common::bin()
+            .current_dir(root)
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{step}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        outs.push((args[0].clone(), String::from_utf8(out.stdout).unwrap()));
+    }
+    let names: Vec<&str> = outs.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["convert", "status", "report"]);
+    let (status, report) = (&outs[1].1, &outs[2].1);
+    let dpod = ["0b610cb6", "35f59976", "f50c3209"];
+    for t in dpod {
+        assert!(status.contains(&format!("tenant {t}")), "{status}");
+    }
+    let cluster = status
+        .lines()
+        .find_map(|l| l.strip_prefix("tenant cluster-"))
+        .map(|id| format!("cluster-{id}"))
+        .expect("a CloudHSM cluster in the sample");
+    assert!(
+        status.contains("sequence hsm-") && status.contains("no gaps"),
+        "{status}"
+    );
+    assert!(
+        report.contains(&format!("Coverage of {cluster}")),
+        "{report}"
+    );
+    let vendors = crate::query::query(
+        &lake,
+        &[],
+        "SELECT vendor, count(DISTINCT tenant_id) AS tenants FROM events GROUP BY vendor ORDER BY vendor",
+    );
+    assert_eq!(
+        vendors,
+        vec![
+            json!({"vendor": "aws-cloudhsm", "tenants": 1}),
+            json!({"vendor": "dpod", "tenants": 3})
+        ]
+    );
+}

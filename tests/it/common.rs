@@ -221,11 +221,13 @@ pub fn assert_unique(rows: &[Row]) {
     );
 }
 
-/// The sample year's exports, in name order.
+/// The sample year's DPoD exports, in name order (the files directly in
+/// `testdata/sample`; its AWS CloudHSM cluster is in a directory of its own).
 pub fn sample_files() -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(testdata("sample"))
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
         .collect();
     v.sort();
     v
