@@ -11,8 +11,6 @@ use clap::Parser;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    #[cfg(not(feature = "system-alloc"))]
-    tune_allocator();
     install_panic_hook();
     // A panic anywhere (a worker thread's reaches here through its scope) is one line
     // from the hook and exit code 2.
@@ -45,6 +43,10 @@ fn run() -> ExitCode {
             return ExitCode::from(auditlake::cli::EXIT_ERROR);
         }
     };
+    #[cfg(not(feature = "system-alloc"))]
+    if args.command.runs_sql() {
+        tune_allocator();
+    }
     match auditlake::cli::run(args) {
         Ok(code) => code,
         // `auditlake query ... | head`: the reader has what it wanted.
@@ -66,7 +68,9 @@ fn run() -> ExitCode {
 /// pages are reclaimed by the freeing thread and returned to the OS at once, instead of
 /// staying with the idle thread that allocated them. On a streamed `SELECT meta` over a
 /// 10M-event lake peak RSS went from 627 MB to 239 MB (303 MB with the blocking-pool cap
-/// alone); convert's user time is unchanged (54.0 s against 53.3 s for the 10M year).
+/// alone). Only for the commands that run SQL: convert's buffers are allocated and freed
+/// on the same threads, and returning every freed page at once made it fault them back
+/// in (10M-event year: 18 s of system time against 6 s, twice the page faults).
 /// An option the environment sets (MIMALLOC_PURGE_DELAY=...) is left as it says.
 #[cfg(not(feature = "system-alloc"))]
 fn tune_allocator() {

@@ -482,6 +482,16 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// Whether the command runs SQL over the lake (and streams its files through a session).
+    pub fn runs_sql(&self) -> bool {
+        matches!(
+            self,
+            Command::Query { .. } | Command::Repl { .. } | Command::Report { .. }
+        )
+    }
+}
+
 /// The lowest severity that fails a report run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum FailOn {
