@@ -6,9 +6,9 @@
 //! against the real rows of the partition it points to (loaded from the lake
 //! on demand), so the result is exact: the first copy is kept, a later
 //! identical copy is a duplicate, a later different copy a
-//! `duplicate_conflict`. Buffered partitions are written when the memory
-//! budget is reached (least recently touched first) and at the end, one
-//! sorted file each.
+//! `duplicate_conflict`. Buffered partitions are written once the input has
+//! moved past them (see [`SETTLE_TICKS`]), when the memory budget is reached
+//! (least recently touched first) and at the end, one sorted file each.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -128,6 +128,14 @@ impl TenantSeen {
     }
 }
 
+/// A partition is written while the run goes on once this many slices have arrived
+/// since its last one and its tenant has rows of a later day: exports come in time
+/// order, so its day is over. Encoding then runs beside decoding, not after it (one
+/// export used to decode on both cores and then encode on both, each half idle while
+/// the other ran). A row that still comes for the day later goes to a new file of the
+/// partition; deduplication stays exact (the written rows are found as before).
+const SETTLE_TICKS: u64 = 8;
+
 /// A row found by trace_id: its batch, its index there, and the lake file it came from
 /// (None for rows of this run).
 type Found = (RecordBatch, usize, Option<Arc<str>>);
@@ -181,6 +189,8 @@ pub struct PartitionBuffer {
     tick: u64,
     file_seq: u64,
     seen: HashMap<Arc<str>, TenantSeen>,
+    /// The latest day each tenant has rows of in this run.
+    latest: HashMap<Arc<str>, i32>,
     published: Vec<Published>,
     /// Encoder threads: sorting, Parquet encoding and publishing run there, off this thread.
     jobs: Option<Sender<Job>>,
@@ -266,6 +276,7 @@ impl PartitionBuffer {
             tick: 0,
             file_seq: 0,
             seen: HashMap::new(),
+            latest: HashMap::new(),
             published: Vec::new(),
             jobs: Some(job_tx),
             done: done_rx,
@@ -362,6 +373,9 @@ impl PartitionBuffer {
             fates.push(fate);
         }
         self.seen.insert(key.tenant.clone(), seen);
+        let latest = self.latest.entry(key.tenant.clone()).or_insert(key.day);
+        *latest = (*latest).max(key.day);
+        self.flush_settled()?;
         if self.buffered > self.budget {
             self.shrink()?;
         }
@@ -405,6 +419,25 @@ impl PartitionBuffer {
             tracing::debug!(file = %file.rel_path, rows = file.rows, bytes = file.bytes, "file published");
             self.published.push(Published { file, sources });
         }
+    }
+
+    /// Writes the partitions the input has moved past (see [`SETTLE_TICKS`]).
+    fn flush_settled(&mut self) -> Result<()> {
+        let mut settled: Vec<PartKey> = self
+            .bufs
+            .iter()
+            .filter(|(k, b)| {
+                !b.batches.is_empty()
+                    && b.touched + SETTLE_TICKS <= self.tick
+                    && self.latest.get(&k.tenant).is_some_and(|&d| k.day < d)
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        settled.sort();
+        for k in settled {
+            self.flush(&k)?;
+        }
+        Ok(())
     }
 
     /// Writes least recently touched partitions until the buffer is at three quarters of its budget.
