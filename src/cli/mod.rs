@@ -383,6 +383,8 @@ pub enum Command {
         fail_on_findings: bool,
         #[command(flatten)]
         rules: RulesArgs,
+        #[command(flatten)]
+        cluster: ClusterArg,
     },
     /// The rules findings are judged by: `auditlake rules show` prints those in force.
     ///
@@ -526,12 +528,39 @@ pub struct SessionArgs {
     /// files (default: half the machine's memory).
     #[arg(long, value_name = "SIZE", value_parser = crate::query::parse_size)]
     pub memory_limit: Option<usize>,
+    #[command(flatten)]
+    pub cluster: ClusterArg,
+}
+
+/// Where the session's queries run.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ClusterArg {
+    /// Run the queries on an Apache Ballista cluster: its scheduler, df://HOST:PORT
+    /// (a build with the `cluster` feature). The executors read the lake themselves.
+    #[arg(
+        long = "cluster",
+        env = "AUDITLAKE_CLUSTER",
+        value_name = "df://HOST:PORT"
+    )]
+    pub url: Option<String>,
+}
+
+impl ClusterArg {
+    /// The scheduler's URL, checked before anything else is opened.
+    fn checked(&self) -> Result<Option<String>> {
+        if let Some(url) = &self.url {
+            crate::query::check_cluster(url)?;
+        }
+        Ok(self.url.clone())
+    }
 }
 
 impl SessionArgs {
     /// The session's options over a lake that must already be there.
     fn options(&self, rt: &tokio::runtime::Runtime) -> Result<SessionOptions> {
+        let cluster = self.cluster.checked()?;
         Ok(SessionOptions {
+            cluster,
             store: self.lake.open_existing(rt)?,
             tenant: self.tenant.clone(),
             period: None,
@@ -1023,7 +1052,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
             fail_on,
             fail_on_findings,
             rules,
+            cluster,
         } => {
+            let cluster = cluster.checked()?;
             let cfg = config::Config::load(args.config.as_deref(), args.profile.as_deref())?;
             let (rules, _) = rules.resolve(&cfg)?;
             let rt = runtime()?;
@@ -1034,6 +1065,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 to,
                 names,
                 rules,
+                cluster,
             };
             let pack = rt.block_on(crate::report::run(&opts))?;
             match (format, &output) {

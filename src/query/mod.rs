@@ -10,6 +10,8 @@
 //! the look-back window of findings).
 
 pub mod cache;
+#[cfg(feature = "cluster")]
+pub mod cluster;
 pub mod live;
 pub mod print;
 pub mod repl;
@@ -116,6 +118,8 @@ pub struct SessionOptions {
     pub memory_limit: Option<usize>,
     /// Days before the period that `events_baseline` holds (the look-back of findings).
     pub baseline_days: Option<u32>,
+    /// A Ballista scheduler (`df://host:port`) that runs the session's queries.
+    pub cluster: Option<String>,
 }
 
 /// Half the machine's memory (from `/proc/meminfo`; 4 GiB where that is not there),
@@ -170,6 +174,8 @@ pub struct Session {
     /// Tenant-scoped sessions refuse DDL, DML and COPY.
     pub restricted: bool,
     pub views: Vec<Described>,
+    /// Queries run on a Ballista cluster: in-memory tables cannot be sent there.
+    pub on_cluster: bool,
 }
 
 /// The `-- name: purpose` header line of a view file.
@@ -207,6 +213,9 @@ fn sql_literal(s: &str) -> String {
 
 /// Builds the session over a lake (local or in an object store).
 pub async fn build_session(opts: &SessionOptions) -> Result<Session> {
+    if let Some(url) = &opts.cluster {
+        check_cluster(url)?;
+    }
     let store = &opts.store;
     if store.list_dirs("").await?.is_empty() {
         return Err(Error::Usage(format!(
@@ -240,12 +249,19 @@ pub async fn build_session(opts: &SessionOptions) -> Result<Session> {
             std::num::NonZeroUsize::new(3).expect("non-zero"),
         )))
         .build_arc()?;
-    let ctx = SessionContext::new_with_config_rt(config, runtime);
-    // Small reads (bloom filters, footers) are kept for the session: see `cache`.
-    let cached = cache::RangeCache::new(store.store.clone(), RANGE_CACHE_BYTES);
-    // Listings leave out what a compaction is replacing or writing: see `live`.
-    let live = live::LiveListing::new(Arc::new(cached), store.clone());
-    ctx.register_object_store(&store.base_url, Arc::new(live));
+    let ctx = match &opts.cluster {
+        // The executors read the lake with their own stores: see `cluster`.
+        Some(url) => remote_context(url, config).await?,
+        None => {
+            let ctx = SessionContext::new_with_config_rt(config, runtime);
+            // Small reads (bloom filters, footers) are kept for the session: see `cache`.
+            let cached = cache::RangeCache::new(store.store.clone(), RANGE_CACHE_BYTES);
+            // Listings leave out what a compaction is replacing or writing: see `live`.
+            let live = live::LiveListing::new(Arc::new(cached), store.clone());
+            ctx.register_object_store(&store.base_url, Arc::new(live));
+            ctx
+        }
+    };
 
     let (rel, partition_cols): (String, Vec<(String, DataType)>) = match &opts.tenant {
         Some(t) => {
@@ -280,10 +296,14 @@ pub async fn build_session(opts: &SessionOptions) -> Result<Session> {
         ListingTableConfig::new(url)
             .with_listing_options(listing)
             .with_schema(scan_schema()),
-    )?
+    )?;
     // Statistics of each file, kept for the session (checked against the file's size and
-    // mtime): without this every query re-derives them from a thousand footers.
-    .with_cache(ctx.runtime_env().cache_manager.get_file_statistic_cache());
+    // mtime): without this every query re-derives them from a thousand footers. (On a
+    // cluster the scheduler plans the scans, with its own caches.)
+    let table = match opts.cluster {
+        None => table.with_cache(ctx.runtime_env().cache_manager.get_file_statistic_cache()),
+        Some(_) => table,
+    };
     ctx.register_table(LAKE_TABLE, Arc::new(table))?;
     tracing::info!(lake = %store.display, tenant = ?opts.tenant, memory_limit = limit, target_partitions = partitions, "session: events registered");
 
@@ -293,7 +313,13 @@ pub async fn build_session(opts: &SessionOptions) -> Result<Session> {
         Some(t) => format!("arrow_cast({}, 'Utf8') AS tenant_id", sql_literal(t)),
         None => "tenant_id".to_string(),
     };
+    // On a cluster, a view whose days hold no file at all is defined as empty: Ballista
+    // 55 waits forever on a join or union one of whose scans lists no file (the report
+    // of a lake's first month joins what came before it, which is nothing).
+    let empty_on_cluster = EmptyDays::of(opts).await?;
     let period = match opts.period {
+        _ if empty_on_cluster.no_files(i32::MIN, i32::MAX).await? => " WHERE false".to_string(),
+        Some((a, b)) if empty_on_cluster.no_files(a, b).await? => " WHERE false".to_string(),
         Some((a, b)) => format!(
             " WHERE day BETWEEN DATE '{}' AND DATE '{}'",
             format_day(a),
@@ -309,6 +335,9 @@ pub async fn build_session(opts: &SessionOptions) -> Result<Session> {
     ctx.sql(&events_sql).await?;
     // What came before the period (for reports that ask what is new); empty without a period.
     let before = match opts.period {
+        Some((a, _)) if empty_on_cluster.no_files(i32::MIN, a - 1).await? => {
+            " WHERE false".to_string()
+        }
         Some((a, _)) => format!(" WHERE day < DATE '{}'", format_day(a)),
         None => " WHERE false".to_string(),
     };
@@ -319,6 +348,9 @@ pub async fn build_session(opts: &SessionOptions) -> Result<Session> {
     ctx.sql(&before_sql).await?;
     // The look-back window of findings: the days just before the period.
     let baseline = match (opts.period, opts.baseline_days) {
+        (Some((a, _)), Some(n)) if empty_on_cluster.no_files(a - n as i32, a - 1).await? => {
+            " WHERE false".to_string()
+        }
         (Some((a, _)), Some(n)) => format!(
             " WHERE day BETWEEN DATE '{}' AND DATE '{}'",
             format_day(a - n as i32),
@@ -360,7 +392,72 @@ pub async fn build_session(opts: &SessionOptions) -> Result<Session> {
         ctx,
         restricted: opts.tenant.is_some(),
         views,
+        on_cluster: opts.cluster.is_some(),
     })
+}
+
+/// Whether `--cluster URL` can be used: a `df://host:port` address, in a binary built
+/// with the `cluster` feature.
+pub fn check_cluster(url: &str) -> Result<()> {
+    #[cfg(feature = "cluster")]
+    return cluster::parse_url(url).map(|_| ());
+    #[cfg(not(feature = "cluster"))]
+    Err(no_cluster_support(url))
+}
+
+#[cfg(feature = "cluster")]
+use cluster::remote_context;
+
+#[cfg(not(feature = "cluster"))]
+fn no_cluster_support(url: &str) -> Error {
+    Error::Usage(format!(
+        "--cluster {url}: this auditlake was built without Ballista support; \
+         rebuild it with `cargo build --release --features cluster`"
+    ))
+}
+
+#[cfg(not(feature = "cluster"))]
+async fn remote_context(url: &str, _config: SessionConfig) -> Result<SessionContext> {
+    Err(no_cluster_support(url))
+}
+
+/// Which days of the session's lake hold files, asked only on a cluster (see where
+/// `build_session` uses it).
+struct EmptyDays<'a> {
+    store: &'a LakeStore,
+    parts: Option<Vec<crate::lake::PartitionDir>>,
+}
+
+impl<'a> EmptyDays<'a> {
+    async fn of(opts: &'a SessionOptions) -> Result<EmptyDays<'a>> {
+        let parts = match opts.cluster {
+            Some(_) => {
+                Some(crate::lake::list_partitions(&opts.store, opts.tenant.as_deref()).await?)
+            }
+            None => None,
+        };
+        Ok(EmptyDays {
+            store: &opts.store,
+            parts,
+        })
+    }
+
+    /// On a cluster, whether no live file lies in the inclusive range of days; off a
+    /// cluster, always false.
+    async fn no_files(&self, from: i32, to: i32) -> Result<bool> {
+        let Some(parts) = &self.parts else {
+            return Ok(false);
+        };
+        for p in parts.iter().filter(|p| (from..=to).contains(&p.key.day)) {
+            if !crate::lake::partition_files(self.store, &p.rel)
+                .await?
+                .is_empty()
+            {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
 }
 
 /// The `.sql` files of a directory, in name order.

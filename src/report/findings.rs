@@ -13,11 +13,11 @@ use std::sync::Arc;
 use arrow::array::{Array, Int32Array, IntervalMonthDayNanoArray, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, IntervalMonthDayNano, IntervalUnit, Schema};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
-use datafusion::datasource::MemTable;
+use datafusion::datasource::{MemTable, TableProvider};
 use datafusion::prelude::SessionContext;
 
 use super::rules::{ip_matches, window_bounds, Rules};
-use crate::query::run_statements;
+use crate::query::{run_statements, Session, BUILTIN_SQL};
 use crate::time::{format_day, parse_time};
 use crate::{Error, Result};
 
@@ -320,13 +320,29 @@ fn weekday(local: &str) -> &'static str {
 }
 
 /// Runs the rules whose evidence report is among `reports` over the session's period.
+///
+/// The rules run over in-memory copies of what they read. On a cluster those cannot be
+/// sent to the executors, so the cluster reads the period and its look-back once and
+/// the rules run here, in a local session over the rows it returned (the same rows,
+/// so the same findings).
 pub async fn run(
-    ctx: &SessionContext,
+    session: &Session,
     rules: &Rules,
     period: (i32, i32),
     tenants: &[String],
     reports: &[String],
 ) -> Result<Findings> {
+    let source = &session.ctx;
+    let local;
+    let ctx = if session.on_cluster {
+        local = SessionContext::new();
+        let (name, catalog) = BUILTIN_SQL[0];
+        debug_assert_eq!(name, "action_catalog");
+        local.sql(catalog).await?;
+        &local
+    } else {
+        source
+    };
     register_clocks(ctx, rules)?;
     // Every rule reads the period and its look-back: read them from the lake once.
     for (name, sql) in [
@@ -343,9 +359,17 @@ pub async fn run(
              WHERE outcome = 'success'",
         ),
     ] {
-        let cached = ctx.sql(sql).await?.cache().await?;
+        let df = source.sql(sql).await?;
+        let table: Arc<dyn TableProvider> = if session.on_cluster {
+            let declared = Arc::new(df.schema().as_arrow().clone());
+            let batches = df.collect().await?;
+            let schema = batches.first().map_or(declared, |b| b.schema());
+            Arc::new(MemTable::try_new(schema, vec![batches])?)
+        } else {
+            df.cache().await?.into_view()
+        };
         ctx.deregister_table(name)?;
-        ctx.register_table(name, cached.into_view())?;
+        ctx.register_table(name, table)?;
     }
     run_statements(
         ctx,

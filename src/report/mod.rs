@@ -196,6 +196,8 @@ pub struct ReportOptions {
     pub names: Vec<String>,
     /// The rules findings are judged by.
     pub rules: Rules,
+    /// A Ballista scheduler (`df://host:port`) that runs the reports' queries.
+    pub cluster: Option<String>,
 }
 
 /// Runs the reports over the period.
@@ -252,6 +254,7 @@ pub async fn run(opts: &ReportOptions) -> Result<ReportPack> {
         sql_dir: None,
         memory_limit: None,
         baseline_days: Some(opts.rules.baseline_days),
+        cluster: opts.cluster.clone(),
     })
     .await?;
     let mut reports = Vec::new();
@@ -276,7 +279,7 @@ pub async fn run(opts: &ReportOptions) -> Result<ReportPack> {
         .map(|t| t.tenant_id.clone())
         .collect();
     let names: Vec<String> = reports.iter().map(|r| r.def.name.clone()).collect();
-    let found = findings::run(&session.ctx, &opts.rules, (from, to), &tenants, &names).await?;
+    let found = findings::run(&session, &opts.rules, (from, to), &tenants, &names).await?;
     Ok(ReportPack {
         coverage,
         findings: found.findings,

@@ -2,6 +2,8 @@
 
 mod cli;
 mod cloudhsm;
+#[cfg(feature = "cluster")]
+mod cluster;
 mod common;
 mod convert;
 mod exactly_once;

@@ -138,10 +138,10 @@ trait Cloud {
 }
 
 /// A moto S3 server.
-struct Moto(Server);
+pub(crate) struct Moto(Server);
 
 impl Moto {
-    fn start() -> Moto {
+    pub(crate) fn start() -> Moto {
         let moto = Moto(Server::spawn(
             "AUDITLAKE_MOTO_SERVER",
             "moto_server",
@@ -162,7 +162,7 @@ impl Moto {
         moto
     }
 
-    fn endpoint(&self) -> String {
+    pub(crate) fn endpoint(&self) -> String {
         self.0.endpoint()
     }
 }
@@ -181,7 +181,7 @@ impl Cloud for Moto {
     }
 }
 
-fn s3_env(endpoint: &str) -> Vec<(&'static str, String)> {
+pub(crate) fn s3_env(endpoint: &str) -> Vec<(&'static str, String)> {
     vec![
         ("AWS_ACCESS_KEY_ID", "test".into()),
         ("AWS_SECRET_ACCESS_KEY", "test".into()),
@@ -204,13 +204,13 @@ fn s3_options(endpoint: &str) -> Vec<(String, String)> {
 }
 
 /// The binary with S3 settings pointing at `endpoint`.
-fn s3_bin(endpoint: &str) -> Command {
+pub(crate) fn s3_bin(endpoint: &str) -> Command {
     let mut c = bin();
     c.envs(s3_env(endpoint));
     c
 }
 
-fn s3_store(endpoint: &str, url: &str) -> LakeStore {
+pub(crate) fn s3_store(endpoint: &str, url: &str) -> LakeStore {
     LakeStore::open(url, &s3_options(endpoint)).unwrap()
 }
 
@@ -436,7 +436,7 @@ every_cloud!(
     compact_and_prune_a_lake_as_a_local_one,
 );
 
-fn upload(store: &LakeStore, files: &[PathBuf]) {
+pub(crate) fn upload(store: &LakeStore, files: &[PathBuf]) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -463,7 +463,7 @@ fn run_convert(mut cmd: Command, inputs: &[&str], lake: &str) -> Run {
     )
 }
 
-fn s3_convert(endpoint: &str, inputs: &[&str], lake: &str) -> Run {
+pub(crate) fn s3_convert(endpoint: &str, inputs: &[&str], lake: &str) -> Run {
     run_convert(s3_bin(endpoint), inputs, lake)
 }
 

@@ -1,0 +1,339 @@
+//! `--cluster`: the binary's queries, views and reports on a real Ballista cluster, a
+//! scheduler and two executors started here from the stock crates' library entry points
+//! (gRPC and Arrow Flight on free loopback ports), against the same lake read locally.
+//!
+//! Built with `--features cluster` only; `.ci/run` runs `cargo test --features cluster
+//! --test it -- cluster::`, and the S3 one (`cluster::remote::…`, ignored: it needs
+//! moto_server) with `-- --ignored cluster::remote::`.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::Command;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use ballista_core::object_store::{
+    runtime_env_with_s3_support, session_config_with_s3_support, session_state_with_s3_support,
+};
+use ballista_executor::executor_process::{start_executor_process, ExecutorProcessConfig};
+use ballista_scheduler::cluster::BallistaCluster;
+use ballista_scheduler::config::SchedulerConfig;
+use ballista_scheduler::scheduler_process::start_server;
+use datafusion::prelude::SessionConfig;
+
+use crate::common::*;
+
+/// A scheduler and two executors on loopback, on a runtime of their own that lives as
+/// long as the test process.
+pub struct TestCluster {
+    scheduler_port: u16,
+}
+
+impl TestCluster {
+    /// The stock setup (the S3-capable object-store registry of the stock binaries);
+    /// `s3` presets its settings (`s3.endpoint`, ...) as an operator would give them.
+    pub fn start(s3: &[(&str, String)]) -> TestCluster {
+        let s3: Vec<(String, String)> =
+            s3.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+        let producer = Arc::new(move || {
+            let mut c = session_config_with_s3_support();
+            for (k, v) in &s3 {
+                c.options_mut().set(k, v).expect("an S3 option");
+            }
+            c
+        });
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_stack_size(32 << 20)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let port = free_port();
+                let config = SchedulerConfig::default()
+                    .with_hostname("127.0.0.1")
+                    .with_port(port)
+                    .with_override_config_producer(producer.clone())
+                    .with_override_session_builder(Arc::new(session_state_with_s3_support));
+                let cluster = BallistaCluster::new_from_config(&config).await.unwrap();
+                let addr = ([127, 0, 0, 1], port).into();
+                tokio::spawn(start_server(cluster, addr, Arc::new(config)));
+                wait_for(port).await;
+                let mut work_dirs = Vec::new();
+                for _ in 0..2 {
+                    let dir = tempfile::tempdir().unwrap();
+                    let (flight, grpc) = (free_port(), free_port());
+                    let config = ExecutorProcessConfig {
+                        bind_host: "127.0.0.1".into(),
+                        external_host: Some("127.0.0.1".into()),
+                        port: flight,
+                        grpc_port: grpc,
+                        scheduler_host: "127.0.0.1".into(),
+                        scheduler_port: port,
+                        vcores: 2,
+                        work_dir: Some(dir.path().to_string_lossy().into_owned()),
+                        executor_heartbeat_interval_seconds: 1,
+                        override_config_producer: Some(producer.clone()),
+                        override_runtime_producer: Some(Arc::new(|c: &SessionConfig| {
+                            runtime_env_with_s3_support(c)
+                        })),
+                        ..Default::default()
+                    };
+                    work_dirs.push(dir);
+                    tokio::spawn(start_executor_process(Arc::new(config)));
+                    wait_for(flight).await;
+                    wait_for(grpc).await;
+                }
+                // (A job that comes before the executors have registered waits for them.)
+                tx.send(port).unwrap();
+                // Runs until the test process ends.
+                std::future::pending::<()>().await;
+                drop(work_dirs);
+            });
+        });
+        let scheduler_port = rx
+            .recv_timeout(Duration::from_secs(120))
+            .expect("the test cluster started");
+        TestCluster { scheduler_port }
+    }
+
+    pub fn url(&self) -> String {
+        format!("df://127.0.0.1:{}", self.scheduler_port)
+    }
+}
+
+/// Waits until a port on loopback accepts connections.
+async fn wait_for(port: u16) {
+    for _ in 0..1200 {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("nothing listens on 127.0.0.1:{port}");
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The cluster the local-lake tests share.
+fn shared() -> &'static TestCluster {
+    static CLUSTER: OnceLock<TestCluster> = OnceLock::new();
+    CLUSTER.get_or_init(|| TestCluster::start(&[]))
+}
+
+/// The sample year, converted into a temp lake once for every test here.
+fn sample_lake() -> &'static Path {
+    static LAKE: OnceLock<tempfile::TempDir> = OnceLock::new();
+    LAKE.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let run = convert(dir.path(), &sample_files(), &[]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        dir
+    })
+    .path()
+}
+
+/// `query --format csv` of `sql`: the header, then the rows sorted (row order is not
+/// part of a result without ORDER BY).
+fn csv(cmd: Command, lake: &str, cluster: Option<&str>, sql: &str) -> (String, Vec<String>) {
+    csv_with(cmd, lake, cluster, &[], sql)
+}
+
+fn csv_with(
+    mut cmd: Command,
+    lake: &str,
+    cluster: Option<&str>,
+    extra: &[&str],
+    sql: &str,
+) -> (String, Vec<String>) {
+    cmd.args(["query", "--format", "csv", "--lake", lake])
+        .args(extra);
+    if let Some(url) = cluster {
+        cmd.args(["--cluster", url]);
+    }
+    let out = cmd.arg(sql).output().unwrap();
+    assert_success(&out);
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut lines = text.lines().map(str::to_string);
+    let header = lines.next().unwrap_or_default();
+    let mut rows: Vec<String> = lines.collect();
+    rows.sort();
+    (header, rows)
+}
+
+/// Every table and view of a session over `lake`, from its information schema.
+fn relations(lake: &str) -> Vec<String> {
+    let (_, names) = csv(
+        bin(),
+        lake,
+        None,
+        "SELECT table_name FROM information_schema.tables \
+         WHERE table_schema = 'lake' ORDER BY table_name",
+    );
+    names
+}
+
+/// Asserts that `sql` gives the same rows on the cluster as locally, and returns them.
+fn same_rows(lake: &str, cluster: &str, sql: &str) -> Vec<String> {
+    let local = csv(bin(), lake, None, sql);
+    let remote = csv(bin(), lake, Some(cluster), sql);
+    assert_eq!(remote.0, local.0, "{sql}: columns");
+    assert_eq!(
+        remote.1.len(),
+        local.1.len(),
+        "{sql}: {} rows on the cluster, {} locally",
+        remote.1.len(),
+        local.1.len()
+    );
+    assert_eq!(remote.1, local.1, "{sql}: rows");
+    local.1
+}
+
+#[test]
+fn every_view_and_table_on_the_cluster_returns_the_local_rows() {
+    let lake = sample_lake().to_str().unwrap();
+    let cluster = shared().url();
+    let names = relations(lake);
+    // The standard views are all there (and so compared below).
+    for (name, _) in auditlake::query::BUILTIN_SQL {
+        assert!(names.iter().any(|n| n == name), "{name} not in {names:?}");
+    }
+    assert!(names.iter().any(|n| n == "events"));
+    for name in &names {
+        same_rows(lake, &cluster, &format!("SELECT * FROM {name}"));
+    }
+    let total = same_rows(lake, &cluster, "SELECT count(*) AS n FROM events");
+    assert_eq!(total, vec![lake_rows(sample_lake()).len().to_string()]);
+}
+
+#[test]
+fn filters_on_the_partition_columns_and_a_tenant_scope_give_the_local_rows() {
+    let lake = sample_lake().to_str().unwrap();
+    let cluster = shared().url();
+    let rows = lake_rows(sample_lake());
+    let (tenant, day) = (&rows[0][0], &rows[0][1]);
+    let n = same_rows(
+        lake,
+        &cluster,
+        &format!(
+            "SELECT count(*) AS n FROM events WHERE tenant_id = '{tenant}' AND day = DATE '{day}'"
+        ),
+    );
+    let expected = rows
+        .iter()
+        .filter(|r| &r[0] == tenant && &r[1] == day)
+        .count();
+    assert_eq!(n, vec![expected.to_string()]);
+    same_rows(
+        lake,
+        &cluster,
+        &format!(
+            "SELECT day, count(*) AS n, count(DISTINCT actor_id) AS actors FROM events \
+             WHERE tenant_id = '{tenant}' AND day >= DATE '{day}' GROUP BY day"
+        ),
+    );
+    // A tenant-scoped session: only that tenant's directory, on the cluster too.
+    let sql = "SELECT tenant_id, count(*) AS n FROM events GROUP BY tenant_id";
+    let scope = ["--tenant", tenant.as_str()];
+    let local_rows = csv_with(bin(), lake, None, &scope, sql);
+    let remote_rows = csv_with(bin(), lake, Some(&cluster), &scope, sql);
+    assert_eq!(remote_rows, local_rows);
+    let expected = rows.iter().filter(|r| &r[0] == tenant).count();
+    assert_eq!(local_rows.1, vec![format!("{tenant},{expected}")]);
+}
+
+/// A report pack as JSON, its generation time taken out.
+fn report_json(mut cmd: Command, lake: &str, cluster: Option<&str>) -> serde_json::Value {
+    cmd.args(["report", "--format", "json", "--lake", lake]);
+    if let Some(url) = cluster {
+        cmd.args(["--cluster", url]);
+    }
+    let out = cmd.output().unwrap();
+    assert_success(&out);
+    let mut doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    doc["coverage"]["generated_at"] = serde_json::Value::Null;
+    doc
+}
+
+#[test]
+fn every_report_and_finding_on_the_cluster_is_the_local_one() {
+    let lake = sample_lake().to_str().unwrap();
+    let cluster = shared().url();
+    let local = report_json(bin(), lake, None);
+    let remote = report_json(bin(), lake, Some(&cluster));
+    let reports = local["reports"].as_array().expect("reports");
+    assert!(reports.len() >= 8, "{}", local["reports"]);
+    for (l, r) in reports.iter().zip(remote["reports"].as_array().unwrap()) {
+        assert_eq!(r, l, "report {}", l["name"]);
+    }
+    assert_eq!(remote["findings"], local["findings"]);
+    assert_eq!(remote, local);
+}
+
+/// A lake in S3 (moto on loopback): the executors read it with the stock S3 store.
+mod remote {
+    use super::*;
+    use crate::remote::{s3_bin, s3_convert, s3_store, upload, Moto};
+
+    #[test]
+    #[ignore = "needs moto_server: run by .ci/run"]
+    fn a_lake_in_s3_reads_on_the_cluster_as_the_local_lake() {
+        let moto = Moto::start();
+        let endpoint = moto.endpoint();
+        upload(&s3_store(&endpoint, "s3://exports/in"), &sample_files());
+        let lake = "s3://lake/year";
+        let run = s3_convert(&endpoint, &["s3://exports/in/"], lake);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        // The executors' S3 settings, as an operator gives them (the process environment
+        // is shared by the tests running in parallel, so not AWS_*).
+        let cluster = TestCluster::start(&[
+            ("s3.endpoint", endpoint.clone()),
+            ("s3.allow_http", "true".into()),
+            ("s3.access_key_id", "test".into()),
+            ("s3.secret_access_key", "test".into()),
+            ("s3.region", "us-east-1".into()),
+        ]);
+        let local = sample_lake().to_str().unwrap();
+        for sql in [
+            "SELECT count(*) AS n FROM events",
+            "SELECT * FROM daily_activity",
+            "SELECT * FROM key_lifecycle",
+            "SELECT * FROM failed_logins",
+        ] {
+            let here = csv(bin(), local, None, sql);
+            let there = csv(s3_bin(&endpoint), lake, Some(&cluster.url()), sql);
+            assert_eq!(there, here, "{sql}");
+        }
+        let here = report_json(bin(), local, None);
+        let there = report_json(s3_bin(&endpoint), lake, Some(&cluster.url()));
+        assert_eq!(there["reports"], here["reports"]);
+        assert_eq!(there["findings"], here["findings"]);
+    }
+}
+
+#[test]
+fn a_cluster_address_that_is_not_df_host_port_is_one_line_and_exit_2() {
+    let lake = sample_lake().to_str().unwrap();
+    for url in ["http://127.0.0.1:50050", "df://", "127.0.0.1:50050"] {
+        let out = bin()
+            .args(["query", "--lake", lake, "--cluster", url, "SELECT 1"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{url}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.starts_with(&format!("auditlake: --cluster {url:?}: "))
+                && err.ends_with("(df://HOST:PORT)\n")
+                && err.lines().count() == 1,
+            "{url}: {err}"
+        );
+    }
+}
