@@ -26,6 +26,10 @@ What it measures, in order (see benches/README.md for how to read the table):
    parsing, meta normalised and flattened, outcome rule). Seconds are those of
    the COPY statement alone. DuckDB does not deduplicate overlapping exports,
    so its lake holds more rows; both counts are shown.
+4b. One export: the largest monthly export alone into a fresh lake (the daily or
+   monthly job's shape), both engines, with the CPU seconds of each process
+   (cores busy = CPU s / wall s); then the same records re-written with the whole
+   JSON array on one single line (cached under WORK/data/.../one-line/).
 5. Peak memory: each measured program is started as a direct child and reaped
    with os.wait4(), whose rusage is that one child's (ru_maxrss), so no
    external tool is needed and earlier children do not leak into the number.
@@ -111,8 +115,8 @@ def threads():
 
 
 class Run:
-    def __init__(self, argv, returncode, wall, maxrss_kib, stdout, stderr):
-        self.argv, self.returncode, self.wall = argv, returncode, wall
+    def __init__(self, argv, returncode, wall, maxrss_kib, stdout, stderr, cpu=None):
+        self.argv, self.returncode, self.wall, self.cpu = argv, returncode, wall, cpu
         self.maxrss_mib = maxrss_kib / 1024
         self.stdout, self.stderr = stdout, stderr
 
@@ -141,7 +145,8 @@ def run_measured(argv, stdin_text=None, env=None, cwd=None):
         fout.seek(0)
         ferr.seek(0)
         return Run(argv, proc.returncode, wall, usage.ru_maxrss,
-                   fout.read().decode(errors="replace"), ferr.read().decode(errors="replace"))
+                   fout.read().decode(errors="replace"), ferr.read().decode(errors="replace"),
+                   cpu=usage.ru_utime + usage.ru_stime)
 
 
 def parquet_stats(root):
@@ -213,6 +218,28 @@ def prepare_data(binary, work, events, tenants):
     }
 
 
+def one_export(data, work):
+    """The largest monthly export (the daily or monthly job converts exactly one), and the
+    same records with the member written on one single line (both as zip and as .json)."""
+    zips = sorted(data["exports"].glob("*.zip"), key=lambda z: (-z.stat().st_size, z.name))
+    z = zips[0]
+    jsons = [f for f in data["json_files"] if f.name.startswith(z.stem + "--")]
+    one = Path(data["dir"]) / "one-line"
+    one_zip, one_json = one / z.name, one / f"{z.stem}--one-line.json"
+    if not one_zip.exists():
+        log(f"writing {z.name}'s records on one single line into {one}")
+        shutil.rmtree(one, ignore_errors=True)
+        one.mkdir(parents=True)
+        records = []
+        for f in jsons:
+            records += json.loads(f.read_text())
+        one_json.write_text(json.dumps(records, separators=(",", ":")))
+        with zipfile.ZipFile(one_zip.with_suffix(".tmp"), "w", zipfile.ZIP_DEFLATED) as zf:
+            zf.write(one_json, f"{z.stem}.json")
+        one_zip.with_suffix(".tmp").rename(one_zip)
+    return {"zip": z, "json_files": jsons, "one_line_zip": one_zip, "one_line_json": [one_json]}
+
+
 def warm_cache(files):
     """Reads every file once, so neither engine pays for cold disk reads the other did not."""
     for f in files:
@@ -244,7 +271,7 @@ def auditlake_convert(binary, exports, lake):
     return {
         "records_read": summary["records_read"], "written": summary["written"],
         "duplicates": summary["duplicates"], "rejected": summary["rejected"],
-        "seconds": summary["seconds"], "wall": r.wall, "peak_rss_mib": r.maxrss_mib,
+        "seconds": summary["seconds"], "wall": r.wall, "cpu": r.cpu, "peak_rss_mib": r.maxrss_mib,
         "lake_bytes": lake_stats["bytes"], "files": lake_stats["files"], "rows": lake_stats["rows"],
     }
 
@@ -320,7 +347,7 @@ def duckdb_convert(data, lake, work):
     if out["null_times"]:
         raise StepFailed(f"duckdb convert: {out['null_times']} records have a time none of {TIME_FORMATS} parses")
     lake_stats = parquet_stats(lake / "events")
-    return {"seconds": out["seconds"], "wall": r.wall, "peak_rss_mib": r.maxrss_mib, "rows": out["rows"],
+    return {"seconds": out["seconds"], "wall": r.wall, "cpu": r.cpu, "peak_rss_mib": r.maxrss_mib, "rows": out["rows"],
             "distinct_keys": out["distinct_keys"], "lake_bytes": lake_stats["bytes"], "files": lake_stats["files"]}
 
 
@@ -509,6 +536,20 @@ def table_rows(res):
          ratio(False, a.get("lake_bytes"), d.get("lake_bytes"))),
         ("lake files", a.get("files"), d.get("files"), None),
     ]
+    for key, label in (("one_export", "one export"), ("one_line", "one export, one line")):
+        oa = (res.get(key) or {}).get("auditlake") or {}
+        od = (res.get(key) or {}).get("duckdb") or {}
+        n = oa.get("records_read")
+        ra = n / oa["seconds"] if n and oa.get("seconds") else None
+        rd = n / od["seconds"] if n and od.get("seconds") else None
+        busy = lambda x: x["cpu"] / x["wall"] if x.get("cpu") and x.get("wall") else None
+        rows += [
+            (f"{label}: records read", n, n, None),
+            (f"{label}: events/s", ra, rd, ratio(True, ra, rd)),
+            (f"{label}: cores busy (cpu s / wall s)", busy(oa), busy(od), None),
+            (f"{label}: peak RSS MiB", oa.get("peak_rss_mib"), od.get("peak_rss_mib"),
+             ratio(False, oa.get("peak_rss_mib"), od.get("peak_rss_mib"))),
+        ]
     inflate = res.get("inflate") or {}
     if "seconds" in inflate:
         rows.append(("inflate floor seconds (auditlake inflate)", inflate["seconds"], None, None))
@@ -631,6 +672,7 @@ class Bench:
         a = self.step("convert: auditlake", auditlake_convert, binary, data["exports"], ours)
         d = self.step("convert: duckdb (child process)", duckdb_convert, data, theirs, work)
         res["convert"] = {"auditlake": a, "duckdb": d}
+        self.one_export(data)
         baseline = self.step("duckdb baseline RSS (python + duckdb, idle)", duckdb_baseline_rss)
         if d:
             res["notes"].append(
@@ -648,6 +690,26 @@ class Bench:
         else:
             self.queries(ours, theirs if d else None)
         res["table"] = table_rows(res)
+
+    def one_export(self, data):
+        """Convert one monthly export, as a daily or monthly job does, and the same records
+        written on one single line; each into a fresh lake, both engines."""
+        args, res = self.args, self.res
+        one = self.step("one export: pick it, write its one-line twin (cached, untimed)", one_export, data, args.work)
+        if one is None:
+            return
+        self.step("warm the page cache: the one export (untimed)", warm_cache,
+                  [one["zip"], one["one_line_zip"]] + one["json_files"] + one["one_line_json"])
+        lakes = args.work / "lakes"
+        for key, zip_file, jsons in (("one_export", one["zip"], one["json_files"]),
+                                     ("one_line", one["one_line_zip"], one["one_line_json"])):
+            a = self.step(f"{key}: auditlake convert", auditlake_convert, args.binary, zip_file,
+                          lakes / f"auditlake-{key}")
+            d = self.step(f"{key}: duckdb convert", duckdb_convert, {"json_files": jsons},
+                          lakes / f"duckdb-{key}", args.work)
+            res[key] = {"file": str(zip_file), "auditlake": a, "duckdb": d}
+        res["notes"].append(f"one export: {one['zip'].name}, the largest; 'one line': the same records "
+                            "re-written with the whole JSON array on a single line.")
 
     def queries(self, ours, theirs):
         args, res = self.args, self.res
