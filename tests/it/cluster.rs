@@ -6,7 +6,9 @@
 //! --test it -- cluster::`, and the S3 one (`cluster::remote::…`, ignored: it needs
 //! moto_server) with `-- --ignored cluster::remote::`.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
+
+use crate::common::free_port;
 use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, OnceLock};
@@ -113,14 +115,6 @@ async fn wait_for(port: u16) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("nothing listens on 127.0.0.1:{port}");
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The cluster the local-lake tests share.

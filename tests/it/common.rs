@@ -306,3 +306,12 @@ pub fn category(action: &str) -> &'static str {
         _ => "other",
     }
 }
+
+/// A loopback port nothing listens on (for the test servers: moto, Azurite, Ballista).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
