@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare import REPO, StepFailed, log, parse_repl, run_measured, statements, summarize  # noqa: E402
+from compare import REPO, StepFailed, auditlake_queries, log, run_measured, statements  # noqa: E402
 
 
 def free_port():
@@ -84,25 +84,6 @@ def pick_ouid(binary, lake):
     return lines[1].strip('"')
 
 
-def session(binary, lake, stmts, reps, work, cluster=None):
-    script = ["\\format csv"]
-    for name, sql in stmts:
-        for i in range(reps):
-            script += [f"SELECT 'BENCH:{name}:{i}' AS bench_marker;", sql + ";"]
-    script.append("\\q")
-    argv = [binary, "repl", "--lake", lake] + (["--cluster", cluster] if cluster else [])
-    env = dict(os.environ, AUDITLAKE_HISTORY=str(work / ".repl_history"))
-    r = run_measured(argv, stdin_text="\n".join(script) + "\n", env=env).check("auditlake repl")
-    runs = parse_repl(r.stdout)
-    out = {}
-    for name, _ in stmts:
-        got = [runs.get(f"{name}:{i}") for i in range(reps)]
-        if None in got:
-            raise StepFailed(f"no result for {name}: {' '.join(r.stderr.split())[:300]}")
-        out[name] = summarize([g[1] for g in got], got[0][0] if name == "point_lookup" else got[0][2])
-    return out
-
-
 def main(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--lake", required=True)
@@ -118,11 +99,11 @@ def main(argv):
     local_binary = args.local_binary or args.binary
     stmts = statements(pick_ouid(local_binary, lake))
     log("local session")
-    local = session(local_binary, lake, stmts, args.reps, work)
+    local = auditlake_queries(local_binary, lake, stmts, args.reps, work)
     url, procs = start_cluster(args.executors, args.vcores, work)
     try:
         log(f"cluster session ({url}, {args.executors} executors x {args.vcores} vcores)")
-        remote = session(args.binary, lake, stmts, args.reps, work, cluster=url)
+        remote = auditlake_queries(args.binary, lake, stmts, args.reps, work, extra=("--cluster", url))
     finally:
         for proc in reversed(procs):
             proc.send_signal(signal.SIGTERM)

@@ -403,8 +403,9 @@ def statements(ouid):
 TIMING = re.compile(r"^(\d+) rows? in ([0-9.]+)s$")
 
 
-def auditlake_queries(binary, lake, stmts, reps, work):
-    """All statements, R times each, in one `auditlake repl` session; times as the REPL reports them."""
+def auditlake_queries(binary, lake, stmts, reps, work, extra=()):
+    """All statements, R times each, in one `auditlake repl` session (with `extra` arguments,
+    e.g. --cluster); times as the REPL reports them."""
     script = ["\\format csv"]
     for name, sql in stmts:
         for i in range(reps):
@@ -412,7 +413,7 @@ def auditlake_queries(binary, lake, stmts, reps, work):
             script.append(sql + ";")
     script.append("\\q")
     env = dict(os.environ, AUDITLAKE_HISTORY=str(work / ".repl_history"))
-    r = run_measured([binary, "repl", "--lake", lake], stdin_text="\n".join(script) + "\n", env=env)
+    r = run_measured([binary, "repl", "--lake", lake, *extra], stdin_text="\n".join(script) + "\n", env=env)
     r.check("auditlake repl")
     runs = parse_repl(r.stdout)
     results = {}
