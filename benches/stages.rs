@@ -25,6 +25,8 @@ fn export() -> (Vec<u8>, Vec<u8>) {
         format: ExportFormat::Zip,
         overlap_hours: 0,
         manifest: None,
+        zones: false,
+        one_line_every: 0,
     };
     let path = generate(&opts).unwrap().remove(0);
     let zip_bytes = std::fs::read(&path).unwrap();

@@ -56,7 +56,17 @@ pub struct GenerateOptions {
     pub overlap_hours: u32,
     /// Plant incidents and write their manifest here.
     pub manifest: Option<PathBuf>,
+    /// Each tenant works office hours in its own time zone ([`ZONES`], in turn) instead
+    /// of all of them in UTC.
+    pub zones: bool,
+    /// Every Nth export (per tenant, counting from its first month) holds its whole JSON
+    /// array on one single line; 0: none.
+    pub one_line_every: u32,
 }
+
+/// The UTC offsets, in minutes, of the tenants' office hours with `zones`: London,
+/// Tokyo, New York, Mumbai, then again.
+pub const ZONES: [i64; 4] = [0, 9 * 60, -5 * 60, 5 * 60 + 30];
 
 /// SplitMix64: small, fast, and the same on every platform.
 pub struct Rng(u64);
@@ -137,6 +147,8 @@ struct Tenant {
     partitions: Vec<(String, String)>, // (partid, hsmid)
     clients: Vec<Client>,
     hostile_ips: Vec<String>,
+    /// Where the tenant's office hours fall: its UTC offset in microseconds.
+    zone: i64,
     keys: Vec<String>,
     destroyed: Vec<String>,
     /// What the ordinary traffic holds that a reviewer should see (bursts, zeroize, init),
@@ -207,6 +219,7 @@ impl Tenant {
             partitions,
             clients,
             hostile_ips,
+            zone: 0,
             keys: Vec::new(),
             destroyed: Vec::new(),
             notable: Vec::new(),
@@ -385,13 +398,15 @@ fn base64url(rng: &mut Rng) -> String {
 /// Generates one month of a tenant's events, in time order.
 fn month_events(t: &mut Tenant, rng: &mut Rng, start: i64, end: i64, n: u64) -> Vec<Event> {
     let span = (end - start) as u64;
+    let zone = t.zone;
     let mut times: Vec<i64> = (0..n)
         .map(|_| {
-            // Busier during working hours: half the events are drawn again until they land 07-19h.
+            // Busier during working hours: half the events are drawn again until they land
+            // 07-19h, local time.
             let mut t = start + rng.below(span) as i64;
             if rng.chance(0.5) {
                 for _ in 0..3 {
-                    let h = (t.rem_euclid(MICROS_PER_DAY)) / 3_600_000_000;
+                    let h = ((t + zone).rem_euclid(MICROS_PER_DAY)) / 3_600_000_000;
                     if (7..19).contains(&h) {
                         break;
                     }
@@ -491,6 +506,9 @@ pub fn generate(opts: &GenerateOptions) -> Result<Vec<PathBuf>> {
     let mut paths = Vec::new();
     for ti in 0..tenants {
         let mut t = Tenant::new(&mut rng, ti);
+        if opts.zones {
+            t.zone = ZONES[ti as usize % ZONES.len()] * 60_000_000;
+        }
         let (mut planted, incidents) = match opts.manifest {
             Some(_) => plant(&t, &mut incident_rng, ti, opts.months, &month_start),
             None => (vec![], vec![]),
@@ -517,7 +535,15 @@ pub fn generate(opts: &GenerateOptions) -> Result<Vec<PathBuf>> {
             let (yy, mm, _) = civil_from_days(s / MICROS_PER_DAY);
             let stem = format!("dpod-audit-{}-{yy:04}-{mm:02}", &t.id[..8]);
             let events = this.iter().chain(head);
-            let path = write_export(&opts.out, &stem, opts.format, &t.id, events, &mut rng)?;
+            let one_line = opts.one_line_every > 0 && k % opts.one_line_every == 0;
+            let path = write_export(
+                &opts.out,
+                &stem,
+                (opts.format, one_line),
+                &t.id,
+                events,
+                &mut rng,
+            )?;
             paths.push(path);
             next = following;
         }
@@ -532,10 +558,11 @@ pub fn generate(opts: &GenerateOptions) -> Result<Vec<PathBuf>> {
     Ok(paths)
 }
 
+/// Writes one export; `one_line`: a JSON array with no line breaks at all.
 fn write_export<'a>(
     dir: &Path,
     stem: &str,
-    format: ExportFormat,
+    (format, one_line): (ExportFormat, bool),
     tenant: &str,
     events: impl Iterator<Item = &'a Event>,
     rng: &mut Rng,
@@ -556,12 +583,20 @@ fn write_export<'a>(
         for (i, e) in events.enumerate() {
             buf.clear();
             if i > 0 {
-                buf.extend_from_slice(if ndjson { b"\n" } else { b",\n" });
+                buf.extend_from_slice(match (ndjson, one_line) {
+                    (true, _) => b"\n",
+                    (false, false) => b",\n",
+                    (false, true) => b",",
+                });
             }
             write_event(&mut buf, e, tenant, rng)?;
             w.write_all(&buf)?;
         }
-        w.write_all(if ndjson { b"\n" } else { b"]\n" })
+        w.write_all(match (ndjson, one_line) {
+            (true, _) => b"\n",
+            (false, false) => b"]\n",
+            (false, true) => b"]",
+        })
     };
     match format {
         ExportFormat::Zip => {
@@ -888,4 +923,62 @@ fn plant(
         events.extend(new);
     }
     (events, manifest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Minutes after midnight UTC of an export's `time` (both forms put HH:MM at 11..16).
+    fn minute_of_day(time: &str) -> i64 {
+        let h: i64 = time[11..13].parse().unwrap();
+        let m: i64 = time[14..16].parse().unwrap();
+        h * 60 + m
+    }
+
+    #[test]
+    fn zones_move_each_tenants_office_hours_and_one_line_exports_have_no_line_break() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = generate(&GenerateOptions {
+            out: dir.path().to_path_buf(),
+            events: 16_000,
+            tenants: 4,
+            start: "2025-01".into(),
+            months: 2,
+            seed: 3,
+            format: ExportFormat::Json,
+            overlap_hours: 6,
+            manifest: None,
+            zones: true,
+            one_line_every: 2,
+        })
+        .unwrap();
+        // Per tenant, in order: its January export (the 1st: one line), then February.
+        assert_eq!(paths.len(), 8);
+        for (i, path) in paths.iter().enumerate() {
+            let bytes = std::fs::read(path).unwrap();
+            let breaks = bytes.iter().filter(|&&b| b == b'\n').count();
+            if i % 2 == 0 {
+                assert_eq!(breaks, 0, "{}", path.display());
+            } else {
+                assert!(breaks > 1000, "{}: {breaks} line breaks", path.display());
+            }
+            let records: Vec<serde_json::Value> = serde_json::from_slice(&bytes).unwrap();
+            // Share of the records in 07-19h local time at a UTC offset (minutes).
+            let office = |offset: i64| {
+                let inside = records
+                    .iter()
+                    .map(|r| minute_of_day(r["time"].as_str().unwrap()))
+                    .filter(|m| (7 * 60..19 * 60).contains(&(m + offset).rem_euclid(24 * 60)))
+                    .count();
+                inside as f64 / records.len() as f64
+            };
+            // Busier in its own office hours than in those of any of the other zones.
+            let own = office(ZONES[i / 2]);
+            for other in ZONES.iter().filter(|&&z| z != ZONES[i / 2]) {
+                let theirs = office(*other);
+                assert!(own > theirs + 0.04, "{}: {own} vs {theirs}", path.display());
+            }
+        }
+    }
 }

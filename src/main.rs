@@ -92,11 +92,18 @@ fn tune_allocator() {
 }
 
 /// Every panic, in any thread, becomes one line on stderr: the first one only, since
-/// a worker's panic is raised again where its thread is joined.
+/// a worker's panic is raised again where its thread is joined. The release profile
+/// aborts on panic instead of unwinding: there the hook itself ends the process with
+/// exit code 2, and a second panicking thread waits for that exit instead of aborting.
 fn install_panic_hook() {
     static SEEN: AtomicBool = AtomicBool::new(false);
     std::panic::set_hook(Box::new(|info| {
         if SEEN.swap(true, Ordering::SeqCst) {
+            if cfg!(panic = "abort") {
+                loop {
+                    std::thread::park();
+                }
+            }
             return;
         }
         let msg = info
@@ -115,5 +122,8 @@ fn install_panic_hook() {
             .unwrap_or_default();
         let msg = msg.split_whitespace().collect::<Vec<_>>().join(" ");
         eprintln!("auditlake: internal error: {msg}{thread}{at}");
+        if cfg!(panic = "abort") {
+            std::process::exit(auditlake::cli::EXIT_ERROR.into());
+        }
     }));
 }

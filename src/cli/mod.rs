@@ -473,6 +473,14 @@ pub enum Command {
         /// beside the output directory, so that converting DIR does not read it).
         #[arg(long, value_name = "FILE", requires = "incidents")]
         manifest: Option<PathBuf>,
+        /// Each tenant keeps office hours in its own time zone (UTC, UTC+9, UTC-5,
+        /// UTC+5:30, in turn) instead of all in UTC.
+        #[arg(long)]
+        zones: bool,
+        /// Write every Nth export of each tenant (its 1st, N+1th, ...) as one single line:
+        /// the whole JSON array without a line break (zip and json formats).
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        one_line_every: u32,
         /// Whose logs: DPoD exports, or AWS CloudHSM audit logs (--tenants clusters of two
         /// HSMs each, in the --cloudhsm-form; --format and --incidents are DPoD's).
         #[arg(long, value_enum, default_value_t = Vendor::Dpod)]
@@ -1173,12 +1181,25 @@ pub fn run(args: Args) -> Result<ExitCode> {
             overlap_hours,
             incidents,
             manifest,
+            zones,
+            one_line_every,
             vendor,
             cloudhsm_form,
         } => {
             if vendor == Vendor::AwsCloudhsm && incidents {
                 return Err(crate::Error::Usage(
                     "--incidents plants DPoD incidents: not with --vendor aws-cloudhsm".into(),
+                ));
+            }
+            if vendor == Vendor::AwsCloudhsm && (zones || one_line_every > 0) {
+                return Err(crate::Error::Usage(
+                    "--zones and --one-line-every shape DPoD exports: not with --vendor aws-cloudhsm"
+                        .into(),
+                ));
+            }
+            if one_line_every > 0 && format == ExportFormat::Gzip {
+                return Err(crate::Error::Usage(
+                    "--one-line-every writes JSON arrays: not with --format gzip (NDJSON)".into(),
                 ));
             }
             let manifest = incidents.then(|| {
@@ -1199,6 +1220,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
                     format,
                     overlap_hours,
                     manifest,
+                    zones,
+                    one_line_every,
                 })?,
                 Vendor::AwsCloudhsm => crate::generate::cloudhsm::generate(&CloudHsmOptions {
                     out: output,
