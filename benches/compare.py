@@ -186,15 +186,26 @@ def machine_info(binary):
     }
 
 
-def prepare_data(binary, work, events, tenants):
-    """Generates the zip exports and their unzipped .json twins once per size and seed."""
-    data = work / "data" / f"events-{events}_tenants-{tenants}_seed-{SEED}"
+def shape_args(zones, one_line_every):
+    """`auditlake generate` arguments of the data's shape, and its name in the cache."""
+    argv, name = [], ""
+    if zones:
+        argv, name = argv + ["--zones"], name + "_zones"
+    if one_line_every:
+        argv, name = argv + ["--one-line-every", one_line_every], name + f"_one-line-{one_line_every}"
+    return argv, name
+
+
+def prepare_data(binary, work, events, tenants, zones=False, one_line_every=0):
+    """Generates the zip exports and their unzipped .json twins once per size, shape and seed."""
+    shape, name = shape_args(zones, one_line_every)
+    data = work / "data" / f"events-{events}_tenants-{tenants}{name}_seed-{SEED}"
     exports, jsons, stamp = data / "exports", data / "json", data / ".complete"
     if not stamp.exists():
         shutil.rmtree(data, ignore_errors=True)
         log(f"generating {events} events for {tenants} tenants into {exports}")
         run_measured([binary, "generate", "--output", exports, "--events", events,
-                      "--tenants", tenants, "--seed", SEED]).check("auditlake generate")
+                      "--tenants", tenants, "--seed", SEED] + shape).check("auditlake generate")
         log(f"unzipping the exports for DuckDB into {jsons}")
         jsons.mkdir(parents=True)
         for z in sorted(exports.glob("*.zip")):
@@ -238,6 +249,28 @@ def one_export(data, work):
             zf.write(one_json, f"{z.stem}.json")
         one_zip.with_suffix(".tmp").rename(one_zip)
     return {"zip": z, "json_files": jsons, "one_line_zip": one_zip, "one_line_json": [one_json]}
+
+
+def cloudhsm_year(binary, work, events, clusters):
+    """A year of AWS CloudHSM logs as subscription deliveries (gzip, concatenated CloudWatch
+    envelopes): inflate floor and convert, auditlake only."""
+    data = work / "data" / f"cloudhsm-events-{events}_clusters-{clusters}_seed-{SEED}"
+    logs, stamp = data / "logs", data / ".complete"
+    if not stamp.exists():
+        shutil.rmtree(data, ignore_errors=True)
+        log(f"generating {events} AWS CloudHSM events for {clusters} clusters into {logs}")
+        run_measured([binary, "generate", "--vendor", "aws-cloudhsm", "--output", logs, "--events", events,
+                      "--tenants", clusters, "--seed", SEED]).check("auditlake generate --vendor aws-cloudhsm")
+        stamp.write_text("{}")
+    files = sorted(p for p in logs.rglob("*") if p.is_file())
+    warm_cache(files)
+    out = {"files": len(files), "bytes": sum(p.stat().st_size for p in files)}
+    r = run_measured([binary, "inflate", logs])
+    if r.returncode == 0:
+        line = next(l for l in r.stdout.splitlines() if l.strip().startswith("{"))
+        out["inflate_seconds"] = json.loads(line)["seconds"]
+    out.update(auditlake_convert(binary, logs, work / "lakes" / f"auditlake-{data.name}"))
+    return out
 
 
 def warm_cache(files):
@@ -551,6 +584,17 @@ def table_rows(res):
             (f"{label}: peak RSS MiB", oa.get("peak_rss_mib"), od.get("peak_rss_mib"),
              ratio(False, oa.get("peak_rss_mib"), od.get("peak_rss_mib"))),
         ]
+    c = res.get("cloudhsm") or {}
+    if c.get("seconds"):
+        rows += [
+            ("cloudhsm year: records read", c.get("records_read"), None, None),
+            ("cloudhsm year: events/s", c["records_read"] / c["seconds"], None, None),
+            ("cloudhsm year: cores busy (cpu s / wall s)", c["cpu"] / c["wall"] if c.get("cpu") else None,
+             None, None),
+            ("cloudhsm year: peak RSS MiB", c.get("peak_rss_mib"), None, None),
+            ("cloudhsm year: convert / inflate floor",
+             c["seconds"] / c["inflate_seconds"] if c.get("inflate_seconds") else None, None, None),
+        ]
     inflate = res.get("inflate") or {}
     if "seconds" in inflate:
         rows.append(("inflate floor seconds (auditlake inflate)", inflate["seconds"], None, None))
@@ -570,7 +614,9 @@ def table_rows(res):
 def print_table(res):
     m = res["machine"]
     p = res["params"]
-    print(f"\nauditlake vs DuckDB — {p['events']:,} events, {p['tenants']} tenants, seed {SEED}, "
+    shape = "".join([", office hours in 4 time zones" if p.get("zones") else "",
+                     f", one export in {p['one_line_every']} on one line" if p.get("one_line_every") else ""])
+    print(f"\nauditlake vs DuckDB — {p['events']:,} events, {p['tenants']} tenants{shape}, seed {SEED}, "
           f"{p['reps']} rep(s) per query (median)")
     print(f"machine: {m['nproc']} cpus ({m['cpu_model']}), {m['mem_total_gib']} GiB; "
           f"{m['auditlake']}, duckdb {m['duckdb']}")
@@ -612,6 +658,13 @@ def parse_args(argv):
     ap = argparse.ArgumentParser(description="Benchmark auditlake against DuckDB (see the docstring).")
     ap.add_argument("--events", type=int, help="events to generate (default 10000000; --smoke: 20000)")
     ap.add_argument("--tenants", type=int, default=3)
+    ap.add_argument("--zones", action="store_true",
+                    help="each tenant's office hours in its own time zone (generate --zones)")
+    ap.add_argument("--one-line-every", type=int, default=0, metavar="N",
+                    help="every Nth export of a tenant written as one single line (generate --one-line-every)")
+    ap.add_argument("--cloudhsm-events", type=int, default=0, metavar="N",
+                    help="also convert a generated AWS CloudHSM year of N events (auditlake only: the "
+                         "harness has no DuckDB reading of CloudHSM's text entries); 0: skip")
     ap.add_argument("--reps", type=int, help="runs per query, median reported (default 5; --smoke: 1)")
     ap.add_argument("--binary", type=Path, default=REPO / "target" / "release" / "auditlake")
     ap.add_argument("--work", type=Path, default=REPO / "target" / "bench",
@@ -636,6 +689,8 @@ class Bench:
     def __init__(self, args):
         self.args = args
         self.res = {"params": {"events": args.events, "tenants": args.tenants, "reps": args.reps,
+                               "zones": args.zones, "one_line_every": args.one_line_every,
+                               "cloudhsm_events": args.cloudhsm_events,
                                "seed": SEED, "binary": str(args.binary), "work": str(args.work),
                                "threads": threads()},
                     "notes": [], "errors": []}
@@ -657,7 +712,8 @@ class Bench:
         work, binary = args.work, args.binary
         work.mkdir(parents=True, exist_ok=True)
         res["machine"] = machine_info(binary)
-        data = self.step("data: generate and unzip (cached, untimed)", prepare_data, binary, work, args.events, args.tenants)
+        data = self.step("data: generate and unzip (cached, untimed)", prepare_data, binary, work, args.events,
+                         args.tenants, args.zones, args.one_line_every)
         if data is None:
             return
         res["data"] = {k: v for k, v in data.items() if k not in ("exports", "json_files")}
@@ -674,6 +730,9 @@ class Bench:
         d = self.step("convert: duckdb (child process)", duckdb_convert, data, theirs, work)
         res["convert"] = {"auditlake": a, "duckdb": d}
         self.one_export(data)
+        if args.cloudhsm_events:
+            res["cloudhsm"] = self.step("cloudhsm: generate (cached) and convert a year, auditlake only",
+                                        cloudhsm_year, binary, work, args.cloudhsm_events, args.tenants)
         baseline = self.step("duckdb baseline RSS (python + duckdb, idle)", duckdb_baseline_rss)
         if d:
             res["notes"].append(
