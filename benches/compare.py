@@ -241,13 +241,13 @@ def one_export(data, work):
         log(f"writing {z.name}'s records on one single line into {one}")
         shutil.rmtree(one, ignore_errors=True)
         one.mkdir(parents=True)
-        records = []
-        for f in jsons:
-            records += json.loads(f.read_text())
-        one_json.write_text(json.dumps(records, separators=(",", ":")))
-        with zipfile.ZipFile(one_zip.with_suffix(".tmp"), "w", zipfile.ZIP_DEFLATED) as zf:
-            zf.write(one_json, f"{z.stem}.json")
-        one_zip.with_suffix(".tmp").rename(one_zip)
+        # In a child: the records loaded here would stay in this process, and a child's
+        # ru_maxrss counts the parent's pages it was forked with (Linux keeps the
+        # high-water mark across exec), so every later figure would read as this one.
+        params = one / "params.json"
+        params.write_text(json.dumps({"jsons": [str(f) for f in jsons], "one_json": str(one_json),
+                                      "one_zip": str(one_zip), "member": f"{z.stem}.json"}))
+        run_measured([sys.executable, __file__, "--one-line-child", params]).check("write the one-line twin")
     return {"zip": z, "json_files": jsons, "one_line_zip": one_zip, "one_line_json": [one_json]}
 
 
@@ -271,6 +271,18 @@ def cloudhsm_year(binary, work, events, clusters):
         out["inflate_seconds"] = json.loads(line)["seconds"]
     out.update(auditlake_convert(binary, logs, work / "lakes" / f"auditlake-{data.name}"))
     return out
+
+
+def one_line_child(p):
+    """Runs in a child process: the records of p["jsons"] as one JSON array on one line."""
+    records = []
+    for f in p["jsons"]:
+        records += json.loads(Path(f).read_text())
+    one_json, one_zip = Path(p["one_json"]), Path(p["one_zip"])
+    one_json.write_text(json.dumps(records, separators=(",", ":")))
+    with zipfile.ZipFile(one_zip.with_suffix(".tmp"), "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.write(one_json, p["member"])
+    one_zip.with_suffix(".tmp").rename(one_zip)
 
 
 def warm_cache(files):
@@ -673,6 +685,7 @@ def parse_args(argv):
     ap.add_argument("--smoke", action="store_true", help="tiny run for CI; checks that all steps work")
     ap.add_argument("--no-verify", action="store_true", help="skip comparing the two lakes row by row")
     ap.add_argument("--duckdb-convert-child", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--one-line-child", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.events is None:
         args.events = SMOKE_EVENTS if args.smoke else 10_000_000
@@ -809,6 +822,9 @@ def main(argv):
     args = parse_args(argv)
     if args.duckdb_convert_child:
         duckdb_convert_child(json.loads(args.duckdb_convert_child.read_text()))
+        return 0
+    if args.one_line_child:
+        one_line_child(json.loads(args.one_line_child.read_text()))
         return 0
     require_deps()
     if not args.binary.is_file():
