@@ -265,10 +265,7 @@ def cloudhsm_year(binary, work, events, clusters):
     files = sorted(p for p in logs.rglob("*") if p.is_file())
     warm_cache(files)
     out = {"files": len(files), "bytes": sum(p.stat().st_size for p in files)}
-    r = run_measured([binary, "inflate", logs])
-    if r.returncode == 0:
-        line = next(l for l in r.stdout.splitlines() if l.strip().startswith("{"))
-        out["inflate_seconds"] = json.loads(line)["seconds"]
+    out["inflate_seconds"] = inflate_floor(binary, logs).get("seconds")
     out.update(auditlake_convert(binary, logs, work / "lakes" / f"auditlake-{data.name}"))
     return out
 
