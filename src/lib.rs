@@ -19,6 +19,7 @@ pub mod prune;
 pub mod query;
 pub mod report;
 pub mod status;
+pub mod stdout;
 pub mod testhook;
 pub mod time;
 pub mod verify;
@@ -60,8 +61,12 @@ pub enum Error {
 
 impl Error {
     /// Whether the error comes down to writing into a closed pipe (`... | head`):
-    /// the reader has what it wanted, so it is no failure.
+    /// the reader has what it wanted, so it is no failure. Found in the error's chain,
+    /// or, when a library kept only the text of the I/O error, by stdout itself.
     pub fn is_broken_pipe(&self) -> bool {
+        if stdout::closed() {
+            return true;
+        }
         let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(self);
         while let Some(e) = cur {
             if let Some(io) = e.downcast_ref::<std::io::Error>() {
@@ -93,7 +98,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Writes `text` to stdout, as an error (never a panic) when stdout is closed.
 pub fn write_stdout(text: &str) -> Result<()> {
     use std::io::Write;
-    let mut out = std::io::stdout().lock();
+    let mut out = stdout::lock();
     out.write_all(text.as_bytes())
         .and_then(|()| out.flush())
         .map_err(|e| Error::io(Path::new("<stdout>"), e))

@@ -544,7 +544,7 @@ pub struct SessionArgs {
 #[derive(clap::Args, Debug, Clone)]
 pub struct ClusterArg {
     /// Run the queries on an Apache Ballista cluster: its scheduler, df://HOST:PORT
-    /// (a build with the `cluster` feature). The executors read the lake themselves.
+    /// (port 50050 when left out). The executors read the lake themselves.
     #[arg(
         long = "cluster",
         env = "AUDITLAKE_CLUSTER",
@@ -1039,7 +1039,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                         }
                     }
                     (_, None) => {
-                        let mut out = std::io::stdout().lock();
+                        let mut out = crate::stdout::lock();
                         for df in results {
                             stream_to(df, &mut out, format, None).await?;
                         }

@@ -57,13 +57,23 @@ pub async fn remote_context(url: &str, config: SessionConfig) -> Result<SessionC
         .build();
     let ctx = SessionContext::remote_with_state(url, state)
         .await
-        .map_err(|e| Error::Usage(format!("--cluster {url}: {e}")))?;
+        .map_err(|e| {
+            Error::Usage(format!(
+                "--cluster {url}: could not open a session on the scheduler ({})",
+                one_line(&e.to_string())
+            ))
+        })?;
     let state = ctx.state();
     let ballista = state.query_planner().clone();
     let state = SessionStateBuilder::new_from_existing(state)
         .with_query_planner(Arc::new(EmptyHere { ballista }))
         .build();
     Ok(SessionContext::new_with_state(state))
+}
+
+/// An error's text on one line (tonic's debug forms span several).
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Plans a query that the optimizer proved empty (or one row of constants, `SELECT 1`)

@@ -10,7 +10,6 @@
 //! the look-back window of findings).
 
 pub mod cache;
-#[cfg(feature = "cluster")]
 pub mod cluster;
 pub mod live;
 pub mod print;
@@ -396,30 +395,12 @@ pub async fn build_session(opts: &SessionOptions) -> Result<Session> {
     })
 }
 
-/// Whether `--cluster URL` can be used: a `df://host:port` address, in a binary built
-/// with the `cluster` feature.
+/// Whether `--cluster URL` can be used: a `df://host:port` address.
 pub fn check_cluster(url: &str) -> Result<()> {
-    #[cfg(feature = "cluster")]
-    return cluster::parse_url(url).map(|_| ());
-    #[cfg(not(feature = "cluster"))]
-    Err(no_cluster_support(url))
+    cluster::parse_url(url).map(|_| ())
 }
 
-#[cfg(feature = "cluster")]
 use cluster::remote_context;
-
-#[cfg(not(feature = "cluster"))]
-fn no_cluster_support(url: &str) -> Error {
-    Error::Usage(format!(
-        "--cluster {url}: this auditlake was built without Ballista support; \
-         rebuild it with `cargo build --release --features cluster`"
-    ))
-}
-
-#[cfg(not(feature = "cluster"))]
-async fn remote_context(url: &str, _config: SessionConfig) -> Result<SessionContext> {
-    Err(no_cluster_support(url))
-}
 
 /// Which days of the session's lake hold files, asked only on a cluster (see where
 /// `build_session` uses it).

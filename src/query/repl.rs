@@ -231,7 +231,9 @@ pub fn run(
                 Ok(Command::Quit) => break,
                 Ok(cmd) => {
                     if let Err(e) = rt.block_on(command(session, cmd, &mut timing, &mut format)) {
-                        eprintln!("auditlake: {e}");
+                        if !e.is_broken_pipe() {
+                            eprintln!("auditlake: {e}");
+                        }
                     }
                 }
                 Err(e) => eprintln!("auditlake: {e}"),
@@ -247,6 +249,10 @@ pub fn run(
             let sql = std::mem::take(&mut buf);
             let _ = rl.add_history_entry(sql.trim());
             rt.block_on(execute(session, &sql, format, timing, max_rows));
+        }
+        if crate::stdout::closed() {
+            // The reader of the results went away (`auditlake repl < script | head`).
+            return Ok(());
         }
     }
     if !buf.trim().is_empty() {
@@ -270,7 +276,7 @@ async fn execute(
     max_rows: Option<usize>,
 ) {
     let work = async {
-        let mut out = std::io::stdout().lock();
+        let mut out = crate::stdout::lock();
         // Each result with its own time (the first also carries planning the line).
         let mut since = Instant::now();
         for df in session.statements(sql).await? {
@@ -307,8 +313,9 @@ async fn execute(
             return;
         }
     };
-    if let Err(e) = result {
-        eprintln!("auditlake: {}", one_line(&e.to_string()));
+    match result {
+        Err(e) if !e.is_broken_pipe() => eprintln!("auditlake: {}", one_line(&e.to_string())),
+        _ => {}
     }
 }
 
@@ -323,8 +330,8 @@ async fn command(
     timing: &mut bool,
     format: &mut Format,
 ) -> Result<()> {
-    let mut out = std::io::stdout().lock();
-    let w = |out: &mut std::io::StdoutLock, s: String| {
+    let mut out = crate::stdout::lock();
+    let w = |out: &mut crate::stdout::Stdout, s: String| {
         let _ = writeln!(out, "{s}");
     };
     match cmd {

@@ -2,7 +2,6 @@
 
 mod cli;
 mod cloudhsm;
-#[cfg(feature = "cluster")]
 mod cluster;
 mod common;
 mod convert;
