@@ -40,7 +40,34 @@ pub fn parse_url(url: &str) -> Result<url::Url> {
 /// A Ballista client session with the settings of `config` (catalog, information
 /// schema); queries run on the scheduler at `url`, DDL (the views) here.
 pub async fn remote_context(url: &str, config: SessionConfig) -> Result<SessionContext> {
-    parse_url(url)?;
+    let parsed = parse_url(url)?;
+    // Ballista's client connects lazily and reports a refused connection as a nested
+    // transport error at the first query: ask the address first, for one clear line.
+    let addr = (
+        parsed
+            .host_str()
+            .unwrap_or_default()
+            .trim_matches(['[', ']']),
+        parsed.port().unwrap_or(50050),
+    );
+    match tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        tokio::net::TcpStream::connect(addr),
+    )
+    .await
+    {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => {
+            return Err(Error::Usage(format!(
+                "--cluster {url}: could not open a session on the scheduler ({e})"
+            )))
+        }
+        Err(_) => {
+            return Err(Error::Usage(format!(
+                "--cluster {url}: could not open a session on the scheduler (no answer in 10 s)"
+            )))
+        }
+    }
     let config = config
         .upgrade_for_ballista()
         // Each file is read by the task it was planned for. Work stealing shares a
