@@ -9,8 +9,8 @@ Starts the stock `ballista-scheduler` and N `ballista-executor`s found on PATH
 (`cargo install --locked ballista-scheduler@55.0.0 ballista-executor@55.0.0`) on
 127.0.0.1, each executor with `--vcores` task slots, then runs compare.py's statements
 (`SELECT count(*) FROM <view>` for every standard view, and the point lookup of one ouid)
-R times each in one `auditlake repl` session: once local, once with `--cluster`. The
-binary must be built with `--features cluster`. Prints medians, the ratio cluster/local,
+R times each in one `auditlake repl` session: once local, once with `--cluster` (every
+build has Ballista's client). Prints medians, the ratio cluster/local,
 and whether both gave the same answer; exits 1 if any answer differs.
 """
 

@@ -2,9 +2,9 @@
 //! scheduler and two executors started here from the stock crates' library entry points
 //! (gRPC and Arrow Flight on free loopback ports), against the same lake read locally.
 //!
-//! Built with `--features cluster` only; `.ci/run` runs `cargo test --features cluster
-//! --test it -- cluster::`, and the S3 one (`cluster::remote::…`, ignored: it needs
-//! moto_server) with `-- --ignored cluster::remote::`.
+//! Part of every `cargo test` (the scheduler and executor crates are dev-dependencies);
+//! the S3 one (`cluster::remote::…`, ignored: it needs moto_server) runs in `.ci/run`
+//! with the object-store suite.
 
 use std::net::TcpStream;
 
