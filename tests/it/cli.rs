@@ -904,3 +904,105 @@ fn cluster_with_no_scheduler_there_is_one_line() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).starts_with(&prefix), "{}", stderr(&out));
 }
+
+/// Every help page: `auditlake --help`, `auditlake SUB --help` (the hidden `inflate`
+/// too), the nested `config show` and `rules show`; (snapshot name, arguments).
+fn help_pages() -> Vec<(String, Vec<&'static str>)> {
+    let mut pages = vec![("auditlake".to_string(), vec!["--help"])];
+    for sub in SUBCOMMANDS.iter().chain(&["inflate"]) {
+        pages.push((sub.to_string(), vec![sub, "--help"]));
+    }
+    pages.push(("config-show".into(), vec!["config", "show", "--help"]));
+    pages.push(("rules-show".into(), vec!["rules", "show", "--help"]));
+    pages
+}
+
+/// The help the binary prints for `args`, the same whatever terminal the tests run in:
+/// clap wraps at the terminal's width, else at $COLUMNS, so no terminal and COLUMNS=100.
+fn help_text(args: &[&str]) -> String {
+    let out = bin()
+        .args(args)
+        .env("COLUMNS", "100")
+        .env_remove("LINES")
+        .env_remove("AUDITLAKE_DPOD_API")
+        .env_remove("AUDITLAKE_DPOD_TOKEN_URL")
+        .env_remove("AUDITLAKE_DPOD_CLIENT_ID")
+        .env_remove("AUDITLAKE_DPOD_SECRET_FILE")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_success(&out);
+    assert!(out.stderr.is_empty(), "{args:?}: {}", stderr(&out));
+    stdout(&out)
+}
+
+/// Compares `actual` with tests/snapshots/help/NAME.txt, naming the first line that
+/// differs; AUDITLAKE_UPDATE_SNAPSHOTS=1 writes the snapshot instead.
+fn assert_help_snapshot(name: &str, what: &str, actual: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/snapshots/help")
+        .join(format!("{name}.txt"));
+    if std::env::var_os("AUDITLAKE_UPDATE_SNAPSHOTS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        panic!(
+            "no snapshot {}: run with AUDITLAKE_UPDATE_SNAPSHOTS=1",
+            path.display()
+        )
+    });
+    if actual == expected {
+        return;
+    }
+    let (mut e, mut a) = (expected.lines(), actual.lines());
+    for line in 1.. {
+        let (want, got) = (e.next(), a.next());
+        if want != got {
+            panic!(
+                "{what} differs from {} at line {line}:\n  snapshot: {want:?}\n  now:      {got:?}\n\
+                 (a deliberate change: rerun with AUDITLAKE_UPDATE_SNAPSHOTS=1 and commit the file)",
+                path.display()
+            );
+        }
+        if want.is_none() {
+            break;
+        }
+    }
+    panic!(
+        "{what} differs from {} in line endings or the final newline",
+        path.display()
+    );
+}
+
+/// The help of the top level and of every subcommand is as committed: a refactor of
+/// the clap definitions must not change a flag, default, env var or line of help.
+#[test]
+fn help_of_every_command_matches_its_snapshot() {
+    for (name, args) in help_pages() {
+        let what = format!("`auditlake {}`", args.join(" "));
+        assert_help_snapshot(&name, &what, &help_text(&args));
+    }
+}
+
+/// `auditlake help SUB` prints what `auditlake SUB --help` prints.
+#[test]
+fn help_subcommand_matches_the_snapshots() {
+    for (name, args) in help_pages().into_iter().skip(1) {
+        let mut help = vec!["help"];
+        help.extend(&args[..args.len() - 1]);
+        let what = format!("`auditlake {}`", help.join(" "));
+        assert_help_snapshot(&name, &what, &help_text(&help));
+    }
+}
+
+/// The short help (`-h`: each flag's first line, the command's first paragraph) too.
+#[test]
+fn short_help_of_every_command_matches_its_snapshot() {
+    for (name, mut args) in help_pages() {
+        *args.last_mut().unwrap() = "-h";
+        let what = format!("`auditlake {}`", args.join(" "));
+        assert_help_snapshot(&format!("{name}.short"), &what, &help_text(&args));
+    }
+}

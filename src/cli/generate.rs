@@ -1,0 +1,140 @@
+//! `auditlake generate`: realistic synthetic exports, DPoD or AWS CloudHSM, for trying
+//! auditlake out, tests and benchmarks.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use super::common::Global;
+use super::EXIT_OK;
+use crate::generate::cloudhsm::{CloudHsmForm, CloudHsmOptions};
+use crate::generate::{generate, ExportFormat, GenerateOptions, Vendor};
+use crate::status::human_bytes;
+use crate::Result;
+
+/// Write realistic synthetic exports (for trying auditlake out, tests and benchmarks).
+#[derive(clap::Args, Debug)]
+pub struct GenerateArgs {
+    /// Directory to write the exports into.
+    #[arg(short = 'o', long = "output", alias = "out", value_name = "DIR")]
+    pub output: PathBuf,
+    /// Events in total, across tenants and months.
+    #[arg(long, default_value_t = 100_000)]
+    pub events: u64,
+    #[arg(long, default_value_t = 3)]
+    pub tenants: u32,
+    /// First month (YYYY-MM).
+    #[arg(long, default_value = "2025-01")]
+    pub start: String,
+    #[arg(long, default_value_t = 12)]
+    pub months: u32,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    #[arg(long, value_enum, default_value_t = ExportFormat::Zip)]
+    pub format: ExportFormat,
+    /// Hours each export reaches into the next month (exports overlap at their edges).
+    #[arg(long, default_value_t = 6)]
+    pub overlap_hours: u32,
+    /// Plant incidents (bursts, zeroize, a new IP at night, a dormant key, ...) and
+    /// write what was planted to the --manifest file.
+    #[arg(long)]
+    pub incidents: bool,
+    /// Where --incidents writes its manifest (JSON; default: DIR.incidents.json
+    /// beside the output directory, so that converting DIR does not read it).
+    #[arg(long, value_name = "FILE", requires = "incidents")]
+    pub manifest: Option<PathBuf>,
+    /// Each tenant keeps office hours in its own time zone (UTC, UTC+9, UTC-5,
+    /// UTC+5:30, in turn) instead of all in UTC.
+    #[arg(long)]
+    pub zones: bool,
+    /// Write every Nth export of each tenant (its 1st, N+1th, ...) as one single line:
+    /// the whole JSON array without a line break (zip and json formats).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub one_line_every: u32,
+    /// Whose logs: DPoD exports, or AWS CloudHSM audit logs (--tenants clusters of two
+    /// HSMs each, in the --cloudhsm-form; --format and --incidents are DPoD's).
+    #[arg(long, value_enum, default_value_t = Vendor::Dpod)]
+    pub vendor: Vendor,
+    /// The form of AWS CloudHSM logs: subscription deliveries name their cluster;
+    /// convert the others with --tenant <cluster-id>.
+    #[arg(long, value_enum, default_value_t = CloudHsmForm::Subscription)]
+    pub cloudhsm_form: CloudHsmForm,
+}
+
+/// Writes the exports, then notes how many and how large.
+pub fn run(args: GenerateArgs, _global: &Global) -> Result<ExitCode> {
+    let GenerateArgs {
+        output,
+        events,
+        tenants,
+        start,
+        months,
+        seed,
+        format,
+        overlap_hours,
+        incidents,
+        manifest,
+        zones,
+        one_line_every,
+        vendor,
+        cloudhsm_form,
+    } = args;
+    if vendor == Vendor::AwsCloudhsm && incidents {
+        return Err(crate::Error::Usage(
+            "--incidents plants DPoD incidents: not with --vendor aws-cloudhsm".into(),
+        ));
+    }
+    if vendor == Vendor::AwsCloudhsm && (zones || one_line_every > 0) {
+        return Err(crate::Error::Usage(
+            "--zones and --one-line-every shape DPoD exports: not with --vendor aws-cloudhsm"
+                .into(),
+        ));
+    }
+    if one_line_every > 0 && format == ExportFormat::Gzip {
+        return Err(crate::Error::Usage(
+            "--one-line-every writes JSON arrays: not with --format gzip (NDJSON)".into(),
+        ));
+    }
+    let manifest = incidents.then(|| {
+        manifest.unwrap_or_else(|| {
+            let mut name = output.file_name().unwrap_or_default().to_os_string();
+            name.push(".incidents.json");
+            output.with_file_name(name)
+        })
+    });
+    let paths = match vendor {
+        Vendor::Dpod => generate(&GenerateOptions {
+            out: output,
+            events,
+            tenants,
+            start,
+            months,
+            seed,
+            format,
+            overlap_hours,
+            manifest,
+            zones,
+            one_line_every,
+        })?,
+        Vendor::AwsCloudhsm => crate::generate::cloudhsm::generate(&CloudHsmOptions {
+            out: output,
+            events,
+            clusters: tenants,
+            start,
+            months,
+            seed,
+            form: cloudhsm_form,
+            overlap_hours,
+        })?,
+    };
+    let bytes: u64 = paths
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+    crate::notes::note(&format!(
+        "wrote {} exports ({})",
+        paths.len(),
+        human_bytes(bytes)
+    ));
+    Ok(ExitCode::from(EXIT_OK))
+}

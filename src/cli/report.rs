@@ -1,0 +1,138 @@
+//! `auditlake report`: the compliance report pack over a period, and `--fail-on` for
+//! the exit code.
+
+use std::process::ExitCode;
+
+use super::common::{parse_day_arg, runtime, write_output, ClusterArg, Global, LakeArg, RulesArgs};
+use super::{EXIT_FINDINGS, EXIT_OK};
+use crate::report::findings::Severity;
+use crate::report::render::{self, ReportFormat};
+use crate::report::ReportOptions;
+use crate::Result;
+
+/// Run the compliance report pack (all reports when none is named) over a period.
+///
+/// Every report opens with the coverage of the period: which days have data and which
+/// have none. Reports: failed_auth, brute_force, key_first_use, key_lifecycle,
+/// privileged, new_client_ips, off_hours, daily_summary. Example (last month, for cron):
+///   auditlake report --lake ./lake --from 2025-06-01 --to 2025-06-30 --format html -o june.html --fail-on-findings
+#[derive(clap::Args, Debug)]
+pub struct ReportArgs {
+    /// Reports to run (default: all).
+    #[arg(value_name = "NAME")]
+    pub names: Vec<String>,
+    #[command(flatten)]
+    pub lake: LakeArg,
+    /// Only this tenant (other tenants' files are not read).
+    #[arg(long, value_name = "TENANT")]
+    pub tenant: Option<String>,
+    /// First day of the period, UTC, inclusive (default: the lake's first day).
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_day_arg)]
+    pub from: Option<i32>,
+    /// Last day of the period, UTC, inclusive (default: the lake's last day).
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_day_arg)]
+    pub to: Option<i32>,
+    #[arg(long, value_enum, default_value_t = ReportFormat::Md)]
+    pub format: ReportFormat,
+    /// Write to this file (csv: this directory) instead of stdout; a path or a URL
+    /// (s3://bucket/reports/june.html).
+    #[arg(short = 'o', long = "output", alias = "out", value_name = "PATH|URL")]
+    pub output: Option<String>,
+    /// Exit with 1 when a finding of this severity or higher is not suppressed.
+    #[arg(long, value_enum, value_name = "SEVERITY")]
+    pub fail_on: Option<FailOn>,
+    /// The same as --fail-on low.
+    #[arg(long, conflicts_with = "fail_on")]
+    pub fail_on_findings: bool,
+    #[command(flatten)]
+    pub rules: RulesArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArg,
+}
+
+/// The lowest severity that fails a report run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FailOn {
+    High,
+    Medium,
+    Low,
+}
+
+impl From<FailOn> for Severity {
+    fn from(f: FailOn) -> Severity {
+        match f {
+            FailOn::High => Severity::High,
+            FailOn::Medium => Severity::Medium,
+            FailOn::Low => Severity::Low,
+        }
+    }
+}
+
+/// Runs the reports and writes them; exit code 1 when `--fail-on` says so.
+pub fn run(args: ReportArgs, global: &Global) -> Result<ExitCode> {
+    let ReportArgs {
+        names,
+        lake,
+        tenant,
+        from,
+        to,
+        format,
+        output,
+        fail_on,
+        fail_on_findings,
+        rules,
+        cluster,
+    } = args;
+    let cluster = cluster.checked()?;
+    let cfg = global.load_config()?;
+    let (rules, _) = rules.resolve(&cfg)?;
+    let rt = runtime()?;
+    let opts = ReportOptions {
+        store: lake.open_existing(&rt)?,
+        tenant,
+        from,
+        to,
+        names,
+        rules,
+        cluster,
+    };
+    let pack = rt.block_on(crate::report::run(&opts))?;
+    match (format, &output) {
+        (ReportFormat::Csv, None) => {
+            return Err(crate::Error::Usage(
+                "--format csv writes one file per report: give --output DIR".into(),
+            ))
+        }
+        (ReportFormat::Csv, Some(dir)) => {
+            for (name, text) in render::csv_files(&pack)? {
+                write_output(dir, Some(&name), text.into_bytes(), &lake.storage_options)?;
+            }
+        }
+        (f, output) => {
+            let text = match f {
+                ReportFormat::Md => render::markdown(&pack)?,
+                ReportFormat::Html => render::html(&pack)?,
+                _ => render::json(&pack)?,
+            };
+            match output {
+                Some(path) => write_output(path, None, text.into_bytes(), &lake.storage_options)?,
+                None => crate::write_stdout(&text)?,
+            }
+        }
+    }
+    let findings = pack.active().count();
+    if output.is_some() {
+        crate::notes::note(&format!(
+            "{} reports, {findings} findings",
+            pack.reports.len()
+        ));
+    }
+    let threshold = fail_on
+        .map(Severity::from)
+        .or(fail_on_findings.then_some(Severity::Low));
+    let fail = match (threshold, pack.max_severity()) {
+        (Some(t), Some(max)) => max >= t,
+        _ => false,
+    };
+    Ok(ExitCode::from(if fail { EXIT_FINDINGS } else { EXIT_OK }))
+}
