@@ -159,14 +159,16 @@ impl ObjectStore for Gate {
 /// Three waiters start together on a stale lock and all three try to take it over against
 /// the version they saw stale, at once: exactly one update succeeds. The other two get the
 /// lock one after the other as it is released, and no two ever hold it at once.
-pub fn waiters_racing_for_a_stale_lock(store: &LakeStore) {
+/// `stale` is the stale period (a fifth of it the heartbeat): a server on loopback
+/// beside other suites needs more slack than memory for a heartbeat to land in time.
+pub fn waiters_racing_for_a_stale_lock(store: &LakeStore, stale: Duration) {
     let rt = runtime();
     leave_a_dead_lock(store, &rt);
     let gate = Arc::new(Gate::over(store.store.clone(), 3));
     let mut store = store.clone();
     store.store = gate.clone();
     let store = &store;
-    let timing = LockTiming::with_stale(Duration::from_secs(2));
+    let timing = LockTiming::with_stale(stale);
     let start = Arc::new(Barrier::new(3));
     let holding = Arc::new(AtomicUsize::new(0));
     let most = Arc::new(AtomicUsize::new(0));
@@ -328,7 +330,7 @@ fn a_holder_whose_heartbeats_do_not_land_stops_publishing_by_itself() {
 
 #[test]
 fn of_waiters_racing_for_a_stale_lock_exactly_one_takes_it_over() {
-    waiters_racing_for_a_stale_lock(&LakeStore::in_memory("lake"));
+    waiters_racing_for_a_stale_lock(&LakeStore::in_memory("lake"), Duration::from_secs(2));
 }
 
 #[test]
