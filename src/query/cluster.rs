@@ -50,23 +50,17 @@ pub async fn remote_context(url: &str, config: SessionConfig) -> Result<SessionC
             .trim_matches(['[', ']']),
         parsed.port().unwrap_or(50050),
     );
-    match tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        tokio::net::TcpStream::connect(addr),
-    )
-    .await
-    {
+    let unreachable = |why: String| {
+        Error::Usage(format!(
+            "--cluster {url}: could not open a session on the scheduler ({})",
+            super::repl::one_line(&why)
+        ))
+    };
+    let wait = std::time::Duration::from_secs(10);
+    match tokio::time::timeout(wait, tokio::net::TcpStream::connect(addr)).await {
         Ok(Ok(_)) => {}
-        Ok(Err(e)) => {
-            return Err(Error::Usage(format!(
-                "--cluster {url}: could not open a session on the scheduler ({e})"
-            )))
-        }
-        Err(_) => {
-            return Err(Error::Usage(format!(
-                "--cluster {url}: could not open a session on the scheduler (no answer in 10 s)"
-            )))
-        }
+        Ok(Err(e)) => return Err(unreachable(e.to_string())),
+        Err(_) => return Err(unreachable("no answer in 10 s".into())),
     }
     let config = config
         .upgrade_for_ballista()
@@ -84,23 +78,13 @@ pub async fn remote_context(url: &str, config: SessionConfig) -> Result<SessionC
         .build();
     let ctx = SessionContext::remote_with_state(url, state)
         .await
-        .map_err(|e| {
-            Error::Usage(format!(
-                "--cluster {url}: could not open a session on the scheduler ({})",
-                one_line(&e.to_string())
-            ))
-        })?;
+        .map_err(|e| unreachable(e.to_string()))?;
     let state = ctx.state();
     let ballista = state.query_planner().clone();
     let state = SessionStateBuilder::new_from_existing(state)
         .with_query_planner(Arc::new(EmptyHere { ballista }))
         .build();
     Ok(SessionContext::new_with_state(state))
-}
-
-/// An error's text on one line (tonic's debug forms span several).
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Plans a query that the optimizer proved empty (or one row of constants, `SELECT 1`)
