@@ -747,6 +747,7 @@ impl<'a> Writer<'a> {
         self.buffer.flush_all()?;
         self.collect_published();
         self.adopt_unledgered()?;
+        self.buffer.publish_index()?;
         let now = chrono::Utc::now()
             .format("%Y-%m-%dT%H:%M:%S%.6fZ")
             .to_string();

@@ -2,8 +2,10 @@
 //!
 //! `<lake>/events/tenant_id=<id>/day=<YYYY-MM-DD>/<file>.parquet` holds the
 //! rows; `<lake>/_ledger/` one JSON entry per converted source;
-//! `<lake>/_rejected/` NDJSON of everything that could not be placed.
+//! `<lake>/_rejected/` NDJSON of everything that could not be placed;
+//! `<lake>/_index/` the trace index that keeps conversions exactly-once (see [`index`]).
 
+pub mod index;
 pub mod ledger;
 pub mod lock;
 pub mod partitions;

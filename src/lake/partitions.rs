@@ -1,8 +1,9 @@
 //! The partitioned, deduplicating buffer between decoded rows and lake files.
 //!
 //! Rows arrive per partition (tenant, day) in input order. Each is checked
-//! against every trace_id of its tenant — in the lake already or earlier in
-//! this run — through a map of 64-bit trace hashes; a hash hit is confirmed
+//! against every trace_id of its tenant — earlier in this run, through a map of
+//! 64-bit trace hashes, and in the lake, through the trace index
+//! ([`super::index`], probed once per slice) — and a hash hit is confirmed
 //! against the real rows of the partition it points to (loaded from the lake
 //! on demand), so the result is exact: the first copy is kept, a later
 //! identical copy is a duplicate, a later different copy a
@@ -20,11 +21,11 @@ use arrow::array::{
 };
 use arrow::compute::filter_record_batch;
 
-use super::rows::{trace_hash, PartSlice};
+use super::index::{self, Packed, TenantIndex};
+use super::rows::PartSlice;
 use super::store::LakeStore;
-use super::switch::Switches;
 use super::writer::{read_file, sorted_batches, write_file, WrittenFile};
-use super::{list_partitions, listed_files, live_files, partition_files, Col, PartKey};
+use super::{partition_files, Col, PartKey};
 use crate::Result;
 
 /// Where every trace hash of a tenant lives (its day), in 8 bytes per trace_id: an
@@ -37,14 +38,8 @@ struct TenantSeen {
     len: usize,
 }
 
-/// Days 0000-01-01 ..= 9999-12-31 (every day the time parser accepts) fit in 22 bits
-/// once biased; the bias keeps the smallest one off 0, the empty slot.
-const DAY_BITS: u32 = 22;
-const DAY_BIAS: i64 = 719_529;
-const _: () = assert!(
-    crate::time::LAST_DAY as i64 + DAY_BIAS < (1 << DAY_BITS)
-        && crate::time::FIRST_DAY as i64 + DAY_BIAS > 0
-);
+// Days biased as in the trace index: the smallest one is off 0, the empty slot.
+use super::index::{DAY_BIAS, DAY_BITS};
 
 impl TenantSeen {
     fn tag(h: u64) -> u64 {
@@ -188,7 +183,14 @@ pub struct PartitionBuffer {
     buffered: usize,
     tick: u64,
     file_seq: u64,
+    /// This run's trace hashes per tenant, and the lake's hits for them.
     seen: HashMap<Arc<str>, TenantSeen>,
+    /// Each tenant's trace index, opened at its first row.
+    lake_index: HashMap<Arc<str>, TenantIndex>,
+    /// Whether the index is known to cover the lake (checked at the first row).
+    index_ready: bool,
+    /// The index entries of every row this run published, per tenant.
+    run_entries: HashMap<Arc<str>, Vec<Packed>>,
     /// The latest day each tenant has rows of in this run.
     latest: HashMap<Arc<str>, i32>,
     published: Vec<Published>,
@@ -214,7 +216,7 @@ struct Job {
 
 struct Done {
     id: u64,
-    result: Result<WrittenFile>,
+    result: Result<(WrittenFile, Vec<Packed>)>,
 }
 
 fn encoder(
@@ -226,9 +228,14 @@ fn encoder(
 ) {
     for job in jobs.iter() {
         let result = sorted_batches(job.batches).and_then(|batches| {
-            rt.block_on(write_file(
-                &store, &job.key, &job.name, &batches, zstd_level,
-            ))
+            // The file's index entries first: a file is never in the lake unindexed.
+            let mut entries = Vec::new();
+            index::entries_of(&batches, job.key.day, &mut entries);
+            rt.block_on(async {
+                index::put_fragment(&store, &job.key.tenant, &job.name, entries.clone()).await?;
+                write_file(&store, &job.key, &job.name, &batches, zstd_level).await
+            })
+            .map(|file| (file, entries))
         });
         if done.send(Done { id: job.id, result }).is_err() {
             return;
@@ -276,6 +283,9 @@ impl PartitionBuffer {
             tick: 0,
             file_seq: 0,
             seen: HashMap::new(),
+            lake_index: HashMap::new(),
+            index_ready: false,
+            run_entries: HashMap::new(),
             latest: HashMap::new(),
             published: Vec::new(),
             jobs: Some(job_tx),
@@ -306,6 +316,7 @@ impl PartitionBuffer {
             key, batch, hashes, ..
         } = slice;
         self.load_tenant(&key.tenant)?;
+        self.probe_lake(&key.tenant, &hashes)?;
         self.tick += 1;
         let n = batch.num_rows();
         let bytes = batch.get_array_memory_size();
@@ -412,9 +423,13 @@ impl PartitionBuffer {
                 }
             };
             let Some(done) = done else { return Ok(()) };
-            let (_, _, bytes) = self.inflight.remove(&done.id).expect("a job we sent");
+            let (key, _, bytes) = self.inflight.remove(&done.id).expect("a job we sent");
             self.inflight_bytes -= bytes;
-            let file = done.result?;
+            let (file, entries) = done.result?;
+            self.run_entries
+                .entry(key.tenant)
+                .or_default()
+                .extend(entries);
             let sources = self.job_sources.remove(&done.id).unwrap_or_default();
             tracing::debug!(file = %file.rel_path, rows = file.rows, bytes = file.bytes, "file published");
             self.published.push(Published { file, sources });
@@ -498,31 +513,57 @@ impl PartitionBuffer {
         self.reap(self.budget / 4)
     }
 
-    /// Registers every trace_id of the tenant already in the lake (once per run).
+    /// Opens the tenant's trace index (once per run); the first time, makes sure the
+    /// index covers the lake (see [`index::ensure`]).
     fn load_tenant(&mut self, tenant: &Arc<str>) -> Result<()> {
         if self.seen.contains_key(tenant) {
             return Ok(());
         }
-        let mut seen = TenantSeen::default();
         let (store, rt) = (self.store.clone(), self.rt.clone());
-        let parts = rt.block_on(list_partitions(&store, Some(tenant)))?;
-        let mut listed = Vec::with_capacity(parts.len());
-        for part in &parts {
-            listed.push(rt.block_on(listed_files(&store, &part.rel))?);
+        if !self.index_ready {
+            rt.block_on(index::ensure(&store))?;
+            self.index_ready = true;
         }
-        // Listings first, the compaction manifest after them (see `switch`), read once.
-        let switches = rt.block_on(Switches::load(&store))?;
-        for (part, listed) in parts.iter().zip(listed) {
-            let live = rt.block_on(live_files(&store, &switches, &part.rel, listed))?;
-            for (f, _) in live {
-                for b in rt.block_on(read_file(&store, &f, Some(&[Col::TraceId])))? {
-                    for t in b.column(0).as_string::<i32>().iter().flatten() {
-                        seen.add(trace_hash(t), part.key.day);
-                    }
-                }
+        let idx = rt.block_on(TenantIndex::open(&store, tenant))?;
+        self.lake_index.insert(tenant.clone(), idx);
+        self.seen.insert(tenant.clone(), TenantSeen::default());
+        Ok(())
+    }
+
+    /// Registers in `seen` the days the lake's index holds for the slice's hashes, so
+    /// that they are confirmed against the rows of those days.
+    fn probe_lake(&mut self, tenant: &Arc<str>, hashes: &[u64]) -> Result<()> {
+        let mut sorted = hashes.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let idx = &self.lake_index[tenant];
+        let hits = self.rt.block_on(idx.probe(&self.store, &sorted))?;
+        if !hits.is_empty() {
+            let seen = self.seen.get_mut(tenant).expect("tenant loaded");
+            for (h, day) in hits {
+                seen.add(h, day);
             }
         }
-        self.seen.insert(tenant.clone(), seen);
+        Ok(())
+    }
+
+    /// Ends the run's part of the trace index: per tenant, its entries become one run
+    /// with what it merges (see [`index::publish_run`]). After every data file, before
+    /// the ledger.
+    pub fn publish_index(&mut self) -> Result<()> {
+        let mut tenants: Vec<(Arc<str>, Vec<Packed>)> = self.run_entries.drain().collect();
+        tenants.sort_by(|a, b| a.0.cmp(&b.0));
+        let own_prefix = format!("f-part-{}-", self.run_id);
+        let run_name = format!("r-{}", self.run_id);
+        for (tenant, entries) in tenants {
+            self.rt.block_on(index::publish_run(
+                &self.store,
+                &tenant,
+                &run_name,
+                &own_prefix,
+                entries,
+            ))?;
+        }
         Ok(())
     }
 

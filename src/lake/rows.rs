@@ -6,7 +6,6 @@
 //! `outcome`); this module owns the columns, their order and their types, so adding a
 //! vendor never touches the schema side.
 
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, StringBuilder, TimestampMicrosecondBuilder};
@@ -55,11 +54,10 @@ pub struct PartSlice {
     pub rows: Vec<u32>,
 }
 
-/// The hash the dedupe uses for a trace_id: stable within a process run.
+/// The hash the dedupe and the trace index use for a trace_id: xxHash64 with seed 0,
+/// the same in every run and release (the index keeps it on disk).
 pub fn trace_hash(trace_id: &str) -> u64 {
-    let mut h = std::hash::DefaultHasher::new();
-    trace_id.hash(&mut h);
-    h.finish()
+    twox_hash::XxHash64::oneshot(0, trace_id.as_bytes())
 }
 
 /// String columns of the file schema after `time`, in order.

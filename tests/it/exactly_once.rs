@@ -99,8 +99,8 @@ fn kill_at(point: &str, expected: &[Row]) {
     child.wait().unwrap();
     // What the killed run left is readable and partial; the rerun completes it exactly.
     let partial = lake_rows(dir.path());
-    if point.starts_with("ledger") {
-        // Ledger entries come after all the data.
+    if point.starts_with("ledger") || point.starts_with("index-run") {
+        // The index's merged runs, then ledger entries, come after all the data.
         assert_eq!(
             partial, expected,
             "{point}: data complete before the ledger"
@@ -145,7 +145,15 @@ fn kill_at(point: &str, expected: &[Row]) {
 fn a_run_killed_with_sigkill_and_restarted_gives_the_same_rows() {
     let all = tempfile::tempdir().unwrap();
     let expected = full_run(all.path());
-    for point in ["file:1", "tmpfile:40", "file:300", "ledger:3"] {
+    for point in [
+        "file:1",
+        "tmpfile:40",
+        "file:300",
+        "index-fragment:1",
+        "index-fragment:200",
+        "index-run:1",
+        "ledger:3",
+    ] {
         kill_at(point, &expected);
     }
 }

@@ -1,0 +1,896 @@
+//! The trace index: for each tenant, the days that hold each trace_id hash, so that a
+//! convert checks its rows against years of history by reading a few bytes per row,
+//! not every `trace_id` the tenant ever sent.
+//!
+//! `_index/tenant_id=<t>/*.tix` files, each a sorted run of entries (the top 40 bits of
+//! a trace_id's xxHash64, the day of its row):
+//! - `f-<data file>.tix`, a fragment: one data file's rows, written just before that
+//!   file. An entry without its rows only costs a look; rows without their entry could
+//!   let a duplicate in, so the entry always comes first.
+//! - `r-<run>.tix`, a merged run: at its end a convert merges its own fragments, those
+//!   of killed runs and the tenant's runs no bigger than what it merges so far into one
+//!   (sizes double, so a tenant keeps a few runs however many days it has; none grows
+//!   past [`MERGE_CAP`]). `compact` merges what convert left, `prune` drops the days it
+//!   removed.
+//!
+//! A hash found in the index is confirmed against the rows of its day, so the index must
+//! hold every row of the lake, and may hold more. `_index/format.json` says it covers the
+//! whole lake; a lake written before the index has none, and its next write indexes it
+//! once from the Parquet files (as `verify --fix` rebuilds a tenant's index).
+//!
+//! A run file: a 24-byte header (magic, entry count, fanout bits `fb`, day bits, entry
+//! width in bytes, the first day), `2^fb + 1` little-endian u32 offsets of the buckets
+//! (the hash's top `fb` bits), the entries (per bucket: the hash's next `40 - fb` bits,
+//! then the day's offset from the first day, in `width` little-endian bytes, sorted), and
+//! the xxHash64 of everything before it.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use arrow::array::AsArray;
+use bytes::Bytes;
+use object_store::ObjectStoreExt;
+
+use super::rows::trace_hash;
+use super::store::LakeStore;
+use super::switch::Switches;
+use super::writer::read_file;
+use super::{encode_part_value, list_partitions, listed_files, live_files, Col, EVENTS_DIR};
+use crate::{Error, Result};
+
+pub const INDEX_DIR: &str = "_index";
+/// Present once the index covers every row of the lake.
+pub const FORMAT_REL: &str = "_index/format.json";
+const MAGIC: &[u8; 8] = b"ALTIX\x00\x00\x01";
+const HEADER: usize = 24;
+/// Bits of the hash an entry keeps: a probe meets another trace_id's entry with a chance
+/// of (entries / 2^40), about one in 60,000 for a tenant with 17M rows; such a meeting
+/// costs reading the day's rows, never a wrong answer.
+const HASH_BITS: u32 = 40;
+/// Days 0000-01-01 ..= 9999-12-31 (every day the time parser accepts) fit in 22 bits
+/// once biased; the bias keeps the smallest one off 0.
+pub const DAY_BITS: u32 = 22;
+pub const DAY_BIAS: i64 = 719_529;
+const _: () = assert!(
+    crate::time::LAST_DAY as i64 + DAY_BIAS < (1 << DAY_BITS)
+        && crate::time::FIRST_DAY as i64 + DAY_BIAS > 0
+);
+/// Runs up to this size are read whole when a convert opens them; bigger ones by range.
+const WHOLE_BYTES: u64 = 1 << 20;
+/// No merge writes a run bigger than this (memory: twice as much while merging).
+pub const MERGE_CAP: u64 = 32 << 20;
+/// Fanout bits at most (a 4 MiB bucket table).
+const MAX_FB: u8 = 20;
+
+/// One entry in memory: the hash's top 40 bits above the biased day, so that entries
+/// sort by hash, then day.
+pub type Packed = u64;
+
+pub fn pack(hash: u64, day: i32) -> Packed {
+    ((hash >> (64 - HASH_BITS)) << DAY_BITS) | (day as i64 + DAY_BIAS) as u64
+}
+
+fn pack40(h40: u64, day: i32) -> Packed {
+    (h40 << DAY_BITS) | (day as i64 + DAY_BIAS) as u64
+}
+
+pub fn packed_day(p: Packed) -> i32 {
+    ((p & ((1 << DAY_BITS) - 1)) as i64 - DAY_BIAS) as i32
+}
+
+fn packed_h40(p: Packed) -> u64 {
+    p >> DAY_BITS
+}
+
+/// The directory of a tenant's runs.
+pub fn tenant_dir(tenant: &str) -> String {
+    format!("{INDEX_DIR}/tenant_id={}", encode_part_value(tenant))
+}
+
+/// The fragment written before data file `name` of a tenant.
+pub fn fragment_rel(tenant: &str, data_file: &str) -> String {
+    let stem = data_file.strip_suffix(".parquet").unwrap_or(data_file);
+    format!("{}/f-{stem}.tix", tenant_dir(tenant))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Layout {
+    count: u64,
+    fb: u8,
+    day_bits: u8,
+    width: u8,
+    base_day: i32,
+}
+
+impl Layout {
+    /// The smallest layout for `count` entries over days `min..=max`.
+    fn choose(count: u64, min: i32, max: i32) -> Layout {
+        let span = (max as i64 - min as i64) as u64;
+        let day_bits = (64 - span.leading_zeros()) as u8;
+        let mut best: Option<(u64, Layout)> = None;
+        for fb in 0..=MAX_FB {
+            // Buckets of fewer than 8 entries on average only grow the table.
+            if fb > 0 && count >> fb < 8 {
+                break;
+            }
+            let bits = HASH_BITS - fb as u32 + day_bits as u32;
+            let width = bits.div_ceil(8).max(1) as u8;
+            let bytes = count * width as u64 + 4 * ((1u64 << fb) + 1);
+            let l = Layout {
+                count,
+                fb,
+                day_bits,
+                width,
+                base_day: min,
+            };
+            if best.is_none_or(|(b, _)| bytes < b) {
+                best = Some((bytes, l));
+            }
+        }
+        best.expect("fb 0 always fits").1
+    }
+
+    fn buckets(&self) -> usize {
+        1 << self.fb
+    }
+
+    fn data_offset(&self) -> u64 {
+        (HEADER + 4 * (self.buckets() + 1)) as u64
+    }
+
+    fn len(&self) -> u64 {
+        self.data_offset() + self.count * self.width as u64 + 8
+    }
+
+    fn rem_bits(&self) -> u32 {
+        HASH_BITS - self.fb as u32
+    }
+
+    fn bucket(&self, h40: u64) -> usize {
+        (h40 >> self.rem_bits()) as usize
+    }
+
+    fn value(&self, p: Packed) -> u64 {
+        let h40 = packed_h40(p);
+        let rem = h40 & ((1u64 << self.rem_bits()) - 1);
+        (rem << self.day_bits) | (packed_day(p) as i64 - self.base_day as i64) as u64
+    }
+
+    fn unvalue(&self, bucket: usize, v: u64) -> Packed {
+        let rem = v >> self.day_bits;
+        let day = self.base_day as i64 + (v & ((1u64 << self.day_bits) - 1)) as i64;
+        pack40(((bucket as u64) << self.rem_bits()) | rem, day as i32)
+    }
+
+    fn read_value(&self, bytes: &[u8], i: usize) -> u64 {
+        let w = self.width as usize;
+        let mut b = [0u8; 8];
+        b[..w].copy_from_slice(&bytes[i * w..(i + 1) * w]);
+        u64::from_le_bytes(b)
+    }
+
+    fn parse(rel: &str, b: &[u8]) -> Result<Layout> {
+        let bad = |why: &str| Error::Usage(format!("{rel}: not a trace index run ({why})"));
+        if b.len() < HEADER || &b[..8] != MAGIC {
+            return Err(bad("no header"));
+        }
+        let l = Layout {
+            count: u64::from_le_bytes(b[8..16].try_into().expect("8 bytes")),
+            fb: b[16],
+            day_bits: b[17],
+            width: b[18],
+            base_day: i32::from_le_bytes(b[20..24].try_into().expect("4 bytes")),
+        };
+        if l.fb > MAX_FB
+            || l.day_bits as u32 > DAY_BITS
+            || l.width == 0
+            || l.width > 8
+            || (l.rem_bits() + l.day_bits as u32) > l.width as u32 * 8
+            || l.count > u32::MAX as u64
+        {
+            return Err(bad("impossible header"));
+        }
+        Ok(l)
+    }
+}
+
+/// A run's bytes for these entries (sorted and deduplicated here).
+pub fn encode(mut entries: Vec<Packed>) -> Result<Bytes> {
+    entries.sort_unstable();
+    entries.dedup();
+    if entries.len() > u32::MAX as usize {
+        return Err(Error::Usage(format!(
+            "a trace index run of {} entries is more than one file holds",
+            entries.len()
+        )));
+    }
+    let (min, max) = entries.iter().fold((i32::MAX, i32::MIN), |(lo, hi), p| {
+        let d = packed_day(*p);
+        (lo.min(d), hi.max(d))
+    });
+    let l = if entries.is_empty() {
+        Layout::choose(0, 0, 0)
+    } else {
+        Layout::choose(entries.len() as u64, min, max)
+    };
+    let mut keyed: Vec<(usize, u64)> = entries
+        .iter()
+        .map(|p| (l.bucket(packed_h40(*p)), l.value(*p)))
+        .collect();
+    keyed.sort_unstable();
+    let mut out = Vec::with_capacity(l.len() as usize);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&l.count.to_le_bytes());
+    out.extend_from_slice(&[l.fb, l.day_bits, l.width, 0]);
+    out.extend_from_slice(&l.base_day.to_le_bytes());
+    let mut i = 0usize;
+    for b in 0..=l.buckets() {
+        while i < keyed.len() && keyed[i].0 < b {
+            i += 1;
+        }
+        out.extend_from_slice(&(i as u32).to_le_bytes());
+    }
+    for (_, v) in &keyed {
+        out.extend_from_slice(&v.to_le_bytes()[..l.width as usize]);
+    }
+    let sum = twox_hash::XxHash64::oneshot(0, &out);
+    out.extend_from_slice(&sum.to_le_bytes());
+    Ok(Bytes::from(out))
+}
+
+/// Every entry of a whole run, after checking its length and checksum.
+pub fn decode(rel: &str, b: &[u8]) -> Result<Vec<Packed>> {
+    let l = Layout::parse(rel, b)?;
+    let bad = |why: &str| Error::Usage(format!("{rel}: damaged trace index run ({why})"));
+    if b.len() as u64 != l.len() {
+        return Err(bad("wrong length"));
+    }
+    let body = b.len() - 8;
+    let sum = u64::from_le_bytes(b[body..].try_into().expect("8 bytes"));
+    if twox_hash::XxHash64::oneshot(0, &b[..body]) != sum {
+        return Err(bad("checksum"));
+    }
+    let fanout = read_fanout(&l, &b[HEADER..])?;
+    let data = &b[l.data_offset() as usize..body];
+    let mut out = Vec::with_capacity(l.count as usize);
+    for bucket in 0..l.buckets() {
+        for i in fanout[bucket]..fanout[bucket + 1] {
+            out.push(l.unvalue(bucket, l.read_value(data, i as usize)));
+        }
+    }
+    Ok(out)
+}
+
+fn read_fanout(l: &Layout, b: &[u8]) -> Result<Vec<u32>> {
+    let n = l.buckets() + 1;
+    let fanout: Vec<u32> = b[..4 * n]
+        .chunks_exact(4)
+        .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")))
+        .collect();
+    if fanout[0] != 0 || fanout[n - 1] as u64 != l.count || fanout.windows(2).any(|w| w[0] > w[1]) {
+        return Err(Error::Usage(
+            "a trace index run's bucket table is damaged".into(),
+        ));
+    }
+    Ok(fanout)
+}
+
+/// Where a run's entries are read from.
+enum Data {
+    /// Small runs: read whole once.
+    Whole(Bytes),
+    /// Big runs on local disk: positioned reads of the buckets a probe needs.
+    Local(std::fs::File),
+    /// Big runs in an object store: range requests.
+    Remote,
+}
+
+/// One run opened for probing: its header and bucket table in memory.
+struct Run {
+    rel: String,
+    layout: Layout,
+    fanout: Vec<u32>,
+    data: Data,
+}
+
+impl Run {
+    async fn open(store: &LakeStore, rel: &str, size: u64) -> Result<Run> {
+        let short = || Error::Usage(format!("{}: a trace index run cut short", store.show(rel)));
+        if size <= WHOLE_BYTES {
+            let b = store.get(rel).await?.ok_or_else(short)?;
+            let layout = Layout::parse(&store.show(rel), &b)?;
+            if (b.len() as u64) < layout.len() {
+                return Err(short());
+            }
+            let fanout = read_fanout(&layout, &b[HEADER..])?;
+            let data = b.slice(layout.data_offset() as usize..b.len() - 8);
+            return Ok(Run {
+                rel: rel.into(),
+                layout,
+                fanout,
+                data: Data::Whole(data),
+            });
+        }
+        let head = read_at(store, rel, None, 0..HEADER as u64).await?;
+        let layout = Layout::parse(&store.show(rel), &head)?;
+        if size < layout.len() {
+            return Err(short());
+        }
+        let local = match store.local_dir() {
+            Some(dir) => {
+                let path = dir.join(rel);
+                Some(std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?)
+            }
+            None => None,
+        };
+        let fan = read_at(
+            store,
+            rel,
+            local.as_ref(),
+            HEADER as u64..layout.data_offset(),
+        )
+        .await?;
+        let fanout = read_fanout(&layout, &fan)?;
+        Ok(Run {
+            rel: rel.into(),
+            layout,
+            fanout,
+            data: local.map_or(Data::Remote, Data::Local),
+        })
+    }
+
+    /// Adds to `out` the (hash, day) of each entry matching one of `hashes` (sorted).
+    async fn probe(
+        &self,
+        store: &LakeStore,
+        hashes: &[u64],
+        out: &mut Vec<(u64, i32)>,
+    ) -> Result<()> {
+        let l = &self.layout;
+        // The entry ranges of the buckets the hashes fall in, neighbours read together.
+        let mut spans: Vec<Range<u32>> = Vec::new();
+        let mut last = usize::MAX;
+        for &h in hashes {
+            let b = l.bucket(h >> (64 - HASH_BITS));
+            if b == last {
+                continue;
+            }
+            last = b;
+            let r = self.fanout[b]..self.fanout[b + 1];
+            if r.is_empty() {
+                continue;
+            }
+            match spans.last_mut() {
+                Some(s) if r.start <= s.end + 64 => s.end = r.end,
+                _ => spans.push(r),
+            }
+        }
+        if spans.is_empty() {
+            return Ok(());
+        }
+        let w = l.width as u64;
+        let blocks: Vec<Bytes> = match &self.data {
+            Data::Whole(b) => spans
+                .iter()
+                .map(|s| b.slice((s.start as u64 * w) as usize..(s.end as u64 * w) as usize))
+                .collect(),
+            Data::Local(f) => {
+                let mut v = Vec::with_capacity(spans.len());
+                for s in &spans {
+                    let at = l.data_offset() + s.start as u64 * w;
+                    v.push(
+                        read_at(
+                            store,
+                            &self.rel,
+                            Some(f),
+                            at..at + (s.end - s.start) as u64 * w,
+                        )
+                        .await?,
+                    );
+                }
+                v
+            }
+            Data::Remote => {
+                let ranges: Vec<Range<u64>> = spans
+                    .iter()
+                    .map(|s| {
+                        let at = l.data_offset() + s.start as u64 * w;
+                        at..at + (s.end - s.start) as u64 * w
+                    })
+                    .collect();
+                store
+                    .store
+                    .get_ranges(&store.path(&self.rel), &ranges)
+                    .await
+                    .map_err(|e| store.err(&self.rel, e))?
+            }
+        };
+        // Walk hashes and spans together.
+        let mut si = 0;
+        for &h in hashes {
+            let h40 = h >> (64 - HASH_BITS);
+            let b = l.bucket(h40);
+            let r = self.fanout[b]..self.fanout[b + 1];
+            while si < spans.len() && spans[si].end < r.end {
+                si += 1;
+            }
+            if r.is_empty() || si == spans.len() {
+                continue;
+            }
+            let (span, block) = (&spans[si], &blocks[si]);
+            let rem = h40 & ((1u64 << l.rem_bits()) - 1);
+            let (lo, hi) = (rem << l.day_bits, (rem + 1) << l.day_bits);
+            let (from, to) = (
+                (r.start - span.start) as usize,
+                (r.end - span.start) as usize,
+            );
+            // Entries of a bucket are sorted: find the first >= lo, take those < hi.
+            let (mut a, mut z) = (from, to);
+            while a < z {
+                let m = (a + z) / 2;
+                if l.read_value(block, m) < lo {
+                    a = m + 1;
+                } else {
+                    z = m;
+                }
+            }
+            while a < to {
+                let v = l.read_value(block, a);
+                if v >= hi {
+                    break;
+                }
+                out.push((h, packed_day(l.unvalue(b, v))));
+                a += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn read_at(
+    store: &LakeStore,
+    rel: &str,
+    local: Option<&std::fs::File>,
+    range: Range<u64>,
+) -> Result<Bytes> {
+    if let Some(f) = local {
+        use std::os::unix::fs::FileExt;
+        let mut buf = vec![0u8; (range.end - range.start) as usize];
+        f.read_exact_at(&mut buf, range.start)
+            .map_err(|e| Error::Usage(format!("{}: {e}", store.show(rel))))?;
+        return Ok(Bytes::from(buf));
+    }
+    store
+        .store
+        .get_range(&store.path(rel), range)
+        .await
+        .map_err(|e| store.err(rel, e))
+}
+
+/// A tenant's runs, opened for probing.
+pub struct TenantIndex {
+    runs: Vec<Run>,
+}
+
+impl TenantIndex {
+    pub async fn open(store: &LakeStore, tenant: &str) -> Result<TenantIndex> {
+        let mut runs = Vec::new();
+        for (rel, size) in list_runs(store, tenant).await? {
+            runs.push(Run::open(store, &rel, size).await?);
+        }
+        Ok(TenantIndex { runs })
+    }
+
+    /// The (hash, day) of every entry matching one of `hashes` (sorted, unique).
+    pub async fn probe(&self, store: &LakeStore, hashes: &[u64]) -> Result<Vec<(u64, i32)>> {
+        let mut out = Vec::new();
+        for r in &self.runs {
+            r.probe(store, hashes, &mut out).await?;
+        }
+        Ok(out)
+    }
+}
+
+/// A tenant's run files (relative path, size).
+pub async fn list_runs(store: &LakeStore, tenant: &str) -> Result<Vec<(String, u64)>> {
+    let dir = tenant_dir(tenant);
+    Ok(store
+        .list_files(&dir)
+        .await?
+        .into_iter()
+        .filter(|(n, _)| n.ends_with(".tix"))
+        .map(|(n, s)| (format!("{dir}/{n}"), s))
+        .collect())
+}
+
+/// Tenants with an index directory.
+pub async fn list_tenants(store: &LakeStore) -> Result<Vec<String>> {
+    Ok(store
+        .list_dirs(INDEX_DIR)
+        .await?
+        .iter()
+        .filter_map(|d| {
+            d.strip_prefix("tenant_id=")
+                .and_then(super::decode_part_value)
+        })
+        .collect())
+}
+
+/// Writes the fragment of a data file about to be published (see the module doc).
+pub async fn put_fragment(
+    store: &LakeStore,
+    tenant: &str,
+    data_file: &str,
+    entries: Vec<Packed>,
+) -> Result<()> {
+    store
+        .put(&fragment_rel(tenant, data_file), encode(entries)?)
+        .await?;
+    crate::testhook::point("index-fragment");
+    Ok(())
+}
+
+/// The entries of a batch of rows of one day.
+pub fn entries_of(batches: &[arrow::array::RecordBatch], day: i32, out: &mut Vec<Packed>) {
+    for b in batches {
+        for t in b
+            .column(Col::TraceId as usize)
+            .as_string::<i32>()
+            .iter()
+            .flatten()
+        {
+            out.push(pack(trace_hash(t), day));
+        }
+    }
+}
+
+/// The end of a convert for one tenant: this run's entries (`own`, whose fragments are
+/// `own_prefix*`) become one run with the fragments of killed runs and the runs no bigger
+/// than what is merged so far; then what it replaces is deleted.
+pub async fn publish_run(
+    store: &LakeStore,
+    tenant: &str,
+    run_name: &str,
+    own_prefix: &str,
+    own: Vec<Packed>,
+) -> Result<()> {
+    let listed = list_runs(store, tenant).await?;
+    let mut entries = own;
+    let mut replaced = Vec::new();
+    let mut others = Vec::new();
+    for (rel, size) in listed {
+        let name = rel.rsplit('/').next().unwrap_or(&rel);
+        if name.starts_with(own_prefix) {
+            replaced.push(rel);
+        } else if name.starts_with("f-") {
+            // A killed run's fragment: its rows may be in the lake.
+            entries.extend(read_run(store, &rel).await?);
+            replaced.push(rel);
+        } else {
+            others.push((size, rel));
+        }
+    }
+    others.sort();
+    let mut bytes = entries.len() as u64 * 5;
+    for (size, rel) in others {
+        if (size > bytes && size > WHOLE_BYTES / 4) || bytes + size > MERGE_CAP {
+            break;
+        }
+        entries.extend(read_run(store, &rel).await?);
+        bytes += size;
+        replaced.push(rel);
+    }
+    let rel = format!("{}/{run_name}.tix", tenant_dir(tenant));
+    store.put(&rel, encode(entries)?).await?;
+    crate::testhook::point("index-run");
+    for r in replaced.into_iter().filter(|r| *r != rel) {
+        store.delete(&r).await?;
+    }
+    Ok(())
+}
+
+async fn read_run(store: &LakeStore, rel: &str) -> Result<Vec<Packed>> {
+    match store.get(rel).await? {
+        Some(b) => decode(&store.show(rel), &b),
+        None => Ok(vec![]),
+    }
+}
+
+/// Rewrites a tenant's runs: those holding a day `keep` refuses are written again
+/// without it, and runs are merged up to [`MERGE_CAP`] (`compact`, `prune`).
+pub async fn rewrite_tenant(
+    store: &LakeStore,
+    tenant: &str,
+    keep: impl Fn(i32) -> bool,
+) -> Result<()> {
+    let mut listed: Vec<(u64, String)> = list_runs(store, tenant)
+        .await?
+        .into_iter()
+        .map(|(r, s)| (s, r))
+        .collect();
+    listed.sort();
+    let mut seq = 0;
+    let mut group: Vec<String> = Vec::new();
+    let mut entries: Vec<Packed> = Vec::new();
+    let mut bytes = 0;
+    let stamp = unique_stamp();
+    let mut flush = |group: &mut Vec<String>, entries: &mut Vec<Packed>| {
+        seq += 1;
+        (
+            std::mem::take(group),
+            std::mem::take(entries),
+            format!("{}/r-{stamp}-m{seq:03}.tix", tenant_dir(tenant)),
+        )
+    };
+    let mut writes = Vec::new();
+    let mut dropped = 0;
+    for (size, rel) in listed {
+        if bytes + size > MERGE_CAP && !group.is_empty() {
+            writes.push((
+                flush(&mut group, &mut entries),
+                std::mem::take(&mut dropped),
+            ));
+            bytes = 0;
+        }
+        let mut e = read_run(store, &rel).await?;
+        let n = e.len();
+        e.retain(|p| keep(packed_day(*p)));
+        dropped += n - e.len();
+        entries.extend(e);
+        bytes += size;
+        group.push(rel);
+    }
+    if !group.is_empty() {
+        writes.push((flush(&mut group, &mut entries), dropped));
+    }
+    for ((old, entries, rel), dropped) in writes {
+        if old.len() == 1 && dropped == 0 {
+            continue; // nothing to merge it with, nothing to drop
+        }
+        if !entries.is_empty() {
+            store.put(&rel, encode(entries)?).await?;
+        }
+        for o in old {
+            store.delete(&o).await?;
+        }
+    }
+    Ok(())
+}
+
+fn unique_stamp() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!("{:x}-{:x}", now.as_micros(), std::process::id())
+}
+
+/// Every (hash, day) of a tenant's rows in the lake, read from its Parquet files.
+pub async fn entries_from_lake(store: &LakeStore, tenant: &str) -> Result<Vec<Packed>> {
+    let parts = list_partitions(store, Some(tenant)).await?;
+    let mut listed = Vec::with_capacity(parts.len());
+    for part in &parts {
+        listed.push(listed_files(store, &part.rel).await?);
+    }
+    // Listings first, the compaction manifest after them (see `switch`).
+    let switches = Switches::load(store).await?;
+    let mut out = Vec::new();
+    for (part, listed) in parts.iter().zip(listed) {
+        for (f, _) in live_files(store, &switches, &part.rel, listed).await? {
+            let batches = read_file(store, &f, Some(&[Col::TraceId])).await?;
+            for b in batches {
+                for t in b.column(0).as_string::<i32>().iter().flatten() {
+                    out.push(pack(trace_hash(t), part.key.day));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Writes a tenant's index again from its Parquet files: one run, then the old runs go.
+pub async fn rebuild_tenant(store: &LakeStore, tenant: &str) -> Result<()> {
+    let old = list_runs(store, tenant).await?;
+    let entries = entries_from_lake(store, tenant).await?;
+    let rel = format!("{}/r-rebuilt.tix", tenant_dir(tenant));
+    store.put(&rel, encode(entries)?).await?;
+    crate::testhook::point("index-rebuilt");
+    for (r, _) in old.into_iter().filter(|(r, _)| *r != rel) {
+        store.delete(&r).await?;
+    }
+    Ok(())
+}
+
+/// Makes sure the index covers the lake before a write relies on it: a lake written
+/// before the index is indexed here, once.
+pub async fn ensure(store: &LakeStore) -> Result<()> {
+    if store.get(FORMAT_REL).await?.is_some() {
+        return Ok(());
+    }
+    let tenants: Vec<String> = store
+        .list_dirs(EVENTS_DIR)
+        .await?
+        .iter()
+        .filter_map(|d| {
+            d.strip_prefix("tenant_id=")
+                .and_then(super::decode_part_value)
+        })
+        .collect();
+    if !tenants.is_empty() {
+        crate::notes::note(&format!(
+            "indexing the trace_ids of {} tenants, once (a lake from before the trace index)",
+            tenants.len()
+        ));
+    }
+    for t in &tenants {
+        rebuild_tenant(store, t).await?;
+    }
+    store
+        .put(FORMAT_REL, Bytes::from_static(b"{\"format\": 1}\n"))
+        .await
+}
+
+/// What `verify` finds in one tenant's index.
+#[derive(Debug, Default)]
+pub struct TenantCheck {
+    /// Runs that cannot be read (name, why).
+    pub damaged: Vec<(String, String)>,
+    /// Rows of the lake whose (trace_id, day) the index lacks.
+    pub missing: u64,
+    /// Index entries for which the lake has no row.
+    pub stale: u64,
+}
+
+/// Compares a tenant's index with its rows in the lake.
+pub async fn check_tenant(store: &LakeStore, tenant: &str) -> Result<TenantCheck> {
+    let mut check = TenantCheck::default();
+    let mut indexed = Vec::new();
+    for (rel, _) in list_runs(store, tenant).await? {
+        let Some(b) = store.get(&rel).await? else {
+            continue;
+        };
+        match decode(&rel, &b) {
+            Ok(e) => indexed.extend(e),
+            Err(e) => check.damaged.push((rel, e.to_string())),
+        }
+    }
+    indexed.sort_unstable();
+    indexed.dedup();
+    let mut lake = entries_from_lake(store, tenant).await?;
+    lake.sort_unstable();
+    lake.dedup();
+    let (mut i, mut j) = (0, 0);
+    while i < lake.len() || j < indexed.len() {
+        match (lake.get(i), indexed.get(j)) {
+            (Some(a), Some(b)) if a == b => {
+                i += 1;
+                j += 1;
+            }
+            (Some(a), Some(b)) if a < b => {
+                check.missing += 1;
+                i += 1;
+            }
+            (Some(_), None) => {
+                check.missing += 1;
+                i += 1;
+            }
+            _ => {
+                check.stale += 1;
+                j += 1;
+            }
+        }
+    }
+    Ok(check)
+}
+
+/// The tenants with rows in the lake or runs in the index.
+pub async fn all_tenants(store: &LakeStore) -> Result<Vec<String>> {
+    let mut set: BTreeMap<String, ()> = BTreeMap::new();
+    for d in store.list_dirs(EVENTS_DIR).await? {
+        if let Some(t) = d
+            .strip_prefix("tenant_id=")
+            .and_then(super::decode_part_value)
+        {
+            set.insert(t, ());
+        }
+    }
+    for t in list_tenants(store).await? {
+        set.insert(t, ());
+    }
+    Ok(set.into_keys().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(i: u64) -> u64 {
+        trace_hash(&format!("trace-{i}"))
+    }
+
+    #[test]
+    fn a_run_gives_back_what_went_in_for_any_size_and_day_span() {
+        for (n, days) in [(0u64, 1i32), (1, 1), (100, 1), (5_000, 3), (70_000, 2_555)] {
+            let entries: Vec<Packed> = (0..n)
+                .map(|i| pack(h(i), 19_000 + (i as i32 * 7919) % days))
+                .collect();
+            let bytes = encode(entries.clone()).unwrap();
+            let mut back = decode("t", &bytes).unwrap();
+            let mut want = entries;
+            want.sort_unstable();
+            want.dedup();
+            back.sort_unstable();
+            assert_eq!(back, want, "{n} entries over {days} days");
+            if n > 1000 {
+                let per = bytes.len() as f64 / n as f64;
+                assert!(per < 5.5, "{per} bytes per entry");
+            }
+        }
+    }
+
+    #[test]
+    fn the_widest_day_span_and_a_damaged_run_are_handled() {
+        use crate::time::{FIRST_DAY, LAST_DAY};
+        let entries = vec![pack(h(1), FIRST_DAY), pack(h(2), LAST_DAY), pack(h(1), 0)];
+        let b = encode(entries.clone()).unwrap();
+        let mut back = decode("t", &b).unwrap();
+        back.sort_unstable();
+        let mut want = entries;
+        want.sort_unstable();
+        assert_eq!(back, want);
+        let mut bad = b.to_vec();
+        let k = bad.len() - 12;
+        bad[k] ^= 1;
+        assert!(decode("t", &bad)
+            .unwrap_err()
+            .to_string()
+            .contains("checksum"));
+        assert!(decode("t", &b[..10]).is_err());
+        assert!(decode("t", b"garbage garbage garbage garbage").is_err());
+    }
+
+    #[tokio::test]
+    async fn probes_find_every_day_of_a_hash_in_whole_and_ranged_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LakeStore::local(dir.path()).unwrap();
+        // A big run (read by range) and a small one (read whole), the same hash in both.
+        let big: Vec<Packed> = (0..300_000)
+            .map(|i| pack(h(i), 18_000 + (i % 700) as i32))
+            .collect();
+        let tdir = tenant_dir("t/1");
+        store
+            .put(&format!("{tdir}/r-big.tix"), encode(big).unwrap())
+            .await
+            .unwrap();
+        store
+            .put(
+                &format!("{tdir}/f-small.tix"),
+                encode(vec![pack(h(7), 20_000)]).unwrap(),
+            )
+            .await
+            .unwrap();
+        let idx = TenantIndex::open(&store, "t/1").await.unwrap();
+        assert!(matches!(
+            idx.runs
+                .iter()
+                .find(|r| r.rel.ends_with("r-big.tix"))
+                .unwrap()
+                .data,
+            Data::Local(_)
+        ));
+        let mut probe: Vec<u64> = [7u64, 12, 299_999, 1_000_001, 5_000_000]
+            .iter()
+            .map(|i| h(*i))
+            .collect();
+        probe.sort_unstable();
+        let mut got = idx.probe(&store, &probe).await.unwrap();
+        got.sort_unstable();
+        let mut want = vec![
+            (h(7), 18_007),
+            (h(7), 20_000),
+            (h(12), 18_012),
+            (h(299_999), 18_000 + (299_999 % 700) as i32),
+        ];
+        want.sort_unstable();
+        assert_eq!(got, want);
+    }
+}
