@@ -121,7 +121,14 @@ pub fn compact(
     } else {
         let lock = LakeLock::acquire(store, rt.handle())?;
         let held = store.holding(lock.held());
-        let result = rt.block_on(run(&held, opts));
+        let result = rt.block_on(async {
+            let summary = run(&held, opts).await?;
+            // The trace index's small runs merged too, so a convert opens few of them.
+            for t in crate::lake::index::list_tenants(&held).await? {
+                crate::lake::index::rewrite_tenant(&held, &t, None).await?;
+            }
+            Ok::<_, crate::Error>(summary)
+        });
         let released = lock.release();
         let s = result?;
         released?;

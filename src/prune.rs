@@ -5,7 +5,7 @@
 //! Under the lake lock: first every ledger entry drops the files of those partitions
 //! (its counts stay: they say what was converted, and the entry still keeps the
 //! same export from being converted again), then the partitions' objects are deleted,
-//! then the compaction manifest forgets them. Killed at any point, a rerun with the
+//! then the trace index and the compaction manifest forget them. Killed at any point, a rerun with the
 //! same age finishes it (`verify` meanwhile names the files not yet deleted as
 //! unexpected). A query running meanwhile may see part of a partition that is going.
 
@@ -193,7 +193,13 @@ async fn run(store: &LakeStore, cutoff: i32, dry_run: bool) -> Result<PruneSumma
             }
         }
     }
-    // 3. The compaction manifest forgets them.
+    // 3. The trace index forgets their rows (after them: an entry may outlive its row,
+    // never the other way round).
+    let tenants: BTreeSet<&str> = parts.iter().map(|p| &*p.key.tenant).collect();
+    for t in tenants {
+        crate::lake::index::rewrite_tenant(store, t, Some(cutoff)).await?;
+    }
+    // 4. The compaction manifest forgets them.
     let mut manifest = Switches::load(store).await?;
     let before = manifest.switches.len();
     manifest

@@ -1,8 +1,9 @@
 //! `auditlake verify`: the lake's files against its ledger — files missing,
 //! altered (size, SHA-256) or unexpected, row counts from the Parquet footers
 //! (per file and per partition), and temporary files left by killed runs,
-//! which `--fix` removes (and nothing else). Unexpected files of a compaction in
-//! flight are named as such.
+//! which `--fix` removes. Unexpected files of a compaction in flight are named as
+//! such. The trace index is checked against the rows: runs that cannot be read, rows it
+//! lacks, entries naming no row; `--fix` rebuilds a tenant's index from its files.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -16,6 +17,7 @@ use parquet::file::metadata::ParquetMetaDataReader;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::lake::index::{self, INDEX_DIR};
 use crate::lake::ledger::{self, FileRecord};
 use crate::lake::store::LakeStore;
 use crate::lake::writer::hex;
@@ -39,6 +41,12 @@ pub enum Kind {
     Rows,
     /// A temporary file of a run that did not finish.
     LeftoverTmp,
+    /// A trace index run that cannot be read (damaged or altered).
+    IndexDamaged,
+    /// Rows of the lake the trace index lacks: a convert could let a duplicate of them in.
+    IndexMissing,
+    /// Trace index entries that name no row of the lake (harmless, but not exact).
+    IndexStale,
 }
 
 impl Kind {
@@ -49,6 +57,9 @@ impl Kind {
             Kind::Unexpected => "unexpected",
             Kind::Rows => "rows",
             Kind::LeftoverTmp => "leftover_tmp",
+            Kind::IndexDamaged => "index_damaged",
+            Kind::IndexMissing => "index_missing",
+            Kind::IndexStale => "index_stale",
         }
     }
 }
@@ -59,7 +70,7 @@ pub struct Finding {
     /// The file, or for a partition's row count its directory, relative to the lake root.
     pub path: String,
     pub detail: String,
-    /// Removed by `--fix` (leftover temporary files only).
+    /// Removed by `--fix` (leftover temporary files), or rebuilt (the trace index).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub removed: bool,
 }
@@ -71,6 +82,9 @@ pub struct Counts {
     pub unexpected: u64,
     pub rows: u64,
     pub leftover_tmp: u64,
+    pub index_damaged: u64,
+    pub index_missing: u64,
+    pub index_stale: u64,
 }
 
 /// The outcome of a verification (printed as JSON with `--json`).
@@ -170,7 +184,7 @@ pub async fn verify(store: &LakeStore, fix: bool) -> Result<Verification> {
     let mut findings = Vec::new();
     let mut present: BTreeMap<String, Found> = BTreeMap::new();
     let mut temporary: Vec<Found> = Vec::new();
-    for dir in [EVENTS_DIR, LEDGER_DIR, REJECTED_DIR] {
+    for dir in [EVENTS_DIR, LEDGER_DIR, REJECTED_DIR, INDEX_DIR] {
         for f in list(store, dir).await? {
             let name = f.rel.rsplit('/').next().unwrap_or(&f.rel);
             if is_temporary(name) {
@@ -262,11 +276,25 @@ pub async fn verify(store: &LakeStore, fix: bool) -> Result<Verification> {
             });
         }
     }
+    let index_findings = check_index(store).await?;
+    findings.extend(index_findings.iter().map(|(_, f)| f.clone()));
     findings.sort_by(|a, b| (a.kind, &a.path).cmp(&(b.kind, &b.path)));
     if fix {
         for f in findings.iter_mut().filter(|f| f.kind == Kind::LeftoverTmp) {
             if let Some(t) = temporary.iter().find(|t| t.rel == f.path) {
                 remove(store, t).await?;
+                f.removed = true;
+            }
+        }
+        let tenants: std::collections::BTreeSet<&str> =
+            index_findings.iter().map(|(t, _)| t.as_str()).collect();
+        for t in tenants {
+            index::rebuild_tenant(store, t).await?;
+            let dir = index::tenant_dir(t);
+            for f in findings
+                .iter_mut()
+                .filter(|f| f.path.starts_with(&dir) && f.kind >= Kind::IndexDamaged)
+            {
                 f.removed = true;
             }
         }
@@ -279,6 +307,9 @@ pub async fn verify(store: &LakeStore, fix: bool) -> Result<Verification> {
             Kind::Unexpected => &mut counts.unexpected,
             Kind::Rows => &mut counts.rows,
             Kind::LeftoverTmp => &mut counts.leftover_tmp,
+            Kind::IndexDamaged => &mut counts.index_damaged,
+            Kind::IndexMissing => &mut counts.index_missing,
+            Kind::IndexStale => &mut counts.index_stale,
         } += 1;
     }
     Ok(Verification {
@@ -294,6 +325,40 @@ pub async fn verify(store: &LakeStore, fix: bool) -> Result<Verification> {
         counts,
         findings,
     })
+}
+
+/// The trace index of each tenant against its rows, with the tenant each finding is of.
+/// A lake from before the index has none yet: its next convert builds it.
+async fn check_index(store: &LakeStore) -> Result<Vec<(String, Finding)>> {
+    let mut out = Vec::new();
+    if store.get(index::FORMAT_REL).await?.is_none() {
+        crate::notes::note(
+            "the lake has no trace index yet (written before it): the next convert builds it",
+        );
+        return Ok(out);
+    }
+    for t in index::all_tenants(store).await? {
+        let check = index::check_tenant(store, &t).await?;
+        let dir = index::tenant_dir(&t);
+        for (rel, why) in check.damaged {
+            out.push((t.clone(), finding(Kind::IndexDamaged, &rel, why)));
+        }
+        if check.missing > 0 {
+            let detail = format!(
+                "{} rows of this tenant are not in its trace index: a convert could let their duplicates in (`verify --fix` rebuilds it)",
+                check.missing
+            );
+            out.push((t.clone(), finding(Kind::IndexMissing, &dir, detail)));
+        }
+        if check.stale > 0 {
+            let detail = format!(
+                "{} trace index entries name no row of the lake (`verify --fix` rebuilds it)",
+                check.stale
+            );
+            out.push((t.clone(), finding(Kind::IndexStale, &dir, detail)));
+        }
+    }
+    Ok(out)
 }
 
 fn finding(kind: Kind, path: &str, detail: String) -> Finding {
@@ -546,11 +611,15 @@ pub fn render(v: &Verification) -> String {
     let mut out = String::new();
     for f in &v.findings {
         out.push_str(&format!(
-            "{:<13}{}: {}{}\n",
+            "{:<14}{}: {}{}\n",
             f.kind.name(),
             f.path,
             f.detail,
-            if f.removed { " (removed)" } else { "" }
+            match (f.removed, f.kind >= Kind::IndexDamaged) {
+                (false, _) => "",
+                (true, false) => " (removed)",
+                (true, true) => " (rebuilt)",
+            }
         ));
     }
     if !v.existence_only.is_empty() {
@@ -563,12 +632,29 @@ pub fn render(v: &Verification) -> String {
     let found = if v.findings.is_empty() {
         "no findings".to_string()
     } else {
+        let index = c.index_damaged + c.index_missing + c.index_stale;
         format!(
-            "{} missing, {} altered, {} unexpected, {} rows, {} leftover_tmp",
-            c.missing, c.altered, c.unexpected, c.rows, c.leftover_tmp
+            "{} missing, {} altered, {} unexpected, {} rows, {} leftover_tmp{}",
+            c.missing,
+            c.altered,
+            c.unexpected,
+            c.rows,
+            c.leftover_tmp,
+            if index > 0 {
+                format!(
+                    ", {} index_damaged, {} index_missing, {} index_stale",
+                    c.index_damaged, c.index_missing, c.index_stale
+                )
+            } else {
+                String::new()
+            }
         )
     };
-    let removed = v.findings.iter().filter(|f| f.removed).count();
+    let removed = v
+        .findings
+        .iter()
+        .filter(|f| f.removed && f.kind < Kind::IndexDamaged)
+        .count();
     out.push_str(&format!(
         "verified {}: {} files in the ledger ({} entries), {} Parquet files in the lake: {found}{}\n",
         v.lake,

@@ -596,12 +596,13 @@ async fn read_run(store: &LakeStore, rel: &str) -> Result<Vec<Packed>> {
     }
 }
 
-/// Rewrites a tenant's runs: those holding a day `keep` refuses are written again
-/// without it, and runs are merged up to [`MERGE_CAP`] (`compact`, `prune`).
+/// Rewrites a tenant's runs: small ones are merged up to [`MERGE_CAP`] (`compact`), and
+/// with `drop_before`, entries of earlier days leave (`prune`). A run that needs neither
+/// is not read.
 pub async fn rewrite_tenant(
     store: &LakeStore,
     tenant: &str,
-    keep: impl Fn(i32) -> bool,
+    drop_before: Option<i32>,
 ) -> Result<()> {
     let mut listed: Vec<(u64, String)> = list_runs(store, tenant)
         .await?
@@ -609,49 +610,42 @@ pub async fn rewrite_tenant(
         .map(|(r, s)| (s, r))
         .collect();
     listed.sort();
-    let mut seq = 0;
-    let mut group: Vec<String> = Vec::new();
-    let mut entries: Vec<Packed> = Vec::new();
+    // Groups of runs, smallest first, each at most MERGE_CAP (a bigger run alone).
+    let mut groups: Vec<Vec<String>> = Vec::new();
     let mut bytes = 0;
-    let stamp = unique_stamp();
-    let mut flush = |group: &mut Vec<String>, entries: &mut Vec<Packed>| {
-        seq += 1;
-        (
-            std::mem::take(group),
-            std::mem::take(entries),
-            format!("{}/r-{stamp}-m{seq:03}.tix", tenant_dir(tenant)),
-        )
-    };
-    let mut writes = Vec::new();
-    let mut dropped = 0;
     for (size, rel) in listed {
-        if bytes + size > MERGE_CAP && !group.is_empty() {
-            writes.push((
-                flush(&mut group, &mut entries),
-                std::mem::take(&mut dropped),
-            ));
-            bytes = 0;
+        match groups.last_mut() {
+            Some(g) if bytes + size <= MERGE_CAP => g.push(rel),
+            _ => {
+                groups.push(vec![rel]);
+                bytes = 0;
+            }
         }
-        let mut e = read_run(store, &rel).await?;
-        let n = e.len();
-        e.retain(|p| keep(packed_day(*p)));
-        dropped += n - e.len();
-        entries.extend(e);
         bytes += size;
-        group.push(rel);
     }
-    if !group.is_empty() {
-        writes.push((flush(&mut group, &mut entries), dropped));
-    }
-    for ((old, entries, rel), dropped) in writes {
-        if old.len() == 1 && dropped == 0 {
-            continue; // nothing to merge it with, nothing to drop
+    let stamp = unique_stamp();
+    for (k, group) in groups.into_iter().enumerate() {
+        if group.len() == 1 {
+            let Some(cutoff) = drop_before else { continue };
+            let head = read_at(store, &group[0], None, 0..HEADER as u64).await?;
+            if Layout::parse(&store.show(&group[0]), &head)?.base_day >= cutoff {
+                continue;
+            }
+        }
+        let mut entries = Vec::new();
+        for rel in &group {
+            entries.extend(read_run(store, rel).await?);
+        }
+        if let Some(cutoff) = drop_before {
+            entries.retain(|p| packed_day(*p) >= cutoff);
         }
         if !entries.is_empty() {
+            let rel = format!("{}/r-{stamp}-m{k:03}.tix", tenant_dir(tenant));
             store.put(&rel, encode(entries)?).await?;
+            crate::testhook::point("index-rewrite");
         }
-        for o in old {
-            store.delete(&o).await?;
+        for rel in &group {
+            store.delete(rel).await?;
         }
     }
     Ok(())
@@ -692,7 +686,9 @@ pub async fn rebuild_tenant(store: &LakeStore, tenant: &str) -> Result<()> {
     let old = list_runs(store, tenant).await?;
     let entries = entries_from_lake(store, tenant).await?;
     let rel = format!("{}/r-rebuilt.tix", tenant_dir(tenant));
-    store.put(&rel, encode(entries)?).await?;
+    if !entries.is_empty() {
+        store.put(&rel, encode(entries)?).await?;
+    }
     crate::testhook::point("index-rebuilt");
     for (r, _) in old.into_iter().filter(|(r, _)| *r != rel) {
         store.delete(&r).await?;

@@ -9,6 +9,7 @@ mod exactly_once;
 mod faults;
 mod fetch;
 mod findings;
+mod index;
 mod lock;
 mod query;
 mod remote;
