@@ -276,7 +276,14 @@ pub async fn verify(store: &LakeStore, fix: bool) -> Result<Verification> {
             });
         }
     }
-    let index_findings = check_index(store).await?;
+    // Rows of a tenant whose files are missing or damaged may come back (a restore): its
+    // index entries for them are not called stale, and not dropped by --fix.
+    let troubled: std::collections::BTreeSet<String> = findings
+        .iter()
+        .filter(|f| matches!(f.kind, Kind::Missing | Kind::Altered | Kind::Rows))
+        .filter_map(|f| f.path.split('/').nth(1).map(str::to_string))
+        .collect();
+    let index_findings = check_index(store, &troubled).await?;
     findings.extend(index_findings.iter().map(|(_, f)| f.clone()));
     findings.sort_by(|a, b| (a.kind, &a.path).cmp(&(b.kind, &b.path)));
     if fix {
@@ -329,7 +336,10 @@ pub async fn verify(store: &LakeStore, fix: bool) -> Result<Verification> {
 
 /// The trace index of each tenant against its rows, with the tenant each finding is of.
 /// A lake from before the index has none yet: its next convert builds it.
-async fn check_index(store: &LakeStore) -> Result<Vec<(String, Finding)>> {
+async fn check_index(
+    store: &LakeStore,
+    troubled: &std::collections::BTreeSet<String>,
+) -> Result<Vec<(String, Finding)>> {
     let mut out = Vec::new();
     if store.get(index::FORMAT_REL).await?.is_none() {
         crate::notes::note(
@@ -338,8 +348,12 @@ async fn check_index(store: &LakeStore) -> Result<Vec<(String, Finding)>> {
         return Ok(out);
     }
     for t in index::all_tenants(store).await? {
-        let check = index::check_tenant(store, &t).await?;
+        let mut check = index::check_tenant(store, &t).await?;
         let dir = index::tenant_dir(&t);
+        let tenant_part = dir.rsplit('/').next().unwrap_or_default();
+        if troubled.contains(tenant_part) || check.unreadable {
+            check.stale = 0;
+        }
         for (rel, why) in check.damaged {
             out.push((t.clone(), finding(Kind::IndexDamaged, &rel, why)));
         }

@@ -481,6 +481,11 @@ impl TenantIndex {
         Ok(TenantIndex { runs })
     }
 
+    /// Whether the tenant has no run (a new tenant, or a lake's first convert).
+    pub fn is_empty(&self) -> bool {
+        self.runs.is_empty()
+    }
+
     /// The (hash, day) of every entry matching one of `hashes` (sorted, unique).
     pub async fn probe(&self, store: &LakeStore, hashes: &[u64]) -> Result<Vec<(u64, i32)>> {
         let mut out = Vec::new();
@@ -658,8 +663,12 @@ fn unique_stamp() -> String {
     format!("{:x}-{:x}", now.as_micros(), std::process::id())
 }
 
-/// Every (hash, day) of a tenant's rows in the lake, read from its Parquet files.
-pub async fn entries_from_lake(store: &LakeStore, tenant: &str) -> Result<Vec<Packed>> {
+/// Every (hash, day) of a tenant's rows in the lake, read from its Parquet files, and
+/// the files that could not be read (with why): `verify` names those on its own.
+pub async fn entries_from_lake(
+    store: &LakeStore,
+    tenant: &str,
+) -> Result<(Vec<Packed>, Vec<String>)> {
     let parts = list_partitions(store, Some(tenant)).await?;
     let mut listed = Vec::with_capacity(parts.len());
     for part in &parts {
@@ -668,9 +677,16 @@ pub async fn entries_from_lake(store: &LakeStore, tenant: &str) -> Result<Vec<Pa
     // Listings first, the compaction manifest after them (see `switch`).
     let switches = Switches::load(store).await?;
     let mut out = Vec::new();
+    let mut unreadable = Vec::new();
     for (part, listed) in parts.iter().zip(listed) {
         for (f, _) in live_files(store, &switches, &part.rel, listed).await? {
-            let batches = read_file(store, &f, Some(&[Col::TraceId])).await?;
+            let batches = match read_file(store, &f, Some(&[Col::TraceId])).await {
+                Ok(b) => b,
+                Err(e) => {
+                    unreadable.push(e.to_string());
+                    continue;
+                }
+            };
             for b in batches {
                 for t in b.column(0).as_string::<i32>().iter().flatten() {
                     out.push(pack(trace_hash(t), part.key.day));
@@ -678,13 +694,18 @@ pub async fn entries_from_lake(store: &LakeStore, tenant: &str) -> Result<Vec<Pa
             }
         }
     }
-    Ok(out)
+    Ok((out, unreadable))
 }
 
 /// Writes a tenant's index again from its Parquet files: one run, then the old runs go.
 pub async fn rebuild_tenant(store: &LakeStore, tenant: &str) -> Result<()> {
     let old = list_runs(store, tenant).await?;
-    let entries = entries_from_lake(store, tenant).await?;
+    let (entries, unreadable) = entries_from_lake(store, tenant).await?;
+    // A file that cannot be read cannot hold a duplicate that is found either; its rows
+    // are indexed once it is readable again and the index rebuilt.
+    for why in unreadable {
+        crate::notes::note(&format!("trace index of {tenant}: left out {why}"));
+    }
     let rel = format!("{}/r-rebuilt.tix", tenant_dir(tenant));
     if !entries.is_empty() {
         store.put(&rel, encode(entries)?).await?;
@@ -734,6 +755,8 @@ pub struct TenantCheck {
     pub missing: u64,
     /// Index entries for which the lake has no row.
     pub stale: u64,
+    /// Whether some of the tenant's files could not be read (their rows are not counted).
+    pub unreadable: bool,
 }
 
 /// Compares a tenant's index with its rows in the lake.
@@ -751,7 +774,8 @@ pub async fn check_tenant(store: &LakeStore, tenant: &str) -> Result<TenantCheck
     }
     indexed.sort_unstable();
     indexed.dedup();
-    let mut lake = entries_from_lake(store, tenant).await?;
+    let (mut lake, unreadable) = entries_from_lake(store, tenant).await?;
+    check.unreadable = !unreadable.is_empty();
     lake.sort_unstable();
     lake.dedup();
     let (mut i, mut j) = (0, 0);

@@ -533,6 +533,9 @@ impl PartitionBuffer {
     /// Registers in `seen` the days the lake's index holds for the slice's hashes, so
     /// that they are confirmed against the rows of those days.
     fn probe_lake(&mut self, tenant: &Arc<str>, hashes: &[u64]) -> Result<()> {
+        if self.lake_index[tenant].is_empty() {
+            return Ok(());
+        }
         let mut sorted = hashes.to_vec();
         sorted.sort_unstable();
         sorted.dedup();

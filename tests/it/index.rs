@@ -313,3 +313,59 @@ fn compact_and_prune_keep_the_index_exact() {
     assert_unique(&lake_rows(lake));
     assert_eq!(verify_json(lake, false).0, 0);
 }
+
+#[test]
+fn a_daily_convert_reads_none_of_the_history_it_does_not_duplicate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, lake) = (dir.path().join("src"), dir.path().join("lake"));
+    std::fs::create_dir(&src).unwrap();
+    for y in 2020..=2025 {
+        assert_eq!(convert(&lake, &[year(&src, y, 300)], &[]).code, 0);
+    }
+    // Every Parquet file of the history made unreadable: a convert that read them would fail.
+    let mut history = Vec::new();
+    let mut stack = vec![lake.join("events")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            } else {
+                history.push(e.path());
+            }
+        }
+    }
+    assert!(history.len() > 300, "{}", history.len());
+    for f in &history {
+        std::fs::write(f, b"not parquet").unwrap();
+    }
+    let day: Vec<String> = (0..50)
+        .map(|i| {
+            record(
+                &format!("2026-01-01 09:00:{i:02}.000001"),
+                &format!("new-{i}"),
+                "LUNA_RET_OK",
+            )
+        })
+        .collect();
+    let run = convert(&lake, &[export(&src, "day.json", &day)], &[]);
+    assert_eq!(
+        (run.code, run.n("written"), run.n("duplicates")),
+        (0, 50, 0),
+        "{}",
+        run.stderr
+    );
+    // A duplicate of an old row is confirmed against that day's rows: now the one read fails,
+    // with one clear line naming the file.
+    let old = record("2023-04-04 10:01:27.000001", "y2023-00087", "LUNA_RET_OK");
+    let out = bin()
+        .arg("convert")
+        .arg(export(&src, "again.json", &[old]))
+        .arg("--lake")
+        .arg(&lake)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(stderr.contains("day=2023-04-04"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+}
