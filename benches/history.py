@@ -8,8 +8,10 @@ Usage:
 
 1. Data: `auditlake generate --months 12*Y+1` writes Y years and one month more of the
    same tenants (one world, fresh trace ids every month), cached under WORK/history/.
-   The day to add is the first day of the extra month, cut out of its exports into one
-   JSON file (every tenant's records of that day).
+   The day to add is the second day of the extra month (the first overlaps the last
+   month's exports), cut out of its exports into one JSON file (every tenant's records
+   of that day) by a child process, so that this one stays small: a child's ru_maxrss
+   starts from its parent's high-water mark.
 2. Lakes: the first year converted into lake-1y; then the other years into a hard-linked
    copy of it, lake-Yy (lake files are never changed in place, so the copies share them).
 3. Daily convert: the day into an empty lake, into a copy of lake-1y, into a copy of
@@ -57,10 +59,16 @@ def month_of(z):
 
 
 def cut_day(exports, month, out):
-    """Every record of the month's first day, from the month's exports, as one JSON array."""
-    day = f"{month}-01"
-    if out.exists():
-        return out
+    """Every record of the month's second day, from the month's exports, as one JSON array
+    (in a child process); returns the file and its number of records."""
+    count = out.with_suffix(".count")
+    if not count.exists():
+        run_measured([sys.executable, __file__, "--cut-child", exports, month, out]).check("cut the day")
+    return out, int(count.read_text())
+
+
+def cut_child(exports, month, out):
+    day = f"{month}-02"
     recs = []
     for z in sorted(exports.glob(f"*-{month}.zip")):
         with zipfile.ZipFile(z) as zf:
@@ -69,8 +77,8 @@ def cut_day(exports, month, out):
                     if str(r.get("time", "")).startswith(day):
                         recs.append(r)
     out.write_text(json.dumps(recs))
+    out.with_suffix(".count").write_text(str(len(recs)))
     log(f"{len(recs)} records of {day} in {out}")
-    return out
 
 
 def convert(binary, inputs, lake):
@@ -108,6 +116,8 @@ def median_run(fn, reps):
 
 
 def main(argv):
+    if argv[:1] == ["--cut-child"]:
+        return cut_child(Path(argv[1]), argv[2], Path(argv[3]))
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--per-year", type=int, default=2_500_000, help="events per year (default 2.5M)")
     ap.add_argument("--years", type=int, default=7)
@@ -122,8 +132,7 @@ def main(argv):
     exports = generate(binary, data, a.per_year, a.years, a.tenants)
     zips = sorted(exports.glob("*.zip"))
     months = sorted({month_of(z) for z in zips})
-    day = cut_day(exports, months[12 * a.years], data / "day.json")
-    n_day = len(json.loads(day.read_text()))
+    day, n_day = cut_day(exports, months[12 * a.years], data / "day2.json")
 
     lakes = work / "history" / "lakes"
     lake1, lakeY = lakes / "lake-1y", lakes / f"lake-{a.years}y"

@@ -277,65 +277,66 @@ fn read_fanout(l: &Layout, b: &[u8]) -> Result<Vec<u32>> {
 
 /// Where a run's entries are read from.
 enum Data {
-    /// Small runs: read whole once.
+    /// Small runs in an object store: read whole once (header to checksum).
     Whole(Bytes),
-    /// Big runs on local disk: positioned reads of the buckets a probe needs.
-    Local(std::fs::File),
-    /// Big runs in an object store: range requests.
-    Remote,
+    /// Runs on local disk: mapped, so a probe touches only the pages of its buckets
+    /// (positioned reads cost a system call per bucket, and reading the bucket tables
+    /// of a tenant's runs took longer than the rest of a daily convert).
+    Mapped(memmap2::Mmap),
+    /// Big runs in an object store: the bucket table read once, buckets by range.
+    Remote(Vec<u32>),
 }
 
-/// One run opened for probing: its header and bucket table in memory.
+/// One run opened for probing.
 struct Run {
     rel: String,
     layout: Layout,
-    fanout: Vec<u32>,
     data: Data,
 }
 
 impl Run {
     async fn open(store: &LakeStore, rel: &str, size: u64) -> Result<Run> {
-        let short = || Error::Usage(format!("{}: a trace index run cut short", store.show(rel)));
-        if size <= WHOLE_BYTES {
-            let b = store.get(rel).await?.ok_or_else(short)?;
-            let layout = Layout::parse(&store.show(rel), &b)?;
-            if (b.len() as u64) < layout.len() {
+        let shown = store.show(rel);
+        let short = || Error::Usage(format!("{shown}: a trace index run cut short"));
+        if let Some(dir) = store.local_dir() {
+            let path = dir.join(rel);
+            let file = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
+            // SAFETY: runs are written whole under a new name and never changed in place;
+            // the lake lock keeps other auditlake writers out while this one maps them.
+            let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(&path, e))?;
+            let layout = Layout::parse(&shown, &map)?;
+            if (map.len() as u64) < layout.len() {
                 return Err(short());
             }
-            let fanout = read_fanout(&layout, &b[HEADER..])?;
-            let data = b.slice(layout.data_offset() as usize..b.len() - 8);
             return Ok(Run {
                 rel: rel.into(),
                 layout,
-                fanout,
-                data: Data::Whole(data),
+                data: Data::Mapped(map),
             });
         }
-        let head = read_at(store, rel, None, 0..HEADER as u64).await?;
-        let layout = Layout::parse(&store.show(rel), &head)?;
+        if size <= WHOLE_BYTES {
+            let b = store.get(rel).await?.ok_or_else(short)?;
+            let layout = Layout::parse(&shown, &b)?;
+            if (b.len() as u64) < layout.len() {
+                return Err(short());
+            }
+            return Ok(Run {
+                rel: rel.into(),
+                layout,
+                data: Data::Whole(b),
+            });
+        }
+        let head = read_at(store, rel, 0..HEADER as u64).await?;
+        let layout = Layout::parse(&shown, &head)?;
         if size < layout.len() {
             return Err(short());
         }
-        let local = match store.local_dir() {
-            Some(dir) => {
-                let path = dir.join(rel);
-                Some(std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?)
-            }
-            None => None,
-        };
-        let fan = read_at(
-            store,
-            rel,
-            local.as_ref(),
-            HEADER as u64..layout.data_offset(),
-        )
-        .await?;
+        let fan = read_at(store, rel, HEADER as u64..layout.data_offset()).await?;
         let fanout = read_fanout(&layout, &fan)?;
         Ok(Run {
             rel: rel.into(),
             layout,
-            fanout,
-            data: local.map_or(Data::Remote, Data::Local),
+            data: Data::Remote(fanout),
         })
     }
 
@@ -343,6 +344,39 @@ impl Run {
     async fn probe(
         &self,
         store: &LakeStore,
+        hashes: &[u64],
+        out: &mut Vec<(u64, i32)>,
+    ) -> Result<()> {
+        let l = &self.layout;
+        let bytes: &[u8] = match &self.data {
+            Data::Whole(b) => b,
+            Data::Mapped(m) => m,
+            Data::Remote(fanout) => return self.probe_remote(store, fanout, hashes, out).await,
+        };
+        let data =
+            &bytes[l.data_offset() as usize..(l.data_offset() + l.count * l.width as u64) as usize];
+        let fan = |b: usize| {
+            let at = HEADER + 4 * b;
+            u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"))
+        };
+        for &h in hashes {
+            let b = l.bucket(h >> (64 - HASH_BITS));
+            let (from, to) = (fan(b), fan(b + 1));
+            if from > to || to as u64 > l.count {
+                return Err(Error::Usage(format!(
+                    "{}: a trace index run's bucket table is damaged (`auditlake verify --fix` rebuilds it)",
+                    store.show(&self.rel)
+                )));
+            }
+            search(l, data, 0, from as usize..to as usize, h, b, out);
+        }
+        Ok(())
+    }
+
+    async fn probe_remote(
+        &self,
+        store: &LakeStore,
+        fanout: &[u32],
         hashes: &[u64],
         out: &mut Vec<(u64, i32)>,
     ) -> Result<()> {
@@ -356,7 +390,7 @@ impl Run {
                 continue;
             }
             last = b;
-            let r = self.fanout[b]..self.fanout[b + 1];
+            let r = fanout[b]..fanout[b + 1];
             if r.is_empty() {
                 continue;
             }
@@ -369,97 +403,78 @@ impl Run {
             return Ok(());
         }
         let w = l.width as u64;
-        let blocks: Vec<Bytes> = match &self.data {
-            Data::Whole(b) => spans
-                .iter()
-                .map(|s| b.slice((s.start as u64 * w) as usize..(s.end as u64 * w) as usize))
-                .collect(),
-            Data::Local(f) => {
-                let mut v = Vec::with_capacity(spans.len());
-                for s in &spans {
-                    let at = l.data_offset() + s.start as u64 * w;
-                    v.push(
-                        read_at(
-                            store,
-                            &self.rel,
-                            Some(f),
-                            at..at + (s.end - s.start) as u64 * w,
-                        )
-                        .await?,
-                    );
-                }
-                v
-            }
-            Data::Remote => {
-                let ranges: Vec<Range<u64>> = spans
-                    .iter()
-                    .map(|s| {
-                        let at = l.data_offset() + s.start as u64 * w;
-                        at..at + (s.end - s.start) as u64 * w
-                    })
-                    .collect();
-                store
-                    .store
-                    .get_ranges(&store.path(&self.rel), &ranges)
-                    .await
-                    .map_err(|e| store.err(&self.rel, e))?
-            }
-        };
-        // Walk hashes and spans together.
+        let ranges: Vec<Range<u64>> = spans
+            .iter()
+            .map(|s| {
+                let at = l.data_offset() + s.start as u64 * w;
+                at..at + (s.end - s.start) as u64 * w
+            })
+            .collect();
+        let blocks = store
+            .store
+            .get_ranges(&store.path(&self.rel), &ranges)
+            .await
+            .map_err(|e| store.err(&self.rel, e))?;
         let mut si = 0;
         for &h in hashes {
-            let h40 = h >> (64 - HASH_BITS);
-            let b = l.bucket(h40);
-            let r = self.fanout[b]..self.fanout[b + 1];
+            let b = l.bucket(h >> (64 - HASH_BITS));
+            let r = fanout[b]..fanout[b + 1];
             while si < spans.len() && spans[si].end < r.end {
                 si += 1;
             }
             if r.is_empty() || si == spans.len() {
                 continue;
             }
-            let (span, block) = (&spans[si], &blocks[si]);
-            let rem = h40 & ((1u64 << l.rem_bits()) - 1);
-            let (lo, hi) = (rem << l.day_bits, (rem + 1) << l.day_bits);
-            let (from, to) = (
-                (r.start - span.start) as usize,
-                (r.end - span.start) as usize,
+            let span = &spans[si];
+            search(
+                l,
+                &blocks[si],
+                span.start as usize,
+                r.start as usize..r.end as usize,
+                h,
+                b,
+                out,
             );
-            // Entries of a bucket are sorted: find the first >= lo, take those < hi.
-            let (mut a, mut z) = (from, to);
-            while a < z {
-                let m = (a + z) / 2;
-                if l.read_value(block, m) < lo {
-                    a = m + 1;
-                } else {
-                    z = m;
-                }
-            }
-            while a < to {
-                let v = l.read_value(block, a);
-                if v >= hi {
-                    break;
-                }
-                out.push((h, packed_day(l.unvalue(b, v))));
-                a += 1;
-            }
         }
         Ok(())
     }
 }
 
-async fn read_at(
-    store: &LakeStore,
-    rel: &str,
-    local: Option<&std::fs::File>,
-    range: Range<u64>,
-) -> Result<Bytes> {
-    if let Some(f) = local {
-        use std::os::unix::fs::FileExt;
-        let mut buf = vec![0u8; (range.end - range.start) as usize];
-        f.read_exact_at(&mut buf, range.start)
-            .map_err(|e| Error::Usage(format!("{}: {e}", store.show(rel))))?;
-        return Ok(Bytes::from(buf));
+/// The entries of bucket `b` (entry positions `r`, in `data` that starts at entry
+/// `base`) matching hash `h`, added to `out`. A bucket's entries are sorted.
+fn search(
+    l: &Layout,
+    data: &[u8],
+    base: usize,
+    r: Range<usize>,
+    h: u64,
+    b: usize,
+    out: &mut Vec<(u64, i32)>,
+) {
+    let h40 = h >> (64 - HASH_BITS);
+    let rem = h40 & ((1u64 << l.rem_bits()) - 1);
+    let (lo, hi) = (rem << l.day_bits, (rem + 1) << l.day_bits);
+    let (from, to) = (r.start - base, r.end - base);
+    let (mut a, mut z) = (from, to);
+    while a < z {
+        let m = (a + z) / 2;
+        if l.read_value(data, m) < lo {
+            a = m + 1;
+        } else {
+            z = m;
+        }
     }
+    while a < to {
+        let v = l.read_value(data, a);
+        if v >= hi {
+            break;
+        }
+        out.push((h, packed_day(l.unvalue(b, v))));
+        a += 1;
+    }
+}
+
+async fn read_at(store: &LakeStore, rel: &str, range: Range<u64>) -> Result<Bytes> {
     store
         .store
         .get_range(&store.path(rel), range)
@@ -632,7 +647,7 @@ pub async fn rewrite_tenant(
     for (k, group) in groups.into_iter().enumerate() {
         if group.len() == 1 {
             let Some(cutoff) = drop_before else { continue };
-            let head = read_at(store, &group[0], None, 0..HEADER as u64).await?;
+            let head = read_at(store, &group[0], 0..HEADER as u64).await?;
             if Layout::parse(&store.show(&group[0]), &head)?.base_day >= cutoff {
                 continue;
             }
@@ -869,48 +884,57 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn probes_find_every_day_of_a_hash_in_whole_and_ranged_runs() {
+    async fn probes_find_every_day_of_a_hash_mapped_whole_and_ranged() {
         let dir = tempfile::tempdir().unwrap();
-        let store = LakeStore::local(dir.path()).unwrap();
-        // A big run (read by range) and a small one (read whole), the same hash in both.
+        let local = LakeStore::local(dir.path()).unwrap();
+        let memory = LakeStore::in_memory("probe");
+        // A big run (by range in a bucket) and a small one (whole), the same hash in both.
         let big: Vec<Packed> = (0..300_000)
             .map(|i| pack(h(i), 18_000 + (i % 700) as i32))
             .collect();
         let tdir = tenant_dir("t/1");
-        store
-            .put(&format!("{tdir}/r-big.tix"), encode(big).unwrap())
-            .await
-            .unwrap();
-        store
-            .put(
-                &format!("{tdir}/f-small.tix"),
-                encode(vec![pack(h(7), 20_000)]).unwrap(),
-            )
-            .await
-            .unwrap();
-        let idx = TenantIndex::open(&store, "t/1").await.unwrap();
-        assert!(matches!(
-            idx.runs
+        for store in [&local, &memory] {
+            store
+                .put(&format!("{tdir}/r-big.tix"), encode(big.clone()).unwrap())
+                .await
+                .unwrap();
+            store
+                .put(
+                    &format!("{tdir}/f-small.tix"),
+                    encode(vec![pack(h(7), 20_000)]).unwrap(),
+                )
+                .await
+                .unwrap();
+            let idx = TenantIndex::open(store, "t/1").await.unwrap();
+            let kinds: Vec<&str> = idx
+                .runs
                 .iter()
-                .find(|r| r.rel.ends_with("r-big.tix"))
-                .unwrap()
-                .data,
-            Data::Local(_)
-        ));
-        let mut probe: Vec<u64> = [7u64, 12, 299_999, 1_000_001, 5_000_000]
-            .iter()
-            .map(|i| h(*i))
-            .collect();
-        probe.sort_unstable();
-        let mut got = idx.probe(&store, &probe).await.unwrap();
-        got.sort_unstable();
-        let mut want = vec![
-            (h(7), 18_007),
-            (h(7), 20_000),
-            (h(12), 18_012),
-            (h(299_999), 18_000 + (299_999 % 700) as i32),
-        ];
-        want.sort_unstable();
-        assert_eq!(got, want);
+                .map(|r| match r.data {
+                    Data::Mapped(_) => "mapped",
+                    Data::Whole(_) => "whole",
+                    Data::Remote(_) => "remote",
+                })
+                .collect();
+            let mut probe: Vec<u64> = [7u64, 12, 299_999, 1_000_001, 5_000_000]
+                .iter()
+                .map(|i| h(*i))
+                .collect();
+            probe.sort_unstable();
+            let mut got = idx.probe(store, &probe).await.unwrap();
+            got.sort_unstable();
+            let mut want = vec![
+                (h(7), 18_007),
+                (h(7), 20_000),
+                (h(12), 18_012),
+                (h(299_999), 18_000 + (299_999 % 700) as i32),
+            ];
+            want.sort_unstable();
+            assert_eq!(got, want, "{kinds:?}");
+            if store.local_dir().is_some() {
+                assert_eq!(kinds, ["mapped", "mapped"]);
+            } else {
+                assert_eq!(kinds, ["whole", "remote"]);
+            }
+        }
     }
 }
