@@ -301,6 +301,20 @@ async fn run(store: &LakeStore, opts: &CompactOptions) -> Result<CompactSummary>
     if switched.is_empty() {
         return Ok(summary);
     }
+    // Manifest-planned readers switch here: the merged files in, the old ones out (again
+    // after a kill: the same entry twice changes nothing).
+    let mut adds = Vec::new();
+    let mut removes = Vec::new();
+    for &i in &switched {
+        let s = &manifest.switches[i];
+        let size = match &s.merged_record {
+            Some(r) => r.bytes,
+            None => store.size(&s.merged).await?.unwrap_or_default(),
+        };
+        adds.push(crate::lake::manifest::entry_of_lake_file(store, &s.merged, size).await?);
+        removes.extend(s.replaced.iter().cloned());
+    }
+    crate::lake::manifest::append(store, adds, removes).await?;
     for (n, &i) in switched.iter().enumerate() {
         let s = &manifest.switches[i];
         for f in &s.replaced {

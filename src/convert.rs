@@ -425,6 +425,8 @@ struct Writer<'a> {
     buffer: PartitionBuffer,
     summary: Summary,
     partitions: HashSet<String>,
+    /// The manifest entries of the files this run published or adopted.
+    manifest_adds: Vec<crate::lake::manifest::FileEntry>,
 }
 
 impl<'a> Writer<'a> {
@@ -444,6 +446,7 @@ impl<'a> Writer<'a> {
             buffer: PartitionBuffer::new(store, rt.clone(), budget, zstd_level, encoders),
             summary: Summary::default(),
             partitions: HashSet::new(),
+            manifest_adds: Vec::new(),
         }
     }
 
@@ -681,6 +684,7 @@ impl<'a> Writer<'a> {
     fn collect_published(&mut self) {
         for p in self.buffer.take_published() {
             self.summary.files += 1;
+            self.manifest_adds.push(p.file.manifest_entry());
             let dir = p
                 .file
                 .rel_path
@@ -727,6 +731,9 @@ impl<'a> Writer<'a> {
                     continue;
                 }
                 let record = self.rt.block_on(FileRecord::of_lake_file(self.store, &f))?;
+                self.manifest_adds.push(self.rt.block_on(
+                    crate::lake::manifest::entry_of_lake_file(self.store, &f, record.bytes),
+                )?);
                 st.entry.files.push(f.to_string());
                 st.entry.file_details.push(record);
                 ledgered.insert(f.to_string());
@@ -748,6 +755,15 @@ impl<'a> Writer<'a> {
         self.collect_published();
         self.adopt_unledgered()?;
         self.buffer.publish_index()?;
+        // The files become visible to manifest-planned queries here, after their data and
+        // index, before the ledger entries that name them.
+        let adds = std::mem::take(&mut self.manifest_adds);
+        if !adds.is_empty() {
+            self.rt.block_on(async {
+                crate::lake::manifest::ensure(self.store).await?;
+                crate::lake::manifest::append(self.store, adds, vec![]).await
+            })?;
+        }
         let now = chrono::Utc::now()
             .format("%Y-%m-%dT%H:%M:%S%.6fZ")
             .to_string();

@@ -4,9 +4,9 @@
 //!
 //! Under the lake lock: first every ledger entry drops the files of those partitions
 //! (its counts stay: they say what was converted, and the entry still keeps the
-//! same export from being converted again), then the partitions' objects are deleted,
-//! then the trace index and the compaction manifest forget them. Killed at any point, a rerun with the
-//! same age finishes it (`verify` meanwhile names the files not yet deleted as
+//! same export from being converted again), then the manifest stops naming them, then
+//! the partitions' objects are deleted, then the trace index and the compaction
+//! manifest forget them. Killed at any point, a rerun with the same age finishes it (`verify` meanwhile names the files not yet deleted as
 //! unexpected). A query running meanwhile may see part of a partition that is going.
 
 use std::collections::BTreeSet;
@@ -178,7 +178,12 @@ async fn run(store: &LakeStore, cutoff: i32, dry_run: bool) -> Result<PruneSumma
             point("prune-ledger");
         }
     }
-    // 2. Every object of the partitions goes (temporary files of killed runs too).
+    // 2. Manifest-planned queries stop reading them.
+    if let Some(state) = crate::lake::manifest::load(store).await? {
+        let removes: Vec<String> = state.files.keys().filter(|f| gone(f)).cloned().collect();
+        crate::lake::manifest::append(store, vec![], removes).await?;
+    }
+    // 3. Every object of the partitions goes (temporary files of killed runs too).
     for part in &parts {
         for (rel, _) in store.list_all(&part.rel).await? {
             store.delete(&rel).await?;
@@ -193,13 +198,13 @@ async fn run(store: &LakeStore, cutoff: i32, dry_run: bool) -> Result<PruneSumma
             }
         }
     }
-    // 3. The trace index forgets their rows (after them: an entry may outlive its row,
+    // 4. The trace index forgets their rows (after them: an entry may outlive its row,
     // never the other way round).
     let tenants: BTreeSet<&str> = parts.iter().map(|p| &*p.key.tenant).collect();
     for t in tenants {
         crate::lake::index::rewrite_tenant(store, t, Some(cutoff)).await?;
     }
-    // 4. The compaction manifest forgets them.
+    // 5. The compaction manifest forgets them.
     let mut manifest = Switches::load(store).await?;
     let before = manifest.switches.len();
     manifest

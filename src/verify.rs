@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 
 use crate::lake::index::{self, INDEX_DIR};
 use crate::lake::ledger::{self, FileRecord};
+use crate::lake::manifest;
 use crate::lake::store::LakeStore;
 use crate::lake::writer::hex;
 use crate::lake::{decode_part_value, EVENTS_DIR, LEDGER_DIR, REJECTED_DIR};
@@ -47,6 +48,12 @@ pub enum Kind {
     IndexMissing,
     /// Trace index entries that name no row of the lake (harmless, but not exact).
     IndexStale,
+    /// The manifest cannot be read.
+    ManifestDamaged,
+    /// A live file the ledger names that the manifest lacks: queries do not see it.
+    ManifestMissing,
+    /// A file the manifest names that is not live in the lake: queries fail on it.
+    ManifestStale,
 }
 
 impl Kind {
@@ -60,6 +67,9 @@ impl Kind {
             Kind::IndexDamaged => "index_damaged",
             Kind::IndexMissing => "index_missing",
             Kind::IndexStale => "index_stale",
+            Kind::ManifestDamaged => "manifest_damaged",
+            Kind::ManifestMissing => "manifest_missing",
+            Kind::ManifestStale => "manifest_stale",
         }
     }
 }
@@ -85,6 +95,9 @@ pub struct Counts {
     pub index_damaged: u64,
     pub index_missing: u64,
     pub index_stale: u64,
+    pub manifest_damaged: u64,
+    pub manifest_missing: u64,
+    pub manifest_stale: u64,
 }
 
 /// The outcome of a verification (printed as JSON with `--json`).
@@ -285,6 +298,8 @@ pub async fn verify(store: &LakeStore, fix: bool) -> Result<Verification> {
         .collect();
     let index_findings = check_index(store, &troubled).await?;
     findings.extend(index_findings.iter().map(|(_, f)| f.clone()));
+    let manifest_check = check_manifest(store, &named).await?;
+    findings.extend(manifest_check.findings.iter().cloned());
     findings.sort_by(|a, b| (a.kind, &a.path).cmp(&(b.kind, &b.path)));
     if fix {
         for f in findings.iter_mut().filter(|f| f.kind == Kind::LeftoverTmp) {
@@ -295,13 +310,22 @@ pub async fn verify(store: &LakeStore, fix: bool) -> Result<Verification> {
         }
         let tenants: std::collections::BTreeSet<&str> =
             index_findings.iter().map(|(t, _)| t.as_str()).collect();
+        if !manifest_check.findings.is_empty() {
+            manifest_check.repair(store).await?;
+            for f in findings
+                .iter_mut()
+                .filter(|f| f.kind >= Kind::ManifestDamaged)
+            {
+                f.removed = true;
+            }
+        }
         for t in tenants {
             index::rebuild_tenant(store, t).await?;
             let dir = index::tenant_dir(t);
-            for f in findings
-                .iter_mut()
-                .filter(|f| f.path.starts_with(&dir) && f.kind >= Kind::IndexDamaged)
-            {
+            for f in findings.iter_mut().filter(|f| {
+                f.path.starts_with(&dir)
+                    && (Kind::IndexDamaged..=Kind::IndexStale).contains(&f.kind)
+            }) {
                 f.removed = true;
             }
         }
@@ -317,6 +341,9 @@ pub async fn verify(store: &LakeStore, fix: bool) -> Result<Verification> {
             Kind::IndexDamaged => &mut counts.index_damaged,
             Kind::IndexMissing => &mut counts.index_missing,
             Kind::IndexStale => &mut counts.index_stale,
+            Kind::ManifestDamaged => &mut counts.manifest_damaged,
+            Kind::ManifestMissing => &mut counts.manifest_missing,
+            Kind::ManifestStale => &mut counts.manifest_stale,
         } += 1;
     }
     Ok(Verification {
@@ -373,6 +400,95 @@ async fn check_index(
         }
     }
     Ok(out)
+}
+
+/// The manifest against the live files the ledger names.
+struct ManifestCheck {
+    findings: Vec<Finding>,
+    /// Live files to add (path, size) and paths to remove.
+    add: Vec<(String, u64)>,
+    remove: Vec<String>,
+    /// Unreadable: written again whole.
+    damaged: bool,
+}
+
+impl ManifestCheck {
+    async fn repair(&self, store: &LakeStore) -> Result<()> {
+        if self.damaged {
+            for (rel, _) in store.list_all(manifest::MANIFEST_DIR).await? {
+                store.delete(&rel).await?;
+            }
+            return manifest::ensure(store).await;
+        }
+        let mut adds = Vec::new();
+        for (rel, size) in &self.add {
+            adds.push(manifest::entry_of_lake_file(store, rel, *size).await?);
+        }
+        manifest::append(store, adds, self.remove.clone()).await
+    }
+}
+
+async fn check_manifest(
+    store: &LakeStore,
+    named: &BTreeMap<String, Option<FileRecord>>,
+) -> Result<ManifestCheck> {
+    let mut check = ManifestCheck {
+        findings: vec![],
+        add: vec![],
+        remove: vec![],
+        damaged: false,
+    };
+    if !manifest::exists(store).await? {
+        crate::notes::note(
+            "the lake has no manifest yet (written before it): queries list its files; the next convert writes it",
+        );
+        return Ok(check);
+    }
+    let state = match manifest::load(store).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return Ok(check),
+        Err(e) => {
+            check.damaged = true;
+            check.findings.push(finding(
+                Kind::ManifestDamaged,
+                manifest::MANIFEST_DIR,
+                format!("{e}"),
+            ));
+            return Ok(check);
+        }
+    };
+    let live: BTreeMap<String, u64> = manifest::listed_live(store)
+        .await?
+        .into_iter()
+        .filter(|(p, _)| named.contains_key(p))
+        .collect();
+    for (path, size) in &live {
+        if !state.files.contains_key(path) {
+            check.add.push((path.clone(), *size));
+            check.findings.push(finding(
+                Kind::ManifestMissing,
+                path,
+                "live and in the ledger, not in the manifest: queries do not see its rows (`verify --fix` adds it)".into(),
+            ));
+        }
+    }
+    for (path, e) in &state.files {
+        match live.get(path) {
+            Some(size) if *size == e.bytes => {}
+            _ => {
+                check.remove.push(path.clone());
+                if let Some(size) = live.get(path) {
+                    check.add.push((path.clone(), *size));
+                }
+                check.findings.push(finding(
+                    Kind::ManifestStale,
+                    path,
+                    "named by the manifest, not a live file of this size: queries fail or read what is gone (`verify --fix` removes it)".into(),
+                ));
+            }
+        }
+    }
+    Ok(check)
 }
 
 fn finding(kind: Kind, path: &str, detail: String) -> Finding {
@@ -647,8 +763,9 @@ pub fn render(v: &Verification) -> String {
         "no findings".to_string()
     } else {
         let index = c.index_damaged + c.index_missing + c.index_stale;
+        let manifest = c.manifest_damaged + c.manifest_missing + c.manifest_stale;
         format!(
-            "{} missing, {} altered, {} unexpected, {} rows, {} leftover_tmp{}",
+            "{} missing, {} altered, {} unexpected, {} rows, {} leftover_tmp{}{}",
             c.missing,
             c.altered,
             c.unexpected,
@@ -658,6 +775,14 @@ pub fn render(v: &Verification) -> String {
                 format!(
                     ", {} index_damaged, {} index_missing, {} index_stale",
                     c.index_damaged, c.index_missing, c.index_stale
+                )
+            } else {
+                String::new()
+            },
+            if manifest > 0 {
+                format!(
+                    ", {} manifest_damaged, {} manifest_missing, {} manifest_stale",
+                    c.manifest_damaged, c.manifest_missing, c.manifest_stale
                 )
             } else {
                 String::new()

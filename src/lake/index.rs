@@ -164,8 +164,18 @@ impl Layout {
 
     fn read_value(&self, bytes: &[u8], i: usize) -> u64 {
         let w = self.width as usize;
+        let at = i * w;
+        // One 8-byte load where 8 bytes follow (a run's data ends in its 8-byte checksum).
+        if let Some(b) = bytes.get(at..at + 8) {
+            let v = u64::from_le_bytes(b.try_into().expect("8 bytes"));
+            return if w == 8 {
+                v
+            } else {
+                v & ((1u64 << (8 * w)) - 1)
+            };
+        }
         let mut b = [0u8; 8];
-        b[..w].copy_from_slice(&bytes[i * w..(i + 1) * w]);
+        b[..w].copy_from_slice(&bytes[at..at + w]);
         u64::from_le_bytes(b)
     }
 
@@ -353,8 +363,8 @@ impl Run {
             Data::Mapped(m) => m,
             Data::Remote(fanout) => return self.probe_remote(store, fanout, hashes, out).await,
         };
-        let data =
-            &bytes[l.data_offset() as usize..(l.data_offset() + l.count * l.width as u64) as usize];
+        // The data with the checksum after it (see `read_value`).
+        let data = &bytes[l.data_offset() as usize..];
         let fan = |b: usize| {
             let at = HEADER + 4 * b;
             u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"))

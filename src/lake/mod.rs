@@ -3,11 +3,14 @@
 //! `<lake>/events/tenant_id=<id>/day=<YYYY-MM-DD>/<file>.parquet` holds the
 //! rows; `<lake>/_ledger/` one JSON entry per converted source;
 //! `<lake>/_rejected/` NDJSON of everything that could not be placed;
-//! `<lake>/_index/` the trace index that keeps conversions exactly-once (see [`index`]).
+//! `<lake>/_index/` the trace index that keeps conversions exactly-once (see [`index`]);
+//! `<lake>/_manifest/` the live files with their statistics, that queries plan from
+//! (see [`manifest`]).
 
 pub mod index;
 pub mod ledger;
 pub mod lock;
+pub mod manifest;
 pub mod partitions;
 pub mod rejects;
 pub mod rows;
@@ -49,6 +52,26 @@ pub enum Col {
     Meta,
     Extra,
 }
+
+/// Every column, in file order.
+pub const ALL_COLS: [Col; 16] = [
+    Col::Time,
+    Col::Vendor,
+    Col::Source,
+    Col::ResourceId,
+    Col::ActorId,
+    Col::Action,
+    Col::Status,
+    Col::Outcome,
+    Col::TraceId,
+    Col::ClientIp,
+    Col::HsmId,
+    Col::PartId,
+    Col::Role,
+    Col::Ouid,
+    Col::Meta,
+    Col::Extra,
+];
 
 /// Names of the file columns, indexed by [`Col`].
 pub const COLUMN_NAMES: [&str; 16] = [

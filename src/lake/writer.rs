@@ -23,6 +23,17 @@ pub struct WrittenFile {
     pub bytes: u64,
     /// SHA-256 of the file's bytes, lowercase hex.
     pub sha256: String,
+    /// Its time range and bloom filters, for the manifest.
+    pub stats: super::manifest::FileStats,
+}
+
+impl WrittenFile {
+    /// Its entry in the manifest.
+    pub fn manifest_entry(&self) -> super::manifest::FileEntry {
+        self.stats
+            .clone()
+            .entry(self.rel_path.clone(), self.bytes, self.rows as u64)
+    }
 }
 
 /// Lowercase hex of a digest.
@@ -205,6 +216,7 @@ pub async fn write_file(
         rows: batches.iter().map(|b| b.num_rows()).sum(),
         bytes: len,
         sha256,
+        stats: super::manifest::FileStats::of(batches, &super::ALL_COLS),
     })
 }
 

@@ -12,6 +12,7 @@
 pub mod cache;
 pub mod cluster;
 pub mod live;
+pub mod planned;
 pub mod print;
 pub mod repl;
 
@@ -286,25 +287,18 @@ pub async fn build_session(opts: &SessionOptions) -> Result<Session> {
         let d = dir.join(&rel);
         std::fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
     }
-    let url = ListingTableUrl::parse(store.dir_url(&rel))?;
-    let listing = ListingOptions::new(Arc::new(ParquetFormat::default()))
-        .with_file_extension(".parquet")
-        .with_table_partition_cols(partition_cols)
-        .with_file_sort_order(vec![vec![col("time").sort(true, false)]]);
-    let table = ListingTable::try_new(
-        ListingTableConfig::new(url)
-            .with_listing_options(listing)
-            .with_schema(scan_schema()),
-    )?;
-    // Statistics of each file, kept for the session (checked against the file's size and
-    // mtime): without this every query re-derives them from a thousand footers. (On a
-    // cluster the scheduler plans the scans, with its own caches.)
-    let table = match opts.cluster {
-        None => table.with_cache(ctx.runtime_env().cache_manager.get_file_statistic_cache()),
-        Some(_) => table,
-    };
-    ctx.register_table(LAKE_TABLE, Arc::new(table))?;
-    tracing::info!(lake = %store.display, tenant = ?opts.tenant, memory_limit = limit, target_partitions = partitions, "session: events registered");
+    // Planned from the manifest where the lake has one (not on a cluster, whose executors
+    // know only stock tables; `AUDITLAKE_PLAN=listing` asks for the listing, to compare).
+    let from_manifest = opts.cluster.is_none()
+        && std::env::var("AUDITLAKE_PLAN").as_deref() != Ok("listing")
+        && crate::lake::manifest::exists(store).await?;
+    if from_manifest {
+        let table = planned::ManifestTable::new(store.clone(), opts.tenant.clone(), scan_schema());
+        ctx.register_table(LAKE_TABLE, Arc::new(table))?;
+    } else {
+        register_listing(&ctx, opts, &rel, partition_cols).await?;
+    }
+    tracing::info!(lake = %store.display, tenant = ?opts.tenant, memory_limit = limit, target_partitions = partitions, from_manifest, "session: events registered");
 
     // `events`: the spec's column order, the tenant as a column in a scoped session,
     // and the period applied before any view sees a row.
@@ -393,6 +387,36 @@ pub async fn build_session(opts: &SessionOptions) -> Result<Session> {
         views,
         on_cluster: opts.cluster.is_some(),
     })
+}
+
+/// Registers `events` as a listing of the lake's directories (lakes without a manifest,
+/// and clusters).
+async fn register_listing(
+    ctx: &SessionContext,
+    opts: &SessionOptions,
+    rel: &str,
+    partition_cols: Vec<(String, DataType)>,
+) -> Result<()> {
+    let store = &opts.store;
+    let url = ListingTableUrl::parse(store.dir_url(rel))?;
+    let listing = ListingOptions::new(Arc::new(ParquetFormat::default()))
+        .with_file_extension(".parquet")
+        .with_table_partition_cols(partition_cols)
+        .with_file_sort_order(vec![vec![col("time").sort(true, false)]]);
+    let table = ListingTable::try_new(
+        ListingTableConfig::new(url)
+            .with_listing_options(listing)
+            .with_schema(scan_schema()),
+    )?;
+    // Statistics of each file, kept for the session (checked against the file's size and
+    // mtime): without this every query re-derives them from a thousand footers. (On a
+    // cluster the scheduler plans the scans, with its own caches.)
+    let table = match opts.cluster {
+        None => table.with_cache(ctx.runtime_env().cache_manager.get_file_statistic_cache()),
+        Some(_) => table,
+    };
+    ctx.register_table(LAKE_TABLE, Arc::new(table))?;
+    Ok(())
 }
 
 /// Whether `--cluster URL` can be used: a `df://host:port` address.

@@ -99,7 +99,10 @@ fn kill_at(point: &str, expected: &[Row]) {
     child.wait().unwrap();
     // What the killed run left is readable and partial; the rerun completes it exactly.
     let partial = lake_rows(dir.path());
-    if point.starts_with("ledger") || point.starts_with("index-run") {
+    if point.starts_with("ledger")
+        || point.starts_with("index-run")
+        || point.starts_with("manifest")
+    {
         // The index's merged runs, then ledger entries, come after all the data.
         assert_eq!(
             partial, expected,
@@ -152,6 +155,7 @@ fn a_run_killed_with_sigkill_and_restarted_gives_the_same_rows() {
         "index-fragment:1",
         "index-fragment:200",
         "index-run:1",
+        "manifest-log:1",
         "ledger:3",
     ] {
         kill_at(point, &expected);

@@ -11,6 +11,7 @@ mod fetch;
 mod findings;
 mod index;
 mod lock;
+mod manifest;
 mod query;
 mod remote;
 mod report;

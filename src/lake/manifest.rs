@@ -1,0 +1,466 @@
+//! The manifest: which files of the lake are live, with what a query needs to plan
+//! without listing directories or reading footers — each file's size, rows, time range
+//! and a small bloom filter of the columns people look one value up in.
+//!
+//! `_manifest/log/<seq>.json` entries (files added, files removed), written by each
+//! convert (after its data, before its ledger entries), by `compact` at its switch and
+//! by `prune` before it deletes; every sixteenth entry folds the log into
+//! `_manifest/checkpoint-<seq>.json`, then `_manifest/last_checkpoint.json` names it,
+//! then the folded entries and older checkpoints go. A reader takes the checkpoint named
+//! there and the entries after it: three requests and at most sixteen more, however old
+//! the lake. If a writer moves the checkpoint meanwhile, the reader finds the checkpoint
+//! or an entry gone, and starts again; a writer killed between its steps leaves a
+//! checkpoint nobody names, removed by the next one.
+//!
+//! A lake without `last_checkpoint.json` (written before the manifest) is read by
+//! listing, as before; its next write builds the manifest once from its files.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::TimestampMicrosecondType;
+use base64::Engine;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use super::store::LakeStore;
+use super::switch::Switches;
+use super::writer::read_file;
+use super::{list_partitions, listed_files, live_files, Col, COLUMN_NAMES, EVENTS_DIR};
+use crate::{Error, Result};
+
+pub const MANIFEST_DIR: &str = "_manifest";
+const LOG_DIR: &str = "_manifest/log";
+const LAST: &str = "_manifest/last_checkpoint.json";
+/// Log entries between checkpoints.
+const CHECKPOINT_EVERY: usize = 16;
+/// Columns with a bloom filter per file in the manifest (trace_id has the trace index).
+pub const MEMBER_COLS: [Col; 3] = [Col::Ouid, Col::ActorId, Col::ClientIp];
+
+/// One live file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// Relative to the lake root: `events/tenant_id=<t>/day=<d>/<name>.parquet`.
+    pub path: String,
+    pub bytes: u64,
+    pub rows: u64,
+    /// Smallest and largest `time` (µs since the epoch, UTC).
+    pub time_min: i64,
+    pub time_max: i64,
+    /// Per column of [`MEMBER_COLS`]: a bloom filter of its values (see [`Bloom`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub blooms: BTreeMap<String, String>,
+}
+
+/// What a file's rows say of themselves: its time range and bloom filters.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FileStats {
+    pub time_min: i64,
+    pub time_max: i64,
+    pub blooms: BTreeMap<String, String>,
+}
+
+impl FileStats {
+    /// Of the batches a file is written from (or read back from).
+    pub fn of(batches: &[RecordBatch], cols: &[Col]) -> FileStats {
+        let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+        let time_at = cols.iter().position(|c| *c == Col::Time);
+        for b in batches {
+            if let Some(i) = time_at {
+                let t = b.column(i).as_primitive::<TimestampMicrosecondType>();
+                if let (Some(a), Some(z)) = (arrow::compute::min(t), arrow::compute::max(t)) {
+                    lo = lo.min(a);
+                    hi = hi.max(z);
+                }
+            }
+        }
+        let mut blooms = BTreeMap::new();
+        for c in MEMBER_COLS {
+            let Some(i) = cols.iter().position(|x| *x == c) else {
+                continue;
+            };
+            let mut values: BTreeSet<&str> = BTreeSet::new();
+            for b in batches {
+                values.extend(b.column(i).as_string::<i32>().iter().flatten());
+            }
+            let mut bloom = Bloom::with_capacity(values.len());
+            for v in &values {
+                bloom.insert(v.as_bytes());
+            }
+            blooms.insert(COLUMN_NAMES[c as usize].to_string(), bloom.encode());
+        }
+        FileStats {
+            time_min: lo,
+            time_max: hi,
+            blooms,
+        }
+    }
+
+    pub fn entry(self, path: String, bytes: u64, rows: u64) -> FileEntry {
+        FileEntry {
+            path,
+            bytes,
+            rows,
+            time_min: self.time_min,
+            time_max: self.time_max,
+            blooms: self.blooms,
+        }
+    }
+}
+
+/// A bloom filter: about 10 bits per value and 6 probes (about 1% false positives),
+/// from the value's xxHash64 split in two halves (double hashing). Text form: base64 of
+/// one byte of probes, then the bits as little-endian u64 words.
+pub struct Bloom {
+    k: u32,
+    words: Vec<u64>,
+}
+
+impl Bloom {
+    pub fn with_capacity(n: usize) -> Bloom {
+        let bits = (n * 10).max(64).next_power_of_two();
+        Bloom {
+            k: 6,
+            words: vec![0; bits / 64],
+        }
+    }
+
+    fn positions(&self, v: &[u8]) -> impl Iterator<Item = usize> + '_ {
+        let h = twox_hash::XxHash64::oneshot(0x6175_6469_746c_616b, v);
+        let (a, b) = (h as u32 as u64, (h >> 32) | 1);
+        let m = self.words.len() as u64 * 64;
+        (0..self.k as u64).map(move |i| (a.wrapping_add(i.wrapping_mul(b)) % m) as usize)
+    }
+
+    pub fn insert(&mut self, v: &[u8]) {
+        let pos: Vec<usize> = self.positions(v).collect();
+        for p in pos {
+            self.words[p / 64] |= 1 << (p % 64);
+        }
+    }
+
+    pub fn may_contain(&self, v: &[u8]) -> bool {
+        self.positions(v)
+            .all(|p| self.words[p / 64] & (1 << (p % 64)) != 0)
+    }
+
+    pub fn encode(&self) -> String {
+        let mut b = Vec::with_capacity(1 + self.words.len() * 8);
+        b.push(self.k as u8);
+        for w in &self.words {
+            b.extend_from_slice(&w.to_le_bytes());
+        }
+        base64::engine::general_purpose::STANDARD_NO_PAD.encode(b)
+    }
+
+    /// `None` for text that is no bloom filter (the caller then keeps the file).
+    pub fn decode(s: &str) -> Option<Bloom> {
+        let b = base64::engine::general_purpose::STANDARD_NO_PAD
+            .decode(s)
+            .ok()?;
+        let (&k, words) = b.split_first()?;
+        if k == 0 || k > 16 || words.is_empty() || words.len() % 8 != 0 {
+            return None;
+        }
+        Some(Bloom {
+            k: k as u32,
+            words: words
+                .chunks_exact(8)
+                .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+                .collect(),
+        })
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct LogEntry {
+    seq: u64,
+    #[serde(default)]
+    add: Vec<FileEntry>,
+    #[serde(default)]
+    remove: Vec<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Checkpoint {
+    seq: u64,
+    files: Vec<FileEntry>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Last {
+    seq: u64,
+}
+
+/// The live files as of a log sequence number.
+#[derive(Debug, Default)]
+pub struct State {
+    pub seq: u64,
+    pub files: BTreeMap<String, FileEntry>,
+}
+
+impl State {
+    fn apply(&mut self, e: LogEntry) {
+        for r in e.remove {
+            self.files.remove(&r);
+        }
+        for a in e.add {
+            self.files.insert(a.path.clone(), a);
+        }
+        self.seq = e.seq;
+    }
+}
+
+fn log_rel(seq: u64) -> String {
+    format!("{LOG_DIR}/{seq:020}.json")
+}
+
+fn checkpoint_rel(seq: u64) -> String {
+    format!("{MANIFEST_DIR}/checkpoint-{seq:020}.json")
+}
+
+fn parse<T: serde::de::DeserializeOwned>(store: &LakeStore, rel: &str, b: &[u8]) -> Result<T> {
+    serde_json::from_slice(b).map_err(|e| {
+        Error::Usage(format!(
+            "{}: not a manifest file ({e}); `auditlake verify --fix` rebuilds the manifest",
+            store.show(rel)
+        ))
+    })
+}
+
+/// Log entries after `after`, by sequence number (listed, not read).
+async fn log_seqs(store: &LakeStore) -> Result<Vec<u64>> {
+    let mut seqs: Vec<u64> = store
+        .list_files(LOG_DIR)
+        .await?
+        .iter()
+        .filter_map(|(n, _)| n.strip_suffix(".json")?.parse().ok())
+        .collect();
+    seqs.sort_unstable();
+    Ok(seqs)
+}
+
+/// The manifest as it stands; `None` for a lake without one (read by listing).
+pub async fn load(store: &LakeStore) -> Result<Option<State>> {
+    'attempt: for _ in 0..8 {
+        let Some(last) = store.get(LAST).await? else {
+            return Ok(None);
+        };
+        let last: Last = parse(store, LAST, &last)?;
+        let cp_rel = checkpoint_rel(last.seq);
+        let Some(cp) = store.get(&cp_rel).await? else {
+            continue; // moved on meanwhile: read again
+        };
+        let cp: Checkpoint = parse(store, &cp_rel, &cp)?;
+        let mut state = State {
+            seq: cp.seq,
+            files: cp.files.into_iter().map(|f| (f.path.clone(), f)).collect(),
+        };
+        let seqs: Vec<u64> = log_seqs(store)
+            .await?
+            .into_iter()
+            .filter(|s| *s > state.seq)
+            .collect();
+        for (i, s) in seqs.iter().enumerate() {
+            if *s != state.seq + 1 + i as u64 {
+                continue 'attempt;
+            }
+        }
+        for s in seqs {
+            let rel = log_rel(s);
+            let Some(b) = store.get(&rel).await? else {
+                continue 'attempt;
+            };
+            state.apply(parse(store, &rel, &b)?);
+        }
+        return Ok(Some(state));
+    }
+    Err(Error::Usage(format!(
+        "{}: the manifest kept changing while it was read; try again",
+        store.display
+    )))
+}
+
+/// Whether the lake has a manifest.
+pub async fn exists(store: &LakeStore) -> Result<bool> {
+    Ok(store.size(LAST).await?.is_some())
+}
+
+/// Records files added and removed (under the lake lock), folding the log into a new
+/// checkpoint every [`CHECKPOINT_EVERY`] entries.
+pub async fn append(store: &LakeStore, add: Vec<FileEntry>, remove: Vec<String>) -> Result<()> {
+    if add.is_empty() && remove.is_empty() {
+        return Ok(());
+    }
+    let last: Last = match store.get(LAST).await? {
+        Some(b) => parse(store, LAST, &b)?,
+        None => return Ok(()), // no manifest yet: `ensure` builds it from the files
+    };
+    let seqs = log_seqs(store).await?;
+    let seq = seqs.last().copied().unwrap_or(0).max(last.seq) + 1;
+    let entry = LogEntry { seq, add, remove };
+    let rel = log_rel(seq);
+    if !store
+        .put_new(&rel, Bytes::from(serde_json::to_vec(&entry)?))
+        .await?
+    {
+        return Err(Error::Usage(format!(
+            "{}: another writer extended the manifest at the same time",
+            store.show(&rel)
+        )));
+    }
+    crate::testhook::point("manifest-log");
+    if seqs.iter().filter(|s| **s > last.seq).count() + 1 >= CHECKPOINT_EVERY {
+        checkpoint(store).await?;
+    }
+    Ok(())
+}
+
+/// Folds the log into a new checkpoint, names it, then removes the folded entries.
+pub async fn checkpoint(store: &LakeStore) -> Result<()> {
+    let Some(state) = load(store).await? else {
+        return Ok(());
+    };
+    write_checkpoint(store, &state).await
+}
+
+async fn write_checkpoint(store: &LakeStore, state: &State) -> Result<()> {
+    let cp = Checkpoint {
+        seq: state.seq,
+        files: state.files.values().cloned().collect(),
+    };
+    let rel = checkpoint_rel(state.seq);
+    store
+        .put(&rel, Bytes::from(serde_json::to_vec(&cp)?))
+        .await?;
+    crate::testhook::point("manifest-checkpoint");
+    store
+        .put(
+            LAST,
+            Bytes::from(serde_json::to_vec(&Last { seq: state.seq })?),
+        )
+        .await?;
+    for s in log_seqs(store)
+        .await?
+        .into_iter()
+        .filter(|s| *s <= state.seq)
+    {
+        store.delete(&log_rel(s)).await?;
+    }
+    for (name, _) in store.list_files(MANIFEST_DIR).await? {
+        let other = format!("{MANIFEST_DIR}/{name}");
+        if name.starts_with("checkpoint-") && other != rel {
+            store.delete(&other).await?;
+        }
+    }
+    Ok(())
+}
+
+/// A lake file's entry, read from the file itself.
+pub async fn entry_of_lake_file(store: &LakeStore, rel: &str, bytes: u64) -> Result<FileEntry> {
+    let cols = [Col::Time, Col::Ouid, Col::ActorId, Col::ClientIp];
+    let batches = read_file(store, rel, Some(&cols)).await?;
+    let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
+    Ok(FileStats::of(&batches, &cols).entry(rel.to_string(), bytes, rows))
+}
+
+/// The live files of the lake by listing (the compaction rule applied), with sizes.
+pub async fn listed_live(store: &LakeStore) -> Result<Vec<(String, u64)>> {
+    let parts = list_partitions(store, None).await?;
+    let mut listed = Vec::with_capacity(parts.len());
+    for part in &parts {
+        listed.push(listed_files(store, &part.rel).await?);
+    }
+    let switches = Switches::load(store).await?;
+    let mut out = Vec::new();
+    for (part, listed) in parts.iter().zip(listed) {
+        out.extend(live_files(store, &switches, &part.rel, listed).await?);
+    }
+    Ok(out)
+}
+
+/// Makes sure the lake has a manifest before a write extends it: a lake written before
+/// the manifest gets one here, once, from its files (the files no ledger entry names,
+/// left by a killed run, wait for the rerun that adopts them).
+pub async fn ensure(store: &LakeStore) -> Result<()> {
+    if exists(store).await? {
+        return Ok(());
+    }
+    let mut state = State::default();
+    if !store.list_dirs(EVENTS_DIR).await?.is_empty() {
+        let ledgered: BTreeSet<String> = super::ledger::load(store)
+            .await?
+            .into_iter()
+            .flat_map(|e| e.files)
+            .collect();
+        let live: Vec<(String, u64)> = listed_live(store)
+            .await?
+            .into_iter()
+            .filter(|(p, _)| ledgered.contains(p))
+            .collect();
+        if !live.is_empty() {
+            crate::notes::note(&format!(
+                "writing the manifest of {} files, once (a lake from before the manifest)",
+                live.len()
+            ));
+        }
+        for (rel, size) in live {
+            let e = entry_of_lake_file(store, &rel, size).await?;
+            state.files.insert(rel, e);
+        }
+    }
+    write_checkpoint(store, &state).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bloom_filter_has_no_false_negatives_and_few_false_positives() {
+        let mut b = Bloom::with_capacity(500);
+        for i in 0..500 {
+            b.insert(format!("key-{i}").as_bytes());
+        }
+        let b = Bloom::decode(&b.encode()).unwrap();
+        assert!((0..500).all(|i| b.may_contain(format!("key-{i}").as_bytes())));
+        let fp = (0..10_000)
+            .filter(|i| b.may_contain(format!("other-{i}").as_bytes()))
+            .count();
+        assert!(fp < 300, "{fp} false positives in 10,000");
+        assert!(Bloom::decode("not base64!").is_none());
+        assert!(Bloom::decode("").is_none());
+    }
+
+    #[tokio::test]
+    async fn the_log_folds_into_checkpoints_and_reads_back_the_same() {
+        let store = LakeStore::in_memory("manifest");
+        assert!(load(&store).await.unwrap().is_none());
+        ensure(&store).await.unwrap();
+        let f = |i: u64| FileEntry {
+            path: format!("events/tenant_id=t/day=2025-01-01/f{i}.parquet"),
+            bytes: i,
+            rows: i,
+            time_min: 0,
+            time_max: 1,
+            blooms: BTreeMap::new(),
+        };
+        for i in 0..40u64 {
+            let remove = if i % 3 == 0 && i > 0 {
+                vec![f(i - 1).path]
+            } else {
+                vec![]
+            };
+            append(&store, vec![f(i)], remove).await.unwrap();
+        }
+        let state = load(&store).await.unwrap().unwrap();
+        let want: Vec<u64> = (0..40).filter(|i| !(i % 3 == 2 && *i < 39)).collect();
+        let got: Vec<u64> = state.files.values().map(|e| e.bytes).collect();
+        let mut want_sorted: Vec<u64> = want.clone();
+        want_sorted.sort_by_key(|i| f(*i).path);
+        assert_eq!(got, want_sorted);
+        assert_eq!(state.seq, 40);
+        // Folded entries are gone: fewer than CHECKPOINT_EVERY remain.
+        assert!(log_seqs(&store).await.unwrap().len() < CHECKPOINT_EVERY);
+    }
+}

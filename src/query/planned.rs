@@ -1,0 +1,326 @@
+//! `events` planned from the lake's manifest ([`crate::lake::manifest`]): the files a
+//! query can need are chosen by partition values, time range and per-file bloom filters
+//! before any directory is listed or footer read, and handed to DataFusion's own Parquet
+//! scan with their row counts and time ranges as statistics.
+//!
+//! The manifest is read afresh for each scan (a few requests), so new conversions and a
+//! compaction's switch show as they happen, as they do with listings.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use arrow::array::{
+    ArrayRef, BooleanArray, Date32Array, StringArray, TimestampMicrosecondArray, UInt64Array,
+};
+use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
+use async_trait::async_trait;
+use datafusion::catalog::Session;
+use datafusion::common::stats::Precision;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{Column, ColumnStatistics, DFSchema, ScalarValue, Statistics};
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::file_format::FileFormat;
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder};
+use datafusion::datasource::table_schema::TableSchema;
+use datafusion::datasource::{TableProvider, TableType};
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::logical_expr::utils::conjunction;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_optimizer::pruning::{
+    PruningPredicate, PruningPredicateBuilder, PruningStatistics,
+};
+use datafusion::physical_plan::empty::EmptyExec;
+use datafusion::physical_plan::ExecutionPlan;
+
+use crate::lake::manifest::{self, Bloom, FileEntry};
+use crate::lake::store::LakeStore;
+use crate::lake::{decode_part_value, Col, COLUMN_NAMES};
+
+/// The `events` files of a lake (or of one tenant of it), as its manifest lists them.
+pub struct ManifestTable {
+    store: LakeStore,
+    /// Scoped to one tenant: only its files, and `day` the one partition column.
+    tenant: Option<String>,
+    file_schema: SchemaRef,
+    schema: SchemaRef,
+}
+
+impl std::fmt::Debug for ManifestTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ManifestTable({})", self.store.display)
+    }
+}
+
+impl ManifestTable {
+    pub fn new(store: LakeStore, tenant: Option<String>, file_schema: SchemaRef) -> ManifestTable {
+        let mut fields: Vec<FieldRef> = file_schema.fields().iter().cloned().collect();
+        fields.extend(partition_fields(tenant.is_some()));
+        ManifestTable {
+            store,
+            tenant,
+            file_schema,
+            schema: Arc::new(Schema::new(fields)),
+        }
+    }
+}
+
+fn partition_fields(scoped: bool) -> Vec<FieldRef> {
+    let mut out = Vec::new();
+    if !scoped {
+        out.push(Arc::new(Field::new("tenant_id", DataType::Utf8, false)));
+    }
+    out.push(Arc::new(Field::new("day", DataType::Date32, false)));
+    out
+}
+
+/// A live file with its partition values parsed from its path.
+struct Candidate {
+    entry: FileEntry,
+    tenant: String,
+    day: i32,
+}
+
+fn candidate(entry: FileEntry) -> Option<Candidate> {
+    let mut it = entry.path.split('/');
+    let (_, t, d) = (it.next()?, it.next()?, it.next()?);
+    let tenant = decode_part_value(t.strip_prefix("tenant_id=")?)?;
+    let day = crate::time::parse_day(d.strip_prefix("day=")?)?;
+    Some(Candidate { entry, tenant, day })
+}
+
+/// The manifest's files as pruning containers, one per file.
+struct Stats<'a> {
+    files: &'a [Candidate],
+    /// Bloom filters decoded on first use, per column.
+    blooms: Mutex<BTreeMap<String, Arc<Vec<Option<Bloom>>>>>,
+}
+
+impl Stats<'_> {
+    fn bloom_column(&self, name: &str) -> Arc<Vec<Option<Bloom>>> {
+        let mut m = self.blooms.lock().expect("not poisoned");
+        m.entry(name.to_string())
+            .or_insert_with(|| {
+                Arc::new(
+                    self.files
+                        .iter()
+                        .map(|f| f.entry.blooms.get(name).and_then(|s| Bloom::decode(s)))
+                        .collect(),
+                )
+            })
+            .clone()
+    }
+
+    fn bounds(&self, column: &Column, max: bool) -> Option<ArrayRef> {
+        Some(match column.name() {
+            "tenant_id" => Arc::new(StringArray::from_iter_values(
+                self.files.iter().map(|f| f.tenant.as_str()),
+            )),
+            "day" => Arc::new(Date32Array::from_iter_values(
+                self.files.iter().map(|f| f.day),
+            )),
+            "time" => Arc::new(
+                TimestampMicrosecondArray::from_iter_values(self.files.iter().map(|f| {
+                    if max {
+                        f.entry.time_max
+                    } else {
+                        f.entry.time_min
+                    }
+                }))
+                .with_timezone("UTC"),
+            ),
+            _ => return None,
+        })
+    }
+}
+
+impl PruningStatistics for Stats<'_> {
+    fn min_values(&self, column: &Column) -> Option<ArrayRef> {
+        self.bounds(column, false)
+    }
+
+    fn max_values(&self, column: &Column) -> Option<ArrayRef> {
+        self.bounds(column, true)
+    }
+
+    fn num_containers(&self) -> usize {
+        self.files.len()
+    }
+
+    fn null_counts(&self, column: &Column) -> Option<ArrayRef> {
+        match column.name() {
+            "tenant_id" | "day" | "time" => Some(Arc::new(UInt64Array::from_iter_values(
+                self.files.iter().map(|_| 0),
+            ))),
+            _ => None,
+        }
+    }
+
+    fn row_counts(&self) -> Option<ArrayRef> {
+        Some(Arc::new(UInt64Array::from_iter_values(
+            self.files.iter().map(|f| f.entry.rows),
+        )))
+    }
+
+    fn contained(&self, column: &Column, values: &HashSet<ScalarValue>) -> Option<BooleanArray> {
+        let name = column.name();
+        if !manifest::MEMBER_COLS
+            .iter()
+            .any(|c| COLUMN_NAMES[*c as usize] == name)
+        {
+            return None;
+        }
+        let mut wanted = Vec::with_capacity(values.len());
+        for v in values {
+            match v {
+                ScalarValue::Utf8(Some(s))
+                | ScalarValue::Utf8View(Some(s))
+                | ScalarValue::LargeUtf8(Some(s)) => wanted.push(s.as_str()),
+                _ => return None,
+            }
+        }
+        let blooms = self.bloom_column(name);
+        Some(
+            blooms
+                .iter()
+                .map(|b| match b {
+                    Some(b) if !wanted.iter().any(|v| b.may_contain(v.as_bytes())) => Some(false),
+                    _ => None,
+                })
+                .collect(),
+        )
+    }
+}
+
+/// The filters as one predicate over the table's columns, unqualified; `None` when
+/// there are none or DataFusion cannot plan them (then every file is kept).
+fn pruning_predicate(
+    state: &dyn Session,
+    schema: &SchemaRef,
+    filters: &[Expr],
+) -> Option<Arc<PruningPredicate>> {
+    let expr = conjunction(filters.iter().cloned())?;
+    let expr = expr
+        .transform_up(|e| {
+            Ok(match e {
+                Expr::Column(c) if c.relation.is_some() => {
+                    Transformed::yes(Expr::Column(Column::new_unqualified(c.name)))
+                }
+                e => Transformed::no(e),
+            })
+        })
+        .ok()?
+        .data;
+    let df_schema = DFSchema::try_from(schema.as_ref().clone()).ok()?;
+    let physical = state.create_physical_expr(expr, &df_schema).ok()?;
+    PruningPredicateBuilder::new()
+        .with_file_schema(schema.clone())
+        .build(physical)
+}
+
+#[async_trait]
+impl TableProvider for ManifestTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> datafusion::common::Result<Vec<TableProviderFilterPushDown>> {
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> datafusion::common::Result<Arc<dyn ExecutionPlan>> {
+        let to_df = |e: crate::Error| datafusion::error::DataFusionError::External(Box::new(e));
+        let state_files = manifest::load(&self.store)
+            .await
+            .map_err(to_df)?
+            .map(|s| s.files)
+            .unwrap_or_default();
+        let mut files: Vec<Candidate> = state_files
+            .into_values()
+            .filter_map(candidate)
+            .filter(|c| self.tenant.as_deref().is_none_or(|t| c.tenant == t))
+            .collect();
+        if let Some(p) = pruning_predicate(state, &self.schema, filters) {
+            let stats = Stats {
+                files: &files,
+                blooms: Mutex::new(BTreeMap::new()),
+            };
+            if let Ok(keep) = p.prune(&stats) {
+                let mut k = keep.into_iter();
+                files.retain(|_| k.next().unwrap_or(true));
+            }
+        }
+        tracing::debug!(files = files.len(), "manifest scan");
+        if files.is_empty() {
+            let projected = match projection {
+                Some(p) => Arc::new(self.schema.project(p)?),
+                None => self.schema.clone(),
+            };
+            return Ok(Arc::new(EmptyExec::new(projected)));
+        }
+
+        let time_at = Col::Time as usize;
+        let scoped = self.tenant.is_some();
+        let total_rows: u64 = files.iter().map(|f| f.entry.rows).sum();
+        let partitioned: Vec<PartitionedFile> = files
+            .iter()
+            .map(|f| {
+                let mut columns =
+                    vec![ColumnStatistics::new_unknown(); self.file_schema.fields().len()];
+                let ts = |v| ScalarValue::TimestampMicrosecond(Some(v), Some("UTC".into()));
+                columns[time_at].min_value = Precision::Inexact(ts(f.entry.time_min));
+                columns[time_at].max_value = Precision::Inexact(ts(f.entry.time_max));
+                let stats = Statistics {
+                    num_rows: Precision::Exact(f.entry.rows as usize),
+                    total_byte_size: Precision::Inexact(f.entry.bytes as usize),
+                    column_statistics: columns,
+                };
+                let mut values = Vec::new();
+                if !scoped {
+                    values.push(ScalarValue::Utf8(Some(f.tenant.clone())));
+                }
+                values.push(ScalarValue::Date32(Some(f.day)));
+                PartitionedFile::new(self.store.path(&f.entry.path).to_string(), f.entry.bytes)
+                    .with_partition_values(values)
+                    .with_statistics(Arc::new(stats))
+            })
+            .collect();
+        // Contiguous runs of files (tenant, then day order) per scan partition.
+        let n = state.config().target_partitions().max(1);
+        let per = partitioned.len().div_ceil(n);
+        let groups: Vec<FileGroup> = partitioned
+            .chunks(per)
+            .map(|c| FileGroup::new(c.to_vec()))
+            .collect();
+        let mut table_stats = Statistics::new_unknown(&self.schema);
+        table_stats.num_rows = Precision::Exact(total_rows as usize);
+
+        let format = ParquetFormat::default();
+        let source = format.file_source(
+            TableSchema::builder(self.file_schema.clone())
+                .with_table_partition_cols(partition_fields(scoped))
+                .build(),
+        );
+        let url = ObjectStoreUrl::parse(self.store.base_url.as_str())?;
+        let config = FileScanConfigBuilder::new(url, source)
+            .with_file_groups(groups)
+            .with_statistics(table_stats)
+            .with_projection_indices(projection.cloned())?
+            .with_limit(limit)
+            .build();
+        format.create_physical_plan(state, config).await
+    }
+}

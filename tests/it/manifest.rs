@@ -1,0 +1,339 @@
+//! The manifest: sessions planned from it answer as sessions planned from listings do,
+//! for every view, lookup and report; verify finds it damaged, short or stale and --fix
+//! repairs it; a lake from before it is read by listing and gets one on its next
+//! convert; a convert killed at its manifest steps is completed exactly by a rerun.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::Stdio;
+
+use serde_json::Value;
+
+use crate::common::*;
+use crate::query::sample_lake;
+
+/// Sorted CSV lines of a query, planned from the manifest or from the listing.
+fn lines(lake: &Path, plan: &str, extra: &[&str], sql: &str) -> Vec<String> {
+    let out = bin()
+        .env("AUDITLAKE_PLAN", plan)
+        .args(["query", "--format", "csv", "--lake"])
+        .arg(lake)
+        .args(extra)
+        .arg(sql)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{plan}: {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut l: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    l.sort();
+    l
+}
+
+fn same(lake: &Path, extra: &[&str], sql: &str) -> Vec<String> {
+    let a = lines(lake, "manifest", extra, sql);
+    let b = lines(lake, "listing", extra, sql);
+    assert_eq!(a, b, "{sql}");
+    a
+}
+
+fn one_value(lake: &Path, sql: &str) -> String {
+    lines(lake, "listing", &[], sql)
+        .into_iter()
+        .find(|l| !l.is_empty() && !l.contains("value"))
+        .unwrap()
+}
+
+fn verify_json(lake: &Path, fix: bool) -> (i32, Value) {
+    let mut c = bin();
+    c.args(["verify", "--json", "--lake"]).arg(lake);
+    if fix {
+        c.arg("--fix");
+    }
+    let out = c.output().unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code().unwrap(), v)
+}
+
+fn kinds(v: &Value) -> Vec<String> {
+    v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn every_view_lookup_and_report_is_the_same_planned_from_the_manifest_or_the_listing() {
+    let lake = sample_lake();
+    assert!(lake.join("_manifest/last_checkpoint.json").exists());
+    let views = lines(
+        lake,
+        "listing",
+        &[],
+        "SELECT table_name AS value FROM information_schema.tables WHERE table_type = 'VIEW' AND table_schema = 'lake'",
+    );
+    assert!(views.len() > 12, "{views:?}");
+    for v in views.iter().filter(|v| *v != "value") {
+        let rows = same(lake, &[], &format!("SELECT * FROM {v}"));
+        assert!(!rows.is_empty(), "{v}");
+    }
+    let ouid = one_value(lake, "SELECT min(ouid) AS value FROM events");
+    let actor = one_value(lake, "SELECT max(actor_id) AS value FROM events");
+    let ip = one_value(lake, "SELECT min(client_ip) AS value FROM events");
+    let tenant = one_value(lake, "SELECT max(tenant_id) AS value FROM events");
+    for sql in [
+        format!("SELECT * FROM events WHERE ouid = '{ouid}'"),
+        format!("SELECT * FROM events WHERE actor_id = '{actor}' AND client_ip = '{ip}'"),
+        format!("SELECT count(*) FROM events WHERE ouid IN ('{ouid}', 'nothing-like-it')"),
+        "SELECT count(*) FROM events WHERE ouid = 'nothing-like-it'".to_string(),
+        format!("SELECT count(*), min(time) FROM events WHERE tenant_id = '{tenant}' AND day BETWEEN DATE '2025-03-01' AND DATE '2025-03-31'"),
+        "SELECT count(*) FROM events WHERE time >= TIMESTAMP '2025-06-01T00:00:00Z' AND time < TIMESTAMP '2025-06-02T00:00:00Z'".to_string(),
+        "SELECT tenant_id, day, count(*) FROM events GROUP BY 1, 2".to_string(),
+        "SELECT * FROM events ORDER BY time DESC LIMIT 3".to_string(),
+    ] {
+        same(lake, &[], &sql);
+    }
+    // A lookup that matches rows finds them; one that cannot match finds none.
+    assert_ne!(
+        same(
+            lake,
+            &[],
+            &format!("SELECT count(*) AS n FROM events WHERE ouid = '{ouid}'")
+        ),
+        ["0", "n"]
+    );
+    assert_eq!(
+        same(
+            lake,
+            &[],
+            "SELECT count(*) AS n FROM events WHERE ouid = 'nothing-like-it'"
+        ),
+        ["0", "n"]
+    );
+    // Scoped to a tenant.
+    same(
+        lake,
+        &["--tenant", &tenant],
+        "SELECT count(*), count(DISTINCT ouid) FROM events",
+    );
+    same(lake, &["--tenant", &tenant], "SELECT * FROM failed_logins");
+    // A report over a period, every format's data.
+    let report = |plan: &str| {
+        let out = bin()
+            .env("AUDITLAKE_PLAN", plan)
+            .args([
+                "report",
+                "--format",
+                "json",
+                "--from",
+                "2025-03-01",
+                "--to",
+                "2025-04-15",
+                "--lake",
+            ])
+            .arg(lake)
+            .output()
+            .unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["reports"].clone()
+    };
+    assert_eq!(report("manifest"), report("listing"));
+}
+
+#[test]
+fn verify_finds_a_damaged_short_or_stale_manifest_and_fix_repairs_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path();
+    assert_eq!(convert(lake, &sample_files(), &[]).code, 0);
+    let count = || lines(lake, "manifest", &[], "SELECT count(*) AS n FROM events");
+    let want = count();
+    assert_eq!(verify_json(lake, false).0, 0);
+    // One convert: an empty checkpoint and one log entry adding every file.
+    let log = lake.join("_manifest/log/00000000000000000001.json");
+    let original: Value = serde_json::from_slice(&std::fs::read(&log).unwrap()).unwrap();
+
+    // Short: one file left out; queries do not see it, verify says so, --fix adds it.
+    let mut short = original.clone();
+    let gone = short["add"].as_array_mut().unwrap().remove(7);
+    std::fs::write(&log, serde_json::to_vec(&short).unwrap()).unwrap();
+    assert_ne!(count(), want);
+    let (code, v) = verify_json(lake, false);
+    assert_eq!(
+        (code, kinds(&v)),
+        (1, vec!["manifest_missing".to_string()]),
+        "{v}"
+    );
+    assert_eq!(v["findings"][0]["path"], gone["path"]);
+    assert_eq!(verify_json(lake, true).0, 0);
+    assert_eq!((verify_json(lake, false).0, count()), (0, want.clone()));
+
+    // Stale: a file that is not there.
+    let mut stale = original.clone();
+    let mut ghost = stale["add"][0].clone();
+    ghost["path"] = Value::from("events/tenant_id=ghost/day=2025-01-01/ghost.parquet");
+    stale["add"].as_array_mut().unwrap().push(ghost);
+    std::fs::write(&log, serde_json::to_vec(&stale).unwrap()).unwrap();
+    let (code, v) = verify_json(lake, false);
+    assert_eq!(
+        (code, kinds(&v)),
+        (1, vec!["manifest_stale".to_string()]),
+        "{v}"
+    );
+    assert_eq!(verify_json(lake, true).0, 0);
+    assert_eq!((verify_json(lake, false).0, count()), (0, want.clone()));
+
+    // Damaged: the checkpoint is no JSON; a query says what to do, --fix writes it again.
+    let cp = std::fs::read_dir(lake.join("_manifest"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("checkpoint-")
+        })
+        .unwrap();
+    std::fs::write(&cp, b"{ not json").unwrap();
+    let out = bin()
+        .args(["query", "--lake"])
+        .arg(lake)
+        .arg("SELECT count(*) FROM events")
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("verify --fix"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (code, v) = verify_json(lake, false);
+    assert_eq!(
+        (code, kinds(&v)),
+        (1, vec!["manifest_damaged".to_string()]),
+        "{v}"
+    );
+    assert_eq!(verify_json(lake, true).0, 0);
+    assert_eq!((verify_json(lake, false).0, count()), (0, want));
+}
+
+#[test]
+fn a_lake_from_before_the_manifest_is_read_by_listing_and_gets_one_on_its_next_convert() {
+    let all = tempfile::tempdir().unwrap();
+    assert_eq!(convert(all.path(), &sample_files(), &[]).code, 0);
+    let full = lines(
+        all.path(),
+        "listing",
+        &[],
+        "SELECT tenant_id, count(*) FROM events GROUP BY 1",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path();
+    let half = sample_files().len() / 2;
+    assert_eq!(convert(lake, &sample_files()[..half], &[]).code, 0);
+    let before = lines(
+        lake,
+        "listing",
+        &[],
+        "SELECT tenant_id, count(*) FROM events GROUP BY 1",
+    );
+    std::fs::remove_dir_all(lake.join("_manifest")).unwrap();
+    // Read by listing meanwhile, whatever the session would prefer.
+    assert_eq!(
+        lines(
+            lake,
+            "manifest",
+            &[],
+            "SELECT tenant_id, count(*) FROM events GROUP BY 1"
+        ),
+        before
+    );
+    let out = bin().args(["verify", "--lake"]).arg(lake).output().unwrap();
+    assert_success(&out);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no manifest yet"));
+    let run = convert(lake, &sample_files(), &[]);
+    assert_eq!(run.code, 0);
+    assert!(
+        run.stderr.contains("writing the manifest of"),
+        "{}",
+        run.stderr
+    );
+    assert!(lake.join("_manifest/last_checkpoint.json").exists());
+    assert_eq!(
+        same(
+            lake,
+            &[],
+            "SELECT tenant_id, count(*) FROM events GROUP BY 1"
+        ),
+        full
+    );
+    assert_eq!(verify_json(lake, false).0, 0);
+}
+
+#[test]
+fn converts_killed_at_the_manifest_steps_are_completed_by_their_rerun() {
+    let all = tempfile::tempdir().unwrap();
+    assert_eq!(convert(all.path(), &sample_files(), &[]).code, 0);
+    let expected = lake_rows(all.path());
+    // One export at a time: the 16th entry folds the log into a checkpoint.
+    for point in ["manifest-log:1", "manifest-checkpoint:1"] {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = dir.path();
+        let mut killed = false;
+        for (k, f) in sample_files().into_iter().enumerate() {
+            // The log step of the fifth export; every checkpoint.
+            let pause = if point.starts_with("manifest-log") && k != 4 {
+                "none:1"
+            } else {
+                point
+            };
+            let mut child = bin()
+                .arg("convert")
+                .arg(&f)
+                .arg("--lake")
+                .arg(lake)
+                .env("AUDITLAKE_PAUSE_AT", pause)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut stderr = BufReader::new(child.stderr.take().unwrap());
+            let mut line = String::new();
+            let mut paused = false;
+            while stderr.read_line(&mut line).unwrap() > 0 {
+                if line.contains("paused at") {
+                    paused = true;
+                    break;
+                }
+                line.clear();
+            }
+            if paused {
+                child.kill().unwrap();
+                killed = true;
+            }
+            child.wait().unwrap();
+            if paused {
+                let run = convert(lake, std::slice::from_ref(&f), &[]);
+                assert_eq!(run.code, 0, "{}", run.stderr);
+            }
+        }
+        assert!(killed, "{point} was reached");
+        assert_eq!(lake_rows(lake), expected, "{point}");
+        same(
+            lake,
+            &[],
+            "SELECT tenant_id, day, count(*) FROM events GROUP BY 1, 2",
+        );
+        let (code, v) = verify_json(lake, false);
+        assert_eq!(code, 0, "{point}: {v}");
+    }
+}
