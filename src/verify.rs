@@ -298,7 +298,13 @@ pub async fn verify(store: &LakeStore, fix: bool) -> Result<Verification> {
         .collect();
     let index_findings = check_index(store, &troubled).await?;
     findings.extend(index_findings.iter().map(|(_, f)| f.clone()));
-    let manifest_check = check_manifest(store, &named).await?;
+    // A file already found missing or altered is not named again as the manifest's.
+    let bad_files: std::collections::BTreeSet<String> = findings
+        .iter()
+        .filter(|f| matches!(f.kind, Kind::Missing | Kind::Altered))
+        .map(|f| f.path.clone())
+        .collect();
+    let manifest_check = check_manifest(store, &named, &bad_files).await?;
     findings.extend(manifest_check.findings.iter().cloned());
     findings.sort_by(|a, b| (a.kind, &a.path).cmp(&(b.kind, &b.path)));
     if fix {
@@ -310,7 +316,11 @@ pub async fn verify(store: &LakeStore, fix: bool) -> Result<Verification> {
         }
         let tenants: std::collections::BTreeSet<&str> =
             index_findings.iter().map(|(t, _)| t.as_str()).collect();
-        if !manifest_check.findings.is_empty() {
+        if manifest_check
+            .findings
+            .iter()
+            .any(|f| f.kind >= Kind::ManifestDamaged)
+        {
             manifest_check.repair(store).await?;
             for f in findings
                 .iter_mut()
@@ -431,6 +441,7 @@ impl ManifestCheck {
 async fn check_manifest(
     store: &LakeStore,
     named: &BTreeMap<String, Option<FileRecord>>,
+    bad_files: &std::collections::BTreeSet<String>,
 ) -> Result<ManifestCheck> {
     let mut check = ManifestCheck {
         findings: vec![],
@@ -457,10 +468,19 @@ async fn check_manifest(
             return Ok(check);
         }
     };
+    // Partitions of a compaction in flight are between two states (`compact` finishes it).
+    let in_flight: Vec<String> = crate::lake::switch::Switches::load(store)
+        .await?
+        .switches
+        .iter()
+        .filter(|s| s.state != crate::lake::switch::State::Done)
+        .map(|s| format!("{}/", s.partition))
+        .collect();
+    let settled = |p: &str| !bad_files.contains(p) && !in_flight.iter().any(|d| p.starts_with(d));
     let live: BTreeMap<String, u64> = manifest::listed_live(store)
         .await?
         .into_iter()
-        .filter(|(p, _)| named.contains_key(p))
+        .filter(|(p, _)| named.contains_key(p) && settled(p))
         .collect();
     for (path, size) in &live {
         if !state.files.contains_key(path) {
@@ -472,18 +492,21 @@ async fn check_manifest(
             ));
         }
     }
-    for (path, e) in &state.files {
+    for (path, e) in state.files.iter().filter(|(p, _)| settled(p)) {
         match live.get(path) {
             Some(size) if *size == e.bytes => {}
-            _ => {
+            // The manifest is a second witness of each file's size.
+            Some(size) => check.findings.push(finding(
+                Kind::Altered,
+                path,
+                format!("{size} bytes; the manifest records {}", e.bytes),
+            )),
+            None => {
                 check.remove.push(path.clone());
-                if let Some(size) = live.get(path) {
-                    check.add.push((path.clone(), *size));
-                }
                 check.findings.push(finding(
                     Kind::ManifestStale,
                     path,
-                    "named by the manifest, not a live file of this size: queries fail or read what is gone (`verify --fix` removes it)".into(),
+                    "named by the manifest, not a live file: queries fail on it (`verify --fix` removes it)".into(),
                 ));
             }
         }

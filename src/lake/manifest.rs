@@ -276,7 +276,7 @@ pub async fn load(store: &LakeStore) -> Result<Option<State>> {
         return Ok(Some(state));
     }
     Err(Error::Usage(format!(
-        "{}: the manifest kept changing while it was read; try again",
+        "{}: the manifest's checkpoint or log entries went missing while it was read (a writer moving it, or damage: if it stays so, `auditlake verify --fix` writes it again)",
         store.display
     )))
 }

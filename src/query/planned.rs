@@ -293,9 +293,16 @@ impl TableProvider for ManifestTable {
                     values.push(ScalarValue::Utf8(Some(f.tenant.clone())));
                 }
                 values.push(ScalarValue::Date32(Some(f.day)));
-                PartitionedFile::new(self.store.path(&f.entry.path).to_string(), f.entry.bytes)
-                    .with_partition_values(values)
-                    .with_statistics(Arc::new(stats))
+                // The store's own path (already escaped: a string would be escaped again).
+                PartitionedFile::new_from_meta(object_store::ObjectMeta {
+                    location: self.store.path(&f.entry.path),
+                    last_modified: chrono::DateTime::UNIX_EPOCH,
+                    size: f.entry.bytes,
+                    e_tag: None,
+                    version: None,
+                })
+                .with_partition_values(values)
+                .with_statistics(Arc::new(stats))
             })
             .collect();
         // Contiguous runs of files (tenant, then day order) per scan partition.

@@ -287,12 +287,19 @@ fn verify_checks_files_of_old_ledger_entries_for_existence_only() {
     let out = bin().args(["verify", "--lake"]).arg(root).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("checked for existence only"));
 
-    // Altered bytes go unseen without a recorded SHA-256; a missing file does not.
+    // Without a recorded SHA-256, altered bytes are seen by their size (the manifest
+    // records it); a missing file is seen as such.
     std::fs::write(root.join(&files[1]), b"not parquet").unwrap();
     std::fs::remove_file(root.join(&files[0])).unwrap();
     let (code, v) = verify_json(root, &[]);
     assert_eq!(code, 1);
-    assert_eq!(findings(&v), vec![("missing".into(), files[0].clone())]);
+    assert_eq!(
+        findings(&v),
+        vec![
+            ("missing".into(), files[0].clone()),
+            ("altered".into(), files[1].clone())
+        ]
+    );
 }
 
 #[test]
