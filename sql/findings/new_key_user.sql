@@ -9,7 +9,7 @@ bu AS (
 ),
 owned AS (
     SELECT tenant_id, ouid, count(*) AS baseline_uses,
-           array_to_string(array_agg(DISTINCT actor_id), ', ') AS owners
+           array_to_string(array_sort(array_agg(DISTINCT actor_id)), ', ') AS owners
     FROM bu GROUP BY tenant_id, ouid
     HAVING count(*) >= {key_owner_min_uses} AND count(DISTINCT actor_id) <= {key_owner_max_actors}
 ),
@@ -20,7 +20,7 @@ pu AS (
     WHERE e.outcome = 'success' AND e.ouid IS NOT NULL AND e.actor_id IS NOT NULL
 )
 SELECT pu.tenant_id, min(pu.time) AS time, pu.actor_id,
-       array_to_string(array_agg(DISTINCT pu.client_ip), ', ') AS client_ip, pu.ouid,
+       array_to_string(array_sort(array_agg(DISTINCT pu.client_ip)), ', ') AS client_ip, pu.ouid,
        count(*) AS uses, min(o.owners) AS owners, min(o.baseline_uses) AS baseline_uses
 FROM pu
 JOIN owned o ON o.tenant_id = pu.tenant_id AND o.ouid = pu.ouid

@@ -18,7 +18,7 @@ known_parts AS (
 )
 SELECT t.tenant_id, min(t.time) AS time, min(t.actor_id) AS actor_id, min(t.client_ip) AS client_ip,
        min(t.ouid) AS ouid, t.part_id, t.hsm_id, count(*) AS events,
-       array_to_string(array_agg(DISTINCT t.action), ', ') AS actions,
+       array_to_string(array_sort(array_agg(DISTINCT t.action)), ', ') AS actions,
        max(CASE WHEN kp.part_id IS NULL THEN 0 ELSE 1 END) = 1 AS partition_known
 FROM t
 LEFT JOIN known_targets kt ON kt.tenant_id = t.tenant_id AND kt.part_id = t.part_id AND kt.hsm_id = t.hsm_id
