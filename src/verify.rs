@@ -179,6 +179,11 @@ pub async fn ensure_lake(store: &LakeStore) -> Result<()> {
 /// temporary files found (in `events/`, `_ledger/` and `_rejected/`).
 pub async fn verify(store: &LakeStore, fix: bool) -> Result<Verification> {
     ensure_lake(store).await?;
+    if fix {
+        // A lake from before the manifest or the trace index gets them here, once.
+        manifest::ensure(store).await?;
+        index::ensure(store).await?;
+    }
     let entries = ledger::load(store).await?;
     // What the ledger says of each file: its record, or None when only its name is known.
     let mut named: BTreeMap<String, Option<FileRecord>> = BTreeMap::new();
@@ -380,7 +385,7 @@ async fn check_index(
     let mut out = Vec::new();
     if store.get(index::FORMAT_REL).await?.is_none() {
         crate::notes::note(
-            "the lake has no trace index yet (written before it): the next convert builds it",
+            "the lake has no trace index yet (written before it): the next convert or `verify --fix` builds it",
         );
         return Ok(out);
     }
@@ -451,7 +456,7 @@ async fn check_manifest(
     };
     if !manifest::exists(store).await? {
         crate::notes::note(
-            "the lake has no manifest yet (written before it): queries list its files; the next convert writes it",
+            "the lake has no manifest yet (written before it): queries list its files; the next convert or `verify --fix` writes it",
         );
         return Ok(check);
     }

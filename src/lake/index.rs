@@ -314,6 +314,9 @@ impl Run {
             // SAFETY: runs are written whole under a new name and never changed in place;
             // the lake lock keeps other auditlake writers out while this one maps them.
             let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(&path, e))?;
+            // Probes land anywhere: no read-ahead, no mapping of neighbouring pages (they
+            // would only add to the resident set).
+            let _ = map.advise(memmap2::Advice::Random);
             let layout = Layout::parse(&shown, &map)?;
             if (map.len() as u64) < layout.len() {
                 return Err(short());

@@ -277,6 +277,15 @@ fn a_lake_from_before_the_manifest_is_read_by_listing_and_gets_one_on_its_next_c
         full
     );
     assert_eq!(verify_json(lake, false).0, 0);
+    // Or by a command, without converting: `verify --fix` writes manifest and index.
+    std::fs::remove_dir_all(lake.join("_manifest")).unwrap();
+    std::fs::remove_dir_all(lake.join("_index")).unwrap();
+    assert_eq!(verify_json(lake, true).0, 0);
+    assert!(lake.join("_manifest/last_checkpoint.json").exists());
+    assert!(lake.join("_index/format.json").exists());
+    let q = "SELECT tenant_id, count(*) FROM events GROUP BY 1";
+    assert_eq!(same(lake, &[], q), full);
+    assert_eq!(verify_json(lake, false).0, 0);
 }
 
 #[test]
