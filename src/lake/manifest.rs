@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use super::store::LakeStore;
 use super::switch::Switches;
 use super::writer::read_file;
-use super::{list_partitions, listed_files, live_files, Col, COLUMN_NAMES, EVENTS_DIR};
+use super::{list_partitions, listed_files, live_files, Col, COLUMN_NAMES};
 use crate::{Error, Result};
 
 pub const MANIFEST_DIR: &str = "_manifest";
@@ -75,17 +75,23 @@ impl FileStats {
             }
         }
         let mut blooms = BTreeMap::new();
+        let mut hashes: Vec<u64> = Vec::new();
         for c in MEMBER_COLS {
             let Some(i) = cols.iter().position(|x| *x == c) else {
                 continue;
             };
-            let mut values: BTreeSet<&str> = BTreeSet::new();
+            // Distinct values by their hashes (a sort of u64s costs less than a set of
+            // strings on the converter's hot path), then a filter sized for them.
+            hashes.clear();
             for b in batches {
-                values.extend(b.column(i).as_string::<i32>().iter().flatten());
+                let col = b.column(i).as_string::<i32>();
+                hashes.extend(col.iter().flatten().map(|v| Bloom::hash(v.as_bytes())));
             }
-            let mut bloom = Bloom::with_capacity(values.len());
-            for v in &values {
-                bloom.insert(v.as_bytes());
+            hashes.sort_unstable();
+            hashes.dedup();
+            let mut bloom = Bloom::with_capacity(hashes.len());
+            for h in &hashes {
+                bloom.insert_hash(*h);
             }
             blooms.insert(COLUMN_NAMES[c as usize].to_string(), bloom.encode());
         }
@@ -125,22 +131,29 @@ impl Bloom {
         }
     }
 
-    fn positions(&self, v: &[u8]) -> impl Iterator<Item = usize> + '_ {
-        let h = twox_hash::XxHash64::oneshot(0x6175_6469_746c_616b, v);
+    /// The hash a value is filed under.
+    pub fn hash(v: &[u8]) -> u64 {
+        twox_hash::XxHash64::oneshot(0x6175_6469_746c_616b, v)
+    }
+
+    fn positions(&self, h: u64) -> impl Iterator<Item = usize> {
         let (a, b) = (h as u32 as u64, (h >> 32) | 1);
         let m = self.words.len() as u64 * 64;
         (0..self.k as u64).map(move |i| (a.wrapping_add(i.wrapping_mul(b)) % m) as usize)
     }
 
     pub fn insert(&mut self, v: &[u8]) {
-        let pos: Vec<usize> = self.positions(v).collect();
-        for p in pos {
+        self.insert_hash(Self::hash(v));
+    }
+
+    pub fn insert_hash(&mut self, h: u64) {
+        for p in self.positions(h) {
             self.words[p / 64] |= 1 << (p % 64);
         }
     }
 
     pub fn may_contain(&self, v: &[u8]) -> bool {
-        self.positions(v)
+        self.positions(Self::hash(v))
             .all(|p| self.words[p / 64] & (1 << (p % 64)) != 0)
     }
 
@@ -387,12 +400,14 @@ pub async fn ensure(store: &LakeStore) -> Result<()> {
         return Ok(());
     }
     let mut state = State::default();
-    if !store.list_dirs(EVENTS_DIR).await?.is_empty() {
-        let ledgered: BTreeSet<String> = super::ledger::load(store)
-            .await?
-            .into_iter()
-            .flat_map(|e| e.files)
-            .collect();
+    // Only files the ledger names: a lake whose ledger names none (a first convert)
+    // needs no listing.
+    let ledgered: BTreeSet<String> = super::ledger::load(store)
+        .await?
+        .into_iter()
+        .flat_map(|e| e.files)
+        .collect();
+    if !ledgered.is_empty() {
         let live: Vec<(String, u64)> = listed_live(store)
             .await?
             .into_iter()
