@@ -112,7 +112,7 @@ fn a_duplicate_and_a_conflict_years_apart_are_found_through_the_index() {
             record("2026-11-05 09:00:01.000001", "new-1", "LUNA_RET_OK"),
         ],
     );
-    let run = convert(&lake, &[late.clone()], &[]);
+    let run = convert(&lake, std::slice::from_ref(&late), &[]);
     assert_eq!(
         (run.n("written"), run.n("duplicates"), run.n("rejected")),
         (1, 1, 1),
