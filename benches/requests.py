@@ -27,6 +27,7 @@ from compare import REPO, log  # noqa: E402
 from history import cut_day, generate, month_of  # noqa: E402
 
 LINE = re.compile(r'"(GET|HEAD|PUT|DELETE|POST) (\S+) HTTP')
+ANSI = re.compile(r"\x1b\[[0-9;]*m")  # werkzeug colours some status lines
 
 
 def free_port():
@@ -71,7 +72,7 @@ class Moto:
         with open(self.log) as f:
             f.seek(before)
             counts = {}
-            for m in LINE.finditer(f.read()):
+            for m in LINE.finditer(ANSI.sub("", f.read())):
                 k = kind(m.group(1), m.group(2))
                 counts[k] = counts.get(k, 0) + 1
         return counts
