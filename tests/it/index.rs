@@ -286,7 +286,44 @@ fn compact_and_prune_keep_the_index_exact() {
             0
         );
     }
+    // Converts merge small runs as they go, so each tenant has one; a second copy of one
+    // (what a merge killed before it deleted its inputs leaves) gives compact a merge.
+    let tdir = std::fs::read_dir(lake.join("_index"))
+        .unwrap()
+        .flatten()
+        .find(|e| e.path().is_dir())
+        .unwrap()
+        .path();
+    let run = std::fs::read_dir(&tdir)
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    std::fs::copy(&run, tdir.join("r-extra.tix")).unwrap();
     let before = runs(lake).len();
+    // Killed while merging the index's runs, then run again.
+    let mut child = bin()
+        .args(["compact", "--grace", "0s", "--lake"])
+        .arg(lake)
+        .env("AUDITLAKE_PAUSE_AT", "index-rewrite:1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("paused at") {
+        line.clear();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "never paused");
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(
+        verify_json(lake, false).0,
+        0,
+        "a merged run beside its inputs is exact too"
+    );
     let out = bin()
         .args(["compact", "--grace", "0s", "--lake"])
         .arg(lake)
