@@ -473,6 +473,14 @@ async fn check_manifest(
             return Ok(check);
         }
     };
+    for rel in manifest::damaged_filters(store, &state).await? {
+        check.damaged = true;
+        check.findings.push(finding(
+            Kind::ManifestDamaged,
+            &rel,
+            "its bloom filters cannot be read: lookups fail (`verify --fix` writes the manifest again)".into(),
+        ));
+    }
     // Partitions of a compaction in flight are between two states (`compact` finishes it).
     let in_flight: Vec<String> = crate::lake::switch::Switches::load(store)
         .await?

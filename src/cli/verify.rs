@@ -1,5 +1,5 @@
-//! `auditlake verify`: the lake's files against the ledger, and `--fix` for the
-//! temporary files killed runs left.
+//! `auditlake verify`: the lake's files against the ledger, its trace index and
+//! manifest against its files, and `--fix` for what can be put right.
 
 use std::process::ExitCode;
 
@@ -9,7 +9,8 @@ use crate::Result;
 
 /// Check the lake's files against the ledger: missing, altered (size, SHA-256) and
 /// unexpected files, row counts (footers against the ledger, per file and per
-/// partition), and temporary files left by killed runs.
+/// partition), and temporary files left by killed runs; and the trace index and the
+/// manifest against the files (damaged, missing or stale entries).
 ///
 /// One line per finding, then a summary. Exit code 1 when there are findings, 0 when
 /// the lake is as the ledger says; nothing is changed except with --fix.
@@ -20,8 +21,9 @@ pub struct VerifyArgs {
     /// Print as JSON.
     #[arg(long)]
     pub json: bool,
-    /// Remove the leftover temporary files (and nothing else); they then no longer
-    /// count toward the exit code.
+    /// Remove the leftover temporary files, rebuild a tenant's trace index and put the
+    /// manifest right where they are wrong (and write both for a lake from before them),
+    /// and nothing else; what was fixed no longer counts toward the exit code.
     #[arg(long)]
     pub fix: bool,
 }

@@ -19,7 +19,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::TimestampMicrosecondType;
-use base64::Engine;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
@@ -47,9 +46,11 @@ pub struct FileEntry {
     /// Smallest and largest `time` (µs since the epoch, UTC).
     pub time_min: i64,
     pub time_max: i64,
-    /// Per column of [`MEMBER_COLS`]: a bloom filter of its values (see [`Bloom`]).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub blooms: BTreeMap<String, String>,
+    /// Per column of [`MEMBER_COLS`]: a bloom filter of its values (see [`Bloom`]). Kept
+    /// beside the JSON, in the entry's `.filters` file, read only by queries that look
+    /// a value up.
+    #[serde(skip)]
+    pub blooms: BTreeMap<String, Vec<u8>>,
 }
 
 /// What a file's rows say of themselves: its time range and bloom filters.
@@ -57,7 +58,7 @@ pub struct FileEntry {
 pub struct FileStats {
     pub time_min: i64,
     pub time_max: i64,
-    pub blooms: BTreeMap<String, String>,
+    pub blooms: BTreeMap<String, Vec<u8>>,
 }
 
 impl FileStats {
@@ -115,8 +116,8 @@ impl FileStats {
 }
 
 /// A bloom filter: about 10 bits per value and 6 probes (about 1% false positives),
-/// from the value's xxHash64 split in two halves (double hashing). Text form: base64 of
-/// one byte of probes, then the bits as little-endian u64 words.
+/// from the value's xxHash64 split in two halves (double hashing). Stored as one byte
+/// of probes, then the bits as little-endian u64 words.
 pub struct Bloom {
     k: u32,
     words: Vec<u64>,
@@ -157,20 +158,17 @@ impl Bloom {
             .all(|p| self.words[p / 64] & (1 << (p % 64)) != 0)
     }
 
-    pub fn encode(&self) -> String {
+    pub fn encode(&self) -> Vec<u8> {
         let mut b = Vec::with_capacity(1 + self.words.len() * 8);
         b.push(self.k as u8);
         for w in &self.words {
             b.extend_from_slice(&w.to_le_bytes());
         }
-        base64::engine::general_purpose::STANDARD_NO_PAD.encode(b)
+        b
     }
 
-    /// `None` for text that is no bloom filter (the caller then keeps the file).
-    pub fn decode(s: &str) -> Option<Bloom> {
-        let b = base64::engine::general_purpose::STANDARD_NO_PAD
-            .decode(s)
-            .ok()?;
+    /// `None` for bytes that are no bloom filter (the caller then keeps the file).
+    pub fn decode(b: &[u8]) -> Option<Bloom> {
         let (&k, words) = b.split_first()?;
         if k == 0 || k > 16 || words.is_empty() || words.len() % 8 != 0 {
             return None;
@@ -210,6 +208,8 @@ struct Last {
 pub struct State {
     pub seq: u64,
     pub files: BTreeMap<String, FileEntry>,
+    /// The `.filters` files of the checkpoint and log entries read, oldest first.
+    filter_files: Vec<String>,
 }
 
 impl State {
@@ -230,6 +230,120 @@ fn log_rel(seq: u64) -> String {
 
 fn checkpoint_rel(seq: u64) -> String {
     format!("{MANIFEST_DIR}/checkpoint-{seq:020}.json")
+}
+
+/// The bloom filters kept beside a checkpoint or log entry.
+fn filters_rel(json_rel: &str) -> String {
+    format!("{}.filters", json_rel.trim_end_matches(".json"))
+}
+
+const FILTERS_MAGIC: &[u8; 8] = b"ALMF\x00\x00\x00\x01";
+
+/// Files' bloom filters in one blob: per file its path, then per column its name and bytes.
+fn encode_filters<'a>(entries: impl Iterator<Item = &'a FileEntry>) -> Bytes {
+    let mut out = FILTERS_MAGIC.to_vec();
+    for e in entries.filter(|e| !e.blooms.is_empty()) {
+        out.extend_from_slice(&(e.path.len() as u32).to_le_bytes());
+        out.extend_from_slice(e.path.as_bytes());
+        out.push(e.blooms.len() as u8);
+        for (name, b) in &e.blooms {
+            out.push(name.len() as u8);
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+            out.extend_from_slice(b);
+        }
+    }
+    Bytes::from(out)
+}
+
+/// Calls `f(path, column, bloom bytes)` for each filter in a blob; `None` when damaged.
+fn decode_filters(b: &[u8], mut f: impl FnMut(&str, &str, &[u8])) -> Option<()> {
+    let mut rest = b.strip_prefix(FILTERS_MAGIC.as_slice())?;
+    fn take<'a>(rest: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+        let (a, b) = (rest.get(..n)?, rest.get(n..)?);
+        *rest = b;
+        Some(a)
+    }
+    let u32_at = |rest: &mut &[u8]| -> Option<usize> {
+        Some(u32::from_le_bytes(take(rest, 4)?.try_into().ok()?) as usize)
+    };
+    while !rest.is_empty() {
+        let n = u32_at(&mut rest)?;
+        let path = std::str::from_utf8(take(&mut rest, n)?).ok()?;
+        let cols = take(&mut rest, 1)?[0];
+        for _ in 0..cols {
+            let n = take(&mut rest, 1)?[0] as usize;
+            let name = std::str::from_utf8(take(&mut rest, n)?).ok()?;
+            let n = u32_at(&mut rest)?;
+            f(path, name, take(&mut rest, n)?);
+        }
+    }
+    Some(())
+}
+
+/// The bloom filters of `column` for the live files of `state`, read from the
+/// `.filters` files of its checkpoint and log entries (a later one wins). A file without
+/// one is absent from the map (a query then keeps it).
+pub async fn load_filters(
+    store: &LakeStore,
+    state: &State,
+    column: &str,
+) -> Result<std::collections::HashMap<String, Bloom>> {
+    let mut out = std::collections::HashMap::new();
+    for rel in &state.filter_files {
+        let Some(b) = store.get(rel).await? else {
+            continue;
+        };
+        decode_filters(&b, |path, name, bytes| {
+            if name == column && state.files.contains_key(path) {
+                match Bloom::decode(bytes) {
+                    Some(bloom) => {
+                        out.insert(path.to_string(), bloom);
+                    }
+                    None => {
+                        out.remove(path);
+                    }
+                }
+            }
+        })
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "{}: damaged bloom filters; `auditlake verify --fix` writes the manifest again",
+                store.show(rel)
+            ))
+        })?;
+    }
+    Ok(out)
+}
+
+/// The `.filters` files of a manifest that cannot be read.
+pub async fn damaged_filters(store: &LakeStore, state: &State) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for rel in &state.filter_files {
+        if let Some(b) = store.get(rel).await? {
+            if decode_filters(&b, |_, _, _| {}).is_none() {
+                out.push(rel.clone());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Every filter of the live files (for a new checkpoint).
+async fn load_all_filters(store: &LakeStore, state: &mut State) -> Result<()> {
+    for rel in state.filter_files.clone() {
+        let Some(b) = store.get(&rel).await? else {
+            continue;
+        };
+        let files = &mut state.files;
+        decode_filters(&b, |path, name, bytes| {
+            if let Some(e) = files.get_mut(path) {
+                e.blooms.insert(name.to_string(), bytes.to_vec());
+            }
+        })
+        .ok_or_else(|| Error::Usage(format!("{}: damaged bloom filters", store.show(&rel))))?;
+    }
+    Ok(())
 }
 
 fn parse<T: serde::de::DeserializeOwned>(store: &LakeStore, rel: &str, b: &[u8]) -> Result<T> {
@@ -268,6 +382,7 @@ pub async fn load(store: &LakeStore) -> Result<Option<State>> {
         let mut state = State {
             seq: cp.seq,
             files: cp.files.into_iter().map(|f| (f.path.clone(), f)).collect(),
+            filter_files: vec![filters_rel(&cp_rel)],
         };
         let seqs: Vec<u64> = log_seqs(store)
             .await?
@@ -285,6 +400,7 @@ pub async fn load(store: &LakeStore) -> Result<Option<State>> {
                 continue 'attempt;
             };
             state.apply(parse(store, &rel, &b)?);
+            state.filter_files.push(filters_rel(&rel));
         }
         return Ok(Some(state));
     }
@@ -311,8 +427,12 @@ pub async fn append(store: &LakeStore, add: Vec<FileEntry>, remove: Vec<String>)
     };
     let seqs = log_seqs(store).await?;
     let seq = seqs.last().copied().unwrap_or(0).max(last.seq) + 1;
-    let entry = LogEntry { seq, add, remove };
     let rel = log_rel(seq);
+    // The filters first: the JSON entry, created only if absent, is what commits both.
+    store
+        .put(&filters_rel(&rel), encode_filters(add.iter()))
+        .await?;
+    let entry = LogEntry { seq, add, remove };
     if !store
         .put_new(&rel, Bytes::from(serde_json::to_vec(&entry)?))
         .await?
@@ -331,9 +451,10 @@ pub async fn append(store: &LakeStore, add: Vec<FileEntry>, remove: Vec<String>)
 
 /// Folds the log into a new checkpoint, names it, then removes the folded entries.
 pub async fn checkpoint(store: &LakeStore) -> Result<()> {
-    let Some(state) = load(store).await? else {
+    let Some(mut state) = load(store).await? else {
         return Ok(());
     };
+    load_all_filters(store, &mut state).await?;
     write_checkpoint(store, &state).await
 }
 
@@ -343,6 +464,9 @@ async fn write_checkpoint(store: &LakeStore, state: &State) -> Result<()> {
         files: state.files.values().cloned().collect(),
     };
     let rel = checkpoint_rel(state.seq);
+    store
+        .put(&filters_rel(&rel), encode_filters(state.files.values()))
+        .await?;
     store
         .put(&rel, Bytes::from(serde_json::to_vec(&cp)?))
         .await?;
@@ -359,10 +483,11 @@ async fn write_checkpoint(store: &LakeStore, state: &State) -> Result<()> {
         .filter(|s| *s <= state.seq)
     {
         store.delete(&log_rel(s)).await?;
+        store.delete(&filters_rel(&log_rel(s))).await?;
     }
     for (name, _) in store.list_files(MANIFEST_DIR).await? {
         let other = format!("{MANIFEST_DIR}/{name}");
-        if name.starts_with("checkpoint-") && other != rel {
+        if name.starts_with("checkpoint-") && other != rel && other != filters_rel(&rel) {
             store.delete(&other).await?;
         }
     }
@@ -443,8 +568,8 @@ mod tests {
             .filter(|i| b.may_contain(format!("other-{i}").as_bytes()))
             .count();
         assert!(fp < 300, "{fp} false positives in 10,000");
-        assert!(Bloom::decode("not base64!").is_none());
-        assert!(Bloom::decode("").is_none());
+        assert!(Bloom::decode(b"\x00").is_none());
+        assert!(Bloom::decode(b"").is_none());
     }
 
     #[tokio::test]
@@ -452,13 +577,17 @@ mod tests {
         let store = LakeStore::in_memory("manifest");
         assert!(load(&store).await.unwrap().is_none());
         ensure(&store).await.unwrap();
-        let f = |i: u64| FileEntry {
-            path: format!("events/tenant_id=t/day=2025-01-01/f{i}.parquet"),
-            bytes: i,
-            rows: i,
-            time_min: 0,
-            time_max: 1,
-            blooms: BTreeMap::new(),
+        let f = |i: u64| {
+            let mut bloom = Bloom::with_capacity(1);
+            bloom.insert(format!("key-{i}").as_bytes());
+            FileEntry {
+                path: format!("events/tenant_id=t/day=2025-01-01/f{i}.parquet"),
+                bytes: i,
+                rows: i,
+                time_min: 0,
+                time_max: 1,
+                blooms: [("ouid".to_string(), bloom.encode())].into(),
+            }
         };
         for i in 0..40u64 {
             let remove = if i % 3 == 0 && i > 0 {
@@ -477,5 +606,16 @@ mod tests {
         assert_eq!(state.seq, 40);
         // Folded entries are gone: fewer than CHECKPOINT_EVERY remain.
         assert!(log_seqs(&store).await.unwrap().len() < CHECKPOINT_EVERY);
+        // Each live file's filter, from the checkpoint's or a later entry's filters file.
+        let blooms = load_filters(&store, &state, "ouid").await.unwrap();
+        assert_eq!(blooms.len(), state.files.len());
+        for e in state.files.values() {
+            let b = &blooms[&e.path];
+            assert!(b.may_contain(format!("key-{}", e.bytes).as_bytes()));
+        }
+        assert!(load_filters(&store, &state, "client_ip")
+            .await
+            .unwrap()
+            .is_empty());
     }
 }

@@ -6,8 +6,8 @@
 //! The manifest is read afresh for each scan (a few requests), so new conversions and a
 //! compaction's switch show as they happen, as they do with listings.
 
-use std::collections::{BTreeMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use arrow::array::{
     ArrayRef, BooleanArray, Date32Array, StringArray, TimestampMicrosecondArray, UInt64Array,
@@ -92,25 +92,11 @@ fn candidate(entry: FileEntry) -> Option<Candidate> {
 /// The manifest's files as pruning containers, one per file.
 struct Stats<'a> {
     files: &'a [Candidate],
-    /// Bloom filters decoded on first use, per column.
-    blooms: Mutex<BTreeMap<String, Arc<Vec<Option<Bloom>>>>>,
+    /// The bloom filters of the columns the query looks values up in, by file path.
+    blooms: BTreeMap<String, HashMap<String, Bloom>>,
 }
 
 impl Stats<'_> {
-    fn bloom_column(&self, name: &str) -> Arc<Vec<Option<Bloom>>> {
-        let mut m = self.blooms.lock().expect("not poisoned");
-        m.entry(name.to_string())
-            .or_insert_with(|| {
-                Arc::new(
-                    self.files
-                        .iter()
-                        .map(|f| f.entry.blooms.get(name).and_then(|s| Bloom::decode(s)))
-                        .collect(),
-                )
-            })
-            .clone()
-    }
-
     fn bounds(&self, column: &Column, max: bool) -> Option<ArrayRef> {
         Some(match column.name() {
             "tenant_id" => Arc::new(StringArray::from_iter_values(
@@ -179,11 +165,11 @@ impl PruningStatistics for Stats<'_> {
                 _ => return None,
             }
         }
-        let blooms = self.bloom_column(name);
+        let blooms = self.blooms.get(name)?;
         Some(
-            blooms
+            self.files
                 .iter()
-                .map(|b| match b {
+                .map(|f| match blooms.get(&f.entry.path) {
                     Some(b) if !wanted.iter().any(|v| b.may_contain(v.as_bytes())) => Some(false),
                     _ => None,
                 })
@@ -243,12 +229,25 @@ impl TableProvider for ManifestTable {
         limit: Option<usize>,
     ) -> datafusion::common::Result<Arc<dyn ExecutionPlan>> {
         let to_df = |e: crate::Error| datafusion::error::DataFusionError::External(Box::new(e));
-        let state_files = manifest::load(&self.store)
+        let mut manifest_state = manifest::load(&self.store)
             .await
             .map_err(to_df)?
-            .map(|s| s.files)
             .unwrap_or_default();
-        let mut files: Vec<Candidate> = state_files
+        // Bloom filters are read only for the columns the filters look values up in.
+        let mut blooms = BTreeMap::new();
+        for c in manifest::MEMBER_COLS {
+            let name = COLUMN_NAMES[c as usize];
+            if filters
+                .iter()
+                .any(|f| f.column_refs().iter().any(|r| r.name() == name))
+            {
+                let b = manifest::load_filters(&self.store, &manifest_state, name)
+                    .await
+                    .map_err(to_df)?;
+                blooms.insert(name.to_string(), b);
+            }
+        }
+        let mut files: Vec<Candidate> = std::mem::take(&mut manifest_state.files)
             .into_values()
             .filter_map(candidate)
             .filter(|c| self.tenant.as_deref().is_none_or(|t| c.tenant == t))
@@ -256,7 +255,7 @@ impl TableProvider for ManifestTable {
         if let Some(p) = pruning_predicate(state, &self.schema, filters) {
             let stats = Stats {
                 files: &files,
-                blooms: Mutex::new(BTreeMap::new()),
+                blooms,
             };
             if let Ok(keep) = p.prune(&stats) {
                 let mut k = keep.into_iter();

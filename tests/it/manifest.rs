@@ -201,6 +201,7 @@ fn verify_finds_a_damaged_short_or_stale_manifest_and_fix_repairs_it() {
                 .unwrap()
                 .to_string_lossy()
                 .starts_with("checkpoint-")
+                && p.extension().is_some_and(|x| x == "json")
         })
         .unwrap();
     std::fs::write(&cp, b"{ not json").unwrap();
@@ -216,6 +217,33 @@ fn verify_finds_a_damaged_short_or_stale_manifest_and_fix_repairs_it() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let (code, v) = verify_json(lake, false);
+    assert_eq!(
+        (code, kinds(&v)),
+        (1, vec!["manifest_damaged".to_string()]),
+        "{v}"
+    );
+    assert_eq!(verify_json(lake, true).0, 0);
+    assert_eq!((verify_json(lake, false).0, count()), (0, want.clone()));
+
+    // Damaged bloom filters: a lookup says what to do, verify finds them, --fix rewrites.
+    let filters = std::fs::read_dir(lake.join("_manifest"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "filters"))
+        .unwrap();
+    let mut bytes = std::fs::read(&filters).unwrap();
+    bytes.truncate(bytes.len() / 2);
+    std::fs::write(&filters, bytes).unwrap();
+    let out = bin()
+        .args(["query", "--lake"])
+        .arg(lake)
+        .arg("SELECT count(*) FROM events WHERE ouid = 'x'")
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("verify --fix"));
     let (code, v) = verify_json(lake, false);
     assert_eq!(
         (code, kinds(&v)),
