@@ -94,7 +94,7 @@ def copy_lake(src, dst):
 
 
 def lake_bytes(lake):
-    out = {"parquet": 0, "index": 0, "ledger": 0, "files": 0}
+    out = {"parquet": 0, "index": 0, "manifest": 0, "ledger": 0, "files": 0}
     for p in Path(lake).rglob("*"):
         if not p.is_file():
             continue
@@ -104,6 +104,8 @@ def lake_bytes(lake):
             out["files"] += 1
         elif rel == "_index":
             out["index"] += p.stat().st_size
+        elif rel == "_manifest":
+            out["manifest"] += p.stat().st_size
         elif rel == "_ledger":
             out["ledger"] += p.stat().st_size
     return out
@@ -164,7 +166,7 @@ def main(argv):
     shutil.rmtree(scratch, ignore_errors=True)
 
     ouid = subprocess.run([binary, "query", "--lake", lake1, "--format", "csv",
-                           "SELECT ouid FROM events WHERE ouid IS NOT NULL LIMIT 1"],
+                           "SELECT min(ouid) AS ouid FROM events"],
                           capture_output=True, text=True, check=True).stdout.splitlines()[-1]
     last = months[12 * a.years - 1]
     queries = {
@@ -181,6 +183,13 @@ def main(argv):
                 [binary, "query", "--lake", lake, "--format", "csv", sql]).check(name), a.reps)
             for key, lake in (("1y", lake1), (f"{a.years}y", lakeY))}
     res["last_month"] = last
+    res["ouid"] = ouid
+    res["ouid_files"] = {
+        key: subprocess.run([binary, "query", "--lake", lake, "--format", "csv",
+                             "SELECT count(DISTINCT concat(tenant_id, '/', CAST(day AS VARCHAR))) FROM events "
+                             f"WHERE ouid = '{ouid}'"],
+                            capture_output=True, text=True, check=True).stdout.splitlines()[-1]
+        for key, lake in (("1y", lake1), (f"{a.years}y", lakeY))}
 
     Y = f"{a.years}y"
     print(f"\nHistory: {a.per_year:,} events a year, {a.tenants} tenants; the day adds {n_day:,} records\n")
@@ -194,10 +203,13 @@ def main(argv):
     for name, q in res["queries"].items():
         print(f"| {name} (fresh), s | | {q['1y']['seconds']:.3f} | {q[Y]['seconds']:.3f} "
               f"| {q[Y]['seconds'] / q['1y']['seconds']:.2f}x | |")
+    print(f"\nthe point lookup's key {ouid} is in {res['ouid_files']['1y']} files of the 1-year lake "
+          f"and {res['ouid_files'][Y]} of the {a.years}-year one")
     for key in ("1y", Y):
         b = res["lakes"][key]
         print(f"\nlake-{key}: {b['files']:,} Parquet files, {b['parquet'] / 2**20:,.1f} MiB; trace index "
-              f"{b['index'] / 2**20:,.1f} MiB ({100 * b['index'] / max(b['parquet'], 1):.1f}% of the Parquet bytes)")
+              f"{b['index'] / 2**20:,.1f} MiB ({100 * b['index'] / max(b['parquet'], 1):.1f}% of the Parquet bytes); "
+              f"manifest {b['manifest'] / 2**20:,.1f} MiB ({100 * b['manifest'] / max(b['parquet'], 1):.1f}%)")
     out = a.json or work / f"history-{a.per_year}-{a.years}.json"
     out.write_text(json.dumps(res, indent=2, default=str))
     log(f"results in {out}")

@@ -108,7 +108,7 @@ def main(argv):
                                 "--lake", lake, "-q"], env=moto.env(), check=True)
             month = months[11]
             ouid = subprocess.run([binary, "query", "--lake", lake, "--format", "csv",
-                                   "SELECT ouid FROM events WHERE ouid IS NOT NULL LIMIT 1"],
+                                   "SELECT min(ouid) AS ouid FROM events"],
                                   env=moto.env(), capture_output=True, text=True,
                                   check=True).stdout.splitlines()[-1]
             for name, argv in [
