@@ -81,6 +81,13 @@ def cut_child(exports, month, out):
     log(f"{len(recs)} records of {day} in {out}")
 
 
+def lookup_key(binary, lake, env=None):
+    """The key the point lookups look up: the smallest `ouid`, the same every run."""
+    return subprocess.run([binary, "query", "--lake", lake, "--format", "csv",
+                           "SELECT min(ouid) AS ouid FROM events"], env=env,
+                          capture_output=True, text=True, check=True).stdout.splitlines()[-1]
+
+
 def convert(binary, inputs, lake):
     return run_measured([binary, "convert", *inputs, "--lake", lake, "--json", "-q"]).check("convert")
 
@@ -165,9 +172,7 @@ def main(argv):
     res["daily"] = {"empty": daily(None), "1y": daily(lake1), f"{a.years}y": daily(lakeY)}
     shutil.rmtree(scratch, ignore_errors=True)
 
-    ouid = subprocess.run([binary, "query", "--lake", lake1, "--format", "csv",
-                           "SELECT min(ouid) AS ouid FROM events"],
-                          capture_output=True, text=True, check=True).stdout.splitlines()[-1]
+    ouid = lookup_key(binary, lake1)
     last = months[12 * a.years - 1]
     queries = {
         "point lookup": f"SELECT count(*) FROM events WHERE ouid = '{ouid}'",

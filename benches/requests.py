@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from compare import REPO, log  # noqa: E402
-from history import cut_day, generate, month_of  # noqa: E402
+from history import cut_day, generate, lookup_key, month_of  # noqa: E402
 
 LINE = re.compile(r'"(GET|HEAD|PUT|DELETE|POST) (\S+) HTTP')
 ANSI = re.compile(r"\x1b\[[0-9;]*m")  # werkzeug colours some status lines
@@ -107,10 +107,7 @@ def main(argv):
                 subprocess.run([binary, "convert", *[z for z in zips if month_of(z) in months[12 * y:12 * (y + 1)]],
                                 "--lake", lake, "-q"], env=moto.env(), check=True)
             month = months[11]
-            ouid = subprocess.run([binary, "query", "--lake", lake, "--format", "csv",
-                                   "SELECT min(ouid) AS ouid FROM events"],
-                                  env=moto.env(), capture_output=True, text=True,
-                                  check=True).stdout.splitlines()[-1]
+            ouid = lookup_key(binary, lake, moto.env())
             for name, argv in [
                 ("daily convert", [binary, "convert", day, "--lake", lake, "-q"]),
                 ("point lookup (fresh)", [binary, "query", "--lake", lake, "--format", "csv",

@@ -24,7 +24,7 @@
 //! then the day's offset from the first day, in `width` little-endian bytes, sorted), and
 //! the xxHash64 of everything before it.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::ops::Range;
 
 use arrow::array::AsArray;
@@ -33,9 +33,8 @@ use object_store::ObjectStoreExt;
 
 use super::rows::trace_hash;
 use super::store::LakeStore;
-use super::switch::Switches;
 use super::writer::read_file;
-use super::{encode_part_value, list_partitions, listed_files, live_files, Col, EVENTS_DIR};
+use super::{encode_part_value, live_partitions, Col, EVENTS_DIR};
 use crate::{Error, Result};
 
 pub const INDEX_DIR: &str = "_index";
@@ -538,8 +537,13 @@ pub async fn list_runs(store: &LakeStore, tenant: &str) -> Result<Vec<(String, u
 
 /// Tenants with an index directory.
 pub async fn list_tenants(store: &LakeStore) -> Result<Vec<String>> {
+    tenants_in(store, INDEX_DIR).await
+}
+
+/// The tenants of the `tenant_id=<t>` directories directly in `dir`.
+async fn tenants_in(store: &LakeStore, dir: &str) -> Result<Vec<String>> {
     Ok(store
-        .list_dirs(INDEX_DIR)
+        .list_dirs(dir)
         .await?
         .iter()
         .filter_map(|d| {
@@ -697,17 +701,10 @@ pub async fn entries_from_lake(
     store: &LakeStore,
     tenant: &str,
 ) -> Result<(Vec<Packed>, Vec<String>)> {
-    let parts = list_partitions(store, Some(tenant)).await?;
-    let mut listed = Vec::with_capacity(parts.len());
-    for part in &parts {
-        listed.push(listed_files(store, &part.rel).await?);
-    }
-    // Listings first, the compaction manifest after them (see `switch`).
-    let switches = Switches::load(store).await?;
     let mut out = Vec::new();
     let mut unreadable = Vec::new();
-    for (part, listed) in parts.iter().zip(listed) {
-        for (f, _) in live_files(store, &switches, &part.rel, listed).await? {
+    for (part, live) in live_partitions(store, Some(tenant)).await? {
+        for (f, _) in live {
             let batches = match read_file(store, &f, Some(&[Col::TraceId])).await {
                 Ok(b) => b,
                 Err(e) => {
@@ -751,15 +748,7 @@ pub async fn ensure(store: &LakeStore) -> Result<()> {
     if store.get(FORMAT_REL).await?.is_some() {
         return Ok(());
     }
-    let tenants: Vec<String> = store
-        .list_dirs(EVENTS_DIR)
-        .await?
-        .iter()
-        .filter_map(|d| {
-            d.strip_prefix("tenant_id=")
-                .and_then(super::decode_part_value)
-        })
-        .collect();
+    let tenants = tenants_in(store, EVENTS_DIR).await?;
     if !tenants.is_empty() {
         crate::notes::note(&format!(
             "indexing the trace_ids of {} tenants, once (a lake from before the trace index)",
@@ -832,19 +821,9 @@ pub async fn check_tenant(store: &LakeStore, tenant: &str) -> Result<TenantCheck
 
 /// The tenants with rows in the lake or runs in the index.
 pub async fn all_tenants(store: &LakeStore) -> Result<Vec<String>> {
-    let mut set: BTreeMap<String, ()> = BTreeMap::new();
-    for d in store.list_dirs(EVENTS_DIR).await? {
-        if let Some(t) = d
-            .strip_prefix("tenant_id=")
-            .and_then(super::decode_part_value)
-        {
-            set.insert(t, ());
-        }
-    }
-    for t in list_tenants(store).await? {
-        set.insert(t, ());
-    }
-    Ok(set.into_keys().collect())
+    let mut set: BTreeSet<String> = tenants_in(store, EVENTS_DIR).await?.into_iter().collect();
+    set.extend(list_tenants(store).await?);
+    Ok(set.into_iter().collect())
 }
 
 #[cfg(test)]

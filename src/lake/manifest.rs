@@ -23,9 +23,8 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::store::LakeStore;
-use super::switch::Switches;
 use super::writer::read_file;
-use super::{list_partitions, listed_files, live_files, Col, COLUMN_NAMES};
+use super::{live_partitions, Col, COLUMN_NAMES};
 use crate::{Error, Result};
 
 pub const MANIFEST_DIR: &str = "_manifest";
@@ -504,17 +503,11 @@ pub async fn entry_of_lake_file(store: &LakeStore, rel: &str, bytes: u64) -> Res
 
 /// The live files of the lake by listing (the compaction rule applied), with sizes.
 pub async fn listed_live(store: &LakeStore) -> Result<Vec<(String, u64)>> {
-    let parts = list_partitions(store, None).await?;
-    let mut listed = Vec::with_capacity(parts.len());
-    for part in &parts {
-        listed.push(listed_files(store, &part.rel).await?);
-    }
-    let switches = Switches::load(store).await?;
-    let mut out = Vec::new();
-    for (part, listed) in parts.iter().zip(listed) {
-        out.extend(live_files(store, &switches, &part.rel, listed).await?);
-    }
-    Ok(out)
+    Ok(live_partitions(store, None)
+        .await?
+        .into_iter()
+        .flat_map(|(_, live)| live)
+        .collect())
 }
 
 /// Makes sure the lake has a manifest before a write extends it: a lake written before

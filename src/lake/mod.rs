@@ -227,6 +227,26 @@ pub async fn partition_files(
     live_files(store, &switches, rel, listed).await
 }
 
+/// The live files of every partition of the lake (or of one tenant): all partitions
+/// listed first, the compaction manifest read once after them (see [`switch`]).
+pub async fn live_partitions(
+    store: &store::LakeStore,
+    tenant: Option<&str>,
+) -> crate::Result<Vec<(PartitionDir, Vec<(String, u64)>)>> {
+    let parts = list_partitions(store, tenant).await?;
+    let mut listed = Vec::with_capacity(parts.len());
+    for part in &parts {
+        listed.push(listed_files(store, &part.rel).await?);
+    }
+    let switches = switch::Switches::load(store).await?;
+    let mut out = Vec::with_capacity(parts.len());
+    for (part, listed) in parts.into_iter().zip(listed) {
+        let live = live_files(store, &switches, &part.rel, listed).await?;
+        out.push((part, live));
+    }
+    Ok(out)
+}
+
 /// The Parquet files listed in a partition directory, as they are (no compaction rule).
 pub async fn listed_files(
     store: &store::LakeStore,

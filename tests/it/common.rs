@@ -315,3 +315,51 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// Runs `cmd` with `AUDITLAKE_PAUSE_AT=point`: when it pauses there, kills it with
+/// SIGKILL and returns true; false when it ends without reaching the point.
+pub fn kill_at_pause(cmd: &mut Command, point: &str) -> bool {
+    use std::io::{BufRead, BufReader};
+    let mut child = cmd
+        .env("AUDITLAKE_PAUSE_AT", point)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    let mut paused = false;
+    while stderr.read_line(&mut line).unwrap() > 0 {
+        if line.contains("paused at") {
+            paused = true;
+            child.kill().unwrap();
+            break;
+        }
+        line.clear();
+    }
+    child.wait().unwrap();
+    paused
+}
+
+/// `verify --json` (with `--fix` if asked): its exit code and output.
+pub fn verify_lake(lake: &Path, fix: bool) -> (i32, Value) {
+    let mut c = bin();
+    c.args(["verify", "--json", "--lake"]).arg(lake);
+    if fix {
+        c.arg("--fix");
+    }
+    let out = c.output().unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code().unwrap(), v)
+}
+
+/// The kind of every finding of a `verify --json` output, in order.
+pub fn finding_kinds(v: &Value) -> Vec<String> {
+    v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap().to_string())
+        .collect()
+}

@@ -2,9 +2,7 @@
 //! out by `verify` when damaged, deleted or stale, rebuilt by `--fix`, built once for a
 //! lake from before it, and kept exact by `compact` and `prune`.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
 use serde_json::Value;
 
@@ -41,27 +39,6 @@ fn year(dir: &Path, y: u32, n: usize) -> PathBuf {
         })
         .collect();
     export(dir, &format!("year-{y}.json"), &recs)
-}
-
-fn verify_json(lake: &Path, fix: bool) -> (i32, Value) {
-    let mut c = bin();
-    c.args(["verify", "--json", "--lake"]).arg(lake);
-    if fix {
-        c.arg("--fix");
-    }
-    let out = c.output().unwrap();
-    let v: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
-    (out.status.code().unwrap(), v)
-}
-
-fn kinds(v: &Value) -> Vec<String> {
-    v["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["kind"].as_str().unwrap().to_string())
-        .collect()
 }
 
 fn runs(lake: &Path) -> Vec<String> {
@@ -141,8 +118,11 @@ fn a_duplicate_and_a_conflict_years_apart_are_found_through_the_index() {
     let again = convert(&lake, &all, &[]);
     assert_eq!(again.n("written"), 0, "{}", again.summary);
     assert_eq!(lake_rows(&lake).len(), 2 + 7 * 400 + 1);
-    let (_, v) = verify_json(&lake, false);
-    assert!(kinds(&v).iter().all(|k| !k.starts_with("index")), "{v}");
+    let (_, v) = verify_lake(&lake, false);
+    assert!(
+        finding_kinds(&v).iter().all(|k| !k.starts_with("index")),
+        "{v}"
+    );
 }
 
 #[test]
@@ -150,7 +130,7 @@ fn verify_finds_a_damaged_deleted_or_stale_index_and_fix_rebuilds_it() {
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path();
     assert_eq!(convert(lake, &sample_files(), &[]).code, 0);
-    let (code, v) = verify_json(lake, false);
+    let (code, v) = verify_lake(lake, false);
     assert_eq!(code, 0, "{v}");
     let tenant_dir = std::fs::read_dir(lake.join("_index"))
         .unwrap()
@@ -170,24 +150,27 @@ fn verify_finds_a_damaged_deleted_or_stale_index_and_fix_rebuilds_it() {
     let k = bytes.len() / 2;
     bytes[k] ^= 0x40;
     std::fs::write(&run, &bytes).unwrap();
-    let (code, v) = verify_json(lake, false);
+    let (code, v) = verify_lake(lake, false);
     assert_eq!(code, 1);
-    assert!(kinds(&v).contains(&"index_damaged".to_string()), "{v}");
-    let (code, v) = verify_json(lake, true);
+    assert!(
+        finding_kinds(&v).contains(&"index_damaged".to_string()),
+        "{v}"
+    );
+    let (code, v) = verify_lake(lake, true);
     assert_eq!(code, 0, "--fix rebuilds: {v}");
-    assert_eq!(verify_json(lake, false).0, 0);
+    assert_eq!(verify_lake(lake, false).0, 0);
 
     // Deleted: every run of the tenant.
     std::fs::remove_dir_all(&tenant_dir).unwrap();
-    let (code, v) = verify_json(lake, false);
+    let (code, v) = verify_lake(lake, false);
     assert_eq!(code, 1);
-    assert_eq!(kinds(&v), ["index_missing"], "{v}");
+    assert_eq!(finding_kinds(&v), ["index_missing"], "{v}");
     assert!(v["findings"][0]["detail"]
         .as_str()
         .unwrap()
         .contains("rows of this tenant"));
-    assert_eq!(verify_json(lake, true).0, 0);
-    assert_eq!(verify_json(lake, false).0, 0);
+    assert_eq!(verify_lake(lake, true).0, 0);
+    assert_eq!(verify_lake(lake, false).0, 0);
 
     // Stale: an entry no row has (a copy of a run under another tenant's name).
     let other = lake.join("_index/tenant_id=nobody");
@@ -199,14 +182,14 @@ fn verify_finds_a_damaged_deleted_or_stale_index_and_fix_rebuilds_it() {
         .unwrap()
         .path();
     std::fs::copy(&run, other.join("r-copied.tix")).unwrap();
-    let (code, v) = verify_json(lake, false);
+    let (code, v) = verify_lake(lake, false);
     assert_eq!(
-        (code, kinds(&v)),
+        (code, finding_kinds(&v)),
         (1, vec!["index_stale".to_string()]),
         "{v}"
     );
-    assert_eq!(verify_json(lake, true).0, 0);
-    assert_eq!(verify_json(lake, false).0, 0);
+    assert_eq!(verify_lake(lake, true).0, 0);
+    assert_eq!(verify_lake(lake, false).0, 0);
 
     // After all that the index still keeps the lake exactly-once.
     std::fs::remove_dir_all(lake.join("_ledger")).unwrap();
@@ -232,24 +215,12 @@ fn a_lake_from_before_the_index_is_indexed_once_even_when_killed_doing_it() {
         assert_success(&out);
         assert!(String::from_utf8_lossy(&out.stderr).contains("no trace index yet"));
         if let Some(point) = kill {
-            let mut child = bin()
-                .arg("convert")
+            let mut c = bin();
+            c.arg("convert")
                 .args(sample_files())
                 .arg("--lake")
-                .arg(lake)
-                .env("AUDITLAKE_PAUSE_AT", point)
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
-            let mut stderr = BufReader::new(child.stderr.take().unwrap());
-            let mut line = String::new();
-            while !line.contains("paused at") {
-                line.clear();
-                assert!(stderr.read_line(&mut line).unwrap() > 0, "never paused");
-            }
-            child.kill().unwrap();
-            child.wait().unwrap();
+                .arg(lake);
+            assert!(kill_at_pause(&mut c, point), "never paused at {point}");
             assert!(!lake.join("_index/format.json").exists());
         }
         let run = convert(lake, &sample_files(), &[]);
@@ -261,7 +232,7 @@ fn a_lake_from_before_the_index_is_indexed_once_even_when_killed_doing_it() {
         );
         assert_eq!(lake_rows(lake), expected, "{kill:?}");
         assert!(lake.join("_index/format.json").exists());
-        let (code, v) = verify_json(lake, false);
+        let (code, v) = verify_lake(lake, false);
         assert_eq!(code, 0, "{v}");
         // Once: the next convert that checks rows says nothing of it.
         std::fs::remove_dir_all(lake.join("_ledger")).unwrap();
@@ -303,24 +274,11 @@ fn compact_and_prune_keep_the_index_exact() {
     std::fs::copy(&run, tdir.join("r-extra.tix")).unwrap();
     let before = runs(lake).len();
     // Killed while merging the index's runs, then run again.
-    let mut child = bin()
-        .args(["compact", "--grace", "0s", "--lake"])
-        .arg(lake)
-        .env("AUDITLAKE_PAUSE_AT", "index-rewrite:1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    while !line.contains("paused at") {
-        line.clear();
-        assert!(stderr.read_line(&mut line).unwrap() > 0, "never paused");
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let mut c = bin();
+    c.args(["compact", "--grace", "0s", "--lake"]).arg(lake);
+    assert!(kill_at_pause(&mut c, "index-rewrite:1"), "never paused");
     assert_eq!(
-        verify_json(lake, false).0,
+        verify_lake(lake, false).0,
         0,
         "a merged run beside its inputs is exact too"
     );
@@ -332,7 +290,7 @@ fn compact_and_prune_keep_the_index_exact() {
     assert_success(&out);
     let after = runs(lake).len();
     assert!(after <= before, "{before} -> {after}");
-    let (code, v) = verify_json(lake, false);
+    let (code, v) = verify_lake(lake, false);
     assert_eq!(code, 0, "{v}");
     // Prune everything before the sample's last day: the index forgets those days.
     let out = bin()
@@ -341,14 +299,14 @@ fn compact_and_prune_keep_the_index_exact() {
         .output()
         .unwrap();
     assert_success(&out);
-    let (code, v) = verify_json(lake, false);
+    let (code, v) = verify_lake(lake, false);
     assert_eq!(code, 0, "no stale entries after prune: {v}");
     // And the pruned rows, converted again, come back exactly once.
     std::fs::remove_dir_all(lake.join("_ledger")).unwrap();
     let run = convert(lake, &files, &[]);
     assert_eq!(run.n("rejected"), 0);
     assert_unique(&lake_rows(lake));
-    assert_eq!(verify_json(lake, false).0, 0);
+    assert_eq!(verify_lake(lake, false).0, 0);
 }
 
 #[test]

@@ -3,9 +3,7 @@
 //! repairs it; a lake from before it is read by listing and gets one on its next
 //! convert; a convert killed at its manifest steps is completed exactly by a rerun.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::Stdio;
 
 use serde_json::Value;
 
@@ -48,27 +46,6 @@ fn one_value(lake: &Path, sql: &str) -> String {
         .into_iter()
         .find(|l| !l.is_empty() && !l.contains("value"))
         .unwrap()
-}
-
-fn verify_json(lake: &Path, fix: bool) -> (i32, Value) {
-    let mut c = bin();
-    c.args(["verify", "--json", "--lake"]).arg(lake);
-    if fix {
-        c.arg("--fix");
-    }
-    let out = c.output().unwrap();
-    let v: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
-    (out.status.code().unwrap(), v)
-}
-
-fn kinds(v: &Value) -> Vec<String> {
-    v["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["kind"].as_str().unwrap().to_string())
-        .collect()
 }
 
 #[test]
@@ -156,7 +133,7 @@ fn verify_finds_a_damaged_short_or_stale_manifest_and_fix_repairs_it() {
     assert_eq!(convert(lake, &sample_files(), &[]).code, 0);
     let count = || lines(lake, "manifest", &[], "SELECT count(*) AS n FROM events");
     let want = count();
-    assert_eq!(verify_json(lake, false).0, 0);
+    assert_eq!(verify_lake(lake, false).0, 0);
     // One convert: an empty checkpoint and one log entry adding every file.
     let log = lake.join("_manifest/log/00000000000000000001.json");
     let original: Value = serde_json::from_slice(&std::fs::read(&log).unwrap()).unwrap();
@@ -166,15 +143,15 @@ fn verify_finds_a_damaged_short_or_stale_manifest_and_fix_repairs_it() {
     let gone = short["add"].as_array_mut().unwrap().remove(7);
     std::fs::write(&log, serde_json::to_vec(&short).unwrap()).unwrap();
     assert_ne!(count(), want);
-    let (code, v) = verify_json(lake, false);
+    let (code, v) = verify_lake(lake, false);
     assert_eq!(
-        (code, kinds(&v)),
+        (code, finding_kinds(&v)),
         (1, vec!["manifest_missing".to_string()]),
         "{v}"
     );
     assert_eq!(v["findings"][0]["path"], gone["path"]);
-    assert_eq!(verify_json(lake, true).0, 0);
-    assert_eq!((verify_json(lake, false).0, count()), (0, want.clone()));
+    assert_eq!(verify_lake(lake, true).0, 0);
+    assert_eq!((verify_lake(lake, false).0, count()), (0, want.clone()));
 
     // Stale: a file that is not there.
     let mut stale = original.clone();
@@ -182,14 +159,14 @@ fn verify_finds_a_damaged_short_or_stale_manifest_and_fix_repairs_it() {
     ghost["path"] = Value::from("events/tenant_id=ghost/day=2025-01-01/ghost.parquet");
     stale["add"].as_array_mut().unwrap().push(ghost);
     std::fs::write(&log, serde_json::to_vec(&stale).unwrap()).unwrap();
-    let (code, v) = verify_json(lake, false);
+    let (code, v) = verify_lake(lake, false);
     assert_eq!(
-        (code, kinds(&v)),
+        (code, finding_kinds(&v)),
         (1, vec!["manifest_stale".to_string()]),
         "{v}"
     );
-    assert_eq!(verify_json(lake, true).0, 0);
-    assert_eq!((verify_json(lake, false).0, count()), (0, want.clone()));
+    assert_eq!(verify_lake(lake, true).0, 0);
+    assert_eq!((verify_lake(lake, false).0, count()), (0, want.clone()));
 
     // Damaged: the checkpoint is no JSON; a query says what to do, --fix writes it again.
     let cp = std::fs::read_dir(lake.join("_manifest"))
@@ -217,14 +194,14 @@ fn verify_finds_a_damaged_short_or_stale_manifest_and_fix_repairs_it() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let (code, v) = verify_json(lake, false);
+    let (code, v) = verify_lake(lake, false);
     assert_eq!(
-        (code, kinds(&v)),
+        (code, finding_kinds(&v)),
         (1, vec!["manifest_damaged".to_string()]),
         "{v}"
     );
-    assert_eq!(verify_json(lake, true).0, 0);
-    assert_eq!((verify_json(lake, false).0, count()), (0, want.clone()));
+    assert_eq!(verify_lake(lake, true).0, 0);
+    assert_eq!((verify_lake(lake, false).0, count()), (0, want.clone()));
 
     // Damaged bloom filters: a lookup says what to do, verify finds them, --fix rewrites.
     let filters = std::fs::read_dir(lake.join("_manifest"))
@@ -244,14 +221,14 @@ fn verify_finds_a_damaged_short_or_stale_manifest_and_fix_repairs_it() {
         .unwrap();
     assert_ne!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stderr).contains("verify --fix"));
-    let (code, v) = verify_json(lake, false);
+    let (code, v) = verify_lake(lake, false);
     assert_eq!(
-        (code, kinds(&v)),
+        (code, finding_kinds(&v)),
         (1, vec!["manifest_damaged".to_string()]),
         "{v}"
     );
-    assert_eq!(verify_json(lake, true).0, 0);
-    assert_eq!((verify_json(lake, false).0, count()), (0, want));
+    assert_eq!(verify_lake(lake, true).0, 0);
+    assert_eq!((verify_lake(lake, false).0, count()), (0, want));
 }
 
 #[test]
@@ -304,16 +281,16 @@ fn a_lake_from_before_the_manifest_is_read_by_listing_and_gets_one_on_its_next_c
         ),
         full
     );
-    assert_eq!(verify_json(lake, false).0, 0);
+    assert_eq!(verify_lake(lake, false).0, 0);
     // Or by a command, without converting: `verify --fix` writes manifest and index.
     std::fs::remove_dir_all(lake.join("_manifest")).unwrap();
     std::fs::remove_dir_all(lake.join("_index")).unwrap();
-    assert_eq!(verify_json(lake, true).0, 0);
+    assert_eq!(verify_lake(lake, true).0, 0);
     assert!(lake.join("_manifest/last_checkpoint.json").exists());
     assert!(lake.join("_index/format.json").exists());
     let q = "SELECT tenant_id, count(*) FROM events GROUP BY 1";
     assert_eq!(same(lake, &[], q), full);
-    assert_eq!(verify_json(lake, false).0, 0);
+    assert_eq!(verify_lake(lake, false).0, 0);
 }
 
 #[test]
@@ -333,31 +310,10 @@ fn converts_killed_at_the_manifest_steps_are_completed_by_their_rerun() {
             } else {
                 point
             };
-            let mut child = bin()
-                .arg("convert")
-                .arg(&f)
-                .arg("--lake")
-                .arg(lake)
-                .env("AUDITLAKE_PAUSE_AT", pause)
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
-            let mut stderr = BufReader::new(child.stderr.take().unwrap());
-            let mut line = String::new();
-            let mut paused = false;
-            while stderr.read_line(&mut line).unwrap() > 0 {
-                if line.contains("paused at") {
-                    paused = true;
-                    break;
-                }
-                line.clear();
-            }
-            if paused {
-                child.kill().unwrap();
-                killed = true;
-            }
-            child.wait().unwrap();
+            let mut c = bin();
+            c.arg("convert").arg(&f).arg("--lake").arg(lake);
+            let paused = kill_at_pause(&mut c, pause);
+            killed |= paused;
             if paused {
                 let run = convert(lake, std::slice::from_ref(&f), &[]);
                 assert_eq!(run.code, 0, "{}", run.stderr);
@@ -370,7 +326,7 @@ fn converts_killed_at_the_manifest_steps_are_completed_by_their_rerun() {
             &[],
             "SELECT tenant_id, day, count(*) FROM events GROUP BY 1, 2",
         );
-        let (code, v) = verify_json(lake, false);
+        let (code, v) = verify_lake(lake, false);
         assert_eq!(code, 0, "{point}: {v}");
     }
 }
