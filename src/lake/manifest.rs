@@ -45,6 +45,9 @@ pub struct FileEntry {
     /// Smallest and largest `time` (µs since the epoch, UTC).
     pub time_min: i64,
     pub time_max: i64,
+    /// The distinct `vendor` values of its rows (absent in entries written before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vendors: Option<Vec<String>>,
     /// Per column of [`MEMBER_COLS`]: a bloom filter of its values (see [`Bloom`]). Kept
     /// beside the JSON, in the entry's `.filters` file, read only by queries that look
     /// a value up.
@@ -57,34 +60,51 @@ pub struct FileEntry {
 pub struct FileStats {
     pub time_min: i64,
     pub time_max: i64,
+    /// Distinct `vendor` values, when the batches have the column.
+    pub vendors: Option<Vec<String>>,
     pub blooms: BTreeMap<String, Vec<u8>>,
 }
 
 impl FileStats {
-    /// Of the batches a file is written from (or read back from).
-    pub fn of(batches: &[RecordBatch], cols: &[Col]) -> FileStats {
+    /// Of the batches a file is written from (or read back from, with some of its
+    /// columns: each is found by name, and what is absent is left out).
+    pub fn of(batches: &[RecordBatch]) -> FileStats {
+        let column = |b: &RecordBatch, c: Col| b.column_by_name(COLUMN_NAMES[c as usize]).cloned();
         let (mut lo, mut hi) = (i64::MAX, i64::MIN);
-        let time_at = cols.iter().position(|c| *c == Col::Time);
         for b in batches {
-            if let Some(i) = time_at {
-                let t = b.column(i).as_primitive::<TimestampMicrosecondType>();
+            if let Some(t) = column(b, Col::Time) {
+                let t = t.as_primitive::<TimestampMicrosecondType>();
                 if let (Some(a), Some(z)) = (arrow::compute::min(t), arrow::compute::max(t)) {
                     lo = lo.min(a);
                     hi = hi.max(z);
                 }
             }
         }
+        let has = |c: Col| batches.first().is_some_and(|b| column(b, c).is_some());
+        // Few vendors per file (one, as a rule): a comparison with the last one seen.
+        let vendors = has(Col::Vendor).then(|| {
+            let mut seen: Vec<String> = Vec::new();
+            for col in batches.iter().filter_map(|b| column(b, Col::Vendor)) {
+                for v in col.as_string::<i32>().iter().flatten() {
+                    if seen.last().is_none_or(|l| l != v) && !seen.iter().any(|s| s == v) {
+                        seen.push(v.to_string());
+                    }
+                }
+            }
+            seen.sort();
+            seen
+        });
         let mut blooms = BTreeMap::new();
         let mut hashes: Vec<u64> = Vec::new();
         for c in MEMBER_COLS {
-            let Some(i) = cols.iter().position(|x| *x == c) else {
+            if !has(c) {
                 continue;
-            };
+            }
             // Distinct values by their hashes (a sort of u64s costs less than a set of
             // strings on the converter's hot path), then a filter sized for them.
             hashes.clear();
-            for b in batches {
-                let col = b.column(i).as_string::<i32>();
+            for col in batches.iter().filter_map(|b| column(b, c)) {
+                let col = col.as_string::<i32>();
                 hashes.extend(col.iter().flatten().map(|v| Bloom::hash(v.as_bytes())));
             }
             hashes.sort_unstable();
@@ -98,6 +118,7 @@ impl FileStats {
         FileStats {
             time_min: lo,
             time_max: hi,
+            vendors,
             blooms,
         }
     }
@@ -109,6 +130,7 @@ impl FileStats {
             rows,
             time_min: self.time_min,
             time_max: self.time_max,
+            vendors: self.vendors,
             blooms: self.blooms,
         }
     }
@@ -495,10 +517,10 @@ async fn write_checkpoint(store: &LakeStore, state: &State) -> Result<()> {
 
 /// A lake file's entry, read from the file itself.
 pub async fn entry_of_lake_file(store: &LakeStore, rel: &str, bytes: u64) -> Result<FileEntry> {
-    let cols = [Col::Time, Col::Ouid, Col::ActorId, Col::ClientIp];
+    let cols = [Col::Time, Col::Vendor, Col::Ouid, Col::ActorId, Col::ClientIp];
     let batches = read_file(store, rel, Some(&cols)).await?;
     let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
-    Ok(FileStats::of(&batches, &cols).entry(rel.to_string(), bytes, rows))
+    Ok(FileStats::of(&batches).entry(rel.to_string(), bytes, rows))
 }
 
 /// The live files of the lake by listing (the compaction rule applied), with sizes.
@@ -579,6 +601,7 @@ mod tests {
                 rows: i,
                 time_min: 0,
                 time_max: 1,
+                vendors: None,
                 blooms: [("ouid".to_string(), bloom.encode())].into(),
             }
         };

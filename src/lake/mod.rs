@@ -135,6 +135,19 @@ impl PartKey {
             crate::time::format_day(self.day)
         )
     }
+
+    /// The partition of a directory [`PartKey::rel_dir`] names, `None` for any other path.
+    pub fn of_dir(rel: &str) -> Option<PartKey> {
+        let mut it = rel.split('/');
+        let (events, t, d) = (it.next()?, it.next()?, it.next()?);
+        if events != EVENTS_DIR || it.next().is_some() {
+            return None;
+        }
+        Some(PartKey {
+            tenant: decode_part_value(t.strip_prefix("tenant_id=")?)?.into(),
+            day: crate::time::parse_day(d.strip_prefix("day=")?)?,
+        })
+    }
 }
 
 /// Percent-encodes every byte outside `[A-Za-z0-9._-]`, as Hive-style readers expect.
@@ -244,6 +257,72 @@ pub async fn live_partitions(
         let live = live_files(store, &switches, &part.rel, listed).await?;
         out.push((part, live));
     }
+    Ok(out)
+}
+
+/// A live file of the lake.
+#[derive(Debug, Clone)]
+pub struct LiveFile {
+    /// Relative to the lake root.
+    pub path: String,
+    pub bytes: u64,
+    /// Its row count, where the manifest gives it (a listing does not).
+    pub rows: Option<u64>,
+}
+
+/// The live files of the lake (or of one tenant) by partition, sorted by partition:
+/// as the manifest, their one owner, lists them; a lake from before the manifest is
+/// listed. A constant number of requests however old the lake (see [`manifest`]);
+/// files of a run killed before its manifest entry are not live until its rerun.
+pub async fn live_set(
+    store: &store::LakeStore,
+    tenant: Option<&str>,
+) -> crate::Result<Vec<(PartitionDir, Vec<LiveFile>)>> {
+    let Some(state) = manifest::load(store).await? else {
+        return Ok(live_partitions(store, tenant)
+            .await?
+            .into_iter()
+            .map(|(part, files)| {
+                let files = files
+                    .into_iter()
+                    .map(|(path, bytes)| LiveFile {
+                        path,
+                        bytes,
+                        rows: None,
+                    })
+                    .collect();
+                (part, files)
+            })
+            .filter(|(_, files): &(PartitionDir, Vec<LiveFile>)| !files.is_empty())
+            .collect());
+    };
+    let mut out: Vec<(PartitionDir, Vec<LiveFile>)> = Vec::new();
+    // The manifest's paths sort by tenant directory, then day: partitions come in order
+    // of their directory names, sorted by key below.
+    for (path, entry) in state.files {
+        let Some(dir) = path.rsplit_once('/').map(|(d, _)| d.to_string()) else {
+            continue;
+        };
+        let Some(key) = PartKey::of_dir(&dir) else {
+            continue;
+        };
+        if tenant.is_some_and(|t| *key.tenant != *t) {
+            continue;
+        }
+        let file = LiveFile {
+            bytes: entry.bytes,
+            rows: Some(entry.rows),
+            path,
+        };
+        match out.last_mut() {
+            Some((p, files)) if p.rel == dir => files.push(file),
+            _ => out.push((
+                PartitionDir { key, rel: dir },
+                vec![file],
+            )),
+        }
+    }
+    out.sort_by(|a, b| a.0.key.cmp(&b.0.key));
     Ok(out)
 }
 

@@ -216,7 +216,7 @@ pub async fn write_file(
         rows: batches.iter().map(|b| b.num_rows()).sum(),
         bytes: len,
         sha256,
-        stats: super::manifest::FileStats::of(batches, &super::ALL_COLS),
+        stats: super::manifest::FileStats::of(batches),
     })
 }
 

@@ -35,7 +35,7 @@ use datafusion::physical_plan::ExecutionPlan;
 
 use crate::lake::manifest::{self, Bloom, FileEntry};
 use crate::lake::store::LakeStore;
-use crate::lake::{decode_part_value, Col, COLUMN_NAMES};
+use crate::lake::{Col, PartKey, COLUMN_NAMES};
 
 /// The `events` files of a lake (or of one tenant of it), as its manifest lists them.
 pub struct ManifestTable {
@@ -82,11 +82,12 @@ struct Candidate {
 }
 
 fn candidate(entry: FileEntry) -> Option<Candidate> {
-    let mut it = entry.path.split('/');
-    let (_, t, d) = (it.next()?, it.next()?, it.next()?);
-    let tenant = decode_part_value(t.strip_prefix("tenant_id=")?)?;
-    let day = crate::time::parse_day(d.strip_prefix("day=")?)?;
-    Some(Candidate { entry, tenant, day })
+    let key = PartKey::of_dir(entry.path.rsplit_once('/')?.0)?;
+    Some(Candidate {
+        entry,
+        tenant: key.tenant.to_string(),
+        day: key.day,
+    })
 }
 
 /// The manifest's files as pruning containers, one per file.
