@@ -11,9 +11,8 @@ use serde::Serialize;
 
 use crate::ingest::cloudhsm;
 use crate::lake::store::LakeStore;
-use crate::lake::switch::Switches;
 use crate::lake::writer::read_file;
-use crate::lake::{ledger, list_partitions, listed_files, live_files, Col};
+use crate::lake::{ledger, live_set, Col};
 use crate::time::format_day;
 use crate::{Error, Result};
 
@@ -84,31 +83,26 @@ pub struct LakeStatus {
     pub fetched: Vec<FetchedCoverage>,
 }
 
-/// Reads the lake's layout, file footers and ledger.
+/// Reads the manifest (in a lake from before it: the layout and file footers), the
+/// ledger, and the rows of CloudHSM files for their sequence numbers.
 pub async fn status(store: &LakeStore) -> Result<LakeStatus> {
     let mut per_tenant: BTreeMap<String, (Vec<i32>, TenantStatus)> = BTreeMap::new();
-    let mut listed = Vec::new();
     let mut seqs: BTreeMap<(String, Option<String>, u64), Vec<u64>> = BTreeMap::new();
-    for part in list_partitions(store, None).await? {
-        let files = listed_files(store, &part.rel).await?;
-        listed.push((part, files));
-    }
-    // Listings first, the compaction manifest after them (see `lake::switch`), read once.
-    let switches = Switches::load(store).await?;
-    for (part, files) in listed {
-        let files = live_files(store, &switches, &part.rel, files).await?;
-        if files.is_empty() {
-            continue;
-        }
+    // Which files are live, with rows and vendors, from the manifest; a footer is read
+    // only where it does not say (a lake from before it).
+    for (part, files) in live_set(store, None).await? {
         let (days, t) = per_tenant.entry(part.key.tenant.to_string()).or_default();
         days.push(part.key.day);
-        for (rel, size) in files {
-            t.bytes += size;
-            let (rows, cloudhsm) = footer_facts(store, &rel, size).await?;
+        for f in files {
+            t.bytes += f.bytes;
+            let (rows, cloudhsm) = match (f.rows, &f.vendors) {
+                (Some(rows), Some(v)) => (rows, v.iter().any(|v| v == cloudhsm::VENDOR)),
+                _ => footer_facts(store, &f.path, f.bytes).await?,
+            };
             t.events += rows;
             t.files += 1;
             if cloudhsm {
-                collect_sequences(store, &rel, &part.key.tenant, &mut seqs).await?;
+                collect_sequences(store, &f.path, &part.key.tenant, &mut seqs).await?;
             }
         }
     }

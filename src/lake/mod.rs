@@ -268,6 +268,8 @@ pub struct LiveFile {
     pub bytes: u64,
     /// Its row count, where the manifest gives it (a listing does not).
     pub rows: Option<u64>,
+    /// Its rows' vendors, where the manifest gives them.
+    pub vendors: Option<Vec<String>>,
 }
 
 /// The live files of the lake (or of one tenant) by partition, sorted by partition:
@@ -289,6 +291,7 @@ pub async fn live_set(
                         path,
                         bytes,
                         rows: None,
+                        vendors: None,
                     })
                     .collect();
                 (part, files)
@@ -312,6 +315,7 @@ pub async fn live_set(
         let file = LiveFile {
             bytes: entry.bytes,
             rows: Some(entry.rows),
+            vendors: entry.vendors,
             path,
         };
         match out.last_mut() {

@@ -1,12 +1,16 @@
 //! `--cluster df://host:port`: the session's SQL planned here and run on an Apache
 //! Ballista cluster (a stock scheduler and its executors).
 //!
-//! Only what serialises goes to the cluster: the `events` listing table (its URL,
+//! Only what serialises goes to the cluster: a stock listing table of the lake (its URL,
 //! Parquet format, typed partition columns and sort order travel in the plan), the
-//! VALUES view `action_catalog` and the views over them. The executors open the lake's
-//! files through their own object stores (`file://` paths, or `s3://` with the AWS_*
-//! environment of each executor), so the session's range cache and compaction-aware
-//! listing ([`super::cache`], [`super::live`]) are not part of a cluster session.
+//! VALUES view `action_catalog` and the views over them. A lake with a manifest is
+//! planned from it here, before the plan leaves: each scan of the manifest table is
+//! handed over as the listing with a filter keeping the partitions the manifest
+//! selects ([`ManifestTable::for_cluster`]), or as no rows at all. The executors open
+//! the lake's files through their own object stores (`file://` paths, or `s3://` with
+//! the AWS_* environment of each executor), so the session's range cache and
+//! compaction-aware listing ([`super::cache`], [`super::live`]) are not part of a
+//! cluster session.
 
 use std::sync::Arc;
 
@@ -15,10 +19,16 @@ use ballista::prelude::{SessionConfigExt, SessionContextExt};
 use datafusion::catalog::Session;
 use datafusion::execution::context::{QueryPlanner, SessionConfig, SessionContext};
 use datafusion::execution::session_state::SessionStateBuilder;
-use datafusion::logical_expr::LogicalPlan;
+use std::collections::HashMap;
+
+use datafusion::catalog::TableProvider;
+use datafusion::common::tree_node::{Transformed, TreeNodeRecursion};
+use datafusion::datasource::{provider_as_source, source_as_provider};
+use datafusion::logical_expr::{EmptyRelation, LogicalPlan, TableScanBuilder};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
 
+use super::planned::ManifestTable;
 use crate::{Error, Result};
 
 /// The scheduler's address from a `df://host[:port]` URL (port 50050 by default).
@@ -102,15 +112,94 @@ impl QueryPlanner for EmptyHere {
         plan: &LogicalPlan,
         session: &dyn Session,
     ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        let plan = from_manifest(plan, session).await?;
+        let mut reads = false;
+        plan.apply_with_subqueries(|node| {
+            reads |= matches!(node, LogicalPlan::TableScan(_));
+            Ok(TreeNodeRecursion::Continue)
+        })?;
         match plan {
+            // Nothing to read (the manifest selects no file for any scan): planned here.
             LogicalPlan::EmptyRelation(_) => {
                 DefaultPhysicalPlanner::default()
-                    .create_physical_plan(plan, session)
+                    .create_physical_plan(&plan, session)
                     .await
             }
-            _ => self.ballista.create_physical_plan(plan, session).await,
+            _ if !reads => {
+                DefaultPhysicalPlanner::default()
+                    .create_physical_plan(&plan, session)
+                    .await
+            }
+            _ => self.ballista.create_physical_plan(&plan, session).await,
         }
     }
+}
+
+/// `plan` with each scan of the manifest table replaced by what the cluster is handed
+/// for its filters: a listing scan keeping the partitions the manifest selects, or an
+/// empty relation (Ballista 55 waits forever on a join or union one of whose scans lists
+/// no file).
+async fn from_manifest(
+    plan: &LogicalPlan,
+    session: &dyn Session,
+) -> datafusion::error::Result<LogicalPlan> {
+    let manifest_scan = |node: &LogicalPlan| -> Option<(Arc<dyn TableProvider>, String)> {
+        let LogicalPlan::TableScan(scan) = node else {
+            return None;
+        };
+        let provider = source_as_provider(&scan.source).ok()?;
+        provider
+            .is::<ManifestTable>()
+            .then(|| (provider, format!("{:?}", scan.filters)))
+    };
+    let mut scans = Vec::new();
+    plan.apply_with_subqueries(|node| {
+        if let (Some(found), LogicalPlan::TableScan(scan)) = (manifest_scan(node), node) {
+            scans.push((found, scan.filters.clone()));
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    if scans.is_empty() {
+        return Ok(plan.clone());
+    }
+    // One selection per distinct set of filters (a view scanned twice is selected once).
+    let mut handed = HashMap::new();
+    for ((provider, key), filters) in scans {
+        if handed.contains_key(&key) {
+            continue;
+        }
+        let table = provider
+            .downcast_ref::<ManifestTable>()
+            .expect("checked above");
+        handed.insert(key, table.for_cluster(session, &filters).await?);
+    }
+    let rewritten = plan.clone().transform_up_with_subqueries(|node| {
+        let Some((_, key)) = manifest_scan(&node) else {
+            return Ok(Transformed::no(node));
+        };
+        let LogicalPlan::TableScan(scan) = node else {
+            unreachable!("a manifest scan is a table scan")
+        };
+        Ok(Transformed::yes(match &handed[&key] {
+            None => LogicalPlan::EmptyRelation(EmptyRelation {
+                produce_one_row: false,
+                schema: scan.projected_schema.clone(),
+            }),
+            Some((listing, keep)) => {
+                let mut filters = scan.filters.clone();
+                filters.extend(keep.clone());
+                let mut handed =
+                    TableScanBuilder::new(scan.table_name.clone(), provider_as_source(listing.clone()))
+                        .with_projection(scan.projection.clone())
+                        .with_filters(filters)
+                        .with_fetch(scan.fetch)
+                        .build()?;
+                handed.statistics_requests = scan.statistics_requests.clone();
+                LogicalPlan::TableScan(handed)
+            }
+        }))
+    })?;
+    Ok(rewritten.data)
 }
 
 #[cfg(test)]

@@ -20,14 +20,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema};
-use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{
-    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
-};
 use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
 use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::prelude::{col, DataFrame};
+use datafusion::prelude::DataFrame;
 use datafusion::sql::parser::DFParser;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 
@@ -263,7 +259,7 @@ pub async fn build_session(opts: &SessionOptions) -> Result<Session> {
         }
     };
 
-    let (rel, partition_cols): (String, Vec<(String, DataType)>) = match &opts.tenant {
+    let rel = match &opts.tenant {
         Some(t) => {
             let rel = format!("{EVENTS_DIR}/tenant_id={}", encode_part_value(t));
             if store.list_dirs(&rel).await?.is_empty() {
@@ -272,31 +268,25 @@ pub async fn build_session(opts: &SessionOptions) -> Result<Session> {
                     store.display
                 )));
             }
-            (rel, vec![("day".into(), DataType::Date32)])
+            rel
         }
-        None => (
-            EVENTS_DIR.to_string(),
-            vec![
-                ("tenant_id".into(), DataType::Utf8),
-                ("day".into(), DataType::Date32),
-            ],
-        ),
+        None => EVENTS_DIR.to_string(),
     };
     if let Some(dir) = store.local_dir() {
         // A lake with no events yet still has an (empty) events table.
         let d = dir.join(&rel);
         std::fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
     }
-    // Planned from the manifest where the lake has one (not on a cluster, whose executors
-    // know only stock tables; `AUDITLAKE_PLAN=listing` asks for the listing, to compare).
-    let from_manifest = opts.cluster.is_none()
-        && std::env::var("AUDITLAKE_PLAN").as_deref() != Ok("listing")
+    // Planned from the manifest where the lake has one (a cluster is handed a stock
+    // listing of what it selects: see `cluster`; `AUDITLAKE_PLAN=listing` asks for the
+    // listing, to compare).
+    let from_manifest = std::env::var("AUDITLAKE_PLAN").as_deref() != Ok("listing")
         && crate::lake::manifest::exists(store).await?;
     if from_manifest {
         let table = planned::ManifestTable::new(store.clone(), opts.tenant.clone(), scan_schema());
         ctx.register_table(LAKE_TABLE, Arc::new(table))?;
     } else {
-        register_listing(&ctx, opts, &rel, partition_cols).await?;
+        register_listing(&ctx, opts).await?;
     }
     tracing::info!(lake = %store.display, tenant = ?opts.tenant, memory_limit = limit, target_partitions = partitions, from_manifest, "session: events registered");
 
@@ -311,8 +301,8 @@ pub async fn build_session(opts: &SessionOptions) -> Result<Session> {
     // of a lake's first month joins what came before it, which is nothing).
     let empty_on_cluster = EmptyDays::of(opts).await?;
     let period = match opts.period {
-        _ if empty_on_cluster.no_files(i32::MIN, i32::MAX).await? => " WHERE false".to_string(),
-        Some((a, b)) if empty_on_cluster.no_files(a, b).await? => " WHERE false".to_string(),
+        _ if empty_on_cluster.no_files(i32::MIN, i32::MAX) => " WHERE false".to_string(),
+        Some((a, b)) if empty_on_cluster.no_files(a, b) => " WHERE false".to_string(),
         Some((a, b)) => format!(
             " WHERE day BETWEEN DATE '{}' AND DATE '{}'",
             format_day(a),
@@ -328,7 +318,7 @@ pub async fn build_session(opts: &SessionOptions) -> Result<Session> {
     ctx.sql(&events_sql).await?;
     // What came before the period (for reports that ask what is new); empty without a period.
     let before = match opts.period {
-        Some((a, _)) if empty_on_cluster.no_files(i32::MIN, a - 1).await? => {
+        Some((a, _)) if empty_on_cluster.no_files(i32::MIN, a - 1) => {
             " WHERE false".to_string()
         }
         Some((a, _)) => format!(" WHERE day < DATE '{}'", format_day(a)),
@@ -341,7 +331,7 @@ pub async fn build_session(opts: &SessionOptions) -> Result<Session> {
     ctx.sql(&before_sql).await?;
     // The look-back window of findings: the days just before the period.
     let baseline = match (opts.period, opts.baseline_days) {
-        (Some((a, _)), Some(n)) if empty_on_cluster.no_files(a - n as i32, a - 1).await? => {
+        (Some((a, _)), Some(n)) if empty_on_cluster.no_files(a - n as i32, a - 1) => {
             " WHERE false".to_string()
         }
         (Some((a, _)), Some(n)) => format!(
@@ -389,25 +379,9 @@ pub async fn build_session(opts: &SessionOptions) -> Result<Session> {
     })
 }
 
-/// Registers `events` as a listing of the lake's directories (lakes without a manifest,
-/// and clusters).
-async fn register_listing(
-    ctx: &SessionContext,
-    opts: &SessionOptions,
-    rel: &str,
-    partition_cols: Vec<(String, DataType)>,
-) -> Result<()> {
-    let store = &opts.store;
-    let url = ListingTableUrl::parse(store.dir_url(rel))?;
-    let listing = ListingOptions::new(Arc::new(ParquetFormat::default()))
-        .with_file_extension(".parquet")
-        .with_table_partition_cols(partition_cols)
-        .with_file_sort_order(vec![vec![col("time").sort(true, false)]]);
-    let table = ListingTable::try_new(
-        ListingTableConfig::new(url)
-            .with_listing_options(listing)
-            .with_schema(scan_schema()),
-    )?;
+/// Registers `events` as a listing of the lake's directories (lakes without a manifest).
+async fn register_listing(ctx: &SessionContext, opts: &SessionOptions) -> Result<()> {
+    let table = planned::events_listing(&opts.store, opts.tenant.as_deref(), scan_schema())?;
     // Statistics of each file, kept for the session (checked against the file's size and
     // mtime): without this every query re-derives them from a thousand footers. (On a
     // cluster the scheduler plans the scans, with its own caches.)
@@ -426,42 +400,33 @@ pub fn check_cluster(url: &str) -> Result<()> {
 
 use cluster::remote_context;
 
-/// Which days of the session's lake hold files, asked only on a cluster (see where
+/// Which days of the session's lake hold live files, asked only on a cluster (see where
 /// `build_session` uses it).
-struct EmptyDays<'a> {
-    store: &'a LakeStore,
-    parts: Option<Vec<crate::lake::PartitionDir>>,
+struct EmptyDays {
+    days: Option<Vec<i32>>,
 }
 
-impl<'a> EmptyDays<'a> {
-    async fn of(opts: &'a SessionOptions) -> Result<EmptyDays<'a>> {
-        let parts = match opts.cluster {
-            Some(_) => {
-                Some(crate::lake::list_partitions(&opts.store, opts.tenant.as_deref()).await?)
-            }
+impl EmptyDays {
+    async fn of(opts: &SessionOptions) -> Result<EmptyDays> {
+        let days = match opts.cluster {
+            Some(_) => Some(
+                crate::lake::live_set(&opts.store, opts.tenant.as_deref())
+                    .await?
+                    .into_iter()
+                    .map(|(p, _)| p.key.day)
+                    .collect(),
+            ),
             None => None,
         };
-        Ok(EmptyDays {
-            store: &opts.store,
-            parts,
-        })
+        Ok(EmptyDays { days })
     }
 
     /// On a cluster, whether no live file lies in the inclusive range of days; off a
     /// cluster, always false.
-    async fn no_files(&self, from: i32, to: i32) -> Result<bool> {
-        let Some(parts) = &self.parts else {
-            return Ok(false);
-        };
-        for p in parts.iter().filter(|p| (from..=to).contains(&p.key.day)) {
-            if !crate::lake::partition_files(self.store, &p.rel)
-                .await?
-                .is_empty()
-            {
-                return Ok(false);
-            }
-        }
-        Ok(true)
+    fn no_files(&self, from: i32, to: i32) -> bool {
+        self.days
+            .as_ref()
+            .is_some_and(|days| !days.iter().any(|d| (from..=to).contains(d)))
     }
 }
 

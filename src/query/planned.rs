@@ -20,12 +20,15 @@ use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Column, ColumnStatistics, DFSchema, ScalarValue, Statistics};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::file_format::FileFormat;
-use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl, PartitionedFile,
+};
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder};
 use datafusion::datasource::table_schema::TableSchema;
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::execution::object_store::ObjectStoreUrl;
-use datafusion::logical_expr::utils::conjunction;
+use datafusion::logical_expr::utils::{conjunction, disjunction};
+use datafusion::prelude::{col, lit};
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_optimizer::pruning::{
     PruningPredicate, PruningPredicateBuilder, PruningStatistics,
@@ -35,7 +38,7 @@ use datafusion::physical_plan::ExecutionPlan;
 
 use crate::lake::manifest::{self, Bloom, FileEntry};
 use crate::lake::store::LakeStore;
-use crate::lake::{Col, PartKey, COLUMN_NAMES};
+use crate::lake::{encode_part_value, Col, PartKey, COLUMN_NAMES, EVENTS_DIR};
 
 /// The `events` files of a lake (or of one tenant of it), as its manifest lists them.
 pub struct ManifestTable {
@@ -53,6 +56,73 @@ impl std::fmt::Debug for ManifestTable {
 }
 
 impl ManifestTable {
+    /// The live files the filters can match: by partition values and time range, and by
+    /// bloom filter where they look a value up.
+    async fn select(
+        &self,
+        state: &dyn Session,
+        filters: &[Expr],
+    ) -> datafusion::common::Result<Selection> {
+        let to_df = |e: crate::Error| datafusion::error::DataFusionError::External(Box::new(e));
+        let mut manifest_state = manifest::load(&self.store)
+            .await
+            .map_err(to_df)?
+            .unwrap_or_default();
+        // Bloom filters are read only for the columns the filters look values up in.
+        let mut blooms = BTreeMap::new();
+        for c in manifest::MEMBER_COLS {
+            let name = COLUMN_NAMES[c as usize];
+            if filters
+                .iter()
+                .any(|f| f.column_refs().iter().any(|r| r.name() == name))
+            {
+                let b = manifest::load_filters(&self.store, &manifest_state, name)
+                    .await
+                    .map_err(to_df)?;
+                blooms.insert(name.to_string(), b);
+            }
+        }
+        let mut files: Vec<Candidate> = std::mem::take(&mut manifest_state.files)
+            .into_values()
+            .filter_map(candidate)
+            .filter(|c| self.tenant.as_deref().is_none_or(|t| c.tenant == t))
+            .collect();
+        let of = files.len();
+        if let Some(p) = pruning_predicate(state, &self.schema, filters) {
+            let stats = Stats {
+                files: &files,
+                blooms,
+            };
+            if let Ok(keep) = p.prune(&stats) {
+                let mut k = keep.into_iter();
+                files.retain(|_| k.next().unwrap_or(true));
+            }
+        }
+        Ok(Selection { files, of })
+    }
+
+    /// What a Ballista cluster is handed in this table's place, whose scheduler and
+    /// executors know only stock tables: the lake's listing ([`events_listing`]) and a
+    /// filter on its partition columns that keeps the partitions of the files the
+    /// manifest selects (no filter when it selects every file; `None` when it selects
+    /// none). The scheduler lists the lake but reads the footers of those partitions
+    /// only; their files are all read, where a local session reads only the selected.
+    pub async fn for_cluster(
+        &self,
+        state: &dyn Session,
+        filters: &[Expr],
+    ) -> datafusion::common::Result<Option<(Arc<dyn TableProvider>, Option<Expr>)>> {
+        let selection = self.select(state, filters).await?;
+        if selection.files.is_empty() {
+            return Ok(None);
+        }
+        let listing = events_listing(&self.store, self.tenant.as_deref(), self.file_schema.clone())
+            .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
+        let keep = (selection.files.len() < selection.of)
+            .then(|| partition_filter(&selection.files, self.tenant.is_some()));
+        Ok(Some((Arc::new(listing), keep.flatten())))
+    }
+
     pub fn new(store: LakeStore, tenant: Option<String>, file_schema: SchemaRef) -> ManifestTable {
         let mut fields: Vec<FieldRef> = file_schema.fields().iter().cloned().collect();
         fields.extend(partition_fields(tenant.is_some()));
@@ -63,6 +133,72 @@ impl ManifestTable {
             schema: Arc::new(Schema::new(fields)),
         }
     }
+}
+
+/// The files a scan's filters select, of how many the manifest lists.
+struct Selection {
+    files: Vec<Candidate>,
+    of: usize,
+}
+
+/// `events` as a stock listing of the lake's directories (or of one tenant's): for
+/// lakes from before the manifest, and for clusters ([`ManifestTable::for_cluster`]).
+pub fn events_listing(
+    store: &LakeStore,
+    tenant: Option<&str>,
+    file_schema: SchemaRef,
+) -> crate::Result<ListingTable> {
+    let rel = match tenant {
+        Some(t) => format!("{EVENTS_DIR}/tenant_id={}", encode_part_value(t)),
+        None => EVENTS_DIR.to_string(),
+    };
+    let partition_cols = partition_fields(tenant.is_some())
+        .iter()
+        .map(|f| (f.name().clone(), f.data_type().clone()))
+        .collect();
+    let url = ListingTableUrl::parse(store.dir_url(&rel))?;
+    let listing = ListingOptions::new(Arc::new(ParquetFormat::default()))
+        .with_file_extension(".parquet")
+        .with_table_partition_cols(partition_cols)
+        .with_file_sort_order(vec![vec![col("time").sort(true, false)]]);
+    Ok(ListingTable::try_new(
+        ListingTableConfig::new(url)
+            .with_listing_options(listing)
+            .with_schema(file_schema),
+    )?)
+}
+
+/// `(tenant_id = t AND (day BETWEEN a AND b OR ...)) OR ...`: the partitions of `files`,
+/// days in runs of consecutive days (`None` for no files).
+fn partition_filter(files: &[Candidate], scoped: bool) -> Option<Expr> {
+    let mut days: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+    for f in files {
+        days.entry(f.tenant.as_str()).or_default().push(f.day);
+    }
+    let date = |d: i32| lit(ScalarValue::Date32(Some(d)));
+    let per_tenant = days.into_iter().filter_map(|(tenant, mut days)| {
+        days.sort_unstable();
+        days.dedup();
+        let mut runs: Vec<(i32, i32)> = Vec::new();
+        for d in days {
+            match runs.last_mut() {
+                Some((_, b)) if *b + 1 == d => *b = d,
+                _ => runs.push((d, d)),
+            }
+        }
+        let day = disjunction(runs.into_iter().map(|(a, b)| {
+            if a == b {
+                col("day").eq(date(a))
+            } else {
+                col("day").between(date(a), date(b))
+            }
+        }))?;
+        Some(match scoped {
+            true => day,
+            false => col("tenant_id").eq(lit(tenant)).and(day),
+        })
+    });
+    disjunction(per_tenant)
 }
 
 fn partition_fields(scoped: bool) -> Vec<FieldRef> {
@@ -229,40 +365,7 @@ impl TableProvider for ManifestTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> datafusion::common::Result<Arc<dyn ExecutionPlan>> {
-        let to_df = |e: crate::Error| datafusion::error::DataFusionError::External(Box::new(e));
-        let mut manifest_state = manifest::load(&self.store)
-            .await
-            .map_err(to_df)?
-            .unwrap_or_default();
-        // Bloom filters are read only for the columns the filters look values up in.
-        let mut blooms = BTreeMap::new();
-        for c in manifest::MEMBER_COLS {
-            let name = COLUMN_NAMES[c as usize];
-            if filters
-                .iter()
-                .any(|f| f.column_refs().iter().any(|r| r.name() == name))
-            {
-                let b = manifest::load_filters(&self.store, &manifest_state, name)
-                    .await
-                    .map_err(to_df)?;
-                blooms.insert(name.to_string(), b);
-            }
-        }
-        let mut files: Vec<Candidate> = std::mem::take(&mut manifest_state.files)
-            .into_values()
-            .filter_map(candidate)
-            .filter(|c| self.tenant.as_deref().is_none_or(|t| c.tenant == t))
-            .collect();
-        if let Some(p) = pruning_predicate(state, &self.schema, filters) {
-            let stats = Stats {
-                files: &files,
-                blooms,
-            };
-            if let Ok(keep) = p.prune(&stats) {
-                let mut k = keep.into_iter();
-                files.retain(|_| k.next().unwrap_or(true));
-            }
-        }
+        let files = self.select(state, filters).await?.files;
         tracing::debug!(files = files.len(), "manifest scan");
         if files.is_empty() {
             let projected = match projection {

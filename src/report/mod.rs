@@ -19,7 +19,7 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::common::DFSchema;
 
 use crate::lake::store::LakeStore;
-use crate::lake::{ledger, list_partitions};
+use crate::lake::{ledger, live_set};
 use crate::query::{build_session, SessionOptions};
 use crate::status::gaps;
 use crate::time::format_day;
@@ -221,7 +221,14 @@ pub async fn run(opts: &ReportOptions) -> Result<ReportPack> {
             })
             .collect::<Result<_>>()?
     };
-    let parts = list_partitions(&opts.store, opts.tenant.as_deref()).await?;
+    // The partitions with live files, from the manifest: read once for the coverage
+    // and the period's bounds.
+    let parts: Vec<crate::lake::PartitionDir> =
+        live_set(&opts.store, opts.tenant.as_deref())
+            .await?
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
     if opts.tenant.is_some() && parts.is_empty() {
         return Err(Error::Usage(format!(
             "tenant {:?} has no data in {}",
@@ -324,12 +331,7 @@ async fn coverage(
     let mut by_tenant: BTreeMap<String, Vec<i32>> = BTreeMap::new();
     for p in parts {
         by_tenant.entry(p.key.tenant.to_string()).or_default();
-        if p.key.day >= from
-            && p.key.day <= to
-            && !crate::lake::partition_files(&opts.store, &p.rel)
-                .await?
-                .is_empty()
-        {
+        if p.key.day >= from && p.key.day <= to {
             by_tenant
                 .get_mut(p.key.tenant.as_ref())
                 .expect("inserted")
