@@ -382,6 +382,14 @@ impl Run {
             }
             search(l, data, 0, from as usize..to as usize, h, b, out);
         }
+        if let Data::Mapped(m) = &self.data {
+            // A day's probes touch most pages of a big run; once its probes are done they
+            // leave the resident set, so a convert holds one run's pages at a time, not
+            // the whole history's (they stay in the page cache for the next slice).
+            // SAFETY: a read-only mapping of a file never changed in place: dropped pages
+            // read back the same bytes, and nothing borrowed from the map outlives this.
+            let _ = unsafe { m.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
+        }
         Ok(())
     }
 
