@@ -383,12 +383,19 @@ impl Run {
             search(l, data, 0, from as usize..to as usize, h, b, out);
         }
         if let Data::Mapped(m) = &self.data {
-            // A day's probes touch most pages of a big run; once its probes are done they
-            // leave the resident set, so a convert holds one run's pages at a time, not
-            // the whole history's (they stay in the page cache for the next slice).
-            // SAFETY: a read-only mapping of a file never changed in place: dropped pages
-            // read back the same bytes, and nothing borrowed from the map outlives this.
-            let _ = unsafe { m.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
+            // A day's probes touch most data pages of a big run, each about once: once
+            // this slice's probes are done those pages leave the resident set, so a
+            // convert does not hold the whole history's (they stay in the page cache).
+            // The bucket table, touched by every slice, stays mapped in.
+            let from = (l.data_offset() as usize).next_multiple_of(4096);
+            if from < m.len() {
+                // SAFETY: a read-only mapping of a file never changed in place: dropped
+                // pages read back the same bytes, and nothing borrowed from the map
+                // outlives this.
+                let _ = unsafe {
+                    m.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, from, m.len() - from)
+                };
+            }
         }
         Ok(())
     }
