@@ -393,7 +393,11 @@ impl Run {
                 // pages read back the same bytes, and nothing borrowed from the map
                 // outlives this.
                 let _ = unsafe {
-                    m.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, from, m.len() - from)
+                    m.unchecked_advise_range(
+                        memmap2::UncheckedAdvice::DontNeed,
+                        from,
+                        m.len() - from,
+                    )
                 };
             }
         }

@@ -517,7 +517,13 @@ async fn write_checkpoint(store: &LakeStore, state: &State) -> Result<()> {
 
 /// A lake file's entry, read from the file itself.
 pub async fn entry_of_lake_file(store: &LakeStore, rel: &str, bytes: u64) -> Result<FileEntry> {
-    let cols = [Col::Time, Col::Vendor, Col::Ouid, Col::ActorId, Col::ClientIp];
+    let cols = [
+        Col::Time,
+        Col::Vendor,
+        Col::Ouid,
+        Col::ActorId,
+        Col::ClientIp,
+    ];
     let batches = read_file(store, rel, Some(&cols)).await?;
     let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
     Ok(FileStats::of(&batches).entry(rel.to_string(), bytes, rows))

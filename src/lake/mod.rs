@@ -320,10 +320,7 @@ pub async fn live_set(
         };
         match out.last_mut() {
             Some((p, files)) if p.rel == dir => files.push(file),
-            _ => out.push((
-                PartitionDir { key, rel: dir },
-                vec![file],
-            )),
+            _ => out.push((PartitionDir { key, rel: dir }, vec![file])),
         }
     }
     out.sort_by(|a, b| a.0.key.cmp(&b.0.key));

@@ -188,12 +188,14 @@ async fn from_manifest(
             Some((listing, keep)) => {
                 let mut filters = scan.filters.clone();
                 filters.extend(keep.clone());
-                let mut handed =
-                    TableScanBuilder::new(scan.table_name.clone(), provider_as_source(listing.clone()))
-                        .with_projection(scan.projection.clone())
-                        .with_filters(filters)
-                        .with_fetch(scan.fetch)
-                        .build()?;
+                let mut handed = TableScanBuilder::new(
+                    scan.table_name.clone(),
+                    provider_as_source(listing.clone()),
+                )
+                .with_projection(scan.projection.clone())
+                .with_filters(filters)
+                .with_fetch(scan.fetch)
+                .build()?;
                 handed.statistics_requests = scan.statistics_requests.clone();
                 LogicalPlan::TableScan(handed)
             }

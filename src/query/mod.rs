@@ -318,9 +318,7 @@ pub async fn build_session(opts: &SessionOptions) -> Result<Session> {
     ctx.sql(&events_sql).await?;
     // What came before the period (for reports that ask what is new); empty without a period.
     let before = match opts.period {
-        Some((a, _)) if empty_on_cluster.no_files(i32::MIN, a - 1) => {
-            " WHERE false".to_string()
-        }
+        Some((a, _)) if empty_on_cluster.no_files(i32::MIN, a - 1) => " WHERE false".to_string(),
         Some((a, _)) => format!(" WHERE day < DATE '{}'", format_day(a)),
         None => " WHERE false".to_string(),
     };

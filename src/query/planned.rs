@@ -6,7 +6,7 @@
 //! The manifest is read afresh for each scan (a few requests), so new conversions and a
 //! compaction's switch show as they happen, as they do with listings.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow::array::{
@@ -28,15 +28,17 @@ use datafusion::datasource::table_schema::TableSchema;
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::utils::{conjunction, disjunction};
-use datafusion::prelude::{col, lit};
-use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::logical_expr::{Expr, Operator, TableProviderFilterPushDown};
 use datafusion::physical_optimizer::pruning::{
     PruningPredicate, PruningPredicateBuilder, PruningStatistics,
 };
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::prelude::{col, lit};
 
+use crate::lake::index;
 use crate::lake::manifest::{self, Bloom, FileEntry};
+use crate::lake::rows::trace_hash;
 use crate::lake::store::LakeStore;
 use crate::lake::{encode_part_value, Col, PartKey, COLUMN_NAMES, EVENTS_DIR};
 
@@ -98,7 +100,56 @@ impl ManifestTable {
                 files.retain(|_| k.next().unwrap_or(true));
             }
         }
+        // A lookup of trace ids: the lake's trace index names the days that can hold them.
+        if let Some(traces) = pinned_traces(filters) {
+            if let Some(days) = self.trace_days(&files, &traces).await {
+                files.retain(|f| days.contains(&(f.tenant.clone(), f.day)));
+            }
+        }
         Ok(Selection { files, of })
+    }
+
+    /// The (tenant, day) partitions the trace index gives for `traces`, over the tenants
+    /// of `files`; `None` where it cannot answer (a lake from before the index, or one
+    /// it cannot read: then no file is ruled out). A tenant without runs keeps its days.
+    async fn trace_days(
+        &self,
+        files: &[Candidate],
+        traces: &[String],
+    ) -> Option<HashSet<(String, i32)>> {
+        if !matches!(self.store.size(index::FORMAT_REL).await, Ok(Some(_))) {
+            return None;
+        }
+        let mut hashes: Vec<u64> = traces.iter().map(|t| trace_hash(t)).collect();
+        hashes.sort_unstable();
+        hashes.dedup();
+        let tenants: BTreeSet<&str> = files.iter().map(|f| f.tenant.as_str()).collect();
+        let mut days = HashSet::new();
+        for tenant in tenants {
+            let found = async {
+                let idx = index::TenantIndex::open(&self.store, tenant).await?;
+                if idx.is_empty() {
+                    return Ok(None);
+                }
+                idx.probe(&self.store, &hashes).await.map(Some)
+            };
+            match found.await {
+                Ok(Some(hits)) => {
+                    days.extend(hits.into_iter().map(|(_, d)| (tenant.to_string(), d)))
+                }
+                Ok(None) => days.extend(
+                    files
+                        .iter()
+                        .filter(|f| f.tenant == tenant)
+                        .map(|f| (f.tenant.clone(), f.day)),
+                ),
+                Err(e) => {
+                    tracing::warn!(tenant, error = %e, "trace index unreadable: lookup not pruned by it");
+                    return None;
+                }
+            }
+        }
+        Some(days)
     }
 
     /// What a Ballista cluster is handed in this table's place, whose scheduler and
@@ -116,8 +167,12 @@ impl ManifestTable {
         if selection.files.is_empty() {
             return Ok(None);
         }
-        let listing = events_listing(&self.store, self.tenant.as_deref(), self.file_schema.clone())
-            .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
+        let listing = events_listing(
+            &self.store,
+            self.tenant.as_deref(),
+            self.file_schema.clone(),
+        )
+        .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
         let keep = (selection.files.len() < selection.of)
             .then(|| partition_filter(&selection.files, self.tenant.is_some()));
         Ok(Some((Arc::new(listing), keep.flatten())))
@@ -132,6 +187,45 @@ impl ManifestTable {
             file_schema,
             schema: Arc::new(Schema::new(fields)),
         }
+    }
+}
+
+/// The trace ids a scan's filters pin: `trace_id = 'x'`, `trace_id IN ('x', ...)` or
+/// such terms joined by OR, as one of the conjuncts (`None` when none does).
+fn pinned_traces(filters: &[Expr]) -> Option<Vec<String>> {
+    filters.iter().find_map(traces_of)
+}
+
+fn traces_of(e: &Expr) -> Option<Vec<String>> {
+    let is_trace = |e: &Expr| matches!(e, Expr::Column(c) if c.name == "trace_id");
+    let text = |e: &Expr| match e {
+        Expr::Literal(
+            ScalarValue::Utf8(Some(s))
+            | ScalarValue::Utf8View(Some(s))
+            | ScalarValue::LargeUtf8(Some(s)),
+            _,
+        ) => Some(s.clone()),
+        _ => None,
+    };
+    match e {
+        Expr::BinaryExpr(b) if b.op == Operator::Or => {
+            let mut out = traces_of(&b.left)?;
+            out.extend(traces_of(&b.right)?);
+            Some(out)
+        }
+        Expr::BinaryExpr(b) if b.op == Operator::Eq => {
+            if is_trace(&b.left) {
+                text(&b.right).map(|s| vec![s])
+            } else if is_trace(&b.right) {
+                text(&b.left).map(|s| vec![s])
+            } else {
+                None
+            }
+        }
+        Expr::InList(l) if !l.negated && is_trace(&l.expr) => {
+            l.list.iter().map(text).collect::<Option<Vec<_>>>()
+        }
+        _ => None,
     }
 }
 

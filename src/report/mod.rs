@@ -223,12 +223,11 @@ pub async fn run(opts: &ReportOptions) -> Result<ReportPack> {
     };
     // The partitions with live files, from the manifest: read once for the coverage
     // and the period's bounds.
-    let parts: Vec<crate::lake::PartitionDir> =
-        live_set(&opts.store, opts.tenant.as_deref())
-            .await?
-            .into_iter()
-            .map(|(p, _)| p)
-            .collect();
+    let parts: Vec<crate::lake::PartitionDir> = live_set(&opts.store, opts.tenant.as_deref())
+        .await?
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
     if opts.tenant.is_some() && parts.is_empty() {
         return Err(Error::Usage(format!(
             "tenant {:?} has no data in {}",

@@ -261,7 +261,10 @@ fn a_cluster_session_is_planned_from_the_manifest_and_reads_no_file_it_rules_out
          WHERE time >= TIMESTAMP '{day}T00:00:00Z' AND time < TIMESTAMP '{day}T00:00:00Z' + INTERVAL '1' DAY"
     );
     let expected = rows.iter().filter(|r| &r[1] == day).count();
-    assert_eq!(same_rows(lake_s, &cluster, &sql), vec![expected.to_string()]);
+    assert_eq!(
+        same_rows(lake_s, &cluster, &sql),
+        vec![expected.to_string()]
+    );
     let ouid = rows
         .iter()
         .map(|r| r[col("ouid")].clone())
@@ -287,7 +290,11 @@ fn a_cluster_session_is_planned_from_the_manifest_and_reads_no_file_it_rules_out
     listing.env("AUDITLAKE_PLAN", "listing");
     listing.args(["query", "--lake", lake_s, "--cluster", &cluster, &sql]);
     let out = listing.output().unwrap();
-    assert_ne!(out.status.code(), Some(0), "the listing read the garbage file");
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "the listing read the garbage file"
+    );
 }
 
 /// A report pack as JSON, its generation time taken out.

@@ -343,3 +343,53 @@ fn converts_killed_at_the_manifest_steps_are_completed_by_their_rerun() {
         assert_eq!(code, 0, "{point}: {v}");
     }
 }
+
+#[test]
+fn a_trace_id_lookup_opens_only_the_days_the_trace_index_gives() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path();
+    assert_eq!(convert(lake, &sample_files(), &[]).code, 0);
+    let rows = lake_rows(lake);
+    let (first, last) = (&rows[0], &rows[rows.len() - 1]);
+    assert_ne!(first[1], last[1]);
+    let (a, b) = (&first[col("trace_id")], &last[col("trace_id")]);
+    let one = format!("SELECT tenant_id, day, trace_id FROM events WHERE trace_id = '{a}'");
+    let both = format!("SELECT count(*) AS n FROM events WHERE trace_id IN ('{a}', '{b}')");
+    assert_eq!(same(lake, &[], &one).len(), 2, "a header and the row");
+    assert_eq!(same(lake, &[], &both), vec!["2", "n"]);
+    // Every file of the days in between turned to garbage (sizes kept): the lookups
+    // never open them; a listing-planned one reads their footers and fails.
+    let mut spoiled = 0;
+    for r in &rows {
+        if r[1] == first[1] || r[1] == last[1] {
+            continue;
+        }
+        let day = lake
+            .join("events")
+            .join(format!("tenant_id={}", r[0]))
+            .join(format!("day={}", r[1]));
+        for f in std::fs::read_dir(&day).into_iter().flatten() {
+            let p = f.unwrap().path();
+            let len = std::fs::metadata(&p).unwrap().len() as usize;
+            if std::fs::read(&p).unwrap() != vec![b'x'; len] {
+                std::fs::write(&p, vec![b'x'; len]).unwrap();
+                spoiled += 1;
+            }
+        }
+    }
+    assert!(spoiled > 100, "{spoiled}");
+    assert_eq!(lines(lake, "manifest", &[], &one).len(), 2);
+    assert_eq!(lines(lake, "manifest", &[], &both), vec!["2", "n"]);
+    let out = bin()
+        .env("AUDITLAKE_PLAN", "listing")
+        .args(["query", "--lake"])
+        .arg(lake)
+        .arg(&one)
+        .output()
+        .unwrap();
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "the listing opened no garbage file"
+    );
+}

@@ -488,7 +488,11 @@ fn queries_running_during_a_prune_see_the_kept_rows_exactly_once() {
         std::thread::spawn(move || {
             let mut n = 0;
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                assert_eq!(seen_by_query(&lake, kept), seen, "query {n} during the prune");
+                assert_eq!(
+                    seen_by_query(&lake, kept),
+                    seen,
+                    "query {n} during the prune"
+                );
                 n += 1;
             }
             n
@@ -496,7 +500,15 @@ fn queries_running_during_a_prune_see_the_kept_rows_exactly_once() {
     };
     // Slowed down at each step (every ledger entry rewritten, every file deleted).
     let out = bin()
-        .args(["prune", "--json", "--today", "2025-12-15", "--older-than", "6mo", "--lake"])
+        .args([
+            "prune",
+            "--json",
+            "--today",
+            "2025-12-15",
+            "--older-than",
+            "6mo",
+            "--lake",
+        ])
         .arg(&lake)
         .env("AUDITLAKE_TEST_STEP_DELAY_MS", "20")
         .output()
