@@ -29,7 +29,6 @@ use std::ops::Range;
 
 use arrow::array::AsArray;
 use bytes::Bytes;
-use object_store::ObjectStoreExt;
 
 use super::rows::trace_hash;
 use super::store::LakeStore;
@@ -506,11 +505,12 @@ fn search(
 }
 
 async fn read_at(store: &LakeStore, rel: &str, range: Range<u64>) -> Result<Bytes> {
-    store
-        .store
-        .get_range(&store.path(rel), range)
-        .await
-        .map_err(|e| store.err(rel, e))
+    store.get_range(rel, range).await?.ok_or_else(|| {
+        Error::Usage(format!(
+            "{}: a trace index run went missing",
+            store.show(rel)
+        ))
+    })
 }
 
 /// A tenant's runs, opened for probing.

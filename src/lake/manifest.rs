@@ -16,6 +16,7 @@
 //! listing, as before; its next write builds the manifest once from its files.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
 
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::TimestampMicrosecondType;
@@ -158,10 +159,9 @@ impl Bloom {
         twox_hash::XxHash64::oneshot(0x6175_6469_746c_616b, v)
     }
 
-    fn positions(&self, h: u64) -> impl Iterator<Item = usize> {
+    fn positions(k: u32, m: u64, h: u64) -> impl Iterator<Item = usize> {
         let (a, b) = (h as u32 as u64, (h >> 32) | 1);
-        let m = self.words.len() as u64 * 64;
-        (0..self.k as u64).map(move |i| (a.wrapping_add(i.wrapping_mul(b)) % m) as usize)
+        (0..k as u64).map(move |i| (a.wrapping_add(i.wrapping_mul(b)) % m) as usize)
     }
 
     pub fn insert(&mut self, v: &[u8]) {
@@ -169,14 +169,9 @@ impl Bloom {
     }
 
     pub fn insert_hash(&mut self, h: u64) {
-        for p in self.positions(h) {
+        for p in Self::positions(self.k, self.words.len() as u64 * 64, h) {
             self.words[p / 64] |= 1 << (p % 64);
         }
-    }
-
-    pub fn may_contain(&self, v: &[u8]) -> bool {
-        self.positions(Self::hash(v))
-            .all(|p| self.words[p / 64] & (1 << (p % 64)) != 0)
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -188,19 +183,17 @@ impl Bloom {
         b
     }
 
-    /// `None` for bytes that are no bloom filter (the caller then keeps the file).
-    pub fn decode(b: &[u8]) -> Option<Bloom> {
-        let (&k, words) = b.split_first()?;
-        if k == 0 || k > 16 || words.is_empty() || words.len() % 8 != 0 {
-            return None;
-        }
-        Some(Bloom {
-            k: k as u32,
-            words: words
-                .chunks_exact(8)
-                .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
-                .collect(),
-        })
+    /// Whether `b` is an encoded filter (else a query keeps the file it stands for).
+    pub fn valid(b: &[u8]) -> bool {
+        matches!(b.split_first(), Some((&k, words)) if (1..=16).contains(&k) && !words.is_empty() && words.len() % 8 == 0)
+    }
+
+    /// Whether encoded filter `b` ([`Bloom::valid`]) may hold `v`: tested where it lies,
+    /// so a lookup over years of files copies none of them.
+    pub fn encoded_may_contain(b: &[u8], v: &[u8]) -> bool {
+        let (k, words) = (b[0] as u32, &b[1..]);
+        Self::positions(k, (words.len() / 8) as u64 * 64, Self::hash(v))
+            .all(|p| words[p / 8] & (1 << (p % 8)) != 0)
     }
 }
 
@@ -211,12 +204,28 @@ struct LogEntry {
     add: Vec<FileEntry>,
     #[serde(default)]
     remove: Vec<String>,
+    /// Where each column's section lies in the entry's `.filters` file (absent in
+    /// entries written before sections: their file is read whole).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    filters: Sections,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Checkpoint {
     seq: u64,
     files: Vec<FileEntry>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    filters: Sections,
+}
+
+/// Per column, the byte range of its section in a `.filters` file.
+type Sections = BTreeMap<String, [u64; 2]>;
+
+/// A `.filters` file of the manifest as read, with its sections when it has them.
+#[derive(Debug, Clone)]
+struct FilterFile {
+    rel: String,
+    sections: Sections,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -230,11 +239,15 @@ pub struct State {
     pub seq: u64,
     pub files: BTreeMap<String, FileEntry>,
     /// The `.filters` files of the checkpoint and log entries read, oldest first.
-    filter_files: Vec<String>,
+    filter_files: Vec<FilterFile>,
 }
 
 impl State {
-    fn apply(&mut self, e: LogEntry) {
+    fn apply(&mut self, e: LogEntry, rel: &str) {
+        self.filter_files.push(FilterFile {
+            rel: filters_rel(rel),
+            sections: e.filters,
+        });
         for r in e.remove {
             self.files.remove(&r);
         }
@@ -258,81 +271,181 @@ fn filters_rel(json_rel: &str) -> String {
     format!("{}.filters", json_rel.trim_end_matches(".json"))
 }
 
-const FILTERS_MAGIC: &[u8; 8] = b"ALMF\x00\x00\x00\x01";
+/// Written before sections: files one after another, each with all its columns.
+const FILTERS_V1: &[u8; 8] = b"ALMF\x00\x00\x00\x01";
+/// One section per column, so a lookup reads only its column's filters.
+const FILTERS_V2: &[u8; 8] = b"ALMF\x00\x00\x00\x02";
 
-/// Files' bloom filters in one blob: per file its path, then per column its name and bytes.
-fn encode_filters<'a>(entries: impl Iterator<Item = &'a FileEntry>) -> Bytes {
-    let mut out = FILTERS_MAGIC.to_vec();
-    for e in entries.filter(|e| !e.blooms.is_empty()) {
-        out.extend_from_slice(&(e.path.len() as u32).to_le_bytes());
-        out.extend_from_slice(e.path.as_bytes());
-        out.push(e.blooms.len() as u8);
-        for (name, b) in &e.blooms {
-            out.push(name.len() as u8);
-            out.extend_from_slice(name.as_bytes());
-            out.extend_from_slice(&(b.len() as u32).to_le_bytes());
-            out.extend_from_slice(b);
+/// Files' bloom filters in one blob: after the magic, per column a section (its name,
+/// its length, then per file its path and filter bytes); with where each section lies.
+fn encode_filters<'a>(entries: impl Iterator<Item = &'a FileEntry> + Clone) -> (Bytes, Sections) {
+    let names: BTreeSet<&String> = entries.clone().flat_map(|e| e.blooms.keys()).collect();
+    let mut out = FILTERS_V2.to_vec();
+    let mut sections = Sections::new();
+    for name in names {
+        let start = out.len();
+        out.push(name.len() as u8);
+        out.extend_from_slice(name.as_bytes());
+        let len_at = out.len();
+        out.extend_from_slice(&0u64.to_le_bytes());
+        for e in entries.clone() {
+            if let Some(b) = e.blooms.get(name) {
+                out.extend_from_slice(&(e.path.len() as u32).to_le_bytes());
+                out.extend_from_slice(e.path.as_bytes());
+                out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+                out.extend_from_slice(b);
+            }
         }
+        let len = (out.len() - len_at - 8) as u64;
+        out[len_at..len_at + 8].copy_from_slice(&len.to_le_bytes());
+        sections.insert(name.clone(), [start as u64, out.len() as u64]);
     }
-    Bytes::from(out)
+    (Bytes::from(out), sections)
 }
 
-/// Calls `f(path, column, bloom bytes)` for each filter in a blob; `None` when damaged.
-fn decode_filters(b: &[u8], mut f: impl FnMut(&str, &str, &[u8])) -> Option<()> {
-    let mut rest = b.strip_prefix(FILTERS_MAGIC.as_slice())?;
-    fn take<'a>(rest: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
-        let (a, b) = (rest.get(..n)?, rest.get(n..)?);
-        *rest = b;
-        Some(a)
+fn take<'a>(rest: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+    let (a, b) = (rest.get(..n)?, rest.get(n..)?);
+    *rest = b;
+    Some(a)
+}
+
+fn take_u32(rest: &mut &[u8]) -> Option<usize> {
+    Some(u32::from_le_bytes(take(rest, 4)?.try_into().ok()?) as usize)
+}
+
+/// Calls `f(path, column, bloom bytes)` for each filter of a whole blob (either
+/// version); `None` when damaged.
+fn decode_filters<'a>(b: &'a [u8], mut f: impl FnMut(&'a str, &'a str, &'a [u8])) -> Option<()> {
+    if let Some(mut rest) = b.strip_prefix(FILTERS_V2.as_slice()) {
+        while !rest.is_empty() {
+            rest = decode_section(rest, &mut f)?;
+        }
+        return Some(());
     }
-    let u32_at = |rest: &mut &[u8]| -> Option<usize> {
-        Some(u32::from_le_bytes(take(rest, 4)?.try_into().ok()?) as usize)
-    };
+    let mut rest = b.strip_prefix(FILTERS_V1.as_slice())?;
     while !rest.is_empty() {
-        let n = u32_at(&mut rest)?;
+        let n = take_u32(&mut rest)?;
         let path = std::str::from_utf8(take(&mut rest, n)?).ok()?;
         let cols = take(&mut rest, 1)?[0];
         for _ in 0..cols {
             let n = take(&mut rest, 1)?[0] as usize;
             let name = std::str::from_utf8(take(&mut rest, n)?).ok()?;
-            let n = u32_at(&mut rest)?;
+            let n = take_u32(&mut rest)?;
             f(path, name, take(&mut rest, n)?);
         }
     }
     Some(())
 }
 
+/// One column's section at the start of `b`: calls `f` for each of its filters and
+/// returns what follows it.
+fn decode_section<'a>(
+    mut b: &'a [u8],
+    f: &mut impl FnMut(&'a str, &'a str, &'a [u8]),
+) -> Option<&'a [u8]> {
+    let n = take(&mut b, 1)?[0] as usize;
+    let name = std::str::from_utf8(take(&mut b, n)?).ok()?;
+    let len = u64::from_le_bytes(take(&mut b, 8)?.try_into().ok()?);
+    let mut body = take(&mut b, usize::try_from(len).ok()?)?;
+    while !body.is_empty() {
+        let n = take_u32(&mut body)?;
+        let path = std::str::from_utf8(take(&mut body, n)?).ok()?;
+        let n = take_u32(&mut body)?;
+        f(path, name, take(&mut body, n)?);
+    }
+    Some(b)
+}
+
+/// One column's bloom filters for the live files of a manifest, kept in the bytes read
+/// (a lookup over years tests them where they lie).
+#[derive(Debug, Default)]
+pub struct ColumnFilters {
+    blobs: Vec<Bytes>,
+    /// Per file: its blob and the filter's range in it.
+    at: std::collections::HashMap<String, (usize, Range<usize>)>,
+}
+
+impl ColumnFilters {
+    /// Whether file `path` may hold `v`; `None` when it has no filter (it is kept).
+    pub fn may_contain(&self, path: &str, v: &[u8]) -> Option<bool> {
+        let (blob, range) = self.at.get(path)?;
+        Some(Bloom::encoded_may_contain(
+            &self.blobs[*blob][range.clone()],
+            v,
+        ))
+    }
+
+    pub fn len(&self) -> usize {
+        self.at.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.at.is_empty()
+    }
+}
+
 /// The bloom filters of `column` for the live files of `state`, read from the
-/// `.filters` files of its checkpoint and log entries (a later one wins). A file without
-/// one is absent from the map (a query then keeps it).
-pub async fn load_filters(
-    store: &LakeStore,
-    state: &State,
-    column: &str,
-) -> Result<std::collections::HashMap<String, Bloom>> {
-    let mut out = std::collections::HashMap::new();
-    for rel in &state.filter_files {
-        let Some(b) = store.get(rel).await? else {
-            continue;
-        };
-        decode_filters(&b, |path, name, bytes| {
-            if name == column && state.files.contains_key(path) {
-                match Bloom::decode(bytes) {
-                    Some(bloom) => {
-                        out.insert(path.to_string(), bloom);
-                    }
-                    None => {
-                        out.remove(path);
-                    }
-                }
-            }
-        })
-        .ok_or_else(|| {
+/// `.filters` files of its checkpoint and log entries (a later one wins; of a file
+/// with sections, only the column's). A file without one is absent (a query then
+/// keeps it).
+pub async fn load_filters(store: &LakeStore, state: &State, column: &str) -> Result<ColumnFilters> {
+    let mut out = ColumnFilters::default();
+    for ff in &state.filter_files {
+        let damaged = || {
             Error::Usage(format!(
                 "{}: damaged bloom filters; `auditlake verify --fix` writes the manifest again",
-                store.show(rel)
+                store.show(&ff.rel)
             ))
-        })?;
+        };
+        let blob = if ff.sections.is_empty() {
+            match store.get(&ff.rel).await? {
+                Some(b) => b,
+                None => continue,
+            }
+        } else {
+            let Some(&[from, to]) = ff.sections.get(column) else {
+                continue;
+            };
+            match store.get_range(&ff.rel, from..to).await {
+                Ok(Some(b)) if b.len() as u64 == to - from => b,
+                Ok(Some(_)) => return Err(damaged()),
+                Ok(None) => continue,
+                // A file cut short is damage; anything else is the store's error.
+                Err(e) => match store.size(&ff.rel).await? {
+                    Some(size) if size < to => return Err(damaged()),
+                    _ => return Err(e),
+                },
+            }
+        };
+        let k = out.blobs.len();
+        let start = blob.as_ptr() as usize;
+        let mut found: Vec<(String, Range<usize>, bool)> = Vec::new();
+        let mut each = |path: &str, name: &str, bytes: &[u8]| {
+            if name == column && state.files.contains_key(path) {
+                let from = bytes.as_ptr() as usize - start;
+                found.push((
+                    path.to_string(),
+                    from..from + bytes.len(),
+                    Bloom::valid(bytes),
+                ));
+            }
+        };
+        let ok = if ff.sections.is_empty() {
+            decode_filters(&blob, &mut each)
+        } else {
+            decode_section(&blob, &mut each)
+                .filter(|rest| rest.is_empty())
+                .map(|_| ())
+        };
+        ok.ok_or_else(damaged)?;
+        for (path, range, valid) in found {
+            if valid {
+                out.at.insert(path, (k, range));
+            } else {
+                out.at.remove(&path);
+            }
+        }
+        out.blobs.push(blob);
     }
     Ok(out)
 }
@@ -340,10 +453,10 @@ pub async fn load_filters(
 /// The `.filters` files of a manifest that cannot be read.
 pub async fn damaged_filters(store: &LakeStore, state: &State) -> Result<Vec<String>> {
     let mut out = Vec::new();
-    for rel in &state.filter_files {
-        if let Some(b) = store.get(rel).await? {
+    for ff in &state.filter_files {
+        if let Some(b) = store.get(&ff.rel).await? {
             if decode_filters(&b, |_, _, _| {}).is_none() {
-                out.push(rel.clone());
+                out.push(ff.rel.clone());
             }
         }
     }
@@ -352,7 +465,7 @@ pub async fn damaged_filters(store: &LakeStore, state: &State) -> Result<Vec<Str
 
 /// Every filter of the live files (for a new checkpoint).
 async fn load_all_filters(store: &LakeStore, state: &mut State) -> Result<()> {
-    for rel in state.filter_files.clone() {
+    for FilterFile { rel, .. } in state.filter_files.clone() {
         let Some(b) = store.get(&rel).await? else {
             continue;
         };
@@ -403,7 +516,10 @@ pub async fn load(store: &LakeStore) -> Result<Option<State>> {
         let mut state = State {
             seq: cp.seq,
             files: cp.files.into_iter().map(|f| (f.path.clone(), f)).collect(),
-            filter_files: vec![filters_rel(&cp_rel)],
+            filter_files: vec![FilterFile {
+                rel: filters_rel(&cp_rel),
+                sections: cp.filters,
+            }],
         };
         let seqs: Vec<u64> = log_seqs(store)
             .await?
@@ -420,8 +536,7 @@ pub async fn load(store: &LakeStore) -> Result<Option<State>> {
             let Some(b) = store.get(&rel).await? else {
                 continue 'attempt;
             };
-            state.apply(parse(store, &rel, &b)?);
-            state.filter_files.push(filters_rel(&rel));
+            state.apply(parse(store, &rel, &b)?, &rel);
         }
         return Ok(Some(state));
     }
@@ -450,10 +565,14 @@ pub async fn append(store: &LakeStore, add: Vec<FileEntry>, remove: Vec<String>)
     let seq = seqs.last().copied().unwrap_or(0).max(last.seq) + 1;
     let rel = log_rel(seq);
     // The filters first: the JSON entry, created only if absent, is what commits both.
-    store
-        .put(&filters_rel(&rel), encode_filters(add.iter()))
-        .await?;
-    let entry = LogEntry { seq, add, remove };
+    let (filters, sections) = encode_filters(add.iter());
+    store.put(&filters_rel(&rel), filters).await?;
+    let entry = LogEntry {
+        seq,
+        add,
+        remove,
+        filters: sections,
+    };
     if !store
         .put_new(&rel, Bytes::from(serde_json::to_vec(&entry)?))
         .await?
@@ -480,14 +599,14 @@ pub async fn checkpoint(store: &LakeStore) -> Result<()> {
 }
 
 async fn write_checkpoint(store: &LakeStore, state: &State) -> Result<()> {
+    let (filters, sections) = encode_filters(state.files.values());
     let cp = Checkpoint {
         seq: state.seq,
         files: state.files.values().cloned().collect(),
+        filters: sections,
     };
     let rel = checkpoint_rel(state.seq);
-    store
-        .put(&filters_rel(&rel), encode_filters(state.files.values()))
-        .await?;
+    store.put(&filters_rel(&rel), filters).await?;
     store
         .put(&rel, Bytes::from(serde_json::to_vec(&cp)?))
         .await?;
@@ -583,14 +702,16 @@ mod tests {
         for i in 0..500 {
             b.insert(format!("key-{i}").as_bytes());
         }
-        let b = Bloom::decode(&b.encode()).unwrap();
-        assert!((0..500).all(|i| b.may_contain(format!("key-{i}").as_bytes())));
+        let b = b.encode();
+        assert!(Bloom::valid(&b));
+        assert!((0..500).all(|i| Bloom::encoded_may_contain(&b, format!("key-{i}").as_bytes())));
         let fp = (0..10_000)
-            .filter(|i| b.may_contain(format!("other-{i}").as_bytes()))
+            .filter(|i| Bloom::encoded_may_contain(&b, format!("other-{i}").as_bytes()))
             .count();
         assert!(fp < 300, "{fp} false positives in 10,000");
-        assert!(Bloom::decode(b"\x00").is_none());
-        assert!(Bloom::decode(b"").is_none());
+        assert!(!Bloom::valid(b"\x00"));
+        assert!(!Bloom::valid(b""));
+        assert!(!Bloom::valid(b"\x06\x01\x02"));
     }
 
     #[tokio::test]
@@ -632,12 +753,49 @@ mod tests {
         let blooms = load_filters(&store, &state, "ouid").await.unwrap();
         assert_eq!(blooms.len(), state.files.len());
         for e in state.files.values() {
-            let b = &blooms[&e.path];
-            assert!(b.may_contain(format!("key-{}", e.bytes).as_bytes()));
+            let key = format!("key-{}", e.bytes);
+            assert_eq!(blooms.may_contain(&e.path, key.as_bytes()), Some(true));
         }
         assert!(load_filters(&store, &state, "client_ip")
             .await
             .unwrap()
             .is_empty());
+    }
+
+    #[tokio::test]
+    async fn filters_written_before_sections_still_read() {
+        let store = LakeStore::in_memory("manifest-v1");
+        ensure(&store).await.unwrap();
+        let mut bloom = Bloom::with_capacity(1);
+        bloom.insert(b"k-1");
+        let path = "events/tenant_id=t/day=2025-01-01/a.parquet";
+        // The first format: per file its path, its column count, then each column.
+        let mut v1 = FILTERS_V1.to_vec();
+        v1.extend_from_slice(&(path.len() as u32).to_le_bytes());
+        v1.extend_from_slice(path.as_bytes());
+        v1.push(1);
+        v1.push(4);
+        v1.extend_from_slice(b"ouid");
+        let b = bloom.encode();
+        v1.extend_from_slice(&(b.len() as u32).to_le_bytes());
+        v1.extend_from_slice(&b);
+        store
+            .put(&filters_rel(&log_rel(1)), Bytes::from(v1))
+            .await
+            .unwrap();
+        let json = format!(
+            r#"{{"seq":1,"add":[{{"path":"{path}","bytes":1,"rows":1,"time_min":0,"time_max":1}}]}}"#
+        );
+        store.put(&log_rel(1), Bytes::from(json)).await.unwrap();
+        let state = load(&store).await.unwrap().unwrap();
+        let f = load_filters(&store, &state, "ouid").await.unwrap();
+        assert_eq!(f.may_contain(path, b"k-1"), Some(true));
+        assert_eq!(f.len(), 1);
+        // The next checkpoint writes them again with sections.
+        checkpoint(&store).await.unwrap();
+        let state = load(&store).await.unwrap().unwrap();
+        assert!(state.filter_files[0].sections.contains_key("ouid"));
+        let f = load_filters(&store, &state, "ouid").await.unwrap();
+        assert_eq!(f.may_contain(path, b"k-1"), Some(true));
     }
 }

@@ -341,6 +341,15 @@ impl LakeStore {
         }
     }
 
+    /// Reads bytes `range` of an object; `None` when absent.
+    pub async fn get_range(&self, rel: &str, range: std::ops::Range<u64>) -> Result<Option<Bytes>> {
+        match self.store.get_range(&self.path(rel), range).await {
+            Ok(b) => Ok(Some(b)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.err(rel, e)),
+        }
+    }
+
     /// The size of an object; `None` when absent.
     pub async fn size(&self, rel: &str) -> Result<Option<u64>> {
         match self.store.head(&self.path(rel)).await {

@@ -6,7 +6,7 @@
 //! The manifest is read afresh for each scan (a few requests), so new conversions and a
 //! compaction's switch show as they happen, as they do with listings.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
 use arrow::array::{
@@ -37,7 +37,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{col, lit};
 
 use crate::lake::index;
-use crate::lake::manifest::{self, Bloom, FileEntry};
+use crate::lake::manifest::{self, ColumnFilters, FileEntry};
 use crate::lake::rows::trace_hash;
 use crate::lake::store::LakeStore;
 use crate::lake::{encode_part_value, Col, PartKey, COLUMN_NAMES, EVENTS_DIR};
@@ -324,7 +324,7 @@ fn candidate(entry: FileEntry) -> Option<Candidate> {
 struct Stats<'a> {
     files: &'a [Candidate],
     /// The bloom filters of the columns the query looks values up in, by file path.
-    blooms: BTreeMap<String, HashMap<String, Bloom>>,
+    blooms: BTreeMap<String, ColumnFilters>,
 }
 
 impl Stats<'_> {
@@ -400,9 +400,12 @@ impl PruningStatistics for Stats<'_> {
         Some(
             self.files
                 .iter()
-                .map(|f| match blooms.get(&f.entry.path) {
-                    Some(b) if !wanted.iter().any(|v| b.may_contain(v.as_bytes())) => Some(false),
-                    _ => None,
+                .map(|f| {
+                    let mut may = wanted
+                        .iter()
+                        .map(|v| blooms.may_contain(&f.entry.path, v.as_bytes()));
+                    // No filter (None) keeps the file, as does any value it may hold.
+                    (!may.any(|m| m != Some(false))).then_some(false)
                 })
                 .collect(),
         )
