@@ -357,38 +357,48 @@ fn killed_at_any_step_a_compaction_loses_nothing_and_a_rerun_completes_it() {
     }
 }
 
-#[test]
-fn queries_running_during_a_compaction_see_every_row_exactly_once() {
-    let dir = split_copy();
-    let lake = dir.path().to_path_buf();
-    let seen = seen_by_query(&lake, watched());
+/// Runs `job` while a reader queries `filter` over and over, each time asserting it sees
+/// exactly the rows it saw before the job; returns the job's result and how many
+/// queries ran during it.
+fn while_a_reader_watches<T>(lake: &Path, filter: &str, job: impl FnOnce() -> T) -> (T, usize) {
+    let seen = seen_by_query(lake, filter);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let reader = {
-        let (lake, stop, seen) = (lake.clone(), stop.clone(), seen.clone());
+        let (lake, filter, stop) = (lake.to_path_buf(), filter.to_string(), stop.clone());
         std::thread::spawn(move || {
             let mut n = 0;
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                 assert_eq!(
-                    seen_by_query(&lake, watched()),
+                    seen_by_query(&lake, &filter),
                     seen,
-                    "query {n} during the compaction"
+                    "query {n} during the job"
                 );
                 n += 1;
             }
             n
         })
     };
-    // Slowed down at each step so that the reader's queries fall between them.
-    let s = json_of(
-        &bin()
-            .args(["compact", "--json", "--grace", "3s", "--lake"])
-            .arg(&lake)
-            .env("AUDITLAKE_TEST_STEP_DELAY_MS", "100")
-            .output()
-            .unwrap(),
-    );
+    let out = job();
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    let queries = reader.join().unwrap();
+    (out, reader.join().unwrap())
+}
+
+#[test]
+fn queries_running_during_a_compaction_see_every_row_exactly_once() {
+    let dir = split_copy();
+    let lake = dir.path().to_path_buf();
+    let seen = seen_by_query(&lake, watched());
+    // Slowed down at each step so that the reader's queries fall between them.
+    let (s, queries) = while_a_reader_watches(&lake, watched(), || {
+        json_of(
+            &bin()
+                .args(["compact", "--json", "--grace", "3s", "--lake"])
+                .arg(&lake)
+                .env("AUDITLAKE_TEST_STEP_DELAY_MS", "100")
+                .output()
+                .unwrap(),
+        )
+    });
     assert!(queries >= 3, "{queries} queries ran during the compaction");
     assert!(!s["partitions"].as_array().unwrap().is_empty());
     assert!(files_per_partition(&lake).values().all(|n| *n == 1));
@@ -482,39 +492,23 @@ fn queries_running_during_a_prune_see_the_kept_rows_exactly_once() {
     let kept = "WHERE day >= DATE '2025-06-15'";
     let seen = seen_by_query(&lake, kept);
     assert!(seen.0 > 0);
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let reader = {
-        let (lake, stop, seen) = (lake.clone(), stop.clone(), seen.clone());
-        std::thread::spawn(move || {
-            let mut n = 0;
-            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                assert_eq!(
-                    seen_by_query(&lake, kept),
-                    seen,
-                    "query {n} during the prune"
-                );
-                n += 1;
-            }
-            n
-        })
-    };
     // Slowed down at each step (every ledger entry rewritten, every file deleted).
-    let out = bin()
-        .args([
-            "prune",
-            "--json",
-            "--today",
-            "2025-12-15",
-            "--older-than",
-            "6mo",
-            "--lake",
-        ])
-        .arg(&lake)
-        .env("AUDITLAKE_TEST_STEP_DELAY_MS", "20")
-        .output()
-        .unwrap();
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    let queries = reader.join().unwrap();
+    let (out, queries) = while_a_reader_watches(&lake, kept, || {
+        bin()
+            .args([
+                "prune",
+                "--json",
+                "--today",
+                "2025-12-15",
+                "--older-than",
+                "6mo",
+                "--lake",
+            ])
+            .arg(&lake)
+            .env("AUDITLAKE_TEST_STEP_DELAY_MS", "20")
+            .output()
+            .unwrap()
+    });
     let s = json_of(&out);
     assert!(queries >= 3, "{queries} queries ran during the prune");
     assert!(s["events"].as_u64().unwrap() > 0, "{s}");
