@@ -11,7 +11,7 @@
 //! moved past them (see [`SETTLE_TICKS`]), when the memory budget is reached
 //! (least recently touched first) and at the end, one sorted file each.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
@@ -22,10 +22,11 @@ use arrow::array::{
 use arrow::compute::filter_record_batch;
 
 use super::index::{self, Packed, TenantIndex};
+use super::rows::trace_hash;
 use super::rows::PartSlice;
 use super::store::LakeStore;
 use super::writer::{read_file, sorted_batches, write_file, WrittenFile};
-use super::{partition_files, Col, PartKey};
+use super::{partition_files, Col, PartKey, COLUMN_NAMES};
 use crate::Result;
 
 /// Where every trace hash of a tenant lives (its day), in 8 bytes per trace_id: an
@@ -204,6 +205,8 @@ pub struct PartitionBuffer {
     job_sources: HashMap<u64, BTreeSet<usize>>,
     /// Lake files (from earlier runs) that held a duplicate of a source's rows, by source.
     dup_files: HashMap<usize, BTreeSet<Arc<str>>>,
+    /// The trace hashes of days this run only looked into (see [`Self::day_may_hold`]).
+    day_hashes: HashMap<PartKey, HashSet<u64>>,
 }
 
 /// A partition's rows to sort, encode and publish as one file.
@@ -295,6 +298,7 @@ impl PartitionBuffer {
             inflight_bytes: 0,
             job_sources: HashMap::new(),
             dup_files: HashMap::new(),
+            day_hashes: HashMap::new(),
         }
     }
 
@@ -579,6 +583,9 @@ impl PartitionBuffer {
         limit: Option<(usize, usize)>,
     ) -> Result<Option<Found>> {
         if self.bufs.get(key).is_none_or(|b| b.index.is_none()) {
+            if !self.day_may_hold(key, trace)? {
+                return Ok(None);
+            }
             self.build_index(key, limit)?;
         }
         let buf = &self.bufs[key];
@@ -593,7 +600,34 @@ impl PartitionBuffer {
         }))
     }
 
+    /// Whether a day this run holds no rows of (none buffered, none being encoded) may
+    /// hold `trace`, from its files' `trace_id` column alone: most index hits on such a
+    /// day are another trace_id meeting the same 40 bits, and cost one column this way,
+    /// not the day's rows. `true` for any other day.
+    fn day_may_hold(&mut self, key: &PartKey, trace: &str) -> Result<bool> {
+        if self.bufs.contains_key(key) || self.inflight.values().any(|(k, _, _)| k == key) {
+            return Ok(true);
+        }
+        if !self.day_hashes.contains_key(key) {
+            if self.day_hashes.len() >= 64 {
+                self.day_hashes.clear();
+            }
+            let (store, rt) = (self.store.clone(), self.rt.clone());
+            let mut hashes = HashSet::new();
+            for (f, _) in rt.block_on(partition_files(&store, &key.rel_dir()))? {
+                for b in rt.block_on(read_file(&store, &f, Some(&[Col::TraceId][..])))? {
+                    if let Some(col) = b.column_by_name(COLUMN_NAMES[Col::TraceId as usize]) {
+                        hashes.extend(col.as_string::<i32>().iter().flatten().map(trace_hash));
+                    }
+                }
+            }
+            self.day_hashes.insert(key.clone(), hashes);
+        }
+        Ok(self.day_hashes[key].contains(&trace_hash(trace)))
+    }
+
     fn build_index(&mut self, key: &PartKey, limit: Option<(usize, usize)>) -> Result<()> {
+        self.day_hashes.remove(key);
         // Rows being encoded first (they may not be files yet), then the lake's files.
         let mut lake: Vec<RecordBatch> = self
             .inflight

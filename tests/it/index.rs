@@ -126,6 +126,43 @@ fn a_duplicate_and_a_conflict_years_apart_are_found_through_the_index() {
 }
 
 #[test]
+fn another_trace_id_under_the_same_index_bits_is_no_duplicate_and_a_true_one_still_is() {
+    // Found by search: the two share the top 40 bits of their hash, all an index entry keeps.
+    let (a, b) = ("meet-00143335", "meet-01579741");
+    let h = auditlake::lake::rows::trace_hash;
+    assert_eq!(h(a) >> 24, h(b) >> 24);
+    let dir = tempfile::tempdir().unwrap();
+    let (src, lake) = (dir.path().join("src"), dir.path().join("lake"));
+    std::fs::create_dir(&src).unwrap();
+    let first = record("2021-03-01 08:00:00.000001", a, "LUNA_RET_OK");
+    let run = convert(
+        &lake,
+        &[export(&src, "a.json", std::slice::from_ref(&first))],
+        &[],
+    );
+    assert_eq!((run.code, run.n("written")), (0, 1), "{}", run.stderr);
+    // Years later, `b`: the index names 2021-03-01, whose trace_ids do not hold it.
+    let other = record("2027-06-01 08:00:00.000001", b, "LUNA_RET_OK");
+    let run = convert(&lake, &[export(&src, "b.json", &[other])], &[]);
+    assert_eq!(
+        (run.code, run.n("written"), run.n("duplicates")),
+        (0, 1, 0),
+        "{}",
+        run.stderr
+    );
+    // `a` again, and `a` with other content: a duplicate and a conflict, as always.
+    let changed = record("2027-06-02 08:00:00.000001", a, "LUNA_RET_OK");
+    let run = convert(&lake, &[export(&src, "again.json", &[first, changed])], &[]);
+    assert_eq!(
+        (run.n("written"), run.n("duplicates"), run.n("rejected")),
+        (0, 1, 1),
+        "{}",
+        run.summary
+    );
+    assert_eq!(lake_rows(&lake).len(), 2);
+}
+
+#[test]
 fn verify_finds_a_damaged_deleted_or_stale_index_and_fix_rebuilds_it() {
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path();
