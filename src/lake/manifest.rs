@@ -481,12 +481,14 @@ async fn load_all_filters(store: &LakeStore, state: &mut State) -> Result<()> {
 }
 
 fn parse<T: serde::de::DeserializeOwned>(store: &LakeStore, rel: &str, b: &[u8]) -> Result<T> {
-    serde_json::from_slice(b).map_err(|e| {
-        Error::Usage(format!(
-            "{}: not a manifest file ({e}); `auditlake verify --fix` rebuilds the manifest",
-            store.show(rel)
-        ))
-    })
+    serde_json::from_slice(b).map_err(|e| not_manifest(store, rel, e))
+}
+
+fn not_manifest(store: &LakeStore, rel: &str, e: impl std::fmt::Display) -> Error {
+    Error::Usage(format!(
+        "{}: not a manifest file ({e}); `auditlake verify --fix` rebuilds the manifest",
+        store.show(rel)
+    ))
 }
 
 /// Log entries after `after`, by sequence number (listed, not read).
@@ -509,10 +511,42 @@ pub async fn load(store: &LakeStore) -> Result<Option<State>> {
         };
         let last: Last = parse(store, LAST, &last)?;
         let cp_rel = checkpoint_rel(last.seq);
-        let Some(cp) = store.get(&cp_rel).await? else {
+        // The checkpoint read and the log listed together (each file is written once under
+        // its name, and any found gone sends the reader back to the start).
+        let (cp, listed) = tokio::join!(store.get(&cp_rel), log_seqs(store));
+        let Some(cp) = cp? else {
             continue; // moved on meanwhile: read again
         };
-        let cp: Checkpoint = parse(store, &cp_rel, &cp)?;
+        let cp_task =
+            tokio::task::spawn_blocking(move || serde_json::from_slice::<Checkpoint>(&cp));
+        let seqs: Vec<u64> = listed?.into_iter().filter(|s| *s > last.seq).collect();
+        for (i, s) in seqs.iter().enumerate() {
+            if *s != last.seq + 1 + i as u64 {
+                continue 'attempt;
+            }
+        }
+        // The entries fetched together and parsed on blocking threads (both cores: a
+        // lake converted a year at a time has few, big entries), then applied in order.
+        let fetched = futures::future::try_join_all(seqs.iter().map(|s| async move {
+            let rel = log_rel(*s);
+            let b = store.get(&rel).await?;
+            Ok::<_, Error>((rel, b))
+        }))
+        .await?;
+        let mut parsed = Vec::with_capacity(fetched.len());
+        for (rel, b) in fetched {
+            let Some(b) = b else {
+                continue 'attempt;
+            };
+            parsed.push((
+                rel,
+                tokio::task::spawn_blocking(move || serde_json::from_slice::<LogEntry>(&b)),
+            ));
+        }
+        let cp = cp_task
+            .await
+            .map_err(|e| not_manifest(store, &cp_rel, e))?
+            .map_err(|e| not_manifest(store, &cp_rel, e))?;
         let mut state = State {
             seq: cp.seq,
             files: cp.files.into_iter().map(|f| (f.path.clone(), f)).collect(),
@@ -521,22 +555,12 @@ pub async fn load(store: &LakeStore) -> Result<Option<State>> {
                 sections: cp.filters,
             }],
         };
-        let seqs: Vec<u64> = log_seqs(store)
-            .await?
-            .into_iter()
-            .filter(|s| *s > state.seq)
-            .collect();
-        for (i, s) in seqs.iter().enumerate() {
-            if *s != state.seq + 1 + i as u64 {
-                continue 'attempt;
-            }
-        }
-        for s in seqs {
-            let rel = log_rel(s);
-            let Some(b) = store.get(&rel).await? else {
-                continue 'attempt;
-            };
-            state.apply(parse(store, &rel, &b)?, &rel);
+        for (rel, task) in parsed {
+            let entry = task
+                .await
+                .map_err(|e| not_manifest(store, &rel, e))?
+                .map_err(|e| not_manifest(store, &rel, e))?;
+            state.apply(entry, &rel);
         }
         return Ok(Some(state));
     }
