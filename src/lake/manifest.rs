@@ -35,6 +35,29 @@ const LAST: &str = "_manifest/last_checkpoint.json";
 const CHECKPOINT_EVERY: usize = 16;
 /// Columns with a bloom filter per file in the manifest (trace_id has the trace index).
 pub const MEMBER_COLS: [Col; 3] = [Col::Ouid, Col::ActorId, Col::ClientIp];
+/// Columns the views filter on, with their smallest and largest value per file.
+pub const RANGE_COLS: [Col; 2] = [Col::Action, Col::Outcome];
+/// Columns with a null count per file: the filter columns above and the looked-up ones
+/// (`ouid IS NOT NULL` skips a file of rows without a key).
+pub const NULL_COLS: [Col; 5] = [
+    Col::Action,
+    Col::Outcome,
+    Col::Ouid,
+    Col::ActorId,
+    Col::ClientIp,
+];
+
+/// What a file's manifest entry says of one column.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ColumnStats {
+    /// Null values.
+    pub nulls: u64,
+    /// Smallest and largest value ([`RANGE_COLS`] only, absent when all are null).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<String>,
+}
 
 /// One live file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -49,6 +72,10 @@ pub struct FileEntry {
     /// The distinct `vendor` values of its rows (absent in entries written before it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vendors: Option<Vec<String>>,
+    /// Per column of [`NULL_COLS`]: nulls, and bounds for [`RANGE_COLS`] (absent in
+    /// entries written before them).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub columns: BTreeMap<String, ColumnStats>,
     /// Per column of [`MEMBER_COLS`]: a bloom filter of its values (see [`Bloom`]). Kept
     /// beside the JSON, in the entry's `.filters` file, read only by queries that look
     /// a value up.
@@ -63,6 +90,7 @@ pub struct FileStats {
     pub time_max: i64,
     /// Distinct `vendor` values, when the batches have the column.
     pub vendors: Option<Vec<String>>,
+    pub columns: BTreeMap<String, ColumnStats>,
     pub blooms: BTreeMap<String, Vec<u8>>,
 }
 
@@ -95,6 +123,30 @@ impl FileStats {
             seen.sort();
             seen
         });
+        let mut columns = BTreeMap::new();
+        for c in NULL_COLS {
+            if !has(c) {
+                continue;
+            }
+            let mut st = ColumnStats::default();
+            for col in batches.iter().filter_map(|b| column(b, c)) {
+                st.nulls += col.null_count() as u64;
+                if RANGE_COLS.contains(&c) {
+                    let col = col.as_string::<i32>();
+                    if let Some(v) = arrow::compute::min_string(col) {
+                        if st.min.as_deref().is_none_or(|m| v < m) {
+                            st.min = Some(v.to_string());
+                        }
+                    }
+                    if let Some(v) = arrow::compute::max_string(col) {
+                        if st.max.as_deref().is_none_or(|m| v > m) {
+                            st.max = Some(v.to_string());
+                        }
+                    }
+                }
+            }
+            columns.insert(COLUMN_NAMES[c as usize].to_string(), st);
+        }
         let mut blooms = BTreeMap::new();
         let mut hashes: Vec<u64> = Vec::new();
         for c in MEMBER_COLS {
@@ -120,6 +172,7 @@ impl FileStats {
             time_min: lo,
             time_max: hi,
             vendors,
+            columns,
             blooms,
         }
     }
@@ -132,6 +185,7 @@ impl FileStats {
             time_min: self.time_min,
             time_max: self.time_max,
             vendors: self.vendors,
+            columns: self.columns,
             blooms: self.blooms,
         }
     }
@@ -481,14 +535,12 @@ async fn load_all_filters(store: &LakeStore, state: &mut State) -> Result<()> {
 }
 
 fn parse<T: serde::de::DeserializeOwned>(store: &LakeStore, rel: &str, b: &[u8]) -> Result<T> {
-    serde_json::from_slice(b).map_err(|e| not_manifest(store, rel, e))
-}
-
-fn not_manifest(store: &LakeStore, rel: &str, e: impl std::fmt::Display) -> Error {
-    Error::Usage(format!(
-        "{}: not a manifest file ({e}); `auditlake verify --fix` rebuilds the manifest",
-        store.show(rel)
-    ))
+    serde_json::from_slice(b).map_err(|e| {
+        Error::Usage(format!(
+            "{}: not a manifest file ({e}); `auditlake verify --fix` rebuilds the manifest",
+            store.show(rel)
+        ))
+    })
 }
 
 /// Log entries after `after`, by sequence number (listed, not read).
@@ -517,36 +569,13 @@ pub async fn load(store: &LakeStore) -> Result<Option<State>> {
         let Some(cp) = cp? else {
             continue; // moved on meanwhile: read again
         };
-        let cp_task =
-            tokio::task::spawn_blocking(move || serde_json::from_slice::<Checkpoint>(&cp));
-        let seqs: Vec<u64> = listed?.into_iter().filter(|s| *s > last.seq).collect();
+        let cp: Checkpoint = parse(store, &cp_rel, &cp)?;
+        let seqs: Vec<u64> = listed?.into_iter().filter(|s| *s > cp.seq).collect();
         for (i, s) in seqs.iter().enumerate() {
-            if *s != last.seq + 1 + i as u64 {
+            if *s != cp.seq + 1 + i as u64 {
                 continue 'attempt;
             }
         }
-        // The entries fetched together and parsed on blocking threads (both cores: a
-        // lake converted a year at a time has few, big entries), then applied in order.
-        let fetched = futures::future::try_join_all(seqs.iter().map(|s| async move {
-            let rel = log_rel(*s);
-            let b = store.get(&rel).await?;
-            Ok::<_, Error>((rel, b))
-        }))
-        .await?;
-        let mut parsed = Vec::with_capacity(fetched.len());
-        for (rel, b) in fetched {
-            let Some(b) = b else {
-                continue 'attempt;
-            };
-            parsed.push((
-                rel,
-                tokio::task::spawn_blocking(move || serde_json::from_slice::<LogEntry>(&b)),
-            ));
-        }
-        let cp = cp_task
-            .await
-            .map_err(|e| not_manifest(store, &cp_rel, e))?
-            .map_err(|e| not_manifest(store, &cp_rel, e))?;
         let mut state = State {
             seq: cp.seq,
             files: cp.files.into_iter().map(|f| (f.path.clone(), f)).collect(),
@@ -555,12 +584,18 @@ pub async fn load(store: &LakeStore) -> Result<Option<State>> {
                 sections: cp.filters,
             }],
         };
-        for (rel, task) in parsed {
-            let entry = task
-                .await
-                .map_err(|e| not_manifest(store, &rel, e))?
-                .map_err(|e| not_manifest(store, &rel, e))?;
-            state.apply(entry, &rel);
+        // The entries fetched together (one round trip to a bucket), applied in order.
+        let fetched = futures::future::try_join_all(seqs.iter().map(|s| async move {
+            let rel = log_rel(*s);
+            let b = store.get(&rel).await?;
+            Ok::<_, Error>((rel, b))
+        }))
+        .await?;
+        for (rel, b) in fetched {
+            let Some(b) = b else {
+                continue 'attempt;
+            };
+            state.apply(parse(store, &rel, &b)?, &rel);
         }
         return Ok(Some(state));
     }
@@ -663,6 +698,8 @@ pub async fn entry_of_lake_file(store: &LakeStore, rel: &str, bytes: u64) -> Res
     let cols = [
         Col::Time,
         Col::Vendor,
+        Col::Action,
+        Col::Outcome,
         Col::Ouid,
         Col::ActorId,
         Col::ClientIp,
@@ -753,6 +790,7 @@ mod tests {
                 time_min: 0,
                 time_max: 1,
                 vendors: None,
+                columns: BTreeMap::new(),
                 blooms: [("ouid".to_string(), bloom.encode())].into(),
             }
         };

@@ -346,6 +346,27 @@ impl Stats<'_> {
                 }))
                 .with_timezone("UTC"),
             ),
+            "vendor" => Arc::new(StringArray::from_iter(self.files.iter().map(|f| {
+                let v = f.entry.vendors.as_ref()?;
+                if max {
+                    v.last()
+                } else {
+                    v.first()
+                }
+            }))),
+            name if manifest::RANGE_COLS
+                .iter()
+                .any(|c| COLUMN_NAMES[*c as usize] == name) =>
+            {
+                Arc::new(StringArray::from_iter(self.files.iter().map(|f| {
+                    let c = f.entry.columns.get(name)?;
+                    if max {
+                        c.max.as_deref()
+                    } else {
+                        c.min.as_deref()
+                    }
+                })))
+            }
             _ => return None,
         })
     }
@@ -369,6 +390,16 @@ impl PruningStatistics for Stats<'_> {
             "tenant_id" | "day" | "time" => Some(Arc::new(UInt64Array::from_iter_values(
                 self.files.iter().map(|_| 0),
             ))),
+            name if manifest::NULL_COLS
+                .iter()
+                .any(|c| COLUMN_NAMES[*c as usize] == name) =>
+            {
+                Some(Arc::new(UInt64Array::from_iter(
+                    self.files
+                        .iter()
+                        .map(|f| f.entry.columns.get(name).map(|c| c.nulls)),
+                )))
+            }
             _ => None,
         }
     }
@@ -483,6 +514,18 @@ impl TableProvider for ManifestTable {
                 let ts = |v| ScalarValue::TimestampMicrosecond(Some(v), Some("UTC".into()));
                 columns[time_at].min_value = Precision::Inexact(ts(f.entry.time_min));
                 columns[time_at].max_value = Precision::Inexact(ts(f.entry.time_max));
+                for (name, c) in &f.entry.columns {
+                    let Some(at) = COLUMN_NAMES.iter().position(|n| n == name) else {
+                        continue;
+                    };
+                    columns[at].null_count = Precision::Exact(c.nulls as usize);
+                    let text = |v: &Option<String>| match v {
+                        Some(v) => Precision::Inexact(ScalarValue::Utf8(Some(v.clone()))),
+                        None => Precision::Absent,
+                    };
+                    columns[at].min_value = text(&c.min);
+                    columns[at].max_value = text(&c.max);
+                }
                 let stats = Statistics {
                     num_rows: Precision::Exact(f.entry.rows as usize),
                     total_byte_size: Precision::Inexact(f.entry.bytes as usize),

@@ -393,3 +393,72 @@ fn a_trace_id_lookup_opens_only_the_days_the_trace_index_gives() {
         "the listing opened no garbage file"
     );
 }
+
+/// Turns to garbage (sizes kept) every partition whose rows `out` rules out, so that
+/// only a query that opens one of its files notices; returns how many it spoiled.
+fn spoil_partitions(lake: &Path, out: impl Fn(&[&Row]) -> bool) -> usize {
+    let rows = lake_rows(lake);
+    let mut by_day: std::collections::BTreeMap<(&str, &str), Vec<&Row>> = Default::default();
+    for r in &rows {
+        by_day.entry((&r[0], &r[1])).or_default().push(r);
+    }
+    let mut spoiled = 0;
+    for ((tenant, day), rs) in by_day {
+        if !out(&rs) {
+            continue;
+        }
+        let part = lake
+            .join("events")
+            .join(format!("tenant_id={tenant}"))
+            .join(format!("day={day}"));
+        for f in std::fs::read_dir(&part).unwrap().flatten() {
+            let len = f.metadata().unwrap().len() as usize;
+            std::fs::write(f.path(), vec![b'x'; len]).unwrap();
+        }
+        spoiled += 1;
+    }
+    spoiled
+}
+
+#[test]
+fn filters_on_outcome_action_and_a_key_being_there_skip_the_files_the_manifest_rules_out() {
+    let failures = "SELECT count(*) AS n FROM events WHERE outcome = 'failure'";
+    let keyed = "SELECT count(*) AS n FROM events WHERE ouid IS NOT NULL AND action = 'LUNA_SIGN'";
+    let is = |r: &Row, c: &str, v: &str| r[col(c)] == v;
+    let cases: [(&str, Box<dyn Fn(&[&Row]) -> bool>); 2] = [
+        (
+            failures,
+            Box::new(|rs| !rs.iter().any(|r| is(r, "outcome", "failure"))),
+        ),
+        (
+            keyed,
+            // No key in any row, or every action sorting before or after LUNA_SIGN.
+            Box::new(|rs| {
+                rs.iter().all(|r| is(r, "ouid", "∅"))
+                    || rs.iter().all(|r| r[col("action")].as_str() < "LUNA_SIGN")
+                    || rs.iter().all(|r| r[col("action")].as_str() > "LUNA_SIGN")
+            }),
+        ),
+    ];
+    for (sql, out) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = dir.path();
+        assert_eq!(convert(lake, &sample_files(), &[]).code, 0);
+        let want = same(lake, &[], sql);
+        let spoiled = spoil_partitions(lake, out);
+        assert!(spoiled > 0, "{sql}: no partition to rule out");
+        assert_eq!(lines(lake, "manifest", &[], sql), want, "{sql}");
+        let listed = bin()
+            .env("AUDITLAKE_PLAN", "listing")
+            .args(["query", "--lake"])
+            .arg(lake)
+            .arg(sql)
+            .output()
+            .unwrap();
+        assert_ne!(
+            listed.status.code(),
+            Some(0),
+            "{sql}: the listing opened no garbage file"
+        );
+    }
+}
