@@ -74,13 +74,42 @@ pub struct FileEntry {
     pub vendors: Option<Vec<String>>,
     /// Per column of [`NULL_COLS`]: nulls, and bounds for [`RANGE_COLS`] (absent in
     /// entries written before them).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub columns: BTreeMap<String, ColumnStats>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub columns: Option<ColumnsJson>,
     /// Per column of [`MEMBER_COLS`]: a bloom filter of its values (see [`Bloom`]). Kept
     /// beside the JSON, in the entry's `.filters` file, read only by queries that look
     /// a value up.
     #[serde(skip)]
     pub blooms: BTreeMap<String, Vec<u8>>,
+}
+
+/// A file's [`ColumnStats`] by column, kept as the JSON text they were read as and
+/// parsed only for a query that filters on one of those columns: a session over years
+/// of files that filters on `time` alone parses none of them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ColumnsJson(Box<serde_json::value::RawValue>);
+
+impl PartialEq for ColumnsJson {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.get() == other.0.get()
+    }
+}
+
+impl ColumnsJson {
+    fn of(columns: &BTreeMap<String, ColumnStats>) -> Option<ColumnsJson> {
+        if columns.is_empty() {
+            return None;
+        }
+        serde_json::value::to_raw_value(columns)
+            .ok()
+            .map(ColumnsJson)
+    }
+
+    /// The statistics by column (none from text that does not parse: the file is kept).
+    pub fn parse(&self) -> BTreeMap<String, ColumnStats> {
+        serde_json::from_str(self.0.get()).unwrap_or_default()
+    }
 }
 
 /// What a file's rows say of themselves: its time range and bloom filters.
@@ -185,7 +214,7 @@ impl FileStats {
             time_min: self.time_min,
             time_max: self.time_max,
             vendors: self.vendors,
-            columns: self.columns,
+            columns: ColumnsJson::of(&self.columns),
             blooms: self.blooms,
         }
     }
@@ -790,7 +819,7 @@ mod tests {
                 time_min: 0,
                 time_max: 1,
                 vendors: None,
-                columns: BTreeMap::new(),
+                columns: None,
                 blooms: [("ouid".to_string(), bloom.encode())].into(),
             }
         };

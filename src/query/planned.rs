@@ -37,7 +37,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{col, lit};
 
 use crate::lake::index;
-use crate::lake::manifest::{self, ColumnFilters, FileEntry};
+use crate::lake::manifest::{self, ColumnFilters, ColumnStats, FileEntry};
 use crate::lake::rows::trace_hash;
 use crate::lake::store::LakeStore;
 use crate::lake::{encode_part_value, Col, PartKey, COLUMN_NAMES, EVENTS_DIR};
@@ -94,6 +94,7 @@ impl ManifestTable {
             let stats = Stats {
                 files: &files,
                 blooms,
+                columns: Default::default(),
             };
             if let Ok(keep) = p.prune(&stats) {
                 let mut k = keep.into_iter();
@@ -325,9 +326,26 @@ struct Stats<'a> {
     files: &'a [Candidate],
     /// The bloom filters of the columns the query looks values up in, by file path.
     blooms: BTreeMap<String, ColumnFilters>,
+    /// Each file's column statistics, parsed when a filter first asks for them.
+    columns: std::cell::OnceCell<Vec<BTreeMap<String, ColumnStats>>>,
 }
 
 impl Stats<'_> {
+    fn columns(&self) -> &[BTreeMap<String, ColumnStats>] {
+        self.columns.get_or_init(|| {
+            self.files
+                .iter()
+                .map(|f| {
+                    f.entry
+                        .columns
+                        .as_ref()
+                        .map(|c| c.parse())
+                        .unwrap_or_default()
+                })
+                .collect()
+        })
+    }
+
     fn bounds(&self, column: &Column, max: bool) -> Option<ArrayRef> {
         Some(match column.name() {
             "tenant_id" => Arc::new(StringArray::from_iter_values(
@@ -358,8 +376,8 @@ impl Stats<'_> {
                 .iter()
                 .any(|c| COLUMN_NAMES[*c as usize] == name) =>
             {
-                Arc::new(StringArray::from_iter(self.files.iter().map(|f| {
-                    let c = f.entry.columns.get(name)?;
+                Arc::new(StringArray::from_iter(self.columns().iter().map(|cols| {
+                    let c = cols.get(name)?;
                     if max {
                         c.max.as_deref()
                     } else {
@@ -395,9 +413,9 @@ impl PruningStatistics for Stats<'_> {
                 .any(|c| COLUMN_NAMES[*c as usize] == name) =>
             {
                 Some(Arc::new(UInt64Array::from_iter(
-                    self.files
+                    self.columns()
                         .iter()
-                        .map(|f| f.entry.columns.get(name).map(|c| c.nulls)),
+                        .map(|cols| cols.get(name).map(|c| c.nulls)),
                 )))
             }
             _ => None,
@@ -514,7 +532,13 @@ impl TableProvider for ManifestTable {
                 let ts = |v| ScalarValue::TimestampMicrosecond(Some(v), Some("UTC".into()));
                 columns[time_at].min_value = Precision::Inexact(ts(f.entry.time_min));
                 columns[time_at].max_value = Precision::Inexact(ts(f.entry.time_max));
-                for (name, c) in &f.entry.columns {
+                let parsed = f
+                    .entry
+                    .columns
+                    .as_ref()
+                    .map(|c| c.parse())
+                    .unwrap_or_default();
+                for (name, c) in &parsed {
                     let Some(at) = COLUMN_NAMES.iter().position(|n| n == name) else {
                         continue;
                     };
