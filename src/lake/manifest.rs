@@ -15,7 +15,7 @@
 //! A lake without `last_checkpoint.json` (written before the manifest) is read by
 //! listing, as before; its next write builds the manifest once from its files.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Range;
 
 use arrow::array::{AsArray, RecordBatch};
@@ -72,44 +72,12 @@ pub struct FileEntry {
     /// The distinct `vendor` values of its rows (absent in entries written before it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vendors: Option<Vec<String>>,
-    /// Per column of [`NULL_COLS`]: nulls, and bounds for [`RANGE_COLS`] (absent in
-    /// entries written before them).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub columns: Option<ColumnsJson>,
-    /// Per column of [`MEMBER_COLS`]: a bloom filter of its values (see [`Bloom`]). Kept
-    /// beside the JSON, in the entry's `.filters` file, read only by queries that look
-    /// a value up.
+    /// The sections of its entry's `.filters` file, kept beside the JSON and read only
+    /// by a query that needs one: per column of [`MEMBER_COLS`] a bloom filter of its
+    /// values (see [`Bloom`]), and under [`STATS_SECTION`] its [`ColumnStats`] by
+    /// column, as JSON (absent in entries written before them).
     #[serde(skip)]
-    pub blooms: BTreeMap<String, Vec<u8>>,
-}
-
-/// A file's [`ColumnStats`] by column, kept as the JSON text they were read as and
-/// parsed only for a query that filters on one of those columns: a session over years
-/// of files that filters on `time` alone parses none of them.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct ColumnsJson(Box<serde_json::value::RawValue>);
-
-impl PartialEq for ColumnsJson {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.get() == other.0.get()
-    }
-}
-
-impl ColumnsJson {
-    fn of(columns: &BTreeMap<String, ColumnStats>) -> Option<ColumnsJson> {
-        if columns.is_empty() {
-            return None;
-        }
-        serde_json::value::to_raw_value(columns)
-            .ok()
-            .map(ColumnsJson)
-    }
-
-    /// The statistics by column (none from text that does not parse: the file is kept).
-    pub fn parse(&self) -> BTreeMap<String, ColumnStats> {
-        serde_json::from_str(self.0.get()).unwrap_or_default()
-    }
+    pub sidecar: BTreeMap<String, Vec<u8>>,
 }
 
 /// What a file's rows say of themselves: its time range and bloom filters.
@@ -122,6 +90,9 @@ pub struct FileStats {
     pub columns: BTreeMap<String, ColumnStats>,
     pub blooms: BTreeMap<String, Vec<u8>>,
 }
+
+/// The `.filters` section holding each file's column statistics.
+pub const STATS_SECTION: &str = "stats";
 
 impl FileStats {
     /// Of the batches a file is written from (or read back from, with some of its
@@ -214,8 +185,15 @@ impl FileStats {
             time_min: self.time_min,
             time_max: self.time_max,
             vendors: self.vendors,
-            columns: ColumnsJson::of(&self.columns),
-            blooms: self.blooms,
+            sidecar: {
+                let mut sidecar = self.blooms;
+                if !self.columns.is_empty() {
+                    if let Ok(json) = serde_json::to_vec(&self.columns) {
+                        sidecar.insert(STATS_SECTION.to_string(), json);
+                    }
+                }
+                sidecar
+            },
         }
     }
 }
@@ -362,7 +340,7 @@ const FILTERS_V2: &[u8; 8] = b"ALMF\x00\x00\x00\x02";
 /// Files' bloom filters in one blob: after the magic, per column a section (its name,
 /// its length, then per file its path and filter bytes); with where each section lies.
 fn encode_filters<'a>(entries: impl Iterator<Item = &'a FileEntry> + Clone) -> (Bytes, Sections) {
-    let names: BTreeSet<&String> = entries.clone().flat_map(|e| e.blooms.keys()).collect();
+    let names: BTreeSet<&String> = entries.clone().flat_map(|e| e.sidecar.keys()).collect();
     let mut out = FILTERS_V2.to_vec();
     let mut sections = Sections::new();
     for name in names {
@@ -372,7 +350,7 @@ fn encode_filters<'a>(entries: impl Iterator<Item = &'a FileEntry> + Clone) -> (
         let len_at = out.len();
         out.extend_from_slice(&0u64.to_le_bytes());
         for e in entries.clone() {
-            if let Some(b) = e.blooms.get(name) {
+            if let Some(b) = e.sidecar.get(name) {
                 out.extend_from_slice(&(e.path.len() as u32).to_le_bytes());
                 out.extend_from_slice(e.path.as_bytes());
                 out.extend_from_slice(&(b.len() as u32).to_le_bytes());
@@ -439,23 +417,27 @@ fn decode_section<'a>(
     Some(b)
 }
 
-/// One column's bloom filters for the live files of a manifest, kept in the bytes read
-/// (a lookup over years tests them where they lie).
+/// One section of the `.filters` files for the live files of a manifest (a column's bloom
+/// filters, or the column statistics), kept in the bytes read: a lookup over years
+/// tests the filters where they lie.
 #[derive(Debug, Default)]
-pub struct ColumnFilters {
+pub struct Section {
     blobs: Vec<Bytes>,
     /// Per file: its blob and the filter's range in it.
-    at: std::collections::HashMap<String, (usize, Range<usize>)>,
+    at: HashMap<String, (usize, Range<usize>)>,
 }
 
-impl ColumnFilters {
-    /// Whether file `path` may hold `v`; `None` when it has no filter (it is kept).
-    pub fn may_contain(&self, path: &str, v: &[u8]) -> Option<bool> {
+impl Section {
+    /// File `path`'s bytes in the section.
+    pub fn get(&self, path: &str) -> Option<&[u8]> {
         let (blob, range) = self.at.get(path)?;
-        Some(Bloom::encoded_may_contain(
-            &self.blobs[*blob][range.clone()],
-            v,
-        ))
+        Some(&self.blobs[*blob][range.clone()])
+    }
+
+    /// Of a bloom filter section: whether file `path` may hold `v`; `None` when it has
+    /// no filter (it is kept).
+    pub fn may_contain(&self, path: &str, v: &[u8]) -> Option<bool> {
+        Some(Bloom::encoded_may_contain(self.get(path)?, v))
     }
 
     pub fn len(&self) -> usize {
@@ -467,12 +449,41 @@ impl ColumnFilters {
     }
 }
 
-/// The bloom filters of `column` for the live files of `state`, read from the
-/// `.filters` files of its checkpoint and log entries (a later one wins; of a file
-/// with sections, only the column's). A file without one is absent (a query then
+/// The bloom filters of `column` for the live files of `state` (see [`load_section`]).
+pub async fn load_filters(store: &LakeStore, state: &State, column: &str) -> Result<Section> {
+    load_section(store, state, column, Bloom::valid).await
+}
+
+/// Each live file's column statistics (a file without them is absent).
+pub async fn load_column_stats(
+    store: &LakeStore,
+    state: &State,
+) -> Result<HashMap<String, BTreeMap<String, ColumnStats>>> {
+    let section = load_section(store, state, STATS_SECTION, |b| {
+        serde_json::from_slice::<serde::de::IgnoredAny>(b).is_ok()
+    })
+    .await?;
+    Ok(section
+        .at
+        .keys()
+        .filter_map(|path| {
+            let stats = serde_json::from_slice(section.get(path)?).ok()?;
+            Some((path.clone(), stats))
+        })
+        .collect())
+}
+
+/// Section `name` of the `.filters` files of `state`'s checkpoint and log entries, for
+/// its live files (a later entry wins; of a file with sections, only that section is
+/// read). A file without one, or whose bytes are not `valid`, is absent (a query then
 /// keeps it).
-pub async fn load_filters(store: &LakeStore, state: &State, column: &str) -> Result<ColumnFilters> {
-    let mut out = ColumnFilters::default();
+pub async fn load_section(
+    store: &LakeStore,
+    state: &State,
+    column: &str,
+    valid: fn(&[u8]) -> bool,
+) -> Result<Section> {
+    let mut out = Section::default();
     for ff in &state.filter_files {
         let damaged = || {
             Error::Usage(format!(
@@ -506,11 +517,7 @@ pub async fn load_filters(store: &LakeStore, state: &State, column: &str) -> Res
         let mut each = |path: &str, name: &str, bytes: &[u8]| {
             if name == column && state.files.contains_key(path) {
                 let from = bytes.as_ptr() as usize - start;
-                found.push((
-                    path.to_string(),
-                    from..from + bytes.len(),
-                    Bloom::valid(bytes),
-                ));
+                found.push((path.to_string(), from..from + bytes.len(), valid(bytes)));
             }
         };
         let ok = if ff.sections.is_empty() {
@@ -555,7 +562,7 @@ async fn load_all_filters(store: &LakeStore, state: &mut State) -> Result<()> {
         let files = &mut state.files;
         decode_filters(&b, |path, name, bytes| {
             if let Some(e) = files.get_mut(path) {
-                e.blooms.insert(name.to_string(), bytes.to_vec());
+                e.sidecar.insert(name.to_string(), bytes.to_vec());
             }
         })
         .ok_or_else(|| Error::Usage(format!("{}: damaged bloom filters", store.show(&rel))))?;
@@ -819,8 +826,7 @@ mod tests {
                 time_min: 0,
                 time_max: 1,
                 vendors: None,
-                columns: None,
-                blooms: [("ouid".to_string(), bloom.encode())].into(),
+                sidecar: [("ouid".to_string(), bloom.encode())].into(),
             }
         };
         for i in 0..40u64 {

@@ -16,7 +16,7 @@ use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::Session;
 use datafusion::common::stats::Precision;
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{Column, ColumnStatistics, DFSchema, ScalarValue, Statistics};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::file_format::FileFormat;
@@ -37,7 +37,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{col, lit};
 
 use crate::lake::index;
-use crate::lake::manifest::{self, ColumnFilters, ColumnStats, FileEntry};
+use crate::lake::manifest::{self, ColumnStats, FileEntry, Section};
 use crate::lake::rows::trace_hash;
 use crate::lake::store::LakeStore;
 use crate::lake::{encode_part_value, Col, PartKey, COLUMN_NAMES, EVENTS_DIR};
@@ -66,10 +66,12 @@ impl ManifestTable {
         filters: &[Expr],
     ) -> datafusion::common::Result<Selection> {
         let to_df = |e: crate::Error| datafusion::error::DataFusionError::External(Box::new(e));
+        let started = std::time::Instant::now();
         let mut manifest_state = manifest::load(&self.store)
             .await
             .map_err(to_df)?
             .unwrap_or_default();
+        let loaded = started.elapsed();
         // Bloom filters are read only for the columns the filters look values up in.
         let mut blooms = BTreeMap::new();
         for c in manifest::MEMBER_COLS {
@@ -84,17 +86,32 @@ impl ManifestTable {
                 blooms.insert(name.to_string(), b);
             }
         }
+        // Column statistics too, only for filters they can answer.
+        let column_stats = if wants_column_stats(filters) {
+            Some(
+                manifest::load_column_stats(&self.store, &manifest_state)
+                    .await
+                    .map_err(to_df)?,
+            )
+        } else {
+            None
+        };
         let mut files: Vec<Candidate> = std::mem::take(&mut manifest_state.files)
             .into_values()
             .filter_map(candidate)
             .filter(|c| self.tenant.as_deref().is_none_or(|t| c.tenant == t))
             .collect();
+        if let Some(mut stats) = column_stats {
+            for f in &mut files {
+                f.columns = stats.remove(&f.entry.path);
+            }
+        }
         let of = files.len();
+        let listed = started.elapsed();
         if let Some(p) = pruning_predicate(state, &self.schema, filters) {
             let stats = Stats {
                 files: &files,
                 blooms,
-                columns: Default::default(),
             };
             if let Ok(keep) = p.prune(&stats) {
                 let mut k = keep.into_iter();
@@ -107,6 +124,14 @@ impl ManifestTable {
                 files.retain(|f| days.contains(&(f.tenant.clone(), f.day)));
             }
         }
+        tracing::debug!(
+            files = of,
+            kept = files.len(),
+            manifest_ms = loaded.as_secs_f64() * 1e3,
+            candidates_ms = listed.as_secs_f64() * 1e3,
+            selected_ms = started.elapsed().as_secs_f64() * 1e3,
+            "files selected from the manifest"
+        );
         Ok(Selection { files, of })
     }
 
@@ -193,6 +218,25 @@ impl ManifestTable {
 
 /// The trace ids a scan's filters pin: `trace_id = 'x'`, `trace_id IN ('x', ...)` or
 /// such terms joined by OR, as one of the conjuncts (`None` when none does).
+/// Whether a filter is on a column with bounds in the manifest, or asks whether a
+/// column with null counts is null.
+fn wants_column_stats(filters: &[Expr]) -> bool {
+    let named = |e: &Expr, cols: &[Col]| matches!(e, Expr::Column(c) if cols.iter().any(|k| COLUMN_NAMES[*k as usize] == c.name()));
+    let mut wants = false;
+    for f in filters {
+        let _ = f.apply(|e| {
+            wants |= named(e, &manifest::RANGE_COLS)
+                || matches!(e, Expr::IsNull(inner) | Expr::IsNotNull(inner) if named(inner, &manifest::NULL_COLS));
+            Ok(if wants {
+                TreeNodeRecursion::Stop
+            } else {
+                TreeNodeRecursion::Continue
+            })
+        });
+    }
+    wants
+}
+
 fn pinned_traces(filters: &[Expr]) -> Option<Vec<String>> {
     filters.iter().find_map(traces_of)
 }
@@ -310,6 +354,8 @@ struct Candidate {
     entry: FileEntry,
     tenant: String,
     day: i32,
+    /// Its column statistics, read when a filter is on one of those columns.
+    columns: Option<BTreeMap<String, ColumnStats>>,
 }
 
 fn candidate(entry: FileEntry) -> Option<Candidate> {
@@ -318,6 +364,7 @@ fn candidate(entry: FileEntry) -> Option<Candidate> {
         entry,
         tenant: key.tenant.to_string(),
         day: key.day,
+        columns: None,
     })
 }
 
@@ -325,27 +372,10 @@ fn candidate(entry: FileEntry) -> Option<Candidate> {
 struct Stats<'a> {
     files: &'a [Candidate],
     /// The bloom filters of the columns the query looks values up in, by file path.
-    blooms: BTreeMap<String, ColumnFilters>,
-    /// Each file's column statistics, parsed when a filter first asks for them.
-    columns: std::cell::OnceCell<Vec<BTreeMap<String, ColumnStats>>>,
+    blooms: BTreeMap<String, Section>,
 }
 
 impl Stats<'_> {
-    fn columns(&self) -> &[BTreeMap<String, ColumnStats>] {
-        self.columns.get_or_init(|| {
-            self.files
-                .iter()
-                .map(|f| {
-                    f.entry
-                        .columns
-                        .as_ref()
-                        .map(|c| c.parse())
-                        .unwrap_or_default()
-                })
-                .collect()
-        })
-    }
-
     fn bounds(&self, column: &Column, max: bool) -> Option<ArrayRef> {
         Some(match column.name() {
             "tenant_id" => Arc::new(StringArray::from_iter_values(
@@ -376,8 +406,8 @@ impl Stats<'_> {
                 .iter()
                 .any(|c| COLUMN_NAMES[*c as usize] == name) =>
             {
-                Arc::new(StringArray::from_iter(self.columns().iter().map(|cols| {
-                    let c = cols.get(name)?;
+                Arc::new(StringArray::from_iter(self.files.iter().map(|f| {
+                    let c = f.columns.as_ref()?.get(name)?;
                     if max {
                         c.max.as_deref()
                     } else {
@@ -413,9 +443,9 @@ impl PruningStatistics for Stats<'_> {
                 .any(|c| COLUMN_NAMES[*c as usize] == name) =>
             {
                 Some(Arc::new(UInt64Array::from_iter(
-                    self.columns()
+                    self.files
                         .iter()
-                        .map(|cols| cols.get(name).map(|c| c.nulls)),
+                        .map(|f| Some(f.columns.as_ref()?.get(name)?.nulls)),
                 )))
             }
             _ => None,
@@ -532,13 +562,7 @@ impl TableProvider for ManifestTable {
                 let ts = |v| ScalarValue::TimestampMicrosecond(Some(v), Some("UTC".into()));
                 columns[time_at].min_value = Precision::Inexact(ts(f.entry.time_min));
                 columns[time_at].max_value = Precision::Inexact(ts(f.entry.time_max));
-                let parsed = f
-                    .entry
-                    .columns
-                    .as_ref()
-                    .map(|c| c.parse())
-                    .unwrap_or_default();
-                for (name, c) in &parsed {
+                for (name, c) in f.columns.iter().flatten() {
                     let Some(at) = COLUMN_NAMES.iter().position(|n| n == name) else {
                         continue;
                     };
