@@ -425,8 +425,8 @@ fn filters_on_outcome_action_and_a_key_being_there_skip_the_files_the_manifest_r
     let failures = "SELECT count(*) AS n FROM events WHERE outcome = 'failure'";
     let keyed = "SELECT count(*) AS n FROM events WHERE ouid IS NOT NULL AND action = 'LUNA_SIGN'";
     let is = |r: &Row, c: &str, v: &str| r[col(c)] == v;
-    type RulesOut = Box<dyn Fn(&[&Row]) -> bool>;
-    let cases: [(&str, RulesOut); 2] = [
+    type RulesOut<'a> = Box<dyn Fn(&[&Row]) -> bool + 'a>;
+    let cases: [(&str, RulesOut<'_>); 2] = [
         (
             failures,
             Box::new(|rs| !rs.iter().any(|r| is(r, "outcome", "failure"))),
