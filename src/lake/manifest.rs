@@ -80,15 +80,16 @@ pub struct FileEntry {
     pub sidecar: BTreeMap<String, Vec<u8>>,
 }
 
-/// What a file's rows say of themselves: its time range and bloom filters.
+/// What a file's rows say of themselves: its time range, vendors, column statistics and
+/// bloom filters.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FileStats {
     pub time_min: i64,
     pub time_max: i64,
     /// Distinct `vendor` values, when the batches have the column.
     pub vendors: Option<Vec<String>>,
-    pub columns: BTreeMap<String, ColumnStats>,
-    pub blooms: BTreeMap<String, Vec<u8>>,
+    /// Its `.filters` sections (see [`FileEntry::sidecar`]).
+    pub sidecar: BTreeMap<String, Vec<u8>>,
 }
 
 /// The `.filters` section holding each file's column statistics.
@@ -147,7 +148,12 @@ impl FileStats {
             }
             columns.insert(COLUMN_NAMES[c as usize].to_string(), st);
         }
-        let mut blooms = BTreeMap::new();
+        let mut sidecar = BTreeMap::new();
+        if !columns.is_empty() {
+            if let Ok(json) = serde_json::to_vec(&columns) {
+                sidecar.insert(STATS_SECTION.to_string(), json);
+            }
+        }
         let mut hashes: Vec<u64> = Vec::new();
         for c in MEMBER_COLS {
             if !has(c) {
@@ -166,14 +172,13 @@ impl FileStats {
             for h in &hashes {
                 bloom.insert_hash(*h);
             }
-            blooms.insert(COLUMN_NAMES[c as usize].to_string(), bloom.encode());
+            sidecar.insert(COLUMN_NAMES[c as usize].to_string(), bloom.encode());
         }
         FileStats {
             time_min: lo,
             time_max: hi,
             vendors,
-            columns,
-            blooms,
+            sidecar,
         }
     }
 
@@ -185,15 +190,7 @@ impl FileStats {
             time_min: self.time_min,
             time_max: self.time_max,
             vendors: self.vendors,
-            sidecar: {
-                let mut sidecar = self.blooms;
-                if !self.columns.is_empty() {
-                    if let Ok(json) = serde_json::to_vec(&self.columns) {
-                        sidecar.insert(STATS_SECTION.to_string(), json);
-                    }
-                }
-                sidecar
-            },
+            sidecar: self.sidecar,
         }
     }
 }
@@ -459,10 +456,8 @@ pub async fn load_column_stats(
     store: &LakeStore,
     state: &State,
 ) -> Result<HashMap<String, BTreeMap<String, ColumnStats>>> {
-    let section = load_section(store, state, STATS_SECTION, |b| {
-        serde_json::from_slice::<serde::de::IgnoredAny>(b).is_ok()
-    })
-    .await?;
+    // Statistics that do not parse leave their file without (it is kept).
+    let section = load_section(store, state, STATS_SECTION, |_| true).await?;
     Ok(section
         .at
         .keys()
@@ -487,7 +482,7 @@ pub async fn load_section(
     for ff in &state.filter_files {
         let damaged = || {
             Error::Usage(format!(
-                "{}: damaged bloom filters; `auditlake verify --fix` writes the manifest again",
+                "{}: damaged manifest filters; `auditlake verify --fix` writes the manifest again",
                 store.show(&ff.rel)
             ))
         };
@@ -565,7 +560,7 @@ async fn load_all_filters(store: &LakeStore, state: &mut State) -> Result<()> {
                 e.sidecar.insert(name.to_string(), bytes.to_vec());
             }
         })
-        .ok_or_else(|| Error::Usage(format!("{}: damaged bloom filters", store.show(&rel))))?;
+        .ok_or_else(|| Error::Usage(format!("{}: damaged manifest filters", store.show(&rel))))?;
     }
     Ok(())
 }

@@ -216,12 +216,15 @@ impl ManifestTable {
     }
 }
 
-/// The trace ids a scan's filters pin: `trace_id = 'x'`, `trace_id IN ('x', ...)` or
-/// such terms joined by OR, as one of the conjuncts (`None` when none does).
+/// Whether column `name` is one of `cols`.
+fn one_of(name: &str, cols: &[Col]) -> bool {
+    cols.iter().any(|c| COLUMN_NAMES[*c as usize] == name)
+}
+
 /// Whether a filter is on a column with bounds in the manifest, or asks whether a
 /// column with null counts is null.
 fn wants_column_stats(filters: &[Expr]) -> bool {
-    let named = |e: &Expr, cols: &[Col]| matches!(e, Expr::Column(c) if cols.iter().any(|k| COLUMN_NAMES[*k as usize] == c.name()));
+    let named = |e: &Expr, cols: &[Col]| matches!(e, Expr::Column(c) if one_of(c.name(), cols));
     let mut wants = false;
     for f in filters {
         let _ = f.apply(|e| {
@@ -237,6 +240,8 @@ fn wants_column_stats(filters: &[Expr]) -> bool {
     wants
 }
 
+/// The trace ids a scan's filters pin: `trace_id = 'x'`, `trace_id IN ('x', ...)` or
+/// such terms joined by OR, as one of the conjuncts (`None` when none does).
 fn pinned_traces(filters: &[Expr]) -> Option<Vec<String>> {
     filters.iter().find_map(traces_of)
 }
@@ -402,10 +407,7 @@ impl Stats<'_> {
                     v.first()
                 }
             }))),
-            name if manifest::RANGE_COLS
-                .iter()
-                .any(|c| COLUMN_NAMES[*c as usize] == name) =>
-            {
+            name if one_of(name, &manifest::RANGE_COLS) => {
                 Arc::new(StringArray::from_iter(self.files.iter().map(|f| {
                     let c = f.columns.as_ref()?.get(name)?;
                     if max {
@@ -438,16 +440,11 @@ impl PruningStatistics for Stats<'_> {
             "tenant_id" | "day" | "time" => Some(Arc::new(UInt64Array::from_iter_values(
                 self.files.iter().map(|_| 0),
             ))),
-            name if manifest::NULL_COLS
-                .iter()
-                .any(|c| COLUMN_NAMES[*c as usize] == name) =>
-            {
-                Some(Arc::new(UInt64Array::from_iter(
-                    self.files
-                        .iter()
-                        .map(|f| Some(f.columns.as_ref()?.get(name)?.nulls)),
-                )))
-            }
+            name if one_of(name, &manifest::NULL_COLS) => Some(Arc::new(UInt64Array::from_iter(
+                self.files
+                    .iter()
+                    .map(|f| Some(f.columns.as_ref()?.get(name)?.nulls)),
+            ))),
             _ => None,
         }
     }
@@ -460,10 +457,7 @@ impl PruningStatistics for Stats<'_> {
 
     fn contained(&self, column: &Column, values: &HashSet<ScalarValue>) -> Option<BooleanArray> {
         let name = column.name();
-        if !manifest::MEMBER_COLS
-            .iter()
-            .any(|c| COLUMN_NAMES[*c as usize] == name)
-        {
+        if !one_of(name, &manifest::MEMBER_COLS) {
             return None;
         }
         let mut wanted = Vec::with_capacity(values.len());
