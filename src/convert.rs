@@ -27,7 +27,6 @@ use crate::lake::lock::LakeLock;
 use crate::lake::partitions::{Fate, PartitionBuffer};
 use crate::lake::rejects::{raw_fields, RejectLog, Rejected};
 use crate::lake::store::LakeStore;
-use crate::time::format_day;
 use crate::Result;
 
 /// How a conversion runs.
@@ -776,8 +775,8 @@ impl<'a> Writer<'a> {
             } = st;
             entry.rejects_file = self.rt.block_on(rejects.finish(self.store))?;
             entry.converted_at = now.clone();
-            entry.time_min = time.map(|t| fmt_time(t.0));
-            entry.time_max = time.map(|t| fmt_time(t.1));
+            entry.time_min = time.map(|t| crate::time::format_micros(t.0));
+            entry.time_max = time.map(|t| crate::time::format_micros(t.1));
             let s = &mut self.summary;
             s.sources += 1;
             s.records_read += entry.records_read;
@@ -789,18 +788,4 @@ impl<'a> Writer<'a> {
         self.summary.partitions = self.partitions.len() as u64;
         Ok(self.summary)
     }
-}
-
-fn fmt_time(micros: i64) -> String {
-    let day = micros.div_euclid(crate::time::MICROS_PER_DAY);
-    let rest = micros.rem_euclid(crate::time::MICROS_PER_DAY);
-    let secs = rest / 1_000_000;
-    format!(
-        "{}T{:02}:{:02}:{:02}.{:06}Z",
-        format_day(day as i32),
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60,
-        rest % 1_000_000
-    )
 }

@@ -94,6 +94,21 @@ pub fn format_day(day: i32) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
+/// A time (µs since the epoch, UTC) as RFC 3339 with microseconds.
+pub fn format_micros(micros: i64) -> String {
+    let day = micros.div_euclid(MICROS_PER_DAY);
+    let rest = micros.rem_euclid(MICROS_PER_DAY);
+    let secs = rest / 1_000_000;
+    format!(
+        "{}T{:02}:{:02}:{:02}.{:06}Z",
+        format_day(day as i32),
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60,
+        rest % 1_000_000
+    )
+}
+
 /// Parses `YYYY-MM-DD` into a Date32 value.
 pub fn parse_day(s: &str) -> Option<i32> {
     let b = s.as_bytes();

@@ -460,7 +460,7 @@ async fn check_manifest(
         );
         return Ok(check);
     }
-    let state = match manifest::load(store).await {
+    let mut state = match manifest::load(store).await {
         Ok(Some(s)) => s,
         Ok(None) => return Ok(check),
         Err(e) => {
@@ -481,6 +481,10 @@ async fn check_manifest(
             "its bloom filters cannot be read: lookups fail (`verify --fix` writes the manifest again)".into(),
         ));
     }
+    if check.damaged {
+        return Ok(check);
+    }
+    manifest::load_all_filters(store, &mut state).await?;
     // Partitions of a compaction in flight are between two states (`compact` finishes it).
     let in_flight: Vec<String> = crate::lake::switch::Switches::load(store)
         .await?
@@ -505,9 +509,10 @@ async fn check_manifest(
             ));
         }
     }
+    let mut to_compare = Vec::new();
     for (path, e) in state.files.iter().filter(|(p, _)| settled(p)) {
         match live.get(path) {
-            Some(size) if *size == e.bytes => {}
+            Some(size) if *size == e.bytes => to_compare.push(e),
             // The manifest is a second witness of each file's size.
             Some(size) => check.findings.push(finding(
                 Kind::Altered,
@@ -523,6 +528,28 @@ async fn check_manifest(
                 ));
             }
         }
+    }
+    // What the manifest says of each file's rows (time range, vendors, statistics,
+    // filters) against its rows: a query trusts it to skip files.
+    let compared: Vec<(&manifest::FileEntry, Vec<String>)> = futures::stream::iter(to_compare)
+        .map(|e| async move {
+            let actual = manifest::entry_of_lake_file(store, &e.path, e.bytes).await?;
+            Ok::<_, Error>((e, manifest::differences(e, &actual)))
+        })
+        .buffer_unordered(CONCURRENT_READS)
+        .try_collect()
+        .await?;
+    for (e, diff) in compared.into_iter().filter(|(_, d)| !d.is_empty()) {
+        check.remove.push(e.path.clone());
+        check.add.push((e.path.clone(), e.bytes));
+        check.findings.push(finding(
+            Kind::ManifestStale,
+            &e.path,
+            format!(
+                "the manifest's entry differs from the file ({}): queries can skip rows it holds (`verify --fix` writes the entry again)",
+                diff.join("; ")
+            ),
+        ));
     }
     Ok(check)
 }

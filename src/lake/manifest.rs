@@ -548,8 +548,9 @@ pub async fn damaged_filters(store: &LakeStore, state: &State) -> Result<Vec<Str
     Ok(out)
 }
 
-/// Every filter of the live files (for a new checkpoint).
-async fn load_all_filters(store: &LakeStore, state: &mut State) -> Result<()> {
+/// Every filter of the live files, into their entries (for a new checkpoint, and for
+/// `verify`, which compares them with the files' rows).
+pub async fn load_all_filters(store: &LakeStore, state: &mut State) -> Result<()> {
     for FilterFile { rel, .. } in state.filter_files.clone() {
         let Some(b) = store.get(&rel).await? else {
             continue;
@@ -738,6 +739,38 @@ pub async fn entry_of_lake_file(store: &LakeStore, rel: &str, bytes: u64) -> Res
     let batches = read_file(store, rel, Some(&cols)).await?;
     let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
     Ok(FileStats::of(&batches).entry(rel.to_string(), bytes, rows))
+}
+
+/// What a file's recorded entry says otherwise than the entry its rows give (`actual`,
+/// from [`entry_of_lake_file`]), one phrase per difference; what an older entry does
+/// not record (vendors, column statistics, a column's filter) is not compared.
+pub fn differences(recorded: &FileEntry, actual: &FileEntry) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut differ = |what: &str, rec: String, act: String| {
+        if rec != act {
+            out.push(format!("{what} {rec}, its rows say {act}"));
+        }
+    };
+    differ("rows", recorded.rows.to_string(), actual.rows.to_string());
+    let time = |t: i64| crate::time::format_micros(t);
+    differ("time from", time(recorded.time_min), time(actual.time_min));
+    differ("time to", time(recorded.time_max), time(actual.time_max));
+    if let Some(v) = &recorded.vendors {
+        let act = actual
+            .vendors
+            .as_ref()
+            .map(|v| v.join(","))
+            .unwrap_or_default();
+        differ("vendors", v.join(","), act);
+    }
+    for (name, rec) in &recorded.sidecar {
+        match actual.sidecar.get(name) {
+            Some(act) if act == rec => {}
+            _ if name == STATS_SECTION => out.push("column statistics differ from its rows".into()),
+            _ => out.push(format!("the {name} filter differs from its rows")),
+        }
+    }
+    out
 }
 
 /// The live files of the lake by listing (the compaction rule applied), with sizes.

@@ -1,6 +1,6 @@
 //! The manifest: sessions planned from it answer as sessions planned from listings do,
-//! for every view, lookup and report; verify finds it damaged, short or stale and --fix
-//! repairs it; a lake from before it is read by listing and gets one on its next
+//! for every view, lookup and report; verify finds it damaged, short, stale or saying
+//! otherwise than the files' rows, and --fix repairs it; a lake from before it is read by listing and gets one on its next
 //! convert; a convert killed at its manifest steps is completed exactly by a rerun.
 
 use std::path::Path;
@@ -127,7 +127,7 @@ fn every_view_lookup_and_report_is_the_same_planned_from_the_manifest_or_the_lis
 }
 
 #[test]
-fn verify_finds_a_damaged_short_or_stale_manifest_and_fix_repairs_it() {
+fn verify_finds_a_damaged_short_stale_or_altered_manifest_and_fix_repairs_it() {
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path();
     assert_eq!(convert(lake, &sample_files(), &[]).code, 0);
@@ -166,6 +166,82 @@ fn verify_finds_a_damaged_short_or_stale_manifest_and_fix_repairs_it() {
         "{v}"
     );
     assert_eq!(verify_lake(lake, true).0, 0);
+    assert_eq!((verify_lake(lake, false).0, count()), (0, want.clone()));
+
+    // Altered filters that still read: every bloom of `ouid` in the entry's `.filters`
+    // emptied. A lookup planned from them misses its rows; verify compares each filter
+    // with its file's rows, and --fix writes those entries again.
+    let key = one_value(lake, "SELECT min(ouid) AS value FROM events");
+    let lookup = format!("SELECT count(*) AS n FROM events WHERE ouid = '{key}'");
+    let found = lines(lake, "listing", &[], &lookup);
+    let filters = log.with_extension("filters");
+    let mut bytes = std::fs::read(&filters).unwrap();
+    let [from, to] = [0, 1].map(|i| original["filters"]["ouid"][i].as_u64().unwrap() as usize);
+    let section = &mut bytes[from..to];
+    let u32_at =
+        |b: &[u8], at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap()) as usize;
+    // A section: name length, name, body length (u64), then per file its path and filter
+    // (each u32 length first); a filter is its probe count, then its bits.
+    let mut at = 1 + section[0] as usize + 8;
+    while at < section.len() {
+        at += 4 + u32_at(section, at);
+        let n = u32_at(section, at);
+        section[at + 5..at + 4 + n].fill(0);
+        at += 4 + n;
+    }
+    std::fs::write(&filters, bytes).unwrap();
+    assert_ne!(lines(lake, "manifest", &[], &lookup), found);
+    let (code, v) = verify_lake(lake, false);
+    let kinds = finding_kinds(&v);
+    assert!(
+        code == 1 && !kinds.is_empty() && kinds.iter().all(|k| k == "manifest_stale"),
+        "{v}"
+    );
+    assert!(v["findings"][0]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("the ouid filter differs from its rows"));
+    assert_eq!(verify_lake(lake, true).0, 0);
+    assert_eq!(same(lake, &[], &lookup), found);
+    assert_eq!((verify_lake(lake, false).0, count()), (0, want.clone()));
+
+    // An altered time range: one entry's latest time moved to its earliest, so a query
+    // after that time skips the file. Verify names it; --fix writes the entry again.
+    let newest = std::fs::read_dir(lake.join("_manifest/log"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .max()
+        .unwrap();
+    let mut entry: Value = serde_json::from_slice(&std::fs::read(&newest).unwrap()).unwrap();
+    let moved = entry["add"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|a| a["time_min"] != a["time_max"])
+        .unwrap();
+    moved["time_max"] = moved["time_min"].clone();
+    let (path, after) = (moved["path"].clone(), moved["time_min"].as_i64().unwrap());
+    std::fs::write(&newest, serde_json::to_vec(&entry).unwrap()).unwrap();
+    let later = format!(
+        "SELECT count(*) AS n FROM events WHERE time > arrow_cast({after}, 'Timestamp(Microsecond, Some(\"UTC\"))')"
+    );
+    let rows_later = lines(lake, "listing", &[], &later);
+    assert_ne!(lines(lake, "manifest", &[], &later), rows_later);
+    let (code, v) = verify_lake(lake, false);
+    assert_eq!(
+        (code, finding_kinds(&v)),
+        (1, vec!["manifest_stale".to_string()]),
+        "{v}"
+    );
+    assert_eq!(v["findings"][0]["path"], path);
+    assert!(v["findings"][0]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("time to"));
+    assert_eq!(verify_lake(lake, true).0, 0);
+    assert_eq!(same(lake, &[], &later), rows_later);
     assert_eq!((verify_lake(lake, false).0, count()), (0, want.clone()));
 
     // Damaged: the checkpoint is no JSON; a query says what to do, --fix writes it again.
