@@ -9,7 +9,9 @@ Usage:
 moto_server comes from target/ci-venv (what .ci/run installs) unless --moto names one.
 The data is benches/history.py's (same generator, smaller by default). Each request
 moto serves is one line of its log; they are counted per kind (LIST, GET, HEAD, PUT,
-DELETE, POST) for each command alone. Counts only; nothing is asserted.
+DELETE, POST) for each command alone, with its wall time (one run: a second convert of
+the same day would be all duplicates; moto is a Python server, so times are its, and
+compare lake ages only). Nothing is asserted.
 """
 
 import argparse
@@ -64,10 +66,13 @@ class Moto:
         return e
 
     def counted(self, argv):
-        """Runs argv; returns the requests moto served meanwhile, per kind."""
+        """Runs argv; returns the requests moto served meanwhile, per kind, and its
+        wall time in seconds."""
         before = self.log.stat().st_size
+        t0 = time.perf_counter()
         subprocess.run([str(a) for a in argv], env=self.env(), check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        seconds = time.perf_counter() - t0
         time.sleep(0.3)  # the log line of the last response
         with open(self.log) as f:
             f.seek(before)
@@ -75,7 +80,7 @@ class Moto:
             for m in LINE.finditer(ANSI.sub("", f.read())):
                 k = kind(m.group(1), m.group(2))
                 counts[k] = counts.get(k, 0) + 1
-        return counts
+        return counts, seconds
 
     def stop(self):
         self.proc.kill()
@@ -115,17 +120,19 @@ def main(argv):
                 ("one month (fresh)", [binary, "query", "--lake", lake, "--format", "csv",
                                        f"SELECT count(*) FROM events WHERE time >= TIMESTAMP '{month}-01T00:00:00Z'"
                                        f" AND time < TIMESTAMP '{month}-01T00:00:00Z' + INTERVAL '1 month'"]),
+                ("failed_logins (fresh)", [binary, "query", "--lake", lake, "--format", "csv",
+                                           "SELECT count(*) FROM failed_logins"]),
             ]:
-                rows.append((name, years, moto.counted(argv)))
+                rows.append((name, years, *moto.counted(argv)))
     finally:
         moto.stop()
     kinds = ["LIST", "GET", "HEAD", "PUT", "DELETE", "POST"]
     print(f"\nS3 requests (moto), {a.per_year:,} events a year, {a.tenants} tenants, a day of {n_day:,} records\n")
-    print("| command | lake | " + " | ".join(kinds) + " | all |")
-    print("|---|---|" + "---:|" * (len(kinds) + 1))
-    for name, years, c in rows:
+    print("| command | lake | " + " | ".join(kinds) + " | all | s |")
+    print("|---|---|" + "---:|" * (len(kinds) + 2))
+    for name, years, c, seconds in rows:
         print(f"| {name} | {years} y | " + " | ".join(str(c.get(k, 0)) for k in kinds)
-              + f" | {sum(c.values())} |")
+              + f" | {sum(c.values())} | {seconds:.2f} |")
 
 
 if __name__ == "__main__":

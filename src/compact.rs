@@ -413,7 +413,7 @@ async fn rewrite_ledger(store: &LakeStore, manifest: &Switches, switched: &[usiz
             to.insert(f.as_str(), s);
         }
     }
-    let mut changed = 0;
+    let mut changed = Vec::new();
     for mut entry in ledger::load(store).await? {
         if !entry.files.iter().any(|f| to.contains_key(f.as_str())) {
             continue;
@@ -440,11 +440,29 @@ async fn rewrite_ledger(store: &LakeStore, manifest: &Switches, switched: &[usiz
         }
         entry.files = files;
         entry.file_details = details;
-        ledger::write(store, &entry).await?;
-        changed += 1;
-        point("compact-ledger");
+        changed.push(entry);
     }
-    Ok(changed)
+    let replaced: Vec<String> = to.keys().map(|f| f.to_string()).collect();
+    let why = format!(
+        "{} files merged into {} ({})",
+        replaced.len(),
+        switched.len(),
+        switched
+            .iter()
+            .map(|&i| manifest.switches[i].merged.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    ledger::write(
+        store,
+        "compact",
+        &changed,
+        replaced,
+        Some(why),
+        "compact-ledger",
+    )
+    .await?;
+    Ok(changed.len() as u64)
 }
 
 /// The human-readable form.

@@ -766,6 +766,7 @@ impl<'a> Writer<'a> {
         let now = chrono::Utc::now()
             .format("%Y-%m-%dT%H:%M:%S%.6fZ")
             .to_string();
+        let mut entries = Vec::with_capacity(self.states.len());
         for (_, st) in std::mem::take(&mut self.states) {
             let SourceState {
                 mut entry,
@@ -783,8 +784,16 @@ impl<'a> Writer<'a> {
             s.written += entry.written;
             s.duplicates += entry.duplicates;
             s.rejected += entry.rejected;
-            self.rt.block_on(ledger::write(self.store, &entry))?;
+            entries.push(entry);
         }
+        self.rt.block_on(ledger::write(
+            self.store,
+            "convert",
+            &entries,
+            vec![],
+            None,
+            "ledger",
+        ))?;
         self.summary.partitions = self.partitions.len() as u64;
         Ok(self.summary)
     }

@@ -168,16 +168,25 @@ async fn run(store: &LakeStore, cutoff: i32, dry_run: bool) -> Result<PruneSumma
     let gone = |f: &str| dirs.iter().any(|d| f.starts_with(d.as_str()));
 
     // 1. The ledger stops naming the files.
+    let (mut changed, mut removed) = (Vec::new(), Vec::new());
     for mut entry in ledger::load(store).await? {
         let before = (entry.files.len(), entry.file_details.len());
+        removed.extend(entry.files.iter().filter(|f| gone(f)).cloned());
         entry.files.retain(|f| !gone(f));
         entry.file_details.retain(|r| !gone(&r.path));
         if before != (entry.files.len(), entry.file_details.len()) {
-            ledger::write(store, &entry).await?;
-            summary.ledger_entries_updated += 1;
-            point("prune-ledger");
+            changed.push(entry);
         }
     }
+    removed.sort();
+    removed.dedup();
+    let why = format!(
+        "{} partitions before {} pruned",
+        parts.len(),
+        crate::time::format_day(cutoff)
+    );
+    ledger::write(store, "prune", &changed, removed, Some(why), "prune-ledger").await?;
+    summary.ledger_entries_updated = changed.len() as u64;
     // 2. Manifest-planned queries stop reading them.
     if let Some(state) = crate::lake::manifest::load(store).await? {
         let removes: Vec<String> = state.files.keys().filter(|f| gone(f)).cloned().collect();

@@ -81,6 +81,11 @@ pub struct LakeStatus {
     pub incomplete_members: u64,
     /// Windows fetched from the DPoD API, per tenant API and source.
     pub fetched: Vec<FetchedCoverage>,
+    /// The lake's chain: the SHA-256 of its last event (the head) and its length; a
+    /// report computed now names the same head (absent before the lake's first write
+    /// with a chain).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chain: Option<crate::lake::chain::Head>,
 }
 
 /// Reads the manifest (in a lake from before it: the layout and file footers), the
@@ -144,6 +149,7 @@ pub async fn status(store: &LakeStore) -> Result<LakeStatus> {
             e.members.iter().filter(|m| m.incomplete.is_some()).count() as u64;
     }
     out.fetched = fetched(store).await?;
+    out.chain = crate::lake::chain::head(store).await?;
     Ok(out)
 }
 
@@ -347,6 +353,12 @@ pub fn render(s: &LakeStatus) -> String {
         s.rejected,
         s.incomplete_members
     ));
+    if let Some(h) = &s.chain {
+        out.push_str(&format!(
+            "chain: head {} after {} events\n",
+            h.head, h.length
+        ));
+    }
     for f in &s.fetched {
         let mut what = format!("source {}", f.source.as_deref().unwrap_or("(all)"));
         if !f.filters.is_empty() {

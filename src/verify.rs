@@ -40,6 +40,18 @@ pub enum Kind {
     Unexpected,
     /// Rows in a file's footer (or a partition's files) other than the ledger's count.
     Rows,
+    /// An event of the lake's chain that does not follow the one before it (edited,
+    /// inserted, removed or reordered), or that cannot be read.
+    ChainBroken,
+    /// A ledger record whose bytes are not the ones the chain committed to last
+    /// (altered), that the chain committed to but is gone (removed), or that no event
+    /// names (written outside auditlake).
+    LedgerAltered,
+    /// A signed checkpoint whose signature does not verify, or unsigned events after the
+    /// last one (with `--public-key`).
+    CheckpointInvalid,
+    /// `--expect-head` names no event of the chain.
+    HeadUnknown,
     /// A temporary file of a run that did not finish.
     LeftoverTmp,
     /// A trace index run that cannot be read (damaged or altered).
@@ -63,6 +75,10 @@ impl Kind {
             Kind::Altered => "altered",
             Kind::Unexpected => "unexpected",
             Kind::Rows => "rows",
+            Kind::ChainBroken => "chain_broken",
+            Kind::LedgerAltered => "ledger_altered",
+            Kind::CheckpointInvalid => "checkpoint_invalid",
+            Kind::HeadUnknown => "head_unknown",
             Kind::LeftoverTmp => "leftover_tmp",
             Kind::IndexDamaged => "index_damaged",
             Kind::IndexMissing => "index_missing",
@@ -91,6 +107,10 @@ pub struct Counts {
     pub altered: u64,
     pub unexpected: u64,
     pub rows: u64,
+    pub chain_broken: u64,
+    pub ledger_altered: u64,
+    pub checkpoint_invalid: u64,
+    pub head_unknown: u64,
     pub leftover_tmp: u64,
     pub index_damaged: u64,
     pub index_missing: u64,
@@ -112,6 +132,10 @@ pub struct Verification {
     /// Files named only by ledger entries written before sizes and SHA-256 were
     /// recorded: checked for existence only.
     pub existence_only: Vec<String>,
+    /// The lake's chain: the SHA-256 of its last event and how many events it has
+    /// (absent for a lake with no chain yet).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chain: Option<crate::lake::chain::Head>,
     pub counts: Counts,
     pub findings: Vec<Finding>,
 }
@@ -175,9 +199,20 @@ pub async fn ensure_lake(store: &LakeStore) -> Result<()> {
     }
 }
 
-/// Checks every file below `events/` against the ledger; with `fix`, removes the
-/// temporary files found (in `events/`, `_ledger/` and `_rejected/`).
-pub async fn verify(store: &LakeStore, fix: bool) -> Result<Verification> {
+/// What verify checks besides the files: the chain against a public key and a head.
+#[derive(Debug, Default)]
+pub struct Expect {
+    /// Every signed checkpoint must verify with this key, and none be followed by
+    /// unsigned events.
+    pub public_key: Option<ed25519_dalek::VerifyingKey>,
+    /// A head an earlier report or status gave: it must be on the chain.
+    pub head: Option<String>,
+}
+
+/// Checks every file below `events/` against the ledger, and the ledger against its
+/// chain; with `fix`, removes the temporary files found (in `events/`, `_ledger/` and
+/// `_rejected/`).
+pub async fn verify(store: &LakeStore, fix: bool, expect: &Expect) -> Result<Verification> {
     ensure_lake(store).await?;
     if fix {
         // A lake from before the manifest or the trace index gets them here, once.
@@ -311,6 +346,23 @@ pub async fn verify(store: &LakeStore, fix: bool) -> Result<Verification> {
         .collect();
     let manifest_check = check_manifest(store, &named, &bad_files).await?;
     findings.extend(manifest_check.findings.iter().cloned());
+    let chain =
+        crate::lake::chain::check(store, expect.public_key.as_ref(), expect.head.as_deref())
+            .await?;
+    for (kind, list) in [
+        (Kind::ChainBroken, &chain.broken),
+        (Kind::LedgerAltered, &chain.ledger),
+        (Kind::CheckpointInvalid, &chain.signatures),
+    ] {
+        findings.extend(list.iter().map(|(p, d)| finding(kind, p, d.clone())));
+    }
+    if let Some(d) = &chain.unknown_head {
+        findings.push(finding(
+            Kind::HeadUnknown,
+            crate::lake::chain::CHAIN_DIR,
+            d.clone(),
+        ));
+    }
     findings.sort_by(|a, b| (a.kind, &a.path).cmp(&(b.kind, &b.path)));
     if fix {
         for f in findings.iter_mut().filter(|f| f.kind == Kind::LeftoverTmp) {
@@ -352,6 +404,10 @@ pub async fn verify(store: &LakeStore, fix: bool) -> Result<Verification> {
             Kind::Altered => &mut counts.altered,
             Kind::Unexpected => &mut counts.unexpected,
             Kind::Rows => &mut counts.rows,
+            Kind::ChainBroken => &mut counts.chain_broken,
+            Kind::LedgerAltered => &mut counts.ledger_altered,
+            Kind::CheckpointInvalid => &mut counts.checkpoint_invalid,
+            Kind::HeadUnknown => &mut counts.head_unknown,
             Kind::LeftoverTmp => &mut counts.leftover_tmp,
             Kind::IndexDamaged => &mut counts.index_damaged,
             Kind::IndexMissing => &mut counts.index_missing,
@@ -371,6 +427,7 @@ pub async fn verify(store: &LakeStore, fix: bool) -> Result<Verification> {
             .filter(|(_, r)| r.is_none())
             .map(|(p, _)| p.clone())
             .collect(),
+        chain: chain.head,
         counts,
         findings,
     })
@@ -804,7 +861,7 @@ pub fn render(v: &Verification) -> String {
     let mut out = String::new();
     for f in &v.findings {
         out.push_str(&format!(
-            "{:<14}{}: {}{}\n",
+            "{:<w$}{}: {}{}\n",
             f.kind.name(),
             f.path,
             f.detail,
@@ -812,7 +869,8 @@ pub fn render(v: &Verification) -> String {
                 (false, _) => "",
                 (true, false) => " (removed)",
                 (true, true) => " (rebuilt)",
-            }
+            },
+            w = (f.kind.name().len() + 1).max(14)
         ));
     }
     if !v.existence_only.is_empty() {
@@ -828,12 +886,24 @@ pub fn render(v: &Verification) -> String {
         let index = c.index_damaged + c.index_missing + c.index_stale;
         let manifest = c.manifest_damaged + c.manifest_missing + c.manifest_stale;
         format!(
-            "{} missing, {} altered, {} unexpected, {} rows, {} leftover_tmp{}{}",
+            "{} missing, {} altered, {} unexpected, {} rows, {} leftover_tmp{}{}{}",
             c.missing,
             c.altered,
             c.unexpected,
             c.rows,
             c.leftover_tmp,
+            {
+                let chain =
+                    c.chain_broken + c.ledger_altered + c.checkpoint_invalid + c.head_unknown;
+                if chain > 0 {
+                    format!(
+                        ", {} chain_broken, {} ledger_altered, {} checkpoint_invalid, {} head_unknown",
+                        c.chain_broken, c.ledger_altered, c.checkpoint_invalid, c.head_unknown
+                    )
+                } else {
+                    String::new()
+                }
+            },
             if index > 0 {
                 format!(
                     ", {} index_damaged, {} index_missing, {} index_stale",
@@ -857,6 +927,12 @@ pub fn render(v: &Verification) -> String {
         .iter()
         .filter(|f| f.removed && f.kind < Kind::IndexDamaged)
         .count();
+    if let Some(h) = &v.chain {
+        out.push_str(&format!(
+            "chain: head {} after {} events\n",
+            h.head, h.length
+        ));
+    }
     out.push_str(&format!(
         "verified {}: {} files in the ledger ({} entries), {} Parquet files in the lake: {found}{}\n",
         v.lake,

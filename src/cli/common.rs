@@ -93,6 +93,45 @@ impl LakeArg {
     }
 }
 
+/// The key that signs the lake's chain after a write.
+#[derive(clap::Args, Debug, Clone)]
+pub struct SigningArg {
+    /// After publishing, append a checkpoint of the lake's chain signed with this
+    /// Ed25519 key (a file from `auditlake keys generate`; default: the config file's
+    /// signing_key). The key never enters the lake or any output.
+    #[arg(long, env = "AUDITLAKE_SIGNING_KEY", value_name = "FILE")]
+    pub signing_key: Option<PathBuf>,
+}
+
+impl SigningArg {
+    /// Reads the key before any work, so that a bad key file stops the command first.
+    pub fn signer(&self, global: &Global) -> Result<Option<crate::lake::chain::Signer25519>> {
+        let path = match &self.signing_key {
+            Some(p) => Some(p.clone()),
+            None => global.load_config()?.settings.signing_key,
+        };
+        path.map(|p| crate::lake::chain::Signer25519::read(&p))
+            .transpose()
+    }
+}
+
+/// Appends a signed checkpoint of the lake's chain, under the lake lock.
+pub fn sign_checkpoint(lake: &LakeArg, signer: &crate::lake::chain::Signer25519) -> Result<()> {
+    let rt = runtime()?;
+    let store = LakeStore::open(lake.location(), &lake.storage_options)?;
+    let lock = crate::lake::lock::LakeLock::acquire(&store, rt.handle())?;
+    let held = store.holding(lock.held());
+    let signed = rt.block_on(crate::lake::chain::sign(&held, signer));
+    lock.release()?;
+    if let Some(h) = signed? {
+        crate::notes::note(&format!(
+            "signed checkpoint: head {} after {} events",
+            h.head, h.length
+        ));
+    }
+    Ok(())
+}
+
 fn parse_key_value(s: &str) -> std::result::Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.trim().to_string(), v.to_string()))

@@ -2,7 +2,10 @@
 
 use std::process::ExitCode;
 
-use super::common::{parse_day_arg, parse_duration_arg, print_summary, runtime, Global, LakeArg};
+use super::common::{
+    parse_day_arg, parse_duration_arg, print_summary, runtime, sign_checkpoint, Global, LakeArg,
+    SigningArg,
+};
 use super::EXIT_OK;
 use crate::Result;
 
@@ -19,6 +22,8 @@ use crate::Result;
 pub struct CompactArgs {
     #[command(flatten)]
     pub lake: LakeArg,
+    #[command(flatten)]
+    pub signing: SigningArg,
     /// Only this tenant's partitions.
     #[arg(long, value_name = "TENANT")]
     pub tenant: Option<String>,
@@ -44,9 +49,10 @@ pub struct CompactArgs {
 }
 
 /// Compacts (or, with --dry-run, lists what would be).
-pub fn run(args: CompactArgs, _global: &Global) -> Result<ExitCode> {
+pub fn run(args: CompactArgs, global: &Global) -> Result<ExitCode> {
     let CompactArgs {
         lake,
+        signing,
         tenant,
         from,
         to,
@@ -55,6 +61,7 @@ pub fn run(args: CompactArgs, _global: &Global) -> Result<ExitCode> {
         zstd_level,
         json,
     } = args;
+    let signer = signing.signer(global)?;
     let rt = runtime()?;
     let store = lake.open_existing(&rt)?;
     let opts = crate::compact::CompactOptions {
@@ -66,6 +73,9 @@ pub fn run(args: CompactArgs, _global: &Global) -> Result<ExitCode> {
         grace: std::time::Duration::from_secs(grace.max(0) as u64),
     };
     let summary = crate::compact::compact(&store, &rt, &opts)?;
+    if let Some(s) = signer.as_ref().filter(|_| !dry_run) {
+        sign_checkpoint(&lake, s)?;
+    }
     print_summary(json, &summary, crate::compact::render)?;
     Ok(ExitCode::from(EXIT_OK))
 }

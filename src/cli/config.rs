@@ -23,6 +23,8 @@ pub struct LakeSettings {
     pub dpod_token_url: Option<String>,
     /// Reserved: a file holding the DPoD client secret (secrets never live in here).
     pub secret_file: Option<PathBuf>,
+    /// The Ed25519 key file with which writing commands sign the lake's chain.
+    pub signing_key: Option<PathBuf>,
 }
 
 /// `config.toml` as written.
@@ -91,6 +93,7 @@ impl Config {
             settings.dpod_api_url = p.dpod_api_url.or(settings.dpod_api_url);
             settings.dpod_token_url = p.dpod_token_url.or(settings.dpod_token_url);
             settings.secret_file = p.secret_file.or(settings.secret_file);
+            settings.signing_key = p.signing_key.or(settings.signing_key);
         }
         tracing::debug!(path = ?path, profile = ?profile, "config");
         if let Some(r) = &file.rules {

@@ -92,6 +92,10 @@ fn show_config(cfg: &config::Config, mut lake: LakeArg) -> String {
             "secret_file",
             s.secret_file.as_ref().map(|p| p.display().to_string()),
         ),
+        (
+            "signing_key",
+            s.signing_key.as_ref().map(|p| p.display().to_string()),
+        ),
     ] {
         if let Some(v) = v {
             out.push_str(&format!(

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use super::common::{print_summary, Global, LakeArg};
+use super::common::{print_summary, sign_checkpoint, Global, LakeArg, SigningArg};
 use super::{EXIT_ERROR, EXIT_OK};
 use crate::convert::{convert, ConvertOptions, Summary};
 use crate::Result;
@@ -21,6 +21,8 @@ pub struct ConvertArgs {
     pub inputs: Vec<String>,
     #[command(flatten)]
     pub lake: LakeArg,
+    #[command(flatten)]
+    pub signing: SigningArg,
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -50,6 +52,7 @@ pub fn run(args: ConvertArgs, global: &Global) -> Result<ExitCode> {
     let ConvertArgs {
         inputs,
         lake,
+        signing,
         json,
         threads,
         buffer_mb,
@@ -57,10 +60,11 @@ pub fn run(args: ConvertArgs, global: &Global) -> Result<ExitCode> {
         max_record_mb,
         tenant,
     } = args;
+    let signer = signing.signer(global)?;
     let opts = ConvertOptions {
         lake: lake.location().to_string(),
         inputs,
-        storage_options: lake.storage_options,
+        storage_options: lake.storage_options.clone(),
         threads,
         buffer_bytes: buffer_mb.max(1) << 20,
         progress: !global.quiet && !json,
@@ -69,6 +73,9 @@ pub fn run(args: ConvertArgs, global: &Global) -> Result<ExitCode> {
         tenant,
     };
     let summary = convert(&opts)?;
+    if let Some(s) = &signer {
+        sign_checkpoint(&lake, s)?;
+    }
     tracing::info!(
         files = summary.files,
         partitions = summary.partitions,

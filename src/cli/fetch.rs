@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::common::{parse_duration_arg, print_summary, Global, LakeArg};
+use super::common::{
+    parse_duration_arg, print_summary, sign_checkpoint, Global, LakeArg, SigningArg,
+};
 use super::{config, EXIT_ERROR, EXIT_OK};
 use crate::convert::ConvertOptions;
 use crate::Result;
@@ -23,6 +25,8 @@ use crate::Result;
 pub struct FetchArgs {
     #[command(flatten)]
     pub lake: LakeArg,
+    #[command(flatten)]
+    pub signing: SigningArg,
     /// The tenant's DPoD API base URL (default: the config file's dpod_api_url).
     #[arg(long, env = "AUDITLAKE_DPOD_API", value_name = "URL")]
     pub api: Option<String>,
@@ -90,6 +94,7 @@ fn parse_instant_arg(s: &str) -> std::result::Result<i64, String> {
 pub fn run(args: FetchArgs, global: &Global) -> Result<ExitCode> {
     let FetchArgs {
         lake,
+        signing,
         api,
         token_url,
         client_id,
@@ -110,6 +115,7 @@ pub fn run(args: FetchArgs, global: &Global) -> Result<ExitCode> {
         max_window_secs,
     } = args;
     let cfg = global.load_config()?;
+    let signer = signing.signer(global)?;
     let need = |v: Option<String>, what: &str| {
         v.ok_or_else(|| crate::Error::Usage(format!("fetch needs {what}")))
     };
@@ -176,7 +182,7 @@ pub fn run(args: FetchArgs, global: &Global) -> Result<ExitCode> {
         convert: ConvertOptions {
             lake: lake.location().to_string(),
             inputs: vec![],
-            storage_options: lake.storage_options,
+            storage_options: lake.storage_options.clone(),
             threads,
             buffer_bytes: 160 << 20,
             progress: false,
@@ -186,6 +192,9 @@ pub fn run(args: FetchArgs, global: &Global) -> Result<ExitCode> {
         },
     };
     let summary = crate::fetch::fetch(&opts)?;
+    if let Some(s) = signer.as_ref().filter(|_| !dry_run) {
+        sign_checkpoint(&lake, s)?;
+    }
     print_summary(json, &summary, crate::fetch::render)?;
     Ok(ExitCode::from(if summary.has_problems() {
         EXIT_ERROR

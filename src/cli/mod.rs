@@ -18,6 +18,7 @@ pub mod convert;
 pub mod fetch;
 pub mod generate;
 pub mod inflate;
+pub mod keys;
 mod logging;
 pub mod manpage;
 pub mod prune;
@@ -86,6 +87,7 @@ pub enum Command {
     Completions(completions::CompletionsArgs),
     Manpage(manpage::ManpageArgs),
     Config(config_cmd::ConfigCmdArgs),
+    Keys(keys::KeysArgs),
     #[command(hide = true)]
     Inflate(inflate::InflateArgs),
     Generate(generate::GenerateArgs),
@@ -114,6 +116,7 @@ impl Command {
             Command::Repl(a) => Some(&mut a.session.lake),
             Command::Config(_)
             | Command::Rules(_)
+            | Command::Keys(_)
             | Command::Completions(_)
             | Command::Manpage(_)
             | Command::Inflate(_)
@@ -155,6 +158,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Command::Completions(a) => completions::run(a, &global),
         Command::Manpage(a) => manpage::run(a, &global),
         Command::Config(a) => config_cmd::run(a, &global),
+        Command::Keys(a) => keys::run(a, &global),
         Command::Inflate(a) => inflate::run(a, &global),
         Command::Generate(a) => generate::run(a, &global),
     }

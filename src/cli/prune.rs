@@ -2,7 +2,9 @@
 
 use std::process::ExitCode;
 
-use super::common::{parse_day_arg, print_summary, runtime, Global, LakeArg};
+use super::common::{
+    parse_day_arg, print_summary, runtime, sign_checkpoint, Global, LakeArg, SigningArg,
+};
 use super::EXIT_OK;
 use crate::Result;
 
@@ -17,6 +19,8 @@ use crate::Result;
 pub struct PruneArgs {
     #[command(flatten)]
     pub lake: LakeArg,
+    #[command(flatten)]
+    pub signing: SigningArg,
     /// The retention period: 400d, 8w, 12mo, 2y. Partitions whose day is before
     /// today less this are removed.
     #[arg(long, value_name = "AGE", required = true)]
@@ -33,19 +37,24 @@ pub struct PruneArgs {
 }
 
 /// Prunes (or, with --dry-run, lists what would go).
-pub fn run(args: PruneArgs, _global: &Global) -> Result<ExitCode> {
+pub fn run(args: PruneArgs, global: &Global) -> Result<ExitCode> {
     let PruneArgs {
         lake,
+        signing,
         older_than,
         dry_run,
         json,
         today,
     } = args;
+    let signer = signing.signer(global)?;
     let rt = runtime()?;
     let store = lake.open_existing(&rt)?;
     let today = today.unwrap_or_else(|| chrono::Utc::now().timestamp().div_euclid(86_400) as i32);
     let cutoff = older_than.cutoff(today)?;
     let summary = crate::prune::prune(&store, &rt, cutoff, dry_run)?;
+    if let Some(s) = signer.as_ref().filter(|_| !dry_run) {
+        sign_checkpoint(&lake, s)?;
+    }
     print_summary(json, &summary, crate::prune::render)?;
     Ok(ExitCode::from(EXIT_OK))
 }

@@ -118,16 +118,39 @@ pub async fn contains(store: &LakeStore, sha256: &str) -> Result<bool> {
     Ok(store.get(&entry_rel(sha256)).await?.is_some())
 }
 
-/// Writes an entry (one PUT: atomic; refused once the lake lock is lost).
-pub async fn write(store: &LakeStore, entry: &LedgerEntry) -> Result<()> {
-    store
-        .put(
-            &entry_rel(&entry.sha256),
-            bytes::Bytes::from(serde_json::to_vec_pretty(entry)?),
-        )
-        .await?;
-    crate::testhook::point("ledger");
-    Ok(())
+/// An entry as the record a chain event commits to (its path and bytes).
+pub fn entry_record(entry: &LedgerEntry) -> Result<(String, bytes::Bytes)> {
+    Ok((
+        entry_rel(&entry.sha256),
+        bytes::Bytes::from(serde_json::to_vec_pretty(entry)?),
+    ))
+}
+
+/// Writes entries as one event of the lake's chain, then each entry (one PUT each:
+/// atomic; refused once the lake lock is lost), calling the test point `point` after each.
+pub async fn write(
+    store: &LakeStore,
+    kind: &'static str,
+    entries: &[LedgerEntry],
+    files_removed: Vec<String>,
+    why: Option<String>,
+    point: &str,
+) -> Result<()> {
+    let records = entries
+        .iter()
+        .map(entry_record)
+        .collect::<Result<Vec<_>>>()?;
+    super::chain::publish(
+        store,
+        super::chain::Change {
+            kind,
+            records,
+            files_removed,
+            why,
+        },
+        point,
+    )
+    .await
 }
 
 /// All entries, oldest conversion first.
@@ -196,13 +219,25 @@ impl WindowRecord {
     }
 }
 
-/// Records a fetched window (one PUT; refused once the lake lock is lost).
+/// Records a fetched window (an event of the lake's chain, then one PUT; refused once
+/// the lake lock is lost).
 pub async fn write_window(store: &LakeStore, w: &WindowRecord) -> Result<()> {
-    store
-        .put(&w.rel(), bytes::Bytes::from(serde_json::to_vec_pretty(w)?))
-        .await?;
-    crate::testhook::point("fetch-window");
-    Ok(())
+    let record = (w.rel(), bytes::Bytes::from(serde_json::to_vec_pretty(w)?));
+    let why = Some(format!(
+        "{} from {} to {} (job {})",
+        w.api, w.from, w.to, w.job_id
+    ));
+    super::chain::publish(
+        store,
+        super::chain::Change {
+            kind: "fetch",
+            records: vec![record],
+            files_removed: vec![],
+            why,
+        },
+        "fetch-window",
+    )
+    .await
 }
 
 /// Every fetched window, in time order.

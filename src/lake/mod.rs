@@ -7,6 +7,7 @@
 //! `<lake>/_manifest/` the live files with their statistics, that queries plan from
 //! (see [`manifest`]).
 
+pub mod chain;
 pub mod index;
 pub mod ledger;
 pub mod lock;

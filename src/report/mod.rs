@@ -122,6 +122,9 @@ pub struct Coverage {
     pub sources: Vec<String>,
     pub generated_at: String,
     pub auditlake_version: String,
+    /// The lake state the report was computed from: its chain's head and length
+    /// (`verify --expect-head` checks that a later lake still holds it).
+    pub chain: Option<crate::lake::chain::Head>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -376,5 +379,6 @@ async fn coverage(
         sources,
         generated_at: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
         auditlake_version: env!("CARGO_PKG_VERSION").to_string(),
+        chain: crate::lake::chain::head(&opts.store).await?,
     })
 }

@@ -72,6 +72,13 @@ fn coverage_lines(c: &Coverage) -> Vec<String> {
             "Generated: {} by auditlake {}",
             c.generated_at, c.auditlake_version
         ),
+        match &c.chain {
+            Some(h) => format!(
+                "Lake state: chain head {} after {} events (`auditlake verify --expect-head {}` checks that a later lake still holds it)",
+                h.head, h.length, h.head
+            ),
+            None => "Lake state: no chain yet (the lake has not been written since auditlake kept one)".into(),
+        },
     ];
     if c.tenants.is_empty() {
         v.push("Coverage: NO DATA in the period".into());

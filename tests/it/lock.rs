@@ -279,7 +279,14 @@ pub fn a_holder_taken_over_learns_it_at_its_next_heartbeat(store: &LakeStore) {
     .unwrap();
     refused(rt.block_on(log.finish(&a_store)).map(|_| ()));
     let entry = ledger::LedgerEntry::new("s".into(), 0, "abc".into());
-    refused(rt.block_on(ledger::write(&a_store, &entry)));
+    refused(rt.block_on(ledger::write(
+        &a_store,
+        "convert",
+        &[entry],
+        vec![],
+        None,
+        "ledger",
+    )));
     let objects = rt.block_on(store.list_all("")).unwrap();
     assert_eq!(
         objects.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>(),
@@ -416,6 +423,10 @@ fn two_local_converts_at_once_of_overlapping_exports_double_nothing() {
     // The overlap (files 12..24) was converted by whichever ran first; the other skipped it.
     assert_eq!(a.n("sources") + b.n("sources"), 36);
     assert_eq!(a.n("skipped") + b.n("skipped"), 12);
+    // One chain, not a fork: a genesis, then each convert's event after the other's.
+    let (code, v) = verify_lake(dir.path(), false);
+    assert_eq!((code, finding_kinds(&v)), (0, vec![]), "{v}");
+    assert_eq!(v["chain"]["length"], 3, "{v}");
     let once = tempfile::tempdir().unwrap();
     let all = convert(once.path(), &files, &[]);
     assert_eq!(all.code, 0, "{}", all.stderr);

@@ -1,5 +1,6 @@
 //! The one integration-test binary: the real `auditlake` binary against real temp dirs.
 
+mod chain;
 mod cli;
 mod cloudhsm;
 mod cluster;
