@@ -419,6 +419,7 @@ pub async fn check(
     let mut prev = ZERO.to_string();
     let mut hashes = Vec::new();
     let mut last_signed = None;
+    let mut last_kind = String::new();
     let last = *seqs.last().unwrap_or(&0);
     for seq in 1..=last {
         let rel = event_rel(seq);
@@ -459,6 +460,7 @@ pub async fn check(
         for (r, h) in &event.records {
             committed.insert(r.clone(), (h.clone(), seq));
         }
+        last_kind = event.kind.clone();
         if let Some(c) = &event.checkpoint {
             let honest = c.head == event.prev && c.length + 1 == seq;
             if !honest || (key.is_some() && !c.signed_by(key)) || !c.signed_by(None) {
@@ -476,13 +478,24 @@ pub async fn check(
         hashes.push(hash.clone());
         prev = hash;
     }
+    // A run stopped between its event (the chain's last) and its records.
+    let stopped = |seq: u64| {
+        if seq != last {
+            return String::new();
+        }
+        match last_kind.as_str() {
+            "compact" => "; the event of a compaction in flight (`auditlake compact` finishes it)".into(),
+            k => format!("; the chain's last event, of a {k} stopped before writing this record (run it again to finish)"),
+        }
+    };
     for (rel, bytes) in &records {
         match committed.remove(rel) {
             Some((h, _)) if h == sha256(bytes) => {}
             Some((_, seq)) => out.ledger.push((
                 rel.clone(),
                 format!(
-                    "altered: its bytes are not the ones event {seq} of the chain committed to"
+                    "altered: its bytes are not the ones event {seq} of the chain committed to{}",
+                    stopped(seq)
                 ),
             )),
             None => out.ledger.push((
@@ -494,7 +507,10 @@ pub async fn check(
     for (rel, (_, seq)) in committed {
         out.ledger.push((
             rel,
-            format!("removed: event {seq} of the chain committed to it"),
+            format!(
+                "removed: event {seq} of the chain committed to it{}",
+                stopped(seq)
+            ),
         ));
     }
     if key.is_some() {

@@ -21,6 +21,7 @@ const SUBCOMMANDS: &[&str] = &[
     "manpage",
     "config",
     "rules",
+    "keys",
 ];
 
 fn stdout(out: &Output) -> String {
@@ -145,6 +146,7 @@ fn manpage_dir_writes_one_page_per_subcommand() {
             "auditlake.1".to_string(),
             "auditlake-config-show.1".to_string(),
             "auditlake-rules-show.1".to_string(),
+            "auditlake-keys-generate.1".to_string(),
         ])
         .collect();
     want.sort();
@@ -914,6 +916,7 @@ fn help_pages() -> Vec<(String, Vec<&'static str>)> {
     }
     pages.push(("config-show".into(), vec!["config", "show", "--help"]));
     pages.push(("rules-show".into(), vec!["rules", "show", "--help"]));
+    pages.push(("keys-generate".into(), vec!["keys", "generate", "--help"]));
     pages
 }
 

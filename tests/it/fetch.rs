@@ -321,7 +321,10 @@ fn a_year_in_31_day_windows_equals_converting_the_same_records_from_files() {
     assert_eq!(planned[11], "2025-12-08T00:00:00Z..2026-01-01T00:00:00Z");
     assert!(server.log().is_empty(), "{:?}", server.log());
 
-    let f = run(&mut server.fetch(lake.path()));
+    // Signed: the chain's checkpoint after the fetch verifies with the public key.
+    let keys = tempfile::tempdir().unwrap();
+    let (private, public) = crate::chain::keys(keys.path(), "k");
+    let f = run(server.fetch(lake.path()).args(["--signing-key", &private]));
     ok(&f);
     assert_eq!(
         (f.n("windows"), f.n("jobs"), f.n("windows_failed")),
@@ -416,9 +419,9 @@ fn a_year_in_31_day_windows_equals_converting_the_same_records_from_files() {
             && text.contains("2025-01-01T00:00:00Z..2026-01-01T00:00:00Z"),
         "{text}"
     );
-    // verify: the lake is as its ledger says.
+    // verify: the lake is as its ledger says, and its chain is signed.
     let out = bin()
-        .args(["verify", "--lake"])
+        .args(["verify", "--public-key", &public, "--lake"])
         .arg(lake.path())
         .output()
         .unwrap();
