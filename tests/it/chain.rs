@@ -504,3 +504,31 @@ fn a_convert_killed_while_extending_the_chain_is_completed_by_its_rerun() {
         );
     }
 }
+
+#[test]
+fn a_lake_from_before_the_chain_gets_a_genesis_committing_to_its_ledger_on_its_next_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path();
+    let files = sample_files();
+    assert_eq!(convert(lake, &files[..4], &[]).code, 0);
+    // As auditlake left a lake before the chain: no _chain/.
+    std::fs::remove_dir_all(lake.join("_chain")).unwrap();
+    let entries = std::fs::read_dir(lake.join("_ledger"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .count();
+    let (code, v) = verify_lake(lake, false);
+    assert_eq!((code, finding_kinds(&v)), (0, vec![]), "{v}");
+    assert!(v.get("chain").is_none(), "{v}");
+    assert_eq!(convert(lake, &files[4..8], &[]).code, 0);
+    let genesis: Value = serde_json::from_slice(
+        &std::fs::read(lake.join("_chain/00000000000000000001.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(genesis["kind"], "genesis");
+    assert_eq!(genesis["records"].as_object().unwrap().len(), entries);
+    let (code, v) = verify_lake(lake, false);
+    assert_eq!((code, finding_kinds(&v)), (0, vec![]), "{v}");
+    assert_eq!(v["chain"]["length"], 2, "{v}");
+}
