@@ -582,6 +582,23 @@ fn two_converts_at_once_on_one_lake_lose_and_double_nothing(c: &dyn Cloud) {
     assert_unique(&rows);
     assert_eq!(rows.len() as u64, a.n("written") + b.n("written"));
     assert_eq!(rows, local_rows(&files));
+    // One chain, not a fork: a genesis, then each convert's event after the other's,
+    // and every ledger entry the one its event committed to.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let chain = rt
+        .block_on(auditlake::lake::chain::check(
+            &c.store("lake/shared"),
+            None,
+            None,
+        ))
+        .unwrap();
+    assert_eq!(
+        (chain.broken, chain.ledger, chain.head.map(|h| h.length)),
+        (vec![], vec![], Some(3))
+    );
 }
 
 fn of_waiters_racing_for_a_stale_lock_exactly_one_takes_it_over(c: &dyn Cloud) {
