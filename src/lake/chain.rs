@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -259,20 +260,24 @@ async fn genesis(store: &LakeStore) -> Result<Head> {
 
 /// Every ledger record there is (entries and fetched windows): relative path and bytes.
 pub async fn records(store: &LakeStore) -> Result<Vec<(String, Bytes)>> {
-    let mut out = Vec::new();
+    let mut rels = Vec::new();
     for dir in [super::LEDGER_DIR, super::ledger::WINDOWS_DIR] {
         for (name, _) in store.list_files(dir).await? {
-            if !name.ends_with(".json") {
-                continue;
-            }
-            let rel = format!("{dir}/{name}");
-            if let Some(b) = store.get(&rel).await? {
-                out.push((rel, b));
+            if name.ends_with(".json") {
+                rels.push(format!("{dir}/{name}"));
             }
         }
     }
-    Ok(out)
+    let got: Vec<(String, Option<Bytes>)> = futures::stream::iter(rels)
+        .map(|rel| async move { Ok::<_, Error>((rel.clone(), store.get(&rel).await?)) })
+        .buffered(CONCURRENT_GETS)
+        .try_collect()
+        .await?;
+    Ok(got.into_iter().filter_map(|(r, b)| Some((r, b?))).collect())
 }
+
+/// Objects read at once by `verify` and a genesis (a lake's years of records and events).
+const CONCURRENT_GETS: usize = 16;
 
 /// An Ed25519 key pair's private half, read from the file `keys generate` wrote.
 pub struct Signer25519 {
@@ -421,9 +426,12 @@ pub async fn check(
     let mut last_signed = None;
     let mut last_kind = String::new();
     let last = *seqs.last().unwrap_or(&0);
-    for seq in 1..=last {
+    let mut events = futures::stream::iter(1..=last)
+        .map(|seq| async move { Ok::<_, Error>((seq, store.get(&event_rel(seq)).await?)) })
+        .buffered(CONCURRENT_GETS);
+    while let Some((seq, bytes)) = events.try_next().await? {
         let rel = event_rel(seq);
-        let Some(bytes) = store.get(&rel).await? else {
+        let Some(bytes) = bytes else {
             out.broken
                 .push((rel, "missing: the chain has a gap here".into()));
             prev = String::new();
