@@ -303,7 +303,7 @@ impl Signer25519 {
         let seed = text
             .trim()
             .strip_prefix(SECRET_TAG)
-            .and_then(|h| parse_hex::<32>(h))
+            .and_then(parse_hex::<32>)
             .ok_or_else(|| {
                 Error::Usage(format!(
                     "{}: not a signing key written by `auditlake keys generate`",
@@ -335,7 +335,7 @@ pub fn read_public(path: &std::path::Path) -> Result<VerifyingKey> {
         .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
     text.trim()
         .strip_prefix(PUBLIC_TAG)
-        .and_then(|h| parse_hex::<32>(h))
+        .and_then(parse_hex::<32>)
         .and_then(|b| VerifyingKey::from_bytes(&b).ok())
         .ok_or_else(|| {
             Error::Usage(format!(
@@ -538,7 +538,7 @@ pub async fn check(
     }
     if let Some(h) = expect_head {
         let h = h.trim().to_ascii_lowercase();
-        if !hashes.iter().any(|x| *x == h) {
+        if !hashes.contains(&h) {
             out.unknown_head = Some(format!(
                 "{h}: no event of the chain has this hash (the lake's history was rewritten, or it is another lake's head)"
             ));

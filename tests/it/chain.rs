@@ -131,6 +131,20 @@ fn rechain(lake: &Lake, from: usize) {
     }
 }
 
+/// verify finds the chain broken, and nothing but that (a checkpoint among moved events
+/// no longer signs the head before it, which is `checkpoint_invalid`).
+fn assert_chain_broken(lake: &Lake) {
+    let (code, kinds, v) = lake.verify(&[]);
+    assert_eq!(code, 1, "{v}");
+    assert!(kinds.contains(&"chain_broken".to_string()), "{v}");
+    assert!(
+        kinds
+            .iter()
+            .all(|k| k == "chain_broken" || k == "checkpoint_invalid"),
+        "{v}"
+    );
+}
+
 /// A signing key pair in `dir`: (private, public).
 pub fn keys(dir: &Path, name: &str) -> (String, String) {
     let out = dir.join(name);
@@ -278,16 +292,7 @@ pub fn every_kind_of_tampering_is_found(lake: &Lake, keydir: &Path, files: &[Pat
     forged["seq"] = Value::from(3);
     forged["prev"] = Value::from(sha256(&lake.get(&events[1]).unwrap()));
     lake.put(&events[2], serde_json::to_vec_pretty(&forged).unwrap());
-    let (code, kinds, v) = lake.verify(&[]);
-    assert_eq!(code, 1, "{v}");
-    assert!(kinds.contains(&"chain_broken".to_string()), "{v}");
-    // (A checkpoint among the moved events no longer signs the head before it.)
-    assert!(
-        kinds
-            .iter()
-            .all(|k| k == "chain_broken" || k == "checkpoint_invalid"),
-        "{v}"
-    );
+    assert_chain_broken(lake);
     lake.restore(&original);
     assert_eq!(lake.verify(&signed).0, 0);
 
@@ -295,16 +300,7 @@ pub fn every_kind_of_tampering_is_found(lake: &Lake, keydir: &Path, files: &[Pat
     let (a, b) = (lake.get(&events[1]).unwrap(), lake.get(&events[3]).unwrap());
     lake.put(&events[1], b);
     lake.put(&events[3], a);
-    let (code, kinds, v) = lake.verify(&[]);
-    assert_eq!(code, 1, "{v}");
-    assert!(kinds.contains(&"chain_broken".to_string()), "{v}");
-    // (A checkpoint among the moved events no longer signs the head before it.)
-    assert!(
-        kinds
-            .iter()
-            .all(|k| k == "chain_broken" || k == "checkpoint_invalid"),
-        "{v}"
-    );
+    assert_chain_broken(lake);
     lake.restore(&original);
 
     // A forged checkpoint: the last one signed again with another key. The chain still
