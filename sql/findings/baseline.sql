@@ -1,4 +1,4 @@
--- baseline: what every finding rule shares — each event's local time (the tenant's UTC offset from the rules), the hours and days of the week each tenant works in its look-back window (events_baseline), and how many days of history that window holds.
+-- baseline: what every finding rule shares — each event's local time (local_offset: the tenant's zone from the rules, summer time followed), the hours and days of the week each tenant works in its look-back window (events_baseline), and how many days of history that window holds.
 -- rule_tenants holds one row per tenant named in the rules and a '*' row for the others; parameters in braces are numbers from the rules.
 CREATE VIEW tenant_history AS
 SELECT tenant_id, count(DISTINCT day) AS history_days, count(*) AS history_events
@@ -7,7 +7,6 @@ GROUP BY tenant_id;
 
 CREATE VIEW tenant_clocks AS
 SELECT t.tenant_id,
-       CASE WHEN z.tenant_id IS NULL THEN d.utc_offset ELSE z.utc_offset END AS utc_offset,
        CASE WHEN z.tenant_id IS NULL THEN d.work_start ELSE z.work_start END AS work_start,
        CASE WHEN z.tenant_id IS NULL THEN d.work_end ELSE z.work_end END AS work_end,
        CASE WHEN z.tenant_id IS NULL THEN d.work_days ELSE z.work_days END AS work_days
@@ -16,19 +15,22 @@ CROSS JOIN (SELECT * FROM rule_tenants WHERE tenant_id = '*') d
 LEFT JOIN rule_tenants z ON z.tenant_id = t.tenant_id;
 
 CREATE VIEW period_local AS
-SELECT e.tenant_id, e.time, e.day, e.actor_id, e.client_ip, e.vendor, e.action, e.outcome, e.ouid,
-       e.role, e.part_id, e.hsm_id, e.time + k.utc_offset AS local_time,
-       CAST(date_part('hour', e.time + k.utc_offset) AS INT) AS local_hour,
-       CAST(date_part('hour', e.time + k.utc_offset) * 60 + date_part('minute', e.time + k.utc_offset) AS INT) AS local_minute,
-       CAST(date_part('dow', e.time + k.utc_offset) AS INT) AS local_dow,
-       k.work_start, k.work_end, k.work_days
-FROM events e JOIN tenant_clocks k ON k.tenant_id = e.tenant_id;
+SELECT l.tenant_id, l.time, l.day, l.actor_id, l.client_ip, l.vendor, l.action, l.outcome, l.ouid,
+       l.role, l.part_id, l.hsm_id, l.local_time,
+       CAST(date_part('hour', l.local_time) AS INT) AS local_hour,
+       CAST(date_part('hour', l.local_time) * 60 + date_part('minute', l.local_time) AS INT) AS local_minute,
+       CAST(date_part('dow', l.local_time) AS INT) AS local_dow,
+       l.work_start, l.work_end, l.work_days
+FROM (SELECT e.*, e.time + local_offset(e.tenant_id, e.time) AS local_time,
+             k.work_start, k.work_end, k.work_days
+      FROM events e JOIN tenant_clocks k ON k.tenant_id = e.tenant_id) l;
 
 CREATE VIEW baseline_local AS
-SELECT e.tenant_id, e.time + k.utc_offset AS local_time,
-       CAST(date_part('hour', e.time + k.utc_offset) AS INT) AS local_hour,
-       CAST(date_part('dow', e.time + k.utc_offset) AS INT) AS local_dow
-FROM events_baseline e JOIN tenant_clocks k ON k.tenant_id = e.tenant_id;
+SELECT l.tenant_id, l.local_time,
+       CAST(date_part('hour', l.local_time) AS INT) AS local_hour,
+       CAST(date_part('dow', l.local_time) AS INT) AS local_dow
+FROM (SELECT e.tenant_id, e.time + local_offset(e.tenant_id, e.time) AS local_time
+      FROM events_baseline e) l;
 
 -- An hour of the day, or a day of the week, is worked when the tenant was active in it on enough distinct days.
 CREATE VIEW worked_hours AS

@@ -10,8 +10,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::array::{Array, Int32Array, IntervalMonthDayNanoArray, RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Field, IntervalMonthDayNano, IntervalUnit, Schema};
+use arrow::array::{Array, Int32Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::datasource::{MemTable, TableProvider};
 use datafusion::prelude::SessionContext;
@@ -121,6 +121,9 @@ pub struct TenantBaseline {
     pub enough: bool,
     /// `learned` from history, or `set` in the rules (with the hours).
     pub business_hours: String,
+    /// The tenant's clock: an IANA zone (`Europe/Berlin`) or a fixed `UTC+09:00`.
+    pub timezone: String,
+    /// Its offset from UTC at the start of the period, in minutes.
     pub utc_offset_minutes: i32,
 }
 
@@ -185,7 +188,9 @@ pub fn builtin(rules: &Rules) -> Vec<FindingRule> {
         .collect()
 }
 
-/// `rule_tenants`: each tenant's clock from the rules, and a `*` row for the others.
+/// `rule_tenants`: each tenant's working time from the rules, and a `*` row for the
+/// others; and `local_offset(tenant_id, time)`, each tenant's clock (see
+/// [`super::local_offset`]).
 fn register_clocks(ctx: &SessionContext, rules: &Rules) -> Result<()> {
     let mut names = vec!["*".to_string()];
     let mut clocks = vec![rules.clock_of(None).map_err(usage)?];
@@ -193,13 +198,17 @@ fn register_clocks(ctx: &SessionContext, rules: &Rules) -> Result<()> {
         names.push(t.clone());
         clocks.push(rules.clock_of(Some(t)).map_err(usage)?);
     }
+    ctx.register_udf(super::local_offset::LocalOffset::udf(
+        names
+            .iter()
+            .zip(&clocks)
+            .skip(1)
+            .map(|(n, c)| (n.clone(), c.zone))
+            .collect(),
+        clocks[0].zone,
+    ));
     let schema = Arc::new(Schema::new(vec![
         Field::new("tenant_id", DataType::Utf8, false),
-        Field::new(
-            "utc_offset",
-            DataType::Interval(IntervalUnit::MonthDayNano),
-            false,
-        ),
         Field::new("work_start", DataType::Int32, true),
         Field::new("work_end", DataType::Int32, true),
         Field::new("work_days", DataType::Utf8, false),
@@ -208,14 +217,6 @@ fn register_clocks(ctx: &SessionContext, rules: &Rules) -> Result<()> {
         schema.clone(),
         vec![
             Arc::new(StringArray::from(names)),
-            Arc::new(IntervalMonthDayNanoArray::from(
-                clocks
-                    .iter()
-                    .map(|c| {
-                        IntervalMonthDayNano::new(0, 0, c.offset_minutes as i64 * 60_000_000_000)
-                    })
-                    .collect::<Vec<_>>(),
-            )),
             Arc::new(Int32Array::from(
                 clocks
                     .iter()
@@ -415,7 +416,11 @@ pub async fn run(
                     ),
                     None => "learned".into(),
                 },
-                utc_offset_minutes: clock.offset_minutes,
+                timezone: clock.zone.name(),
+                utc_offset_minutes: clock
+                    .zone
+                    .offset_seconds_at(period.0 as i64 * crate::time::MICROS_PER_DAY)
+                    / 60,
             })
         })
         .collect::<Result<_>>()?;

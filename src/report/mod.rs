@@ -9,6 +9,7 @@
 //! `events` before any view sees a row, so only its partitions are read.
 
 pub mod findings;
+pub mod local_offset;
 pub mod render;
 pub mod rules;
 pub mod svg;

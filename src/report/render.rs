@@ -125,12 +125,7 @@ fn baseline_lines(pack: &ReportPack) -> Vec<String> {
     pack.baselines
         .iter()
         .map(|b| {
-            let offset = format!(
-                "UTC{}{:02}:{:02}",
-                if b.utc_offset_minutes < 0 { '-' } else { '+' },
-                b.utc_offset_minutes.abs() / 60,
-                b.utc_offset_minutes.abs() % 60
-            );
+            let offset = &b.timezone;
             if b.enough {
                 format!(
                     "Baseline of {}: {}..{} ({} days before the period): history on {} days, {} events; business hours {}; clock {offset}",

@@ -17,7 +17,7 @@ pub enum RulesError {
         path: String,
         source: std::io::Error,
     },
-    #[error("{what}: {value:?} is not a UTC offset (e.g. \"+09:00\", \"-05:00\", \"UTC\")")]
+    #[error("{what}: {value:?} is not an IANA time zone or a UTC offset (e.g. \"Europe/Berlin\", \"America/New_York\", \"+09:00\", \"UTC\")")]
     Offset { what: String, value: String },
     #[error("{what}: {value:?} is not a range of hours (e.g. \"08:00-18:00\")")]
     Hours { what: String, value: String },
@@ -53,7 +53,8 @@ pub struct Rules {
     /// `key_owner_max_actors` actors, has owners; another actor using it is a finding.
     pub key_owner_min_uses: u32,
     pub key_owner_max_actors: u32,
-    /// The default for every tenant not listed under `tenants`: a fixed UTC offset.
+    /// The default for every tenant not listed under `tenants`: an IANA time zone
+    /// (`Europe/Berlin`: summer time followed) or a fixed UTC offset (`+09:00`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timezone: Option<String>,
     /// The default business hours (`08:00-18:00`); unset: learned from history.
@@ -70,7 +71,8 @@ pub struct Rules {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TenantRules {
-    /// A fixed UTC offset, `+09:00` (summer time is not followed).
+    /// An IANA time zone, `America/New_York` (summer time followed), or a fixed UTC
+    /// offset, `+09:00`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timezone: Option<String>,
     /// Local business hours, `08:00-18:00`; unset: learned from the tenant's history.
@@ -140,11 +142,55 @@ impl Default for Rules {
     }
 }
 
+/// Where a tenant's clock is: a fixed offset, or an IANA zone with its summer time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Zone {
+    /// Minutes east of UTC.
+    Fixed(i32),
+    Named(chrono_tz::Tz),
+}
+
+impl Zone {
+    /// `+09:00`, `-05:30`, `UTC`, or an IANA name (`Europe/Berlin`).
+    pub fn parse(s: &str) -> Option<Zone> {
+        parse_offset(s)
+            .map(Zone::Fixed)
+            .or_else(|| s.trim().parse::<chrono_tz::Tz>().ok().map(Zone::Named))
+    }
+
+    /// Seconds east of UTC at `micros` (µs since the epoch, UTC).
+    pub fn offset_seconds_at(self, micros: i64) -> i32 {
+        use chrono::{Offset, TimeZone};
+        match self {
+            Zone::Fixed(m) => m * 60,
+            Zone::Named(tz) => match chrono::DateTime::from_timestamp_micros(micros) {
+                Some(t) => tz
+                    .offset_from_utc_datetime(&t.naive_utc())
+                    .fix()
+                    .local_minus_utc(),
+                None => 0,
+            },
+        }
+    }
+
+    /// As written in rules: the IANA name, or `UTC+09:00`.
+    pub fn name(self) -> String {
+        match self {
+            Zone::Named(tz) => tz.name().to_string(),
+            Zone::Fixed(m) => format!(
+                "UTC{}{:02}:{:02}",
+                if m < 0 { '-' } else { '+' },
+                m.abs() / 60,
+                m.abs() % 60
+            ),
+        }
+    }
+}
+
 /// A tenant's clock and working time as the SQL rules use them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TenantClock {
-    /// Minutes east of UTC.
-    pub offset_minutes: i32,
+    pub zone: Zone,
     /// Local business hours as minutes of the day, `[start, end)`, when set.
     pub hours: Option<(u32, u32)>,
     /// Local business days as digits, 0 = Sunday.
@@ -208,7 +254,7 @@ impl Rules {
             .and_then(|o| o.timezone.as_deref())
             .or(self.timezone.as_deref())
             .unwrap_or("+00:00");
-        let offset_minutes = parse_offset(tz).ok_or_else(|| RulesError::Offset {
+        let zone = Zone::parse(tz).ok_or_else(|| RulesError::Offset {
             what: format!("{what}.timezone"),
             value: tz.to_string(),
         })?;
@@ -237,11 +283,7 @@ impl Rules {
                 .collect::<Result<String, _>>()?,
             None => "12345".to_string(),
         };
-        Ok(TenantClock {
-            offset_minutes,
-            hours,
-            days,
-        })
+        Ok(TenantClock { zone, hours, days })
     }
 
     /// The rules as TOML, as `rules show` prints them.
@@ -339,6 +381,23 @@ mod tests {
         assert_eq!(parse_offset("-05:30"), Some(-330));
         assert_eq!(parse_offset("UTC"), Some(0));
         assert_eq!(parse_offset("Asia/Tokyo"), None);
+        assert_eq!(
+            Zone::parse("Asia/Tokyo"),
+            Some(Zone::Named(chrono_tz::Tz::Asia__Tokyo))
+        );
+        // New York: UTC-5 in January, UTC-4 (summer time) in July.
+        let ny = Zone::parse("America/New_York").unwrap();
+        let jan = crate::time::parse_time("2025-01-15T14:00:00Z").unwrap();
+        let jul = crate::time::parse_time("2025-07-15T13:00:00Z").unwrap();
+        assert_eq!(
+            (ny.offset_seconds_at(jan), ny.offset_seconds_at(jul)),
+            (-5 * 3600, -4 * 3600)
+        );
+        assert_eq!(
+            Zone::parse("+05:30").unwrap().offset_seconds_at(jan),
+            19_800
+        );
+        assert_eq!(Zone::parse("Europe/Nowhere"), None);
         assert_eq!(parse_hours("08:00-18:30"), Some((480, 1110)));
         assert_eq!(parse_hours("18-8"), None);
         assert_eq!(parse_day_name("Sunday"), Some('0'));

@@ -672,6 +672,82 @@ fn business_hours_set_per_tenant_follow_its_utc_offset() {
 }
 
 #[test]
+fn an_iana_zone_follows_summer_time_where_a_fixed_offset_does_not() {
+    // A New York tenant logs in at 09:00 and at 03:00 local time on a Wednesday in
+    // January (UTC-5) and in July (summer time, UTC-4).
+    let dir = tempfile::tempdir().unwrap();
+    let (lake, export) = (dir.path().join("lake"), dir.path().join("ny.json"));
+    let recs = [
+        rec(
+            at(2025, 1, 15, 14, 0),
+            "actor-day",
+            "LUNA_LOGIN",
+            "10.0.0.1",
+        ),
+        rec(
+            at(2025, 1, 15, 8, 0),
+            "actor-night",
+            "LUNA_LOGIN",
+            "10.0.0.2",
+        ),
+        rec(
+            at(2025, 7, 16, 13, 0),
+            "actor-day",
+            "LUNA_LOGIN",
+            "10.0.0.1",
+        ),
+        rec(
+            at(2025, 7, 16, 7, 0),
+            "actor-night",
+            "LUNA_LOGIN",
+            "10.0.0.2",
+        ),
+    ];
+    write_export(&export, "t-ny", &recs);
+    assert_eq!(convert(&lake, &[export], &[]).code, 0);
+    let rules = dir.path().join("rules.toml");
+    let off_hours = |zone: &str| {
+        std::fs::write(
+            &rules,
+            format!("[tenants.t-ny]\ntimezone = \"{zone}\"\nbusiness_hours = \"09:00-17:00\"\n"),
+        )
+        .unwrap();
+        let (_, doc) = report(
+            &lake,
+            &[
+                "--from",
+                "2025-01-01",
+                "--to",
+                "2025-07-31",
+                "--rules",
+                rules.to_str().unwrap(),
+            ],
+        );
+        let mut f: Vec<(String, String)> = of_kind(&doc, "off_hours")
+            .into_iter()
+            .map(|x| (x.1, x.4))
+            .collect();
+        f.sort();
+        (f, doc)
+    };
+    let (f, doc) = off_hours("America/New_York");
+    assert_eq!(f.len(), 2, "{f:?}");
+    assert!(f.iter().all(|(actor, _)| actor == "actor-night"), "{f:?}");
+    assert!(f[0].1.contains("2025-01-15 from 03:00"), "{f:?}");
+    assert!(f[1].1.contains("2025-07-16 from 03:00"), "{f:?}");
+    let text = doc["baselines"].to_string();
+    assert!(text.contains("America/New_York"), "{text}");
+    // A fixed -05:00 puts July's 09:00 login at 08:00: off hours as well.
+    let (f, _) = off_hours("-05:00");
+    assert_eq!(f.len(), 3, "{f:?}");
+    assert!(
+        f.iter()
+            .any(|(a, r)| a == "actor-day" && r.contains("2025-07-16 from 08:00")),
+        "{f:?}"
+    );
+}
+
+#[test]
 fn too_little_history_is_said_in_coverage_and_downgraded_to_info() {
     // Judged from the first day of the archive, the tenant has no history: every actor is new.
     let (_, doc) = report(hand_lake(), &["--from", "2025-01-01", "--to", "2025-01-31"]);
