@@ -88,6 +88,11 @@ pub fn day_of(micros: i64) -> i32 {
     micros.div_euclid(MICROS_PER_DAY) as i32
 }
 
+/// Today, UTC, as a day number.
+pub fn today() -> i32 {
+    chrono::Utc::now().timestamp().div_euclid(86_400) as i32
+}
+
 /// `YYYY-MM-DD` for a Date32 value.
 pub fn format_day(day: i32) -> String {
     let (y, m, d) = civil_from_days(day as i64);

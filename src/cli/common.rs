@@ -197,6 +197,39 @@ impl ClusterArg {
     }
 }
 
+/// Where acknowledgements of findings are kept.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct AcksArg {
+    /// The acknowledgements file, written by `auditlake findings ack` (default: the config
+    /// file's `acks`, else acks.toml beside the config file).
+    #[arg(long, env = "AUDITLAKE_ACKS", value_name = "FILE")]
+    pub acks: Option<PathBuf>,
+}
+
+impl AcksArg {
+    /// The file in force: the flag or `$AUDITLAKE_ACKS`, else the config's `acks`, else
+    /// `acks.toml` beside the config file.
+    pub fn path(&self, cfg: &config::Config) -> Option<PathBuf> {
+        self.acks
+            .clone()
+            .or_else(|| cfg.settings.acks.clone())
+            .or_else(|| {
+                cfg.path
+                    .clone()
+                    .or_else(config::default_path)
+                    .and_then(|p| p.parent().map(|d| d.join("acks.toml")))
+            })
+    }
+
+    /// The acknowledgements in force (none when there is no file yet).
+    pub fn load(&self, cfg: &config::Config) -> Result<crate::report::acks::Acks> {
+        match self.path(cfg) {
+            Some(p) => crate::report::acks::Acks::load(&p),
+            None => Ok(Default::default()),
+        }
+    }
+}
+
 /// Where the rules of findings come from.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct RulesArgs {

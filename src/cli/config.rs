@@ -25,6 +25,8 @@ pub struct LakeSettings {
     pub secret_file: Option<PathBuf>,
     /// The Ed25519 key file with which writing commands sign the lake's chain.
     pub signing_key: Option<PathBuf>,
+    /// The acknowledgements of findings (`auditlake findings ack` writes it).
+    pub acks: Option<PathBuf>,
 }
 
 /// `config.toml` as written.
@@ -94,6 +96,7 @@ impl Config {
             settings.dpod_token_url = p.dpod_token_url.or(settings.dpod_token_url);
             settings.secret_file = p.secret_file.or(settings.secret_file);
             settings.signing_key = p.signing_key.or(settings.signing_key);
+            settings.acks = p.acks.or(settings.acks);
         }
         tracing::debug!(path = ?path, profile = ?profile, "config");
         if let Some(r) = &file.rules {

@@ -96,6 +96,7 @@ fn show_config(cfg: &config::Config, mut lake: LakeArg) -> String {
             "signing_key",
             s.signing_key.as_ref().map(|p| p.display().to_string()),
         ),
+        ("acks", s.acks.as_ref().map(|p| p.display().to_string())),
     ] {
         if let Some(v) = v {
             out.push_str(&format!(

@@ -16,6 +16,7 @@ pub mod config;
 pub mod config_cmd;
 pub mod convert;
 pub mod fetch;
+pub mod findings;
 pub mod generate;
 pub mod inflate;
 pub mod keys;
@@ -83,6 +84,7 @@ pub enum Command {
     Query(query::QueryArgs),
     Repl(repl::ReplArgs),
     Report(report::ReportArgs),
+    Findings(findings::FindingsArgs),
     Rules(rules::RulesCmdArgs),
     Completions(completions::CompletionsArgs),
     Manpage(manpage::ManpageArgs),
@@ -98,7 +100,7 @@ impl Command {
     pub fn runs_sql(&self) -> bool {
         matches!(
             self,
-            Command::Query(_) | Command::Repl(_) | Command::Report(_)
+            Command::Query(_) | Command::Repl(_) | Command::Report(_) | Command::Findings(_)
         )
     }
 
@@ -112,9 +114,11 @@ impl Command {
             Command::Compact(a) => Some(&mut a.lake),
             Command::Prune(a) => Some(&mut a.lake),
             Command::Report(a) => Some(&mut a.lake),
+            Command::Findings(a) if a.action.is_none() => Some(&mut a.lake),
             Command::Query(a) => Some(&mut a.session.lake),
             Command::Repl(a) => Some(&mut a.session.lake),
             Command::Config(_)
+            | Command::Findings(_)
             | Command::Rules(_)
             | Command::Keys(_)
             | Command::Completions(_)
@@ -154,6 +158,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Command::Query(a) => query::run(a, &global),
         Command::Repl(a) => repl::run(a, &global),
         Command::Report(a) => report::run(a, &global),
+        Command::Findings(a) => findings::run(a, &global),
         Command::Rules(a) => rules::run(a, &global),
         Command::Completions(a) => completions::run(a, &global),
         Command::Manpage(a) => manpage::run(a, &global),

@@ -49,7 +49,7 @@ pub fn run(args: PruneArgs, global: &Global) -> Result<ExitCode> {
     let signer = signing.signer(global)?;
     let rt = runtime()?;
     let store = lake.open_existing(&rt)?;
-    let today = today.unwrap_or_else(|| chrono::Utc::now().timestamp().div_euclid(86_400) as i32);
+    let today = today.unwrap_or_else(crate::time::today);
     let cutoff = older_than.cutoff(today)?;
     let summary = crate::prune::prune(&store, &rt, cutoff, dry_run)?;
     if let Some(s) = signer.as_ref().filter(|_| !dry_run) {

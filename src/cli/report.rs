@@ -3,9 +3,12 @@
 
 use std::process::ExitCode;
 
-use super::common::{parse_day_arg, runtime, write_output, ClusterArg, Global, LakeArg, RulesArgs};
+use super::common::{
+    parse_day_arg, runtime, write_output, AcksArg, ClusterArg, Global, LakeArg, RulesArgs,
+};
 use super::{EXIT_FINDINGS, EXIT_OK};
 use crate::report::findings::Severity;
+use crate::report::ocsf;
 use crate::report::render::{self, ReportFormat};
 use crate::report::ReportOptions;
 use crate::Result;
@@ -38,7 +41,8 @@ pub struct ReportArgs {
     /// (s3://bucket/reports/june.html).
     #[arg(short = 'o', long = "output", alias = "out", value_name = "PATH|URL")]
     pub output: Option<String>,
-    /// Exit with 1 when a finding of this severity or higher is not suppressed.
+    /// Exit with 1 when a finding of this severity or higher is neither suppressed by an
+    /// allowlist nor acknowledged.
     #[arg(long, value_enum, value_name = "SEVERITY")]
     pub fail_on: Option<FailOn>,
     /// The same as --fail-on low.
@@ -46,6 +50,8 @@ pub struct ReportArgs {
     pub fail_on_findings: bool,
     #[command(flatten)]
     pub rules: RulesArgs,
+    #[command(flatten)]
+    pub acks: AcksArg,
     #[command(flatten)]
     pub cluster: ClusterArg,
 }
@@ -81,11 +87,13 @@ pub fn run(args: ReportArgs, global: &Global) -> Result<ExitCode> {
         fail_on,
         fail_on_findings,
         rules,
+        acks,
         cluster,
     } = args;
     let cluster = cluster.checked()?;
     let cfg = global.load_config()?;
     let (rules, _) = rules.resolve(&cfg)?;
+    let acks = acks.load(&cfg)?;
     let rt = runtime()?;
     let opts = ReportOptions {
         store: lake.open_existing(&rt)?,
@@ -94,6 +102,7 @@ pub fn run(args: ReportArgs, global: &Global) -> Result<ExitCode> {
         to,
         names,
         rules,
+        acks,
         cluster,
     };
     let pack = rt.block_on(crate::report::run(&opts))?;
@@ -112,6 +121,9 @@ pub fn run(args: ReportArgs, global: &Global) -> Result<ExitCode> {
             let text = match f {
                 ReportFormat::Md => render::markdown(&pack)?,
                 ReportFormat::Html => render::html(&pack)?,
+                ReportFormat::Ocsf => {
+                    ocsf::lines(&pack.findings, &pack.finding_rules, &pack.coverage)
+                }
                 _ => render::json(&pack)?,
             };
             match output {
@@ -130,9 +142,14 @@ pub fn run(args: ReportArgs, global: &Global) -> Result<ExitCode> {
     let threshold = fail_on
         .map(Severity::from)
         .or(fail_on_findings.then_some(Severity::Low));
+    Ok(exit_code(threshold, &pack))
+}
+
+/// 1 when an active finding (not suppressed, not acknowledged) reaches `threshold`.
+pub(crate) fn exit_code(threshold: Option<Severity>, pack: &crate::report::ReportPack) -> ExitCode {
     let fail = match (threshold, pack.max_severity()) {
         (Some(t), Some(max)) => max >= t,
         _ => false,
     };
-    Ok(ExitCode::from(if fail { EXIT_FINDINGS } else { EXIT_OK }))
+    ExitCode::from(if fail { EXIT_FINDINGS } else { EXIT_OK })
 }

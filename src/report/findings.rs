@@ -52,6 +52,9 @@ impl Severity {
 /// One finding.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Finding {
+    /// Stable across runs: the same incident has the same id tomorrow and in a rerun
+    /// over a longer period (see [`finding_id`]); acknowledgements name it.
+    pub id: String,
     pub severity: Severity,
     pub kind: String,
     /// The evidence report its rows are in.
@@ -67,6 +70,9 @@ pub struct Finding {
     pub reason: String,
     /// Why an allowlist expects it; suppressed findings are listed, never counted.
     pub suppressed: Option<String>,
+    /// Who acknowledged it, when, why and until when; acknowledged findings are listed
+    /// apart and do not fail `--fail-on`.
+    pub acknowledged: Option<super::acks::Ack>,
     #[serde(skip)]
     pub time_us: i64,
     #[serde(skip)]
@@ -329,6 +335,7 @@ fn weekday(local: &str) -> &'static str {
 pub async fn run(
     session: &Session,
     rules: &Rules,
+    acks: &super::acks::Acks,
     period: (i32, i32),
     tenants: &[String],
     reports: &[String],
@@ -459,10 +466,15 @@ pub async fn run(
     for f in &mut findings {
         f.suppressed = suppression(f, rules);
     }
+    acks.apply(
+        &mut findings,
+        &crate::time::format_day(crate::time::today()),
+    );
+    // Active first, then acknowledged, then suppressed by an allowlist.
+    let place = |f: &Finding| (f.suppressed.is_some(), f.acknowledged.is_some());
     findings.sort_by(|a, b| {
-        a.suppressed
-            .is_some()
-            .cmp(&b.suppressed.is_some())
+        place(a)
+            .cmp(&place(b))
             .then(b.severity.cmp(&a.severity))
             .then(a.time_us.cmp(&b.time_us))
             .then(a.tenant_id.cmp(&b.tenant_id))
@@ -480,6 +492,7 @@ fn finding(def: &FindingRule, r: &Row, severity: Severity, reason: String) -> Fi
     let time = get(r, "time").unwrap_or_default().to_string();
     let time_us = parse_time(&time).unwrap_or(0);
     Finding {
+        id: finding_id(&def.kind, r),
         severity,
         kind: def.kind.clone(),
         report: def.report.clone(),
@@ -491,9 +504,37 @@ fn finding(def: &FindingRule, r: &Row, severity: Severity, reason: String) -> Fi
         ouid: get(r, "ouid").map(str::to_string),
         reason,
         suppressed: None,
+        acknowledged: None,
         time_us,
         until_us: time_us,
     }
+}
+
+/// A finding's id: a hash of its kind, tenant and the columns that name the incident,
+/// which do not change when the period grows or moves on (the episode's first event, the
+/// actor, the key; never a count, a list of addresses or a severity). 16 hex digits.
+pub fn finding_id(kind: &str, r: &Row) -> String {
+    let names: &[&str] = match kind {
+        "failed_login_burst" => &["client_ip", "time"],
+        "mass_key_destruction" => &["time"],
+        "new_actor" => &["actor_id", "time"],
+        "new_client_ip" | "off_hours" => &["actor_id", "client_ip", "time"],
+        "dormant_key" => &["ouid", "time"],
+        "new_key_user" => &["ouid", "actor_id", "time"],
+        "new_replication_target" => &["part_id", "hsm_id", "time"],
+        _ => &["actor_id", "client_ip", "ouid", "part_id", "time"],
+    };
+    let mut text = format!("{kind}\u{1f}{}", get(r, "tenant_id").unwrap_or_default());
+    for n in names {
+        let v = get(r, n).unwrap_or_default();
+        // Times as microseconds: the same instant whatever its text form.
+        let v = match *n {
+            "time" => parse_time(v).map_or(v.to_string(), |t| t.to_string()),
+            _ => v.to_string(),
+        };
+        text.push_str(&format!("\u{1f}{n}={v}"));
+    }
+    crate::lake::chain::sha256(text.as_bytes())[..16].to_string()
 }
 
 /// Severities and reasons, rule by rule.
@@ -823,6 +864,10 @@ fn suppression(f: &Finding, rules: &Rules) -> Option<String> {
 
 /// Counts of unsuppressed findings by severity, highest first.
 pub fn counts(findings: &[Finding]) -> Vec<(Severity, usize)> {
+    let findings: Vec<&Finding> = findings
+        .iter()
+        .filter(|f| f.acknowledged.is_none())
+        .collect();
     [
         Severity::High,
         Severity::Medium,

@@ -8,8 +8,10 @@
 //! the rules (`rules`) against each tenant's history. The period is applied to
 //! `events` before any view sees a row, so only its partitions are read.
 
+pub mod acks;
 pub mod findings;
 pub mod local_offset;
+pub mod ocsf;
 pub mod render;
 pub mod rules;
 pub mod svg;
@@ -175,9 +177,17 @@ impl ReportPack {
     pub fn max_severity(&self) -> Option<Severity> {
         self.active().map(|f| f.severity).max()
     }
-    /// Findings no allowlist suppresses.
+    /// Findings no allowlist suppresses and no one has acknowledged.
     pub fn active(&self) -> impl Iterator<Item = &Finding> {
-        self.findings.iter().filter(|f| f.suppressed.is_none())
+        self.findings
+            .iter()
+            .filter(|f| f.suppressed.is_none() && f.acknowledged.is_none())
+    }
+    /// Findings someone acknowledged (and no allowlist suppresses): listed, not counted.
+    pub fn acknowledged(&self) -> impl Iterator<Item = &Finding> {
+        self.findings
+            .iter()
+            .filter(|f| f.suppressed.is_none() && f.acknowledged.is_some())
     }
     /// Findings an allowlist suppresses (listed as such, never dropped).
     pub fn suppressed(&self) -> impl Iterator<Item = &Finding> {
@@ -200,12 +210,24 @@ pub struct ReportOptions {
     pub names: Vec<String>,
     /// The rules findings are judged by.
     pub rules: Rules,
+    /// Findings people have acknowledged.
+    pub acks: acks::Acks,
     /// A Ballista scheduler (`df://host:port`) that runs the reports' queries.
     pub cluster: Option<String>,
 }
 
 /// Runs the reports over the period.
 pub async fn run(opts: &ReportOptions) -> Result<ReportPack> {
+    run_with(opts, true).await
+}
+
+/// Only the findings of the period (of the named reports' rules, or all): the pack
+/// without its evidence tables, for `auditlake findings`.
+pub async fn run_findings(opts: &ReportOptions) -> Result<ReportPack> {
+    run_with(opts, false).await
+}
+
+async fn run_with(opts: &ReportOptions, evidence: bool) -> Result<ReportPack> {
     let all = builtin();
     let defs: Vec<ReportDef> = if opts.names.is_empty() {
         all
@@ -267,8 +289,9 @@ pub async fn run(opts: &ReportOptions) -> Result<ReportPack> {
         cluster: opts.cluster.clone(),
     })
     .await?;
+    let names: Vec<String> = defs.iter().map(|d| d.name.clone()).collect();
     let mut reports = Vec::new();
-    for def in defs {
+    for def in defs.into_iter().filter(|_| evidence) {
         let batches = session
             .ctx
             .sql(&def.sql)
@@ -288,8 +311,15 @@ pub async fn run(opts: &ReportOptions) -> Result<ReportPack> {
         .iter()
         .map(|t| t.tenant_id.clone())
         .collect();
-    let names: Vec<String> = reports.iter().map(|r| r.def.name.clone()).collect();
-    let found = findings::run(&session, &opts.rules, (from, to), &tenants, &names).await?;
+    let found = findings::run(
+        &session,
+        &opts.rules,
+        &opts.acks,
+        (from, to),
+        &tenants,
+        &names,
+    )
+    .await?;
     Ok(ReportPack {
         coverage,
         findings: found.findings,

@@ -22,6 +22,8 @@ pub enum ReportFormat {
     Html,
     Csv,
     Json,
+    /// The findings alone, one OCSF Detection Finding (class 2004) per line, for a SIEM.
+    Ocsf,
 }
 
 /// A report's rows as text cells (nulls empty), with its column names.
@@ -106,13 +108,14 @@ fn coverage_lines(c: &Coverage) -> Vec<String> {
     v
 }
 
-/// The findings line: counts by severity, and the suppressed.
+/// The findings line: counts by severity, the acknowledged and the suppressed.
 fn findings_summary(pack: &ReportPack) -> String {
     let c = counts(&pack.findings);
     let total: usize = c.iter().map(|(_, n)| n).sum();
-    let suppressed = pack.findings.len() - total;
+    let suppressed = pack.suppressed().count();
+    let acknowledged = pack.acknowledged().count();
     format!(
-        "{total} findings: {}; {suppressed} suppressed by allowlists (listed after the evidence)",
+        "{total} findings: {}; {acknowledged} acknowledged, {suppressed} suppressed by allowlists (listed after the evidence)",
         c.iter()
             .map(|(s, n)| format!("{n} {}", s.as_str()))
             .collect::<Vec<_>>()
@@ -152,7 +155,50 @@ const FINDING_COLUMNS: &[&str] = &[
     "client_ip",
     "ouid",
     "reason",
+    "id",
 ];
+
+/// What a findings table shows beyond the common columns.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Listed {
+    Active,
+    Acknowledged,
+    Suppressed,
+}
+
+impl Listed {
+    fn column(self) -> Option<&'static str> {
+        match self {
+            Listed::Active => None,
+            Listed::Acknowledged => Some("acknowledged"),
+            Listed::Suppressed => Some("suppressed"),
+        }
+    }
+    fn cell(self, f: &Finding) -> String {
+        match self {
+            Listed::Active => String::new(),
+            Listed::Acknowledged => ack_text(f),
+            Listed::Suppressed => f.suppressed.clone().unwrap_or_default(),
+        }
+    }
+}
+
+/// `by alice on 2026-12-04: a planned rotation (until 2026-12-31)`.
+pub fn ack_text(f: &Finding) -> String {
+    match &f.acknowledged {
+        Some(a) => format!(
+            "by {} on {}: {}{}",
+            a.by,
+            a.at.get(..10).unwrap_or(&a.at),
+            a.reason,
+            a.until
+                .as_ref()
+                .map(|u| format!(" (until {u})"))
+                .unwrap_or_default()
+        ),
+        None => String::new(),
+    }
+}
 
 fn finding_cells(f: &Finding) -> Vec<String> {
     vec![
@@ -165,14 +211,13 @@ fn finding_cells(f: &Finding) -> Vec<String> {
         f.client_ip.clone().unwrap_or_default(),
         f.ouid.clone().unwrap_or_default(),
         f.reason.clone(),
+        f.id.clone(),
     ]
 }
 
-fn md_findings(s: &mut String, list: &[&Finding], suppressed: bool) {
+pub fn md_findings(s: &mut String, list: &[&Finding], listed: Listed) {
     let mut cols: Vec<&str> = FINDING_COLUMNS.to_vec();
-    if suppressed {
-        cols.push("suppressed");
-    }
+    cols.extend(listed.column());
     let _ = writeln!(
         s,
         "| {} |\n|{}",
@@ -181,8 +226,8 @@ fn md_findings(s: &mut String, list: &[&Finding], suppressed: bool) {
     );
     for f in list.iter().take(MAX_ROWS_SHOWN) {
         let mut cells = finding_cells(f);
-        if suppressed {
-            cells.push(f.suppressed.clone().unwrap_or_default());
+        if listed != Listed::Active {
+            cells.push(listed.cell(f));
         }
         let cells: Vec<String> = cells.iter().map(|c| md_cell(c)).collect();
         let _ = writeln!(s, "| {} |", cells.join(" | "));
@@ -209,7 +254,7 @@ pub fn markdown(pack: &ReportPack) -> Result<String> {
     if active.is_empty() {
         s.push_str("_No findings._\n");
     } else {
-        md_findings(&mut s, &active, false);
+        md_findings(&mut s, &active, Listed::Active);
     }
     s.push_str("\nSeverities: **high** needs action now (zeroize, partition init, mass key destruction, a burst followed by a login); **medium** deviates from the tenant's history (new actor, new IP, hours it never works, dormant key, new key user, new clone target, a burst); **low** worth a look (PIN changes, a new IP the tenant already uses); **info** could not be judged (too little history).\n\n| rule | evidence | finding |\n|---|---|---|\n");
     for r in &pack.finding_rules {
@@ -274,6 +319,15 @@ pub fn markdown(pack: &ReportPack) -> Result<String> {
             );
         }
     }
+    let acknowledged: Vec<&Finding> = pack.acknowledged().collect();
+    let _ = write!(
+        s,
+        "\n### Acknowledged findings\n\nFindings a person acknowledged (`auditlake findings ack`): {}.\n\n",
+        acknowledged.len()
+    );
+    if !acknowledged.is_empty() {
+        md_findings(&mut s, &acknowledged, Listed::Acknowledged);
+    }
     let suppressed: Vec<&Finding> = pack.suppressed().collect();
     let _ = write!(
         s,
@@ -281,7 +335,7 @@ pub fn markdown(pack: &ReportPack) -> Result<String> {
         suppressed.len()
     );
     if !suppressed.is_empty() {
-        md_findings(&mut s, &suppressed, true);
+        md_findings(&mut s, &suppressed, Listed::Suppressed);
     }
     Ok(s)
 }
@@ -305,20 +359,17 @@ th{background:#f3f3f3}tr.f td{background:#fff3f0}.gap{color:#b00;font-weight:bol
 tr.sev-high td{background:#f8d7d3}tr.sev-medium td{background:#fdebd0}tr.sev-low td{background:#fcf8e3}\
 details{margin:.6em 0}summary{cursor:pointer}";
 
-fn html_findings(s: &mut String, list: &[&Finding], suppressed: bool) {
+fn html_findings(s: &mut String, list: &[&Finding], listed: Listed) {
     s.push_str("<table class=\"findings\"><tr>");
-    for c in FINDING_COLUMNS {
+    for c in FINDING_COLUMNS.iter().copied().chain(listed.column()) {
         let _ = write!(s, "<th>{c}</th>");
-    }
-    if suppressed {
-        s.push_str("<th>suppressed</th>");
     }
     s.push_str("</tr>");
     for f in list.iter().take(MAX_ROWS_SHOWN) {
         let _ = write!(s, "<tr class=\"sev-{}\">", f.severity.as_str());
         let mut cells = finding_cells(f);
-        if suppressed {
-            cells.push(f.suppressed.clone().unwrap_or_default());
+        if listed != Listed::Active {
+            cells.push(listed.cell(f));
         }
         for c in cells {
             let _ = write!(s, "<td>{}</td>", escape_html(&c));
@@ -360,7 +411,7 @@ pub fn html(pack: &ReportPack) -> Result<String> {
     if active.is_empty() {
         s.push_str("<p><i>No findings.</i></p>");
     } else {
-        html_findings(&mut s, &active, false);
+        html_findings(&mut s, &active, Listed::Active);
     }
     s.push_str("<details><summary>Rules and severities</summary><p>high: needs action now; medium: deviates from the tenant's history; low: worth a look; info: could not be judged (too little history).</p><table><tr><th>rule</th><th>evidence</th><th>finding</th></tr>");
     for r in &pack.finding_rules {
@@ -428,6 +479,16 @@ pub fn html(pack: &ReportPack) -> Result<String> {
         }
         s.push_str("</details>");
     }
+    let acknowledged: Vec<&Finding> = pack.acknowledged().collect();
+    let _ = write!(
+        s,
+        "<details id=\"acknowledged\"><summary><b>Acknowledged findings</b> — {} a person acknowledged</summary>",
+        acknowledged.len()
+    );
+    if !acknowledged.is_empty() {
+        html_findings(&mut s, &acknowledged, Listed::Acknowledged);
+    }
+    s.push_str("</details>");
     let suppressed: Vec<&Finding> = pack.suppressed().collect();
     let _ = write!(
         s,
@@ -435,7 +496,7 @@ pub fn html(pack: &ReportPack) -> Result<String> {
         suppressed.len()
     );
     if !suppressed.is_empty() {
-        html_findings(&mut s, &suppressed, true);
+        html_findings(&mut s, &suppressed, Listed::Suppressed);
     }
     s.push_str("</details></body></html>\n");
     Ok(s)
@@ -583,7 +644,13 @@ pub fn json(pack: &ReportPack) -> Result<String> {
     let summary: serde_json::Map<String, serde_json::Value> = counts(&pack.findings)
         .into_iter()
         .map(|(s, n)| (s.as_str().to_string(), n.into()))
-        .chain([("suppressed".to_string(), pack.suppressed().count().into())])
+        .chain([
+            (
+                "acknowledged".to_string(),
+                pack.acknowledged().count().into(),
+            ),
+            ("suppressed".to_string(), pack.suppressed().count().into()),
+        ])
         .collect();
     let doc = serde_json::json!({
         "coverage": pack.coverage, "baselines": pack.baselines, "summary": summary,
@@ -605,10 +672,11 @@ pub fn csv_files(pack: &ReportPack) -> Result<Vec<(String, String)>> {
         let _ = writeln!(cov, "{},{}", csv_cell(k), csv_cell(v));
     }
     files.push(("coverage.csv".to_string(), cov));
-    let mut f = FINDING_COLUMNS.join(",") + ",suppressed\n";
+    let mut f = FINDING_COLUMNS.join(",") + ",suppressed,acknowledged\n";
     for x in &pack.findings {
         let mut cells = finding_cells(x);
         cells.push(x.suppressed.clone().unwrap_or_default());
+        cells.push(ack_text(x));
         let _ = writeln!(
             f,
             "{}",

@@ -16,6 +16,7 @@ const SUBCOMMANDS: &[&str] = &[
     "query",
     "repl",
     "report",
+    "findings",
     "generate",
     "completions",
     "manpage",
@@ -147,6 +148,7 @@ fn manpage_dir_writes_one_page_per_subcommand() {
             "auditlake-config-show.1".to_string(),
             "auditlake-rules-show.1".to_string(),
             "auditlake-keys-generate.1".to_string(),
+            "auditlake-findings-ack.1".to_string(),
         ])
         .collect();
     want.sort();
@@ -917,6 +919,7 @@ fn help_pages() -> Vec<(String, Vec<&'static str>)> {
     pages.push(("config-show".into(), vec!["config", "show", "--help"]));
     pages.push(("rules-show".into(), vec!["rules", "show", "--help"]));
     pages.push(("keys-generate".into(), vec!["keys", "generate", "--help"]));
+    pages.push(("findings-ack".into(), vec!["findings", "ack", "--help"]));
     pages
 }
 

@@ -27,6 +27,7 @@ pub fn bin() -> Command {
         .env_remove("AUDITLAKE_CONFIG")
         .env_remove("AUDITLAKE_PROFILE")
         .env_remove("AUDITLAKE_CLUSTER")
+        .env_remove("AUDITLAKE_ACKS")
         // No config file of the machine's user: a test that wants one says so.
         .env(
             "XDG_CONFIG_HOME",

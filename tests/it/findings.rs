@@ -515,7 +515,7 @@ fn findings_come_first_ranked_and_every_format_carries_severity_and_reason() {
     assert_success(&out);
     let text = std::fs::read_to_string(csv.join("findings.csv")).unwrap();
     assert!(text.starts_with(
-        "severity,kind,tenant_id,time,until,actor_id,client_ip,ouid,reason,suppressed\n"
+        "severity,kind,tenant_id,time,until,actor_id,client_ip,ouid,reason,id,suppressed,acknowledged\n"
     ));
     assert!(text.lines().nth(1).unwrap().starts_with("high,"));
 }
@@ -985,4 +985,316 @@ fn recall_and_noise_on_a_year_by_hand() {
         &dir.join("year.incidents.json"),
         &months,
     ));
+}
+
+/// (kind, id) of every finding of a JSON report or findings document.
+fn ids(doc: &Value) -> Vec<(String, String)> {
+    doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["kind"].as_str().unwrap().to_string(),
+                f["id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn id_of(doc: &Value, kind: &str) -> String {
+    let got: Vec<String> = ids(doc)
+        .into_iter()
+        .filter(|(k, _)| k == kind)
+        .map(|(_, id)| id)
+        .collect();
+    assert_eq!(got.len(), 1, "{kind}: {got:?}");
+    got[0].clone()
+}
+
+#[test]
+fn finding_ids_are_the_same_in_a_rerun_a_longer_period_and_the_day_itself() {
+    let lake = hand_lake();
+    let first = ids(april());
+    let mut unique = first.iter().map(|(_, id)| id.clone()).collect::<Vec<_>>();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), first.len(), "ids are unique: {first:?}");
+    assert!(first.iter().all(|(_, id)| id.len() == 16));
+    // A rerun of the same period.
+    let (_, again) = report(lake, &["--from", "2025-04-01", "--to", "2025-04-30"]);
+    assert_eq!(ids(&again), first);
+    // The day of the mass destruction alone, and March to April: the same incidents.
+    let (_, day) = report(lake, &["--from", "2025-04-22", "--to", "2025-04-22"]);
+    let (_, longer) = report(lake, &["--from", "2025-03-01", "--to", "2025-04-30"]);
+    for kind in ["mass_key_destruction", "partition_admin"] {
+        let id = id_of(april(), kind);
+        assert!(
+            ids(&longer).contains(&(kind.to_string(), id.clone())),
+            "{kind} over March-April"
+        );
+        if kind == "mass_key_destruction" {
+            assert_eq!(id_of(&day, kind), id);
+        }
+    }
+    // `findings` gives the ids `report` gives.
+    let out = bin()
+        .args([
+            "findings",
+            "--format",
+            "json",
+            "--from",
+            "2025-04-01",
+            "--to",
+            "2025-04-30",
+            "--lake",
+        ])
+        .arg(lake)
+        .output()
+        .unwrap();
+    assert_success(&out);
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(ids(&doc), first);
+}
+
+/// `auditlake findings ack ID …` into `acks`.
+fn ack(acks: &Path, id: &str, extra: &[&str]) -> std::process::Output {
+    bin()
+        .args([
+            "findings",
+            "ack",
+            id,
+            "--reason",
+            "planned key rotation",
+            "--by",
+            "tester",
+            "--acks",
+        ])
+        .arg(acks)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn acks_keep_a_finding_out_of_fail_on_until_they_expire_and_survive_a_rerun() {
+    let lake = hand_lake();
+    let dir = tempfile::tempdir().unwrap();
+    let acks = dir.path().join("acks.toml");
+    let acks_arg = acks.to_str().unwrap();
+    let day = [
+        "--from",
+        "2025-04-22",
+        "--to",
+        "2025-04-22",
+        "--fail-on",
+        "high",
+    ];
+    let (code, doc) = report(lake, &day);
+    assert_eq!(code, 1, "a mass destruction is high");
+    let id = id_of(&doc, "mass_key_destruction");
+
+    assert_success(&ack(&acks, &id, &["--kind", "mass_key_destruction"]));
+    let text = std::fs::read_to_string(&acks).unwrap();
+    assert!(
+        text.contains(&format!("id = \"{id}\"")) && text.contains("by = \"tester\""),
+        "{text}"
+    );
+    for _ in 0..2 {
+        // Acknowledged: listed apart, not counted, does not fail; the same in a rerun.
+        let (code, doc) = report(lake, &[&day[..], &["--acks", acks_arg]].concat());
+        assert_eq!(code, 0);
+        assert_eq!(doc["summary"]["high"], 0);
+        assert_eq!(doc["summary"]["acknowledged"], 1);
+        let f = doc["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["id"] == id.as_str())
+            .unwrap();
+        assert_eq!(f["acknowledged"]["by"], "tester");
+        assert_eq!(f["acknowledged"]["reason"], "planned key rotation");
+    }
+    let md = bin()
+        .args([
+            "report",
+            "--from",
+            "2025-04-22",
+            "--to",
+            "2025-04-22",
+            "--acks",
+            acks_arg,
+            "--lake",
+        ])
+        .arg(lake)
+        .output()
+        .unwrap();
+    let md = String::from_utf8_lossy(&md.stdout);
+    let at = md
+        .find("### Acknowledged findings")
+        .expect("an acknowledged section");
+    assert!(
+        md[at..].contains("by tester on") && md[at..].contains(&id),
+        "{}",
+        &md[at..]
+    );
+    // `findings --fail-on high` agrees.
+    let findings_code = |extra: &[&str]| {
+        bin()
+            .args([
+                "findings",
+                "--from",
+                "2025-04-22",
+                "--to",
+                "2025-04-22",
+                "--fail-on",
+                "high",
+                "--lake",
+            ])
+            .arg(lake)
+            .args(extra)
+            .status()
+            .unwrap()
+            .code()
+    };
+    assert_eq!(findings_code(&["--acks", acks_arg]), Some(0));
+    assert_eq!(findings_code(&[]), Some(1));
+
+    // An ack that ran out brings the finding back (the later ack of one id replaces the earlier).
+    assert_success(&ack(&acks, &id, &["--until", "2000-01-31"]));
+    let (code, doc) = report(lake, &[&day[..], &["--acks", acks_arg]].concat());
+    assert_eq!(code, 1);
+    assert_eq!(doc["summary"]["acknowledged"], 0);
+    assert!(doc["findings"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("until 2000-01-31: expired"));
+    // One still in force.
+    assert_success(&ack(&acks, &id, &["--until", "2999-12-31"]));
+    assert_eq!(
+        report(lake, &[&day[..], &["--acks", acks_arg]].concat()).0,
+        0
+    );
+    assert_eq!(
+        std::fs::read_to_string(&acks)
+            .unwrap()
+            .matches("[[ack]]")
+            .count(),
+        1
+    );
+
+    // The config file's `acks` is used when no flag is given.
+    let cfg = dir.path().join("config.toml");
+    std::fs::write(&cfg, format!("acks = {:?}\n", acks_arg)).unwrap();
+    assert_eq!(findings_code(&["--config", cfg.to_str().unwrap()]), Some(0));
+
+    // Not an id: one line, exit 2, nothing written.
+    let before = std::fs::read_to_string(&acks).unwrap();
+    let out = ack(&acks, "not-an-id", &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("not a finding id"), "{err}");
+    assert_eq!(std::fs::read_to_string(&acks).unwrap(), before);
+}
+
+#[test]
+fn ocsf_findings_are_detection_findings_with_the_class_required_attributes() {
+    let lake = hand_lake();
+    let dir = tempfile::tempdir().unwrap();
+    let acks = dir.path().join("acks.toml");
+    let zeroize = id_of(april(), "partition_admin");
+    assert_success(&ack(&acks, &zeroize, &[]));
+    let period = [
+        "--from",
+        "2025-04-01",
+        "--to",
+        "2025-04-30",
+        "--acks",
+        acks.to_str().unwrap(),
+    ];
+    let run = |cmd: &str| {
+        let out = bin()
+            .args([cmd, "--format", "ocsf"])
+            .args(period)
+            .arg("--lake")
+            .arg(lake)
+            .output()
+            .unwrap();
+        assert_success(&out);
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let (from_report, from_findings) = (run("report"), run("findings"));
+    let lines: Vec<Value> = from_report
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let expected = ids(april());
+    assert_eq!(lines.len(), expected.len());
+    let sev_ids = [("info", 1), ("low", 2), ("medium", 3), ("high", 4)];
+    let mut got: Vec<&str> = lines
+        .iter()
+        .map(|l| l["finding_info"]["uid"].as_str().unwrap())
+        .collect();
+    let mut want: Vec<&str> = expected.iter().map(|(_, id)| id.as_str()).collect();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want, "every finding once");
+    for line in &lines {
+        let (kind, id) = expected
+            .iter()
+            .find(|(_, id)| line["finding_info"]["uid"] == id.as_str())
+            .unwrap();
+        // Required by OCSF 1.3 for class 2004 (base event, finding, detection finding).
+        assert_eq!(line["class_uid"], 2004);
+        assert_eq!(line["category_uid"], 2);
+        assert_eq!(line["activity_id"], 1);
+        assert_eq!(line["type_uid"], 2004 * 100 + 1);
+        let sev = line["severity_id"].as_u64().unwrap();
+        assert!((1..=4).contains(&sev));
+        assert!(
+            line["time"].as_i64().unwrap() > 1_700_000_000_000,
+            "time in ms"
+        );
+        assert_eq!(line["metadata"]["version"], "1.3.0");
+        assert_eq!(line["metadata"]["product"]["name"], "auditlake");
+        assert!(line["metadata"]["product"]["vendor_name"].is_string());
+        assert_eq!(line["finding_info"]["uid"], id.as_str());
+        assert!(line["finding_info"]["title"].is_string());
+        assert_eq!(line["finding_info"]["analytic"]["name"], kind.as_str());
+        assert!(line["start_time"].as_i64() <= line["end_time"].as_i64());
+        assert_eq!(line["metadata"]["tenant_uid"], "t-hand");
+        let f = april()["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["id"] == id.as_str())
+            .unwrap();
+        let want = sev_ids.iter().find(|(s, _)| f["severity"] == *s).unwrap().1;
+        assert_eq!(sev, want, "{kind}");
+        assert_eq!(line["message"], f["reason"]);
+        let settled = id == &zeroize || !f["suppressed"].is_null();
+        assert_eq!(line["status_id"], if settled { 3 } else { 1 }, "{kind}");
+        assert_eq!(line["is_alert"], !settled);
+    }
+    let acked = lines
+        .iter()
+        .find(|l| l["finding_info"]["uid"] == zeroize.as_str())
+        .unwrap();
+    assert!(acked["status_detail"]
+        .as_str()
+        .unwrap()
+        .contains("by tester"));
+    // `findings --format ocsf` writes the same objects (made at its own time).
+    let strip = |t: &str| -> Vec<Value> {
+        t.lines()
+            .map(|l| {
+                let mut v: Value = serde_json::from_str(l).unwrap();
+                v["time"] = Value::Null;
+                v["finding_info"]["created_time"] = Value::Null;
+                v
+            })
+            .collect()
+    };
+    assert_eq!(strip(&from_findings), strip(&from_report));
 }
