@@ -414,6 +414,8 @@ def duckdb_session(lake, temp):
     con.execute(f"CREATE VIEW events AS SELECT * FROM read_parquet({glob}, hive_partitioning = true, "
                 "hive_types = {'tenant_id': VARCHAR, 'day': DATE})")
     con.execute((REPO / "sql" / "action_catalog.sql").read_text())
+    # auditlake's session view of each tenant's clock; no rules here, so every tenant is on UTC.
+    con.execute("CREATE VIEW events_local AS SELECT *, CAST(time AS TIMESTAMP) AS local_time FROM events")
     for name in VIEW_FILES:
         con.execute(to_duckdb((REPO / "sql" / "views" / f"{name}.sql").read_text()))
     return con

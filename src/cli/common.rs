@@ -154,15 +154,32 @@ pub struct SessionArgs {
     /// files (default: half the machine's memory).
     #[arg(long, value_name = "SIZE", value_parser = crate::query::parse_size)]
     pub memory_limit: Option<usize>,
+    /// A TOML rules file whose time zones give each tenant's clock (events_local,
+    /// off_hours_activity); default: the config file's [rules], else UTC.
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<PathBuf>,
     #[command(flatten)]
     pub cluster: ClusterArg,
 }
 
 impl SessionArgs {
     /// The session's options over a lake that must already be there.
-    pub(crate) fn options(&self, rt: &tokio::runtime::Runtime) -> Result<SessionOptions> {
+    pub(crate) fn options(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        cfg: &config::Config,
+    ) -> Result<SessionOptions> {
         let cluster = self.cluster.checked()?;
+        let (rules, origin) = RulesArgs {
+            rules: self.rules.clone(),
+            baseline: None,
+        }
+        .resolve(cfg)?;
+        let zones = rules
+            .zones()
+            .map_err(|e| crate::Error::Usage(format!("{origin}: {e}")))?;
         Ok(SessionOptions {
+            zones,
             cluster,
             store: self.lake.open_existing(rt)?,
             tenant: self.tenant.clone(),

@@ -37,7 +37,7 @@ pub struct QueryArgs {
 }
 
 /// Runs the statements, printing each result that has columns.
-pub fn run(args: QueryArgs, _global: &Global) -> Result<ExitCode> {
+pub fn run(args: QueryArgs, global: &Global) -> Result<ExitCode> {
     let QueryArgs {
         sql,
         file,
@@ -63,7 +63,7 @@ pub fn run(args: QueryArgs, _global: &Global) -> Result<ExitCode> {
         }
     };
     let rt = runtime()?;
-    let options = session.options(&rt)?;
+    let options = session.options(&rt, &global.load_config()?)?;
     rt.block_on(async {
         let session = build_session(&options).await?;
         // Statements that return nothing (DDL) print nothing; each result is

@@ -22,14 +22,16 @@ pub struct ReplArgs {
 }
 
 /// Runs the prompt until the user leaves it.
-pub fn run(args: ReplArgs, _global: &Global) -> Result<ExitCode> {
+pub fn run(args: ReplArgs, global: &Global) -> Result<ExitCode> {
     let ReplArgs {
         session,
         format,
         maxrows,
     } = args;
     let rt = runtime()?;
-    let session = rt.block_on(build_session(&session.options(&rt)?))?;
+    let session = rt.block_on(build_session(
+        &session.options(&rt, &global.load_config()?)?,
+    ))?;
     crate::query::repl::run(&rt, &session, format, (maxrows > 0).then_some(maxrows))?;
     Ok(ExitCode::from(EXIT_OK))
 }

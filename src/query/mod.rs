@@ -116,6 +116,53 @@ pub struct SessionOptions {
     pub baseline_days: Option<u32>,
     /// A Ballista scheduler (`df://host:port`) that runs the session's queries.
     pub cluster: Option<String>,
+    /// Each tenant's clock (`events_local`, `off_hours_activity`).
+    pub zones: TenantZones,
+}
+
+/// Each tenant's time zone as Arrow names them (`Europe/Berlin`, `+05:30`), from the
+/// rules; the others' zone (`+00:00` unless the rules say otherwise).
+#[derive(Debug, Clone)]
+pub struct TenantZones {
+    pub tenants: Vec<(String, String)>,
+    pub default: String,
+}
+
+impl Default for TenantZones {
+    fn default() -> Self {
+        TenantZones {
+            tenants: Vec::new(),
+            default: "+00:00".into(),
+        }
+    }
+}
+
+impl TenantZones {
+    /// `events_local`: every event with `local_time`, its time on its tenant's clock
+    /// (summer time followed), as a timestamp without a zone.
+    fn view_sql(&self) -> String {
+        let local = |tz: &str| {
+            if tz == "+00:00" {
+                "to_local_time(time)".to_string()
+            } else {
+                format!(
+                    "to_local_time(arrow_cast(time, 'Timestamp(Microsecond, Some(\"{}\"))'))",
+                    tz.replace(['\'', '"'], "")
+                )
+            }
+        };
+        let expr = if self.tenants.is_empty() {
+            local(&self.default)
+        } else {
+            let arms: String = self
+                .tenants
+                .iter()
+                .map(|(t, tz)| format!(" WHEN {} THEN {}", sql_literal(t), local(tz)))
+                .collect();
+            format!("CASE tenant_id{arms} ELSE {} END", local(&self.default))
+        };
+        format!("CREATE VIEW events_local AS SELECT *, {expr} AS local_time FROM events")
+    }
 }
 
 /// Half the machine's memory (from `/proc/meminfo`; 4 GiB where that is not there),
@@ -345,10 +392,17 @@ pub async fn build_session(opts: &SessionOptions) -> Result<Session> {
     );
     ctx.sql(&baseline_sql).await?;
 
-    let mut views = vec![Described {
-        name: "events".into(),
-        purpose: "every audit event in the lake (one row per record)".into(),
-    }];
+    ctx.sql(&opts.zones.view_sql()).await?;
+    let mut views = vec![
+        Described {
+            name: "events".into(),
+            purpose: "every audit event in the lake (one row per record)".into(),
+        },
+        Described {
+            name: "events_local".into(),
+            purpose: "every event with local_time, its time on its tenant's clock (the rules' time zone, UTC where none is set)".into(),
+        },
+    ];
     for (name, sql) in BUILTIN_SQL {
         ctx.sql(sql)
             .await

@@ -287,6 +287,10 @@ async fn run_with(opts: &ReportOptions, evidence: bool) -> Result<ReportPack> {
         memory_limit: None,
         baseline_days: Some(opts.rules.baseline_days),
         cluster: opts.cluster.clone(),
+        zones: opts
+            .rules
+            .zones()
+            .map_err(|e| Error::Usage(e.to_string()))?,
     })
     .await?;
     let names: Vec<String> = defs.iter().map(|d| d.name.clone()).collect();

@@ -173,6 +173,19 @@ impl Zone {
         }
     }
 
+    /// As Arrow writes a timestamp's zone: the IANA name, or `+09:00`.
+    pub fn arrow_tz(self) -> String {
+        match self {
+            Zone::Named(tz) => tz.name().to_string(),
+            Zone::Fixed(m) => format!(
+                "{}{:02}:{:02}",
+                if m < 0 { '-' } else { '+' },
+                m.abs() / 60,
+                m.abs() % 60
+            ),
+        }
+    }
+
     /// As written in rules: the IANA name, or `UTC+09:00`.
     pub fn name(self) -> String {
         match self {
@@ -247,6 +260,18 @@ impl Rules {
     }
 
     /// The clock of a tenant (None: the default for tenants not listed).
+    /// Each tenant's clock for a query session (`events_local`): the zones the rules set.
+    pub fn zones(&self) -> Result<crate::query::TenantZones, RulesError> {
+        let mut tenants = Vec::new();
+        for t in self.tenants.keys() {
+            tenants.push((t.clone(), self.clock_of(Some(t))?.zone.arrow_tz()));
+        }
+        Ok(crate::query::TenantZones {
+            tenants,
+            default: self.clock_of(None)?.zone.arrow_tz(),
+        })
+    }
+
     pub fn clock_of(&self, tenant: Option<&str>) -> Result<TenantClock, RulesError> {
         let own = tenant.and_then(|t| self.tenants.get(t));
         let what = tenant.map_or("rules".to_string(), |t| format!("tenants.{t:?}"));

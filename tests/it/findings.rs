@@ -745,6 +745,26 @@ fn an_iana_zone_follows_summer_time_where_a_fixed_offset_does_not() {
             .any(|(a, r)| a == "actor-day" && r.contains("2025-07-16 from 08:00")),
         "{f:?}"
     );
+
+    // The public view judges hours on the same clock: the rules' zone, UTC without one.
+    std::fs::write(&rules, "[tenants.t-ny]\ntimezone = \"America/New_York\"\n").unwrap();
+    let view = |extra: &[&str]| {
+        let out = bin()
+            .args(["query", "--format", "csv", "--lake"])
+            .arg(&lake)
+            .args(extra)
+            .arg("SELECT day, actor_id, events FROM off_hours_activity ORDER BY day")
+            .output()
+            .unwrap();
+        assert_success(&out);
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(
+        view(&["--rules", rules.to_str().unwrap()]),
+        "day,actor_id,events\n2025-01-15,actor-night,1\n2025-07-16,actor-night,1\n"
+    );
+    // In UTC the 03:00 logins are at 08:00 and 07:00: office hours.
+    assert_eq!(view(&[]), "day,actor_id,events\n");
 }
 
 #[test]
