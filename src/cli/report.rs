@@ -17,11 +17,12 @@ use crate::Result;
 ///
 /// Every report opens with the coverage of the period: which days have data and which
 /// have none. Reports: failed_auth, brute_force, key_first_use, key_lifecycle,
-/// privileged, new_client_ips, off_hours, daily_summary. Example (last month, for cron):
+/// privileged, new_client_ips, off_hours, daily_summary; and keys, the key inventory
+/// (every key up to the period's end), only when named. Example (last month, for cron):
 ///   auditlake report --lake ./lake --from 2025-06-01 --to 2025-06-30 --format html -o june.html --fail-on-findings
 #[derive(clap::Args, Debug)]
 pub struct ReportArgs {
-    /// Reports to run (default: all).
+    /// Reports to run (default: all but keys).
     #[arg(value_name = "NAME")]
     pub names: Vec<String>,
     #[command(flatten)]

@@ -79,6 +79,10 @@ pub const BUILTIN_SQL: &[(&str, &str)] = &[
         include_str!("../../sql/views/daily_activity.sql"),
     ),
     (
+        "key_inventory",
+        include_str!("../../sql/views/key_inventory.sql"),
+    ),
+    (
         "ocsf_authentication",
         include_str!("../../sql/views/ocsf_authentication.sql"),
     ),
@@ -374,6 +378,18 @@ pub async fn build_session(opts: &SessionOptions) -> Result<Session> {
         cols[1..].join(", ")
     );
     ctx.sql(&before_sql).await?;
+    // Everything up to the period's end (the key inventory's history); all of it without a period.
+    let to_date = match opts.period {
+        Some((_, b)) if empty_on_cluster.no_files(i32::MIN, b) => " WHERE false".to_string(),
+        Some((_, b)) => format!(" WHERE day <= DATE '{}'", format_day(b)),
+        None if empty_on_cluster.no_files(i32::MIN, i32::MAX) => " WHERE false".to_string(),
+        None => String::new(),
+    };
+    let to_date_sql = format!(
+        "CREATE VIEW events_to_date AS SELECT time, {tenant_expr}, day, {} FROM {LAKE_TABLE}{to_date}",
+        cols[1..].join(", ")
+    );
+    ctx.sql(&to_date_sql).await?;
     // The look-back window of findings: the days just before the period.
     let baseline = match (opts.period, opts.baseline_days) {
         (Some((a, _)), Some(n)) if empty_on_cluster.no_files(a - n as i32, a - 1) => {

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::array::{Array, Int32Array, RecordBatch, StringArray};
+use arrow::array::{Array, Int32Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::datasource::{MemTable, TableProvider};
@@ -101,6 +101,8 @@ pub const BUILTIN_RULES: &[&str] = &[
     include_str!("../../sql/findings/new_key_user.sql"),
     include_str!("../../sql/findings/pin_change.sql"),
     include_str!("../../sql/findings/new_replication_target.sql"),
+    include_str!("../../sql/findings/key_past_cryptoperiod.sql"),
+    include_str!("../../sql/findings/unused_key.sql"),
 ];
 
 const BASELINE_SQL: &str = include_str!("../../sql/findings/baseline.sql");
@@ -156,6 +158,8 @@ fn params(rules: &Rules) -> Vec<(&'static str, u32)> {
         ),
         ("key_owner_min_uses", rules.key_owner_min_uses),
         ("key_owner_max_actors", rules.key_owner_max_actors),
+        ("cryptoperiod_days", rules.cryptoperiod_days),
+        ("unused_key_days", rules.unused_key_days),
     ]
 }
 
@@ -242,6 +246,70 @@ fn register_clocks(ctx: &SessionContext, rules: &Rules) -> Result<()> {
     )?;
     ctx.register_table(
         "rule_tenants",
+        Arc::new(MemTable::try_new(schema, vec![vec![batch]])?),
+    )?;
+    register_cryptoperiods(ctx, rules)
+}
+
+/// `rule_cryptoperiods`: the rules' `[[cryptoperiods]]` in order (`priority`), patterns as
+/// SQL LIKE patterns, and last a catch-all row with `cryptoperiod_days`.
+fn register_cryptoperiods(ctx: &SessionContext, rules: &Rules) -> Result<()> {
+    let like = |p: &str| {
+        p.replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+            .replace('*', "%")
+    };
+    let mut rows: Vec<(Option<String>, String, i64, String)> = rules
+        .cryptoperiods
+        .iter()
+        .map(|c| {
+            let what = match (&c.tenant, &c.key) {
+                (Some(t), Some(k)) => format!("the rules' cryptoperiod for keys {k} of tenant {t}"),
+                (Some(t), None) => format!("the rules' cryptoperiod for tenant {t}"),
+                (None, Some(k)) => format!("the rules' cryptoperiod for keys {k}"),
+                (None, None) => "the rules' cryptoperiod".to_string(),
+            };
+            (
+                c.tenant.clone(),
+                like(c.key.as_deref().unwrap_or("*")),
+                c.days as i64,
+                c.reason
+                    .clone()
+                    .map_or(what.clone(), |r| format!("{what}: {r}")),
+            )
+        })
+        .collect();
+    rows.push((
+        None,
+        "%".into(),
+        rules.cryptoperiod_days as i64,
+        "the default cryptoperiod (NIST SP 800-57 Part 1: up to 2 years of originator usage; PCI DSS 3.7)".into(),
+    ));
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("priority", DataType::Int64, false),
+        Field::new("tenant_id", DataType::Utf8, true),
+        Field::new("pattern", DataType::Utf8, false),
+        Field::new("days", DataType::Int64, false),
+        Field::new("reason", DataType::Utf8, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(Int64Array::from_iter_values(0..rows.len() as i64)),
+            Arc::new(StringArray::from_iter(rows.iter().map(|r| r.0.clone()))),
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|r| r.1.clone()),
+            )),
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.2))),
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|r| r.3.clone()),
+            )),
+        ],
+    )?;
+    ctx.deregister_table("rule_cryptoperiods")?;
+    ctx.register_table(
+        "rule_cryptoperiods",
         Arc::new(MemTable::try_new(schema, vec![vec![batch]])?),
     )?;
     Ok(())
@@ -358,8 +426,8 @@ pub async fn run(
         ("events_baseline", "SELECT * FROM events_baseline"),
         (
             "key_events_before_period",
-            "SELECT time, tenant_id, vendor, action, ouid FROM events_before_period \
-             WHERE outcome = 'success' AND ouid IS NOT NULL",
+            "SELECT time, tenant_id, vendor, action, ouid, actor_id, client_ip \
+             FROM events_before_period WHERE outcome = 'success' AND ouid IS NOT NULL",
         ),
         (
             "actor_ips_before_period",
@@ -440,10 +508,21 @@ pub async fn run(
         .filter(|d| reports.iter().any(|r| r == &d.report))
         .collect();
     let mut findings = Vec::new();
+    // The period's bounds, for rules that ask when something falls due in it.
+    let bounds = |sql: &str| {
+        sql.replace(
+            "{period_start_us}",
+            &(period.0 as i64 * crate::time::MICROS_PER_DAY).to_string(),
+        )
+        .replace(
+            "{period_end_us}",
+            &((period.1 as i64 + 1) * crate::time::MICROS_PER_DAY - 1).to_string(),
+        )
+    };
     for def in &defs {
         let started = std::time::Instant::now();
         let batches = ctx
-            .sql(&def.sql)
+            .sql(&bounds(&def.sql))
             .await
             .map_err(|e| Error::Usage(format!("finding rule {}: {e}", def.kind)))?
             .collect()
@@ -522,6 +601,9 @@ pub fn finding_id(kind: &str, r: &Row) -> String {
         "dormant_key" => &["ouid", "time"],
         "new_key_user" => &["ouid", "actor_id", "time"],
         "new_replication_target" => &["part_id", "hsm_id", "time"],
+        // The key is overdue however long the period: one incident per key.
+        "key_past_cryptoperiod" => &["ouid"],
+        "unused_key" => &["ouid", "time"],
         _ => &["actor_id", "client_ip", "ouid", "part_id", "time"],
     };
     let mut text = format!("{kind}\u{1f}{}", get(r, "tenant_id").unwrap_or_default());
@@ -733,6 +815,38 @@ fn judge_row(kind: &str, r: &Row, rules: &Rules, b: u32) -> (Severity, String) {
                 ),
             )
         }
+        "key_past_cryptoperiod" => {
+            let born = get(r, "born").unwrap_or_default();
+            let how = if flag(r, "created_in_lake") {
+                "created"
+            } else {
+                "first seen (its creation is not in the lake)"
+            };
+            (
+                Severity::Medium,
+                format!(
+                    "key {} used {} times from {at} UTC to {} UTC, after its cryptoperiod of {} days ran out on {}: {how} on {}, {} days before its last use in the period; {}",
+                    get(r, "ouid").unwrap_or("?"),
+                    num(r, "uses"),
+                    short(get(r, "last_use").unwrap_or_default()),
+                    num(r, "days"),
+                    get(r, "expired_on").unwrap_or_default().get(..10).unwrap_or_default(),
+                    born.get(..10).unwrap_or_default(),
+                    num(r, "age_days"),
+                    get(r, "cited").unwrap_or_default()
+                ),
+            )
+        }
+        "unused_key" => (
+            Severity::Low,
+            format!(
+                "key {} unused for {} days on {}: last used (or created) at {} UTC by actor {actor} from {ip}, and not destroyed: a candidate for retirement",
+                get(r, "ouid").unwrap_or("?"),
+                rules.unused_key_days,
+                at.get(..10).unwrap_or_default(),
+                short(get(r, "last_active").unwrap_or_default()),
+            ),
+        ),
         other => (Severity::Info, format!("{other}: a row of this rule")),
     }
 }

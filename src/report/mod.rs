@@ -61,7 +61,11 @@ pub const BUILTIN_REPORTS: &[(&str, &str)] = &[
         "daily_summary",
         include_str!("../../sql/reports/daily_summary.sql"),
     ),
+    ("keys", include_str!("../../sql/reports/keys.sql")),
 ];
+
+/// Reports that run only when named (`auditlake report keys`): a table of every key.
+pub const ON_REQUEST: &[&str] = &["keys"];
 
 /// A report as defined by its file.
 #[derive(Debug, Clone)]
@@ -230,7 +234,9 @@ pub async fn run_findings(opts: &ReportOptions) -> Result<ReportPack> {
 async fn run_with(opts: &ReportOptions, evidence: bool) -> Result<ReportPack> {
     let all = builtin();
     let defs: Vec<ReportDef> = if opts.names.is_empty() {
-        all
+        all.into_iter()
+            .filter(|d| !ON_REQUEST.contains(&d.name.as_str()))
+            .collect()
     } else {
         opts.names
             .iter()

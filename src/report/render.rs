@@ -359,6 +359,14 @@ th{background:#f3f3f3}tr.f td{background:#fff3f0}.gap{color:#b00;font-weight:bol
 tr.sev-high td{background:#f8d7d3}tr.sev-medium td{background:#fdebd0}tr.sev-low td{background:#fcf8e3}\
 details{margin:.6em 0}summary{cursor:pointer}";
 
+/// Click a column's header to sort its table by it (numbers as numbers; again: reversed).
+const SORT_JS: &str = "document.querySelectorAll('table').forEach(function(t){var h=t.rows[0];if(!h||!t.tBodies[0])return;\
+Array.prototype.forEach.call(h.cells,function(th,i){th.style.cursor='pointer';th.title='sort by this column';\
+th.onclick=function(){var asc=th.getAttribute('data-asc')!=='1';th.setAttribute('data-asc',asc?'1':'0');\
+var rows=Array.prototype.slice.call(t.rows,1);var v=function(r){return r.cells[i]?r.cells[i].textContent:'';};\
+var n=function(x){return x!==''&&!isNaN(x);};rows.sort(function(a,b){var x=v(a),y=v(b);\
+var c=n(x)&&n(y)?x-y:x.localeCompare(y);return asc?c:-c;});rows.forEach(function(r){r.parentNode.appendChild(r);});};});});";
+
 fn html_findings(s: &mut String, list: &[&Finding], listed: Listed) {
     s.push_str("<table class=\"findings\"><tr>");
     for c in FINDING_COLUMNS.iter().copied().chain(listed.column()) {
@@ -498,7 +506,9 @@ pub fn html(pack: &ReportPack) -> Result<String> {
     if !suppressed.is_empty() {
         html_findings(&mut s, &suppressed, Listed::Suppressed);
     }
-    s.push_str("</details></body></html>\n");
+    s.push_str("</details><script>");
+    s.push_str(SORT_JS);
+    s.push_str("</script></body></html>\n");
     Ok(s)
 }
 

@@ -53,6 +53,15 @@ pub struct Rules {
     /// `key_owner_max_actors` actors, has owners; another actor using it is a finding.
     pub key_owner_min_uses: u32,
     pub key_owner_max_actors: u32,
+    /// A key's cryptoperiod, in days from its creation, where no `[[cryptoperiods]]` entry
+    /// names it: NIST SP 800-57 Part 1 gives up to two years of originator usage for
+    /// symmetric data-encryption and signing keys; PCI DSS 3.7 asks for a defined one.
+    pub cryptoperiod_days: u32,
+    /// A key neither used nor destroyed for this many days is a candidate for retirement.
+    pub unused_key_days: u32,
+    /// Cryptoperiods per tenant and key name pattern (`*` any run of characters); the
+    /// first entry that matches a key is its cryptoperiod.
+    pub cryptoperiods: Vec<Cryptoperiod>,
     /// The default for every tenant not listed under `tenants`: an IANA time zone
     /// (`Europe/Berlin`: summer time followed) or a fixed UTC offset (`+09:00`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -65,6 +74,22 @@ pub struct Rules {
     /// Per tenant id: its time zone and business hours.
     pub tenants: BTreeMap<String, TenantRules>,
     pub allow: Allowlists,
+}
+
+/// The cryptoperiod of the keys a tenant and pattern pick out.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Cryptoperiod {
+    /// Only this tenant's keys (default: every tenant's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// Keys (ouid) matching this pattern, `*` for any run of characters (default: all).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    pub days: u32,
+    /// The policy it comes from, quoted in the finding (e.g. "PCI DSS 3.7, key policy KP-4").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// A tenant's clock and working time.
@@ -133,6 +158,9 @@ impl Default for Rules {
             mass_destroy_window_minutes: 60,
             key_owner_min_uses: 20,
             key_owner_max_actors: 2,
+            cryptoperiod_days: 730,
+            unused_key_days: 180,
+            cryptoperiods: Vec::new(),
             timezone: None,
             business_hours: None,
             business_days: None,
@@ -244,10 +272,17 @@ impl Rules {
             ),
             ("key_owner_min_uses", self.key_owner_min_uses),
             ("key_owner_max_actors", self.key_owner_max_actors),
+            ("cryptoperiod_days", self.cryptoperiod_days),
+            ("unused_key_days", self.unused_key_days),
         ] {
             if v == 0 {
                 return Err(RulesError::Zero { key });
             }
+        }
+        if self.cryptoperiods.iter().any(|c| c.days == 0) {
+            return Err(RulesError::Zero {
+                key: "cryptoperiods.days",
+            });
         }
         self.clock_of(None)?;
         for t in self.tenants.keys() {
@@ -259,7 +294,6 @@ impl Rules {
         Ok(())
     }
 
-    /// The clock of a tenant (None: the default for tenants not listed).
     /// Each tenant's clock for a query session (`events_local`): the zones the rules set.
     pub fn zones(&self) -> Result<crate::query::TenantZones, RulesError> {
         let mut tenants = Vec::new();
@@ -272,6 +306,7 @@ impl Rules {
         })
     }
 
+    /// The clock of a tenant (None: the default for tenants not listed).
     pub fn clock_of(&self, tenant: Option<&str>) -> Result<TenantClock, RulesError> {
         let own = tenant.and_then(|t| self.tenants.get(t));
         let what = tenant.map_or("rules".to_string(), |t| format!("tenants.{t:?}"));

@@ -1318,3 +1318,308 @@ fn ocsf_findings_are_detection_findings_with_the_class_required_attributes() {
     };
     assert_eq!(strip(&from_findings), strip(&from_report));
 }
+
+/// A lake of four keys with known lives (tenant t-keys), shared by the key tests.
+fn keys_lake() -> &'static Path {
+    static LAKE: OnceLock<PathBuf> = OnceLock::new();
+    LAKE.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("findings-keys-lake");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let k = |t: i64, actor: &'static str, action: &'static str, ip: &str, ouid: &str| {
+            key(rec(t, actor, action, ip), ouid)
+        };
+        let mut failed = k(
+            at(2025, 4, 12, 10, 0),
+            "actor-c",
+            "LUNA_SIGN",
+            "10.0.0.3",
+            "k-young",
+        );
+        failed.ok = false;
+        let recs = vec![
+            // Created in 2023, used once then, and again in April 2025: past two years.
+            k(
+                at(2023, 1, 10, 10, 0),
+                "actor-a",
+                "LUNA_GENERATE_KEY",
+                "10.0.0.1",
+                "k-old",
+            ),
+            k(
+                at(2023, 1, 11, 10, 0),
+                "actor-a",
+                "LUNA_SIGN",
+                "10.0.0.1",
+                "k-old",
+            ),
+            k(
+                at(2025, 4, 10, 10, 0),
+                "actor-b",
+                "LUNA_SIGN",
+                "10.0.0.2",
+                "k-old",
+            ),
+            k(
+                at(2025, 4, 11, 10, 0),
+                "actor-b",
+                "LUNA_SIGN",
+                "10.0.0.2",
+                "k-old",
+            ),
+            // Created in January 2025, used in April (and refused once).
+            k(
+                at(2025, 1, 5, 10, 0),
+                "actor-c",
+                "LUNA_GENERATE_KEY",
+                "10.0.0.3",
+                "k-young",
+            ),
+            k(
+                at(2025, 4, 10, 11, 0),
+                "actor-c",
+                "LUNA_SIGN",
+                "10.0.0.3",
+                "k-young",
+            ),
+            failed,
+            // Last used on 2 October 2024: 180 days later is 31 March 2025.
+            k(
+                at(2024, 10, 1, 10, 0),
+                "actor-d",
+                "LUNA_GENERATE_KEY",
+                "10.0.0.4",
+                "k-rest",
+            ),
+            k(
+                at(2024, 10, 2, 12, 0),
+                "actor-d",
+                "LUNA_SIGN",
+                "10.0.0.4",
+                "k-rest",
+            ),
+            // Destroyed on 3 October 2024, and used once more the day after.
+            k(
+                at(2024, 10, 1, 10, 0),
+                "actor-e",
+                "LUNA_GENERATE_KEY",
+                "10.0.0.5",
+                "k-gone",
+            ),
+            k(
+                at(2024, 10, 2, 10, 0),
+                "actor-e",
+                "LUNA_SIGN",
+                "10.0.0.5",
+                "k-gone",
+            ),
+            k(
+                at(2024, 10, 3, 10, 0),
+                "actor-e",
+                "LUNA_DESTROY_OBJECT",
+                "10.0.0.5",
+                "k-gone",
+            ),
+            k(
+                at(2024, 10, 4, 10, 0),
+                "actor-f",
+                "LUNA_SIGN",
+                "10.0.0.6",
+                "k-gone",
+            ),
+        ];
+        let export = dir.join("keys.json");
+        write_export(&export, "t-keys", &recs);
+        let lake = dir.join("lake");
+        assert_eq!(convert(&lake, &[export], &[]).code, 0);
+        lake
+    })
+}
+
+/// (kind, ouid, severity, reason) of the key findings of a period, sorted.
+fn key_findings(
+    from: &str,
+    to: &str,
+    rules: Option<&str>,
+) -> Vec<(String, String, String, String)> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rules.toml");
+    let mut args = vec!["--from", from, "--to", to];
+    if let Some(text) = rules {
+        std::fs::write(&file, text).unwrap();
+        args.extend(["--rules", file.to_str().unwrap()]);
+    }
+    let (_, doc) = report(keys_lake(), &args);
+    let mut out: Vec<_> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| ["key_past_cryptoperiod", "unused_key"].contains(&f["kind"].as_str().unwrap()))
+        .map(|f| {
+            let s = |k: &str| f[k].as_str().unwrap_or_default().to_string();
+            (s("kind"), s("ouid"), s("severity"), s("reason"))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn a_key_used_past_its_cryptoperiod_is_found_and_not_within_the_one_the_rules_set() {
+    // Default: two years from creation. k-old (2023-01-10) is used in April 2025.
+    let f = key_findings("2025-04-01", "2025-04-30", None);
+    assert_eq!(f.len(), 1, "{f:?}");
+    let (kind, ouid, sev, reason) = &f[0];
+    assert_eq!(
+        (kind.as_str(), ouid.as_str(), sev.as_str()),
+        ("key_past_cryptoperiod", "k-old", "medium")
+    );
+    assert!(
+        reason.contains("used 2 times from 2025-04-10 10:00:00 UTC"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("cryptoperiod of 730 days ran out on 2025-01-09"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("created on 2023-01-10") && reason.contains("NIST SP 800-57"),
+        "{reason}"
+    );
+    // A longer cryptoperiod for that key: nothing to say.
+    let f = key_findings(
+        "2025-04-01",
+        "2025-04-30",
+        Some("[[cryptoperiods]]\nkey = \"k-old*\"\ndays = 1000\n"),
+    );
+    assert!(f.is_empty(), "{f:?}");
+    // A short one for one tenant's k-young, with the policy it comes from; k-old keeps the default.
+    let f = key_findings(
+        "2025-04-01",
+        "2025-04-30",
+        Some("[[cryptoperiods]]\ntenant = \"t-keys\"\nkey = \"k-young\"\ndays = 30\nreason = \"key policy KP-4\"\n"),
+    );
+    let got: Vec<&str> = f.iter().map(|x| x.1.as_str()).collect();
+    assert_eq!(got, ["k-old", "k-young"], "{f:?}");
+    assert!(
+        f[1].3.contains("cryptoperiod of 30 days") && f[1].3.contains("key policy KP-4"),
+        "{}",
+        f[1].3
+    );
+    // The same finding has the same id over March to May.
+    let id = |from: &str, to: &str| {
+        let (_, doc) = report(keys_lake(), &["--from", from, "--to", to]);
+        id_of(&doc, "key_past_cryptoperiod")
+    };
+    assert_eq!(
+        id("2025-04-01", "2025-04-30"),
+        id("2025-03-01", "2025-05-31")
+    );
+}
+
+#[test]
+fn a_key_unused_for_months_is_a_retirement_candidate_once_and_a_destroyed_one_is_not() {
+    // k-rest falls quiet for 180 days on 31 March; k-gone, as quiet, was destroyed.
+    let f = key_findings("2025-03-01", "2025-03-31", None);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(
+        (f[0].0.as_str(), f[0].1.as_str(), f[0].2.as_str()),
+        ("unused_key", "k-rest", "low")
+    );
+    assert!(
+        f[0].3.contains("unused for 180 days on 2025-03-31") && f[0].3.contains("actor-d"),
+        "{}",
+        f[0].3
+    );
+    // Not again in April: it became a candidate once.
+    assert!(key_findings("2025-04-01", "2025-04-30", None)
+        .iter()
+        .all(|x| x.0 != "unused_key"));
+    // A tenant that retires keys after a year: k-rest is not a candidate in March.
+    let f = key_findings("2025-03-01", "2025-03-31", Some("unused_key_days = 365\n"));
+    assert!(f.is_empty(), "{f:?}");
+}
+
+#[test]
+fn the_key_inventory_lists_every_key_with_its_life_in_every_format() {
+    let rows = |extra: &[&str], sql: &str| {
+        let out = bin()
+            .args(["query", "--format", "csv", "--lake"])
+            .arg(keys_lake())
+            .args(extra)
+            .arg(sql)
+            .output()
+            .unwrap();
+        assert_success(&out);
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let got = rows(
+        &[],
+        "SELECT ouid, vendor, created_at, first_use, last_use, uses, failed_uses, actors, client_ips, \
+         destroyed_at, uses_after_destroy, age_days FROM key_inventory ORDER BY ouid",
+    );
+    assert_eq!(
+        got,
+        "ouid,vendor,created_at,first_use,last_use,uses,failed_uses,actors,client_ips,destroyed_at,uses_after_destroy,age_days\n\
+         k-gone,dpod,2024-10-01T10:00:00Z,2024-10-02T10:00:00Z,2024-10-04T10:00:00Z,2,0,2,2,2024-10-03T10:00:00Z,1,3\n\
+         k-old,dpod,2023-01-10T10:00:00Z,2023-01-11T10:00:00Z,2025-04-11T10:00:00Z,3,0,2,2,,0,822\n\
+         k-rest,dpod,2024-10-01T10:00:00Z,2024-10-02T12:00:00Z,2024-10-02T12:00:00Z,1,0,1,1,,0,1\n\
+         k-young,dpod,2025-01-05T10:00:00Z,2025-04-10T11:00:00Z,2025-04-10T11:00:00Z,1,1,1,1,,0,97\n"
+    );
+    // `report keys` to the end of March: April's uses are not there yet; the use after
+    // destruction is flagged.
+    let (_, doc) = report(
+        keys_lake(),
+        &["keys", "--from", "2025-03-01", "--to", "2025-03-31"],
+    );
+    let rep = &doc["reports"][0];
+    assert_eq!(rep["name"], "keys");
+    assert_eq!(rep["rows"], 4);
+    assert_eq!(rep["flagged"], 1);
+    let old = rep["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["ouid"] == "k-old")
+        .unwrap();
+    assert_eq!(old["uses"], "1");
+    let gone = rep["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["ouid"] == "k-gone")
+        .unwrap();
+    assert_eq!(gone["flagged"], true);
+    // Not among the reports run by default.
+    let (_, all) = report(keys_lake(), &["--from", "2025-03-01", "--to", "2025-03-31"]);
+    assert!(all["reports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["name"] != "keys"));
+    // md, csv and html (whose tables sort by a click on a header).
+    let dir = tempfile::tempdir().unwrap();
+    for (format, out) in [("md", "keys.md"), ("html", "keys.html"), ("csv", "csv")] {
+        let path = dir.path().join(out);
+        let o = bin()
+            .args(["report", "keys", "--format", format, "-o"])
+            .arg(&path)
+            .arg("--lake")
+            .arg(keys_lake())
+            .output()
+            .unwrap();
+        assert_success(&o);
+        let text = if format == "csv" {
+            std::fs::read_to_string(path.join("keys.csv")).unwrap()
+        } else {
+            std::fs::read_to_string(&path).unwrap()
+        };
+        assert!(
+            text.contains("k-young") && text.contains("uses_after_destroy"),
+            "{format}"
+        );
+        if format == "html" {
+            assert!(text.contains("<script>") && text.contains("sort by this column"));
+        }
+    }
+}
