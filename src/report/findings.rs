@@ -676,34 +676,54 @@ fn judge_row(kind: &str, r: &Row, rules: &Rules, b: u32) -> (Severity, String) {
     let at = short(get(r, "time").unwrap_or_default());
     match kind {
         "partition_admin" => {
-            let what = if get(r, "action").unwrap_or_default().contains("ZEROIZE") {
-                "zeroized"
-            } else {
-                "initialized"
+            // DPoD names a partition on an HSM; CloudHSM's whole HSM is the partition.
+            let place = match (get(r, "part_id"), get(r, "hsm_id")) {
+                (Some(p), h) => format!("partition {p} on HSM {}", h.unwrap_or("?")),
+                (None, Some(h)) => format!("HSM {h}"),
+                (None, None) => "the HSM".to_string(),
             };
-            let part = get(r, "part_id").unwrap_or("?");
+            let action = get(r, "action").unwrap_or_default();
+            let what = get(r, "what").unwrap_or(action);
+            let grave = flag(r, "zeroize") || flag(r, "init");
+            let done = if flag(r, "zeroize") {
+                format!("{place} zeroized ({action})")
+            } else if flag(r, "init") {
+                format!("{place} initialized ({action})")
+            } else {
+                format!("{action} on {place}: {}", what.to_lowercase())
+            };
+            let why = if grave {
+                "zeroize and init are always high"
+            } else {
+                "HSM administration"
+            };
             if get(r, "outcome") == Some("success") {
                 (
-                    Severity::High,
-                    format!("partition {part} {what} at {at} UTC by actor {actor} from {ip} (zeroize and init are always high)"),
+                    if grave { Severity::High } else { Severity::Medium },
+                    format!("{done} at {at} UTC by actor {actor} from {ip} ({why})"),
                 )
             } else {
                 (
-                    Severity::Medium,
+                    if grave { Severity::Medium } else { Severity::Low },
                     format!(
-                        "an attempt to have partition {part} {what} at {at} UTC by actor {actor} from {ip} failed ({})",
+                        "an attempt ({done}) at {at} UTC by actor {actor} from {ip} failed ({})",
                         get(r, "status").unwrap_or("?")
                     ),
                 )
             }
         }
         "pin_change" => {
-            let mut reason = format!(
-                "{} by actor {actor} from {ip} at {at} UTC",
-                get(r, "action").unwrap_or_default()
-            );
+            let action = get(r, "action").unwrap_or_default();
+            let mut reason = match get(r, "what") {
+                Some(w) => format!("{action} ({}) by actor {actor} from {ip} at {at} UTC", w.to_lowercase()),
+                None => format!("{action} by actor {actor} from {ip} at {at} UTC"),
+            };
             let enough = num(r, "history_days") >= rules.min_history_days as u64;
             let mut sev = Severity::Low;
+            if flag(r, "privilege_change") {
+                sev = Severity::Medium;
+                reason.push_str("; it changes who holds privileges on the HSM");
+            }
             if enough && flag(r, "new_actor") {
                 sev = Severity::Medium;
                 reason.push_str(&format!("; the actor was never seen in the {b} days before"));

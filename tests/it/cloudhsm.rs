@@ -973,3 +973,99 @@ fn readme_first_command_shows_both_vendors() {
         ]
     );
 }
+
+/// One CloudHSM management block: `opcode` by `user` (name, type), with its response.
+fn mgmt_block(usecs: i64, seq: u32, opcode: &str, user: (&str, &str), response: &str) -> String {
+    let secs = usecs.div_euclid(1_000_000);
+    let t = chrono::DateTime::from_timestamp(secs, 0).unwrap();
+    format!(
+        "Time: {}.{:06}, usecs:{usecs}\nSequence No : {seq:#x}\nReboot counter : 0x2a\n\
+         Command Type(hex) : CN_MGMT_CMD (0x0)\nOpcode : {opcode} (0x1)\nSession Handle : 0x4008001\n\
+         Response : {response}\nLog type : MGMT_USER_DETAILS_LOG (2)\nUser Name : {}\nUser Type : {}",
+        t.format("%m/%d/%y %H:%M:%S"),
+        usecs.rem_euclid(1_000_000),
+        user.0,
+        user.1
+    )
+}
+
+#[test]
+fn findings_judge_cloudhsm_administration_by_what_it_does() {
+    // A cluster's HSM is zeroized, initialized again, a crypto officer is added, a user
+    // removed, a password changed, sessions closed; and one zeroize is refused.
+    let day = 1_717_243_200_000_000; // 2024-06-01 12:00 UTC
+    let co = ("ops_admin", "CN_CRYPTO_OFFICER (2)");
+    let done = "0:HSM Return: SUCCESS";
+    let blocks = [
+        mgmt_block(day, 0x10, "CN_ZEROIZE", co, done),
+        mgmt_block(day + 60_000_000, 0x11, "CN_INIT_TOKEN", co, done),
+        mgmt_block(day + 120_000_000, 0x12, "CN_CREATE_CO", co, done),
+        mgmt_block(day + 180_000_000, 0x13, "CN_DELETE_USER", co, done),
+        mgmt_block(day + 240_000_000, 0x14, "CN_CHANGE_PSWD", co, done),
+        mgmt_block(
+            day + 300_000_000,
+            0x15,
+            "CN_CLOSE_PARTITION_SESSIONS",
+            co,
+            done,
+        ),
+        mgmt_block(
+            day + 360_000_000,
+            0x16,
+            "CN_ZEROIZE",
+            co,
+            "163:HSM Error: RET_USER_LOGIN_FAILURE",
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "audit.log",
+        format!("{}\n", blocks.join("\n\n")).as_bytes(),
+    );
+    let lake = dir.path().join("lake");
+    ok(&convert(&lake, &[f], &["--tenant", CLUSTER]), 7);
+    let out = crate::common::bin()
+        .args(["findings", "--format", "ndjson", "--lake"])
+        .arg(&lake)
+        .output()
+        .unwrap();
+    crate::common::assert_success(&out);
+    let mut got: Vec<(String, String, String)> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|f| f["kind"] == "partition_admin" || f["kind"] == "pin_change")
+        .map(|f| {
+            let s = |k: &str| f[k].as_str().unwrap().to_string();
+            (s("time"), s("severity"), s("reason"))
+        })
+        .collect();
+    got.sort();
+    let sev: Vec<&str> = got.iter().map(|g| g.1.as_str()).collect();
+    // zeroize, init: high; a new CO, a removed user: medium; a password change: low;
+    // closing sessions: medium; the refused zeroize: medium.
+    assert_eq!(
+        sev,
+        ["high", "high", "medium", "medium", "low", "medium", "medium"],
+        "{got:#?}"
+    );
+    assert!(got[0].2.starts_with("the HSM zeroized"), "{}", got[0].2);
+    assert!(got[0].2.contains("zeroized (CN_ZEROIZE)"), "{}", got[0].2);
+    assert!(
+        got[1].2.contains("initialized (CN_INIT_TOKEN)"),
+        "{}",
+        got[1].2
+    );
+    assert!(
+        got[2].2.contains("adds a crypto officer") && got[2].2.contains("privileges"),
+        "{}",
+        got[2].2
+    );
+    assert!(
+        got[5].2.contains("closes sessions on the hsm") && got[5].2.contains("HSM administration"),
+        "{}",
+        got[5].2
+    );
+    assert!(got[6].2.contains("failed"), "{}", got[6].2);
+}
