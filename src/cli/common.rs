@@ -263,13 +263,24 @@ impl RulesArgs {
     /// The rules in force and where they came from: the file, else the config's
     /// `[rules]`, else the defaults; `--baseline` over any of them.
     pub fn resolve(&self, cfg: &config::Config) -> Result<(Rules, String)> {
-        let (mut rules, origin) = match (&self.rules, &cfg.rules) {
-            (Some(p), _) => (
+        let (mut rules, origin) = match (&self.rules, &cfg.rules_table) {
+            // A rules file over the config's [rules], key by key.
+            (Some(p), Some(base)) => (
+                Rules::load_over(p, base).map_err(|e| crate::Error::Usage(e.to_string()))?,
+                format!(
+                    "{} over the [rules] of {}",
+                    p.display(),
+                    cfg.path
+                        .as_ref()
+                        .map_or("the config".into(), |c| c.display().to_string())
+                ),
+            ),
+            (Some(p), None) => (
                 Rules::load(p).map_err(|e| crate::Error::Usage(e.to_string()))?,
                 p.display().to_string(),
             ),
-            (None, Some(r)) => (
-                r.clone(),
+            (None, Some(_)) => (
+                cfg.rules.clone().unwrap_or_default(),
                 format!(
                     "[rules] of {}",
                     cfg.path

@@ -50,6 +50,8 @@ pub struct Config {
     pub settings: LakeSettings,
     /// The file's `[rules]`, when it has one.
     pub rules: Option<crate::report::rules::Rules>,
+    /// The same as written, for a `--rules` file to be laid over key by key.
+    pub rules_table: Option<toml::Table>,
 }
 
 /// `--config FILE`, else `$XDG_CONFIG_HOME/auditlake/config.toml`, else
@@ -70,13 +72,21 @@ impl Config {
             Some(p) => Some(p.to_path_buf()),
             None => default_path().filter(|p| p.is_file()),
         };
-        let file = match &path {
+        let (file, rules_table) = match &path {
             Some(p) => {
                 let text = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
-                toml::from_str::<ConfigFile>(&text)
-                    .map_err(|e| Error::Usage(format!("{}: {}", p.display(), e.message())))?
+                let file = toml::from_str::<ConfigFile>(&text)
+                    .map_err(|e| Error::Usage(format!("{}: {}", p.display(), e.message())))?;
+                let table = toml::from_str::<toml::Table>(&text)
+                    .ok()
+                    .and_then(|mut t| t.remove("rules"))
+                    .and_then(|r| match r {
+                        toml::Value::Table(t) => Some(t),
+                        _ => None,
+                    });
+                (file, table)
             }
-            None => ConfigFile::default(),
+            None => (ConfigFile::default(), None),
         };
         let mut settings = file.default;
         if let Some(name) = profile {
@@ -113,6 +123,7 @@ impl Config {
             profile: profile.map(str::to_string),
             settings,
             rules: file.rules,
+            rules_table,
         })
     }
 }

@@ -92,6 +92,17 @@ pub struct Cryptoperiod {
     pub reason: Option<String>,
 }
 
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
 /// A tenant's clock and working time.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -246,6 +257,30 @@ impl Rules {
             source,
         })?;
         Rules::parse(&text, &path.display().to_string())
+    }
+
+    /// The rules of `path` laid over `base` (the config file's `[rules]`) key by key: a
+    /// table (a tenant, the allowlists) merges, any other value (a number, a list) of the
+    /// file replaces the base's.
+    pub fn load_over(path: &Path, base: &toml::Table) -> Result<Rules, RulesError> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| RulesError::Read {
+            path: origin.clone(),
+            source,
+        })?;
+        let over: toml::Table = toml::from_str(&text).map_err(|e| RulesError::Parse {
+            path: origin.clone(),
+            message: e.message().to_string(),
+        })?;
+        let mut merged = base.clone();
+        merge(&mut merged, over);
+        let rules =
+            Rules::deserialize(toml::Value::Table(merged)).map_err(|e| RulesError::Parse {
+                path: format!("{origin} over the config's [rules]"),
+                message: e.message().to_string(),
+            })?;
+        rules.check()?;
+        Ok(rules)
     }
 
     /// Parses rules text (`origin` names it in errors) and checks every value.

@@ -852,6 +852,38 @@ fn rules_show_prints_the_rules_in_force_from_the_file_or_the_config() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("burst_failures must be at least 1"));
+    // A rules file lies over the config's [rules] key by key: its numbers and its tenant's
+    // business hours win, the config's other numbers and the tenant's zone stay.
+    std::fs::write(
+        &cfg,
+        "[rules]\ndormant_days = 30\nburst_failures = 7\n[rules.tenants.acme]\ntimezone = \"+09:00\"\n",
+    )
+    .unwrap();
+    let file = dir.path().join("rules.toml");
+    std::fs::write(
+        &file,
+        "burst_failures = 3\n[tenants.acme]\nbusiness_hours = \"08:00-18:00\"\n[tenants.other]\ntimezone = \"Asia/Kolkata\"\n",
+    )
+    .unwrap();
+    let out = bin()
+        .arg("--config")
+        .arg(&cfg)
+        .args(["rules", "show", "--rules"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_success(&out);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    for line in [
+        "dormant_days = 30",
+        "burst_failures = 3",
+        "timezone = \"+09:00\"",
+        "business_hours = \"08:00-18:00\"",
+        "timezone = \"Asia/Kolkata\"",
+    ] {
+        assert!(text.contains(line), "{line}: {text}");
+    }
+    assert!(text.contains("over the [rules] of"), "{text}");
 }
 
 /// Recall and noise of monthly reports against a manifest of planted incidents.
