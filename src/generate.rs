@@ -832,26 +832,41 @@ fn plant(
             }
             "new_key_user" => {
                 // A key one actor uses every day; the next month another actor uses it too.
+                // The key lives in a partition the other actor never works in (using a key
+                // of one's own partition is routine, not news).
                 let k = rng.hex(16);
-                new.push(ev(
+                let kp = (t.clients[other].partition + 1) % t.partitions.len();
+                let on_kp = |mut e: Event| {
+                    let (partid, hsmid) = &t.partitions[kp];
+                    e.partid = partid.clone();
+                    e.hsmid = hsmid.clone();
+                    e
+                };
+                new.push(on_kp(ev(
                     rng,
                     co,
                     day(1) + 9 * H,
                     "LUNA_GENERATE_KEY",
                     Some(k.clone()),
-                ));
+                )));
                 for d in 1..26 {
-                    new.push(ev(rng, co, day(d) + 10 * H, "LUNA_SIGN", Some(k.clone())));
+                    new.push(on_kp(ev(
+                        rng,
+                        co,
+                        day(d) + 10 * H,
+                        "LUNA_SIGN",
+                        Some(k.clone()),
+                    )));
                 }
                 let next = month_start(m + 1);
                 for i in 0..3 {
-                    new.push(ev(
+                    new.push(on_kp(ev(
                         rng,
                         other,
                         next + 12 * MICROS_PER_DAY + 14 * H + i * M,
                         "LUNA_SIGN",
                         Some(k.clone()),
-                    ));
+                    )));
                 }
                 keys.push(k);
                 expect.push("new_key_user");

@@ -1,6 +1,6 @@
 -- kind: failed_login_burst
 -- report: brute_force
--- rule: {burst_failures} or more failed logins from one client IP within {burst_window_minutes} minutes (medium; high when that IP then logs in)
+-- rule: {burst_failures} or more failed logins from one client IP within {burst_window_minutes} minutes, judged against the tenant's worst such window of the look-back (medium; low when no more than that window held; high when that IP then logs in)
 -- One row per failure that opens a full window; overlapping windows are merged into one burst afterwards.
 WITH f AS (
     SELECT e.tenant_id, e.client_ip, e.actor_id, e.time
@@ -12,6 +12,14 @@ ok AS (
     FROM events e JOIN action_catalog c ON c.vendor = e.vendor AND c.action = e.action
     WHERE c.category = 'auth' AND e.outcome = 'success'
 ),
+bf AS (
+    SELECT b.tenant_id,
+           count(*) OVER (PARTITION BY b.tenant_id, b.client_ip ORDER BY b.time
+                          RANGE BETWEEN CURRENT ROW AND INTERVAL '{burst_window_minutes} minutes' FOLLOWING) AS n
+    FROM events_baseline b JOIN action_catalog c ON c.vendor = b.vendor AND c.action = b.action
+    WHERE c.category = 'auth' AND b.outcome = 'failure'
+),
+peak AS (SELECT tenant_id, max(n) AS baseline_peak FROM bf GROUP BY tenant_id),
 w AS (
     SELECT tenant_id, client_ip, actor_id, time,
            count(*) OVER (PARTITION BY tenant_id, client_ip ORDER BY time
@@ -21,8 +29,11 @@ w AS (
     FROM f
 )
 SELECT w.tenant_id, w.time, w.actor_id, w.client_ip, CAST(NULL AS VARCHAR) AS ouid,
-       w.failures, w.last_failure, min(ok.time) AS success_after
+       w.failures, w.last_failure, min(ok.time) AS success_after,
+       coalesce(min(p.baseline_peak), 0) AS baseline_peak, coalesce(min(th.history_days), 0) AS history_days
 FROM w
+LEFT JOIN peak p ON p.tenant_id = w.tenant_id
+LEFT JOIN tenant_history th ON th.tenant_id = w.tenant_id
 LEFT JOIN ok ON ok.tenant_id = w.tenant_id AND ok.client_ip = w.client_ip
             AND ok.time > w.time AND ok.time <= w.last_failure + INTERVAL '1 hour'
 WHERE w.failures >= {burst_failures}

@@ -159,6 +159,8 @@ fn params(rules: &Rules) -> Vec<(&'static str, u32)> {
         ("key_owner_min_uses", rules.key_owner_min_uses),
         ("key_owner_max_actors", rules.key_owner_max_actors),
         ("cryptoperiod_days", rules.cryptoperiod_days),
+        ("routine_factor", rules.routine_factor),
+        ("routine_new_per_30_days", rules.routine_new_per_30_days),
         ("unused_key_days", rules.unused_key_days),
     ]
 }
@@ -634,30 +636,66 @@ fn judge(def: &FindingRule, rows: &[Row], rules: &Rules) -> Vec<Finding> {
                 id(get(r, "actor_id")),
                 rules.burst_failures
             );
+                let peak = num(r, "baseline_peak");
+                let enough = num(r, "history_days") >= rules.min_history_days as u64;
+                let base = match peak {
+                    0 => format!("no address failed that often in the {b} days before"),
+                    p => format!(
+                        "its worst {} minutes from one address in the {b} days before had {p}",
+                        rules.burst_window_minutes
+                    ),
+                };
                 let sev = match get(r, "success_after") {
                     Some(t) => {
                         reason.push_str(&format!(", then logged in successfully at {}", short(t)));
                         Severity::High
                     }
-                    None => Severity::Medium,
+                    None if enough && n <= peak => {
+                        reason.push_str(&format!("; within this tenant's routine: {base}"));
+                        Severity::Low
+                    }
+                    None => {
+                        if enough {
+                            reason.push_str(&format!("; {base}"));
+                        }
+                        Severity::Medium
+                    }
                 };
                 (sev, reason)
             })
         }
         "mass_key_destruction" => {
             merge_windows(def, rows, "destroys", "last_destroy", |r, n, last| {
-                (
-                Severity::High,
-                format!(
-                    "{n} keys destroyed within {} minutes ({} to {} UTC), first by actor {} from {} (threshold {})",
-                    rules.mass_destroy_window_minutes,
+                let w = rules.mass_destroy_window_minutes;
+                let mut reason = format!(
+                    "{n} keys destroyed within {w} minutes ({} to {} UTC), first by actor {} from {} (threshold {})",
                     short(get(r, "time").unwrap_or_default()),
                     short(last),
                     id(get(r, "actor_id")),
                     id(get(r, "client_ip")),
                     rules.mass_destroy_count
-                ),
-            )
+                );
+                let peak = num(r, "baseline_peak");
+                let days = num(r, "history_days");
+                let base =
+                    format!("this tenant's busiest {w} minutes in the {b} days before had {peak}");
+                let sev = if days < rules.min_history_days as u64 {
+                    reason.push_str(&format!(
+                        "; too little history to compare with ({days} days, {} needed)",
+                        rules.min_history_days
+                    ));
+                    Severity::Medium
+                } else if n > peak * rules.routine_factor as u64 {
+                    reason.push_str(&format!("; {base}"));
+                    Severity::High
+                } else if n > peak {
+                    reason.push_str(&format!("; more than usual: {base}"));
+                    Severity::Medium
+                } else {
+                    reason.push_str(&format!("; within this tenant's routine: {base}"));
+                    Severity::Low
+                };
+                (sev, reason)
             })
         }
         _ => rows
@@ -737,16 +775,17 @@ fn judge_row(kind: &str, r: &Row, rules: &Rules, b: u32) -> (Severity, String) {
             }
             (sev, reason)
         }
-        "new_actor" => (
-            Severity::Medium,
-            format!(
+        "new_actor" => {
+            let mut reason = format!(
                 "actor {actor} (role {}) first seen at {at} UTC from {ip}: {} successful events, never seen for this tenant in the {b} days before",
                 get(r, "roles").unwrap_or("?"),
                 num(r, "events")
-            ),
-        ),
+            );
+            let sev = churn(r, rules, "new actors", &mut reason);
+            (sev, reason)
+        }
         "new_client_ip" => {
-            let mut sev = Severity::Medium;
+            let mut sev;
             let mut reason = format!(
                 "actor {actor} logged in from {ip}, never seen for this actor in the {b} days before ({} successful events from it, first at {at} UTC)",
                 num(r, "events")
@@ -759,6 +798,8 @@ fn judge_row(kind: &str, r: &Row, rules: &Rules, b: u32) -> (Severity, String) {
                 reason.push_str(&format!(
                     "; the actor used it before, more than {b} days ago"
                 ));
+            } else {
+                sev = churn(r, rules, "new addresses of known actors", &mut reason);
             }
             if flag(r, "first_off_hours") {
                 sev = sev.up();
@@ -806,9 +847,8 @@ fn judge_row(kind: &str, r: &Row, rules: &Rules, b: u32) -> (Severity, String) {
                 ),
             )
         }
-        "new_key_user" => (
-            Severity::Medium,
-            format!(
+        "new_key_user" => {
+            let mut reason = format!(
                 "actor {actor} used key {} {} times from {ip}, first at {at} UTC; in the {b} days before only {} used it ({} uses)",
                 get(r, "ouid").unwrap_or("?"),
                 num(r, "uses"),
@@ -819,8 +859,25 @@ fn judge_row(kind: &str, r: &Row, rules: &Rules, b: u32) -> (Severity, String) {
                     .collect::<Vec<_>>()
                     .join(", "),
                 num(r, "baseline_uses")
-            ),
-        ),
+            );
+            let place = match get(r, "place") {
+                Some(p) => format!("partition {p}"),
+                None => "its partition".to_string(),
+            };
+            let known = num(r, "place_uses");
+            let sev = if known > 0 {
+                reason.push_str(&format!(
+                    "; the actor already works with other keys of {place} ({known} uses in the {b} days before)"
+                ));
+                Severity::Low
+            } else {
+                reason.push_str(&format!(
+                    "; and never used a key of {place} in the {b} days before"
+                ));
+                Severity::Medium
+            };
+            (sev, reason)
+        }
         "new_replication_target" => {
             let known = flag(r, "partition_known");
             (
@@ -868,6 +925,27 @@ fn judge_row(kind: &str, r: &Row, rules: &Rules, b: u32) -> (Severity, String) {
             ),
         ),
         other => (Severity::Info, format!("{other}: a row of this rule")),
+    }
+}
+
+/// Medium, or low for a tenant to which such news is routine: `what` (new actors, new
+/// addresses) seen at `routine_new_per_30_days` or more per 30 days of the look-back after its
+/// first `min_history_days` days. The reason says what the tenant's rate was.
+fn churn(r: &Row, rules: &Rules, what: &str, reason: &mut String) -> Severity {
+    let (n, days) = (num(r, "baseline_new"), num(r, "churn_days"));
+    if days == 0 {
+        return Severity::Medium;
+    }
+    if n * 30 >= rules.routine_new_per_30_days as u64 * days {
+        reason.push_str(&format!(
+            "; routine for this tenant: {n} {what} in the last {days} days of its look-back"
+        ));
+        Severity::Low
+    } else {
+        reason.push_str(&format!(
+            "; this tenant saw {n} {what} in the last {days} days of its look-back"
+        ));
+        Severity::Medium
     }
 }
 

@@ -49,6 +49,13 @@ pub struct Rules {
     /// Successful key destroys in one tenant within `mass_destroy_window_minutes`.
     pub mass_destroy_count: u32,
     pub mass_destroy_window_minutes: u32,
+    /// A burst or a mass destruction is judged against the tenant's own worst window of
+    /// the look-back: it is high (a burst: medium) only when it holds more than this many
+    /// times that window's count, and low when it holds no more than that window did.
+    pub routine_factor: u32,
+    /// A tenant that saw at least this many new actors (or new client IPs of its actors)
+    /// per 30 days of its look-back finds one more routine: such findings are low.
+    pub routine_new_per_30_days: u32,
     /// A key with at least this many uses in the look-back, all by at most
     /// `key_owner_max_actors` actors, has owners; another actor using it is a finding.
     pub key_owner_min_uses: u32,
@@ -167,6 +174,8 @@ impl Default for Rules {
             burst_window_minutes: 10,
             mass_destroy_count: 10,
             mass_destroy_window_minutes: 60,
+            routine_factor: 2,
+            routine_new_per_30_days: 4,
             key_owner_min_uses: 20,
             key_owner_max_actors: 2,
             cryptoperiod_days: 730,
@@ -308,6 +317,8 @@ impl Rules {
             ("key_owner_min_uses", self.key_owner_min_uses),
             ("key_owner_max_actors", self.key_owner_max_actors),
             ("cryptoperiod_days", self.cryptoperiod_days),
+            ("routine_factor", self.routine_factor),
+            ("routine_new_per_30_days", self.routine_new_per_30_days),
             ("unused_key_days", self.unused_key_days),
         ] {
             if v == 0 {

@@ -86,9 +86,15 @@ fn routine(recs: &mut Vec<Rec>, from: (i64, u32, u32), days: i64) {
             ("actor-e", "10.0.0.4", "KE"),
         ] {
             let t0 = d * MICROS_PER_DAY + 9 * H;
-            recs.push(rec(t0, actor, "LUNA_LOGIN", ip));
+            // actor-e works in another partition than the others.
+            let part = if actor == "actor-e" { "200" } else { "100" };
+            let mut login = rec(t0, actor, "LUNA_LOGIN", ip);
+            login.part = part;
+            recs.push(login);
             for h in 0..8 {
-                recs.push(key(rec(t0 + h * H + 5 * M, actor, "LUNA_SIGN", ip), k));
+                let mut r = key(rec(t0 + h * H + 5 * M, actor, "LUNA_SIGN", ip), k);
+                r.part = part;
+                recs.push(r);
             }
         }
     }
@@ -202,6 +208,11 @@ fn hand_lake() -> &'static Path {
         ));
         r.push(key(
             rec(at(2025, 4, 16, 10, 0), "actor-d", "LUNA_SIGN", "10.0.0.3"),
+            "KA",
+        ));
+        // actor-e, at home in partition 200, uses KA of partition 100.
+        r.push(key(
+            rec(at(2025, 4, 16, 11, 0), "actor-e", "LUNA_SIGN", "10.0.0.4"),
             "KA",
         ));
         for i in 0..12 {
@@ -371,12 +382,25 @@ fn dormant_key_fires_for_a_key_first_used_long_after_creation_only() {
 
 #[test]
 fn new_key_user_fires_when_another_actor_uses_an_owned_key_only() {
+    // actor-d works with other keys of KA's partition: routine (low); actor-e never
+    // used a key of it: medium.
     let f = of_kind(april(), "new_key_user");
     assert_eq!(
         f.iter()
             .map(|x| (x.0.as_str(), x.1.as_str(), x.3.as_str()))
             .collect::<Vec<_>>(),
-        [("medium", "actor-d", "KA")]
+        [("medium", "actor-e", "KA"), ("low", "actor-d", "KA")]
+    );
+    assert!(
+        f[0].4.contains("never used a key of partition 100"),
+        "{}",
+        f[0].4
+    );
+    assert!(
+        f[1].4
+            .contains("already works with other keys of partition 100"),
+        "{}",
+        f[1].4
     );
 }
 
@@ -563,7 +587,12 @@ maintenance_windows = [{ tenant = "t-hand", from = "2025-04-24T09:00:00Z", to = 
         suppressed["partition_admin"].starts_with("maintenance window"),
         "{suppressed:?}"
     );
-    assert_eq!(doc["summary"]["suppressed"], 3);
+    // And actor-e's first use of a key of another partition (the batch client's, expected).
+    assert_eq!(
+        suppressed["new_key_user"],
+        "batch client actor-e (weekend batch)"
+    );
+    assert_eq!(doc["summary"]["suppressed"], 4);
     let md = bin()
         .args([
             "report",
@@ -1654,4 +1683,202 @@ fn the_key_inventory_lists_every_key_with_its_life_in_every_format() {
             assert!(text.contains("<script>") && text.contains("sort by this column"));
         }
     }
+}
+
+/// Two tenants with the same April: twelve keys destroyed within an hour, twelve failed
+/// logins within ten minutes from one address, a new actor, a known actor on a new
+/// address. Their first quarter differs: t-quiet does nothing of the kind; t-busy
+/// rotates fifteen keys an hour every fortnight, has a client that fails fifteen logins
+/// in a row every ten days, and sees a new actor and a new address every three days.
+fn calibration_lake() -> &'static Path {
+    static LAKE: OnceLock<PathBuf> = OnceLock::new();
+    LAKE.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("findings-calibration-lake");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+        let mut exports = Vec::new();
+        for tenant in ["t-quiet", "t-busy"] {
+            let busy = tenant == "t-busy";
+            let mut r = Vec::new();
+            let start = days_from_civil(2025, 1, 1);
+            for d in start..days_from_civil(2025, 5, 1) {
+                let dow = (d + 4).rem_euclid(7);
+                if dow == 0 || dow == 6 {
+                    continue;
+                }
+                for (actor, ip, k) in [
+                    ("a1", "10.0.0.1", "K1"),
+                    ("a2", "10.0.0.2", "K2"),
+                    ("a3", "10.0.0.3", "K3"),
+                ] {
+                    let t0 = d * MICROS_PER_DAY + 9 * H;
+                    r.push(rec(t0, actor, "LUNA_LOGIN", ip));
+                    r.push(key(rec(t0 + H, actor, "LUNA_SIGN", ip), k));
+                }
+            }
+            let q1_end = days_from_civil(2025, 4, 1);
+            if busy {
+                for (n, d) in (start + 20..q1_end).enumerate() {
+                    let t0 = d * MICROS_PER_DAY + 13 * H;
+                    let n = n as i64;
+                    if n % 14 == 0 {
+                        for i in 0..15 {
+                            let k = leak(format!("R{d}-{i}"));
+                            r.push(key(
+                                rec(t0 - 2 * H + i * M, "a1", "LUNA_GENERATE_KEY", "10.0.0.1"),
+                                k,
+                            ));
+                            r.push(key(
+                                rec(t0 + i * 3 * M, "a1", "LUNA_DESTROY_OBJECT", "10.0.0.1"),
+                                k,
+                            ));
+                        }
+                    }
+                    if n % 10 == 0 {
+                        for i in 0..15 {
+                            let mut f =
+                                rec(t0 + 3 * H + i * 20_000_000, "a2", "LUNA_LOGIN", "10.9.9.9");
+                            f.ok = false;
+                            r.push(f);
+                        }
+                    }
+                    if n % 3 == 0 {
+                        r.push(rec(
+                            t0 + 2 * H,
+                            leak(format!("temp-{n}")),
+                            "LUNA_LOGIN",
+                            "10.0.0.3",
+                        ));
+                        r.push(rec(
+                            t0 + 2 * H,
+                            "a1",
+                            "LUNA_LOGIN",
+                            leak(format!("10.1.{}.{}", n / 200, n % 200)),
+                        ));
+                    }
+                }
+            }
+            // April, the same in both.
+            for i in 0..12 {
+                let k = leak(format!("D{i}"));
+                r.push(key(
+                    rec(
+                        at(2025, 4, 9, 10, 0) + i * M,
+                        "a1",
+                        "LUNA_GENERATE_KEY",
+                        "10.0.0.1",
+                    ),
+                    k,
+                ));
+                r.push(key(
+                    rec(
+                        at(2025, 4, 10, 11, 0) + i * 4 * M,
+                        "a1",
+                        "LUNA_DESTROY_OBJECT",
+                        "10.0.0.1",
+                    ),
+                    k,
+                ));
+            }
+            for i in 0..12 {
+                let mut f = rec(
+                    at(2025, 4, 11, 15, 0) + i * 30_000_000,
+                    "a3",
+                    "LUNA_LOGIN",
+                    "198.51.100.9",
+                );
+                f.ok = false;
+                r.push(f);
+            }
+            r.push(rec(
+                at(2025, 4, 14, 10, 0),
+                "newbie",
+                "LUNA_LOGIN",
+                "10.0.0.2",
+            ));
+            r.push(rec(at(2025, 4, 15, 10, 0), "a1", "LUNA_LOGIN", "10.7.7.7"));
+            let export = dir.join(format!("{tenant}.json"));
+            write_export(&export, tenant, &r);
+            exports.push(export);
+        }
+        let lake = dir.join("lake");
+        assert_eq!(convert(&lake, &exports, &[]).code, 0);
+        lake
+    })
+}
+
+#[test]
+fn each_rule_judges_the_same_counts_against_the_tenants_own_history() {
+    let (_, doc) = report(
+        calibration_lake(),
+        &["--from", "2025-04-01", "--to", "2025-04-30"],
+    );
+    let sev = |tenant: &str, kind: &str| -> Vec<(String, String)> {
+        doc["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["tenant_id"] == tenant && f["kind"] == kind)
+            .map(|f| {
+                (
+                    f["severity"].as_str().unwrap().to_string(),
+                    f["reason"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    for (kind, quiet, busy, quiet_says, busy_says) in [
+        (
+            "mass_key_destruction",
+            "high",
+            "low",
+            "this tenant's busiest 60 minutes in the 90 days before had 0",
+            "within this tenant's routine: this tenant's busiest 60 minutes in the 90 days before had 15",
+        ),
+        (
+            "failed_login_burst",
+            "medium",
+            "low",
+            "no address failed that often in the 90 days before",
+            "within this tenant's routine: its worst 10 minutes from one address in the 90 days before had 15",
+        ),
+        ("new_actor", "medium", "low", "this tenant saw 0 new actors", "routine for this tenant: 24 new actors"),
+        (
+            "new_client_ip",
+            "medium",
+            "low",
+            "this tenant saw 0 new addresses of known actors",
+            "routine for this tenant: 24 new addresses of known actors",
+        ),
+    ] {
+        let q = sev("t-quiet", kind);
+        let b = sev("t-busy", kind);
+        assert_eq!(q.len(), 1, "{kind} in t-quiet: {q:?}");
+        assert_eq!(b.len(), 1, "{kind} in t-busy: {b:?}");
+        assert_eq!(q[0].0, quiet, "{kind} in t-quiet: {}", q[0].1);
+        assert_eq!(b[0].0, busy, "{kind} in t-busy: {}", b[0].1);
+        assert!(q[0].1.contains(quiet_says), "{kind}: {}", q[0].1);
+        assert!(b[0].1.contains(busy_says), "{kind}: {}", b[0].1);
+    }
+    // A lower threshold does not turn a tenant's routine into news.
+    let (_, doc) = report(
+        calibration_lake(),
+        &["--from", "2025-04-01", "--to", "2025-04-30", "--rules", {
+            let p = Path::new(env!("CARGO_TARGET_TMPDIR")).join("calibration-rules.toml");
+            std::fs::write(&p, "mass_destroy_count = 5\n").unwrap();
+            Box::leak(p.to_string_lossy().into_owned().into_boxed_str())
+        }],
+    );
+    let busy: Vec<&Value> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["tenant_id"] == "t-busy" && f["kind"] == "mass_key_destruction")
+        .collect();
+    assert_eq!(busy.len(), 1);
+    assert_eq!(
+        busy[0]["severity"], "low",
+        "12 against a routine of 15 stays low at any threshold"
+    );
 }
