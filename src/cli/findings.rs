@@ -50,6 +50,11 @@ pub struct FindingsArgs {
     /// allowlist nor acknowledged.
     #[arg(long, value_enum, value_name = "SEVERITY")]
     pub fail_on: Option<FailOn>,
+    /// Memory for sorts, joins and aggregates (e.g. 2G) before they spill to temporary
+    /// files (default: half the machine's memory). The findings keep the period and its
+    /// look-back in memory only when they fit in a quarter of it, else read them again.
+    #[arg(long, value_name = "SIZE", value_parser = crate::query::parse_size)]
+    pub memory_limit: Option<usize>,
     #[command(flatten)]
     pub rules: RulesArgs,
     #[command(flatten)]
@@ -117,6 +122,7 @@ pub fn run(args: FindingsArgs, global: &Global) -> Result<ExitCode> {
         names: Vec::new(),
         rules,
         acks,
+        memory_limit: args.memory_limit,
         cluster: args.cluster.checked()?,
     };
     let pack = rt.block_on(crate::report::run_findings(&opts))?;

@@ -49,6 +49,11 @@ pub struct ReportArgs {
     /// The same as --fail-on low.
     #[arg(long, conflicts_with = "fail_on")]
     pub fail_on_findings: bool,
+    /// Memory for sorts, joins and aggregates (e.g. 2G) before they spill to temporary
+    /// files (default: half the machine's memory). The findings keep the period and its
+    /// look-back in memory only when they fit in a quarter of it, else read them again.
+    #[arg(long, value_name = "SIZE", value_parser = crate::query::parse_size)]
+    pub memory_limit: Option<usize>,
     #[command(flatten)]
     pub rules: RulesArgs,
     #[command(flatten)]
@@ -87,6 +92,7 @@ pub fn run(args: ReportArgs, global: &Global) -> Result<ExitCode> {
         output,
         fail_on,
         fail_on_findings,
+        memory_limit,
         rules,
         acks,
         cluster,
@@ -104,6 +110,7 @@ pub fn run(args: ReportArgs, global: &Global) -> Result<ExitCode> {
         names,
         rules,
         acks,
+        memory_limit,
         cluster,
     };
     let pack = rt.block_on(crate::report::run(&opts))?;

@@ -396,6 +396,21 @@ fn weekday(local: &str) -> &'static str {
     ][day.rem_euclid(7) as usize]
 }
 
+/// The columns the rules read (not the record's meta, extra, source or resource id), strings
+/// as plain Utf8: a string view array keeps the whole page it was read from, and a hash
+/// join's build side accounts for every page its few rows point into.
+const RULE_COLUMNS: &str = "time, arrow_cast(tenant_id, 'Utf8') AS tenant_id, day, \
+arrow_cast(vendor, 'Utf8') AS vendor, arrow_cast(actor_id, 'Utf8') AS actor_id, \
+arrow_cast(action, 'Utf8') AS action, arrow_cast(status, 'Utf8') AS status, \
+arrow_cast(outcome, 'Utf8') AS outcome, arrow_cast(trace_id, 'Utf8') AS trace_id, \
+arrow_cast(client_ip, 'Utf8') AS client_ip, arrow_cast(hsm_id, 'Utf8') AS hsm_id, \
+arrow_cast(part_id, 'Utf8') AS part_id, arrow_cast(role, 'Utf8') AS role, \
+arrow_cast(ouid, 'Utf8') AS ouid";
+
+/// What a row of the lake costs held in memory, all columns (a generous estimate: the
+/// lake's own rows average 150-250 bytes as Arrow arrays).
+const BYTES_PER_ROW: u64 = 256;
+
 /// Runs the rules whose evidence report is among `reports` over the session's period.
 ///
 /// The rules run over in-memory copies of what they read. On a cluster those cannot be
@@ -406,6 +421,7 @@ pub async fn run(
     session: &Session,
     rules: &Rules,
     acks: &super::acks::Acks,
+    memory_limit: usize,
     period: (i32, i32),
     tenants: &[String],
     reports: &[String],
@@ -422,29 +438,68 @@ pub async fn run(
         source
     };
     register_clocks(ctx, rules)?;
-    // Every rule reads the period and its look-back: read them from the lake once.
+    // Every rule reads the period and its look-back: read them from the lake once and keep
+    // them in memory when they fit in a quarter of the memory limit (at an estimated
+    // BYTES_PER_ROW); otherwise every rule streams them from the lake again, within the
+    // limit however long the period and look-back.
+    let mut rows_of_source: BTreeMap<&str, u64> = BTreeMap::new();
+    for view in ["events", "events_baseline", "events_before_period"] {
+        let n = source
+            .sql(&format!("SELECT count(*) AS n FROM {view}"))
+            .await?
+            .collect()
+            .await?;
+        let n = n
+            .first()
+            .and_then(|b| {
+                b.column(0)
+                    .as_any()
+                    .downcast_ref::<arrow::array::Int64Array>()
+            })
+            .map_or(0, |a| a.value(0).max(0) as u64);
+        rows_of_source.insert(view, n);
+    }
     for (name, sql) in [
-        ("events", "SELECT * FROM events"),
-        ("events_baseline", "SELECT * FROM events_baseline"),
+        ("events", format!("SELECT {RULE_COLUMNS} FROM events")),
+        (
+            "events_baseline",
+            format!("SELECT {RULE_COLUMNS} FROM events_baseline"),
+        ),
         (
             "key_events_before_period",
             "SELECT time, tenant_id, vendor, action, ouid, actor_id, client_ip \
-             FROM events_before_period WHERE outcome = 'success' AND ouid IS NOT NULL",
+             FROM events_before_period WHERE outcome = 'success' AND ouid IS NOT NULL"
+                .to_string(),
         ),
         (
             "actor_ips_before_period",
             "SELECT DISTINCT tenant_id, actor_id, client_ip FROM events_before_period \
-             WHERE outcome = 'success'",
+             WHERE outcome = 'success'"
+                .to_string(),
         ),
     ] {
-        let df = source.sql(sql).await?;
+        let df = source.sql(&sql).await?;
+        let from = match name {
+            "events" | "events_baseline" => name,
+            _ => "events_before_period",
+        };
+        let rows = rows_of_source.get(from).copied().unwrap_or(0);
+        let fits = rows.saturating_mul(BYTES_PER_ROW) <= memory_limit as u64 / 4;
+        tracing::info!(
+            table = name,
+            rows,
+            in_memory = fits || session.on_cluster,
+            "findings input"
+        );
         let table: Arc<dyn TableProvider> = if session.on_cluster {
             let declared = Arc::new(df.schema().as_arrow().clone());
             let batches = df.collect().await?;
             let schema = batches.first().map_or(declared, |b| b.schema());
             Arc::new(MemTable::try_new(schema, vec![batches])?)
-        } else {
+        } else if fits {
             df.cache().await?.into_view()
+        } else {
+            df.into_view()
         };
         ctx.deregister_table(name)?;
         ctx.register_table(name, table)?;

@@ -216,6 +216,9 @@ pub struct ReportOptions {
     pub rules: Rules,
     /// Findings people have acknowledged.
     pub acks: acks::Acks,
+    /// Bytes the query engine may hold (None: half the machine's memory); the findings keep
+    /// the period in memory only when it fits in a quarter of it.
+    pub memory_limit: Option<usize>,
     /// A Ballista scheduler (`df://host:port`) that runs the reports' queries.
     pub cluster: Option<String>,
 }
@@ -290,7 +293,7 @@ async fn run_with(opts: &ReportOptions, evidence: bool) -> Result<ReportPack> {
         tenant: opts.tenant.clone(),
         period: Some((from, to)),
         sql_dir: None,
-        memory_limit: None,
+        memory_limit: opts.memory_limit,
         baseline_days: Some(opts.rules.baseline_days),
         cluster: opts.cluster.clone(),
         zones: opts
@@ -321,10 +324,14 @@ async fn run_with(opts: &ReportOptions, evidence: bool) -> Result<ReportPack> {
         .iter()
         .map(|t| t.tenant_id.clone())
         .collect();
+    let limit = opts
+        .memory_limit
+        .unwrap_or_else(crate::query::default_memory_limit);
     let found = findings::run(
         &session,
         &opts.rules,
         &opts.acks,
+        limit,
         (from, to),
         &tenants,
         &names,

@@ -1882,3 +1882,45 @@ fn each_rule_judges_the_same_counts_against_the_tenants_own_history() {
         "12 against a routine of 15 stays low at any threshold"
     );
 }
+
+#[test]
+fn findings_over_a_year_within_a_small_memory_limit_are_the_same() {
+    // The sample lake is a year of four tenants. Under 6 MB the period does not fit in a
+    // quarter of the limit: every rule streams it from the lake again.
+    let run = |limit: &str| {
+        let out = bin()
+            .args([
+                "-v",
+                "findings",
+                "--format",
+                "ndjson",
+                "--memory-limit",
+                limit,
+                "--lake",
+            ])
+            .arg(crate::query::sample_lake())
+            .output()
+            .unwrap();
+        assert_success(&out);
+        let mut got: Vec<(String, String, String)> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let f: Value = serde_json::from_str(l).unwrap();
+                let s = |k: &str| f[k].as_str().unwrap().to_string();
+                (s("id"), s("severity"), s("reason"))
+            })
+            .collect();
+        got.sort();
+        (got, String::from_utf8_lossy(&out.stderr).to_string())
+    };
+    let (big, log) = run("4G");
+    assert!(
+        log.contains("table=\"events\"") && log.contains("in_memory=true"),
+        "{log}"
+    );
+    let (small, log) = run("6M");
+    assert!(log.contains("in_memory=false"), "{log}");
+    assert!(big.len() > 100, "a year has findings: {}", big.len());
+    assert_eq!(small, big);
+}
