@@ -103,6 +103,7 @@ pub const BUILTIN_RULES: &[&str] = &[
     include_str!("../../sql/findings/new_replication_target.sql"),
     include_str!("../../sql/findings/key_past_cryptoperiod.sql"),
     include_str!("../../sql/findings/unused_key.sql"),
+    include_str!("../../sql/findings/key_users_widen.sql"),
 ];
 
 const BASELINE_SQL: &str = include_str!("../../sql/findings/baseline.sql");
@@ -158,6 +159,7 @@ fn params(rules: &Rules) -> Vec<(&'static str, u32)> {
         ),
         ("key_owner_min_uses", rules.key_owner_min_uses),
         ("key_owner_max_actors", rules.key_owner_max_actors),
+        ("key_widen_min_new", rules.key_widen_min_new),
         ("cryptoperiod_days", rules.cryptoperiod_days),
         ("routine_factor", rules.routine_factor),
         ("routine_new_per_30_days", rules.routine_new_per_30_days),
@@ -661,6 +663,7 @@ pub fn finding_id(kind: &str, r: &Row) -> String {
         // The key is overdue however long the period: one incident per key.
         "key_past_cryptoperiod" => &["ouid"],
         "unused_key" => &["ouid", "time"],
+        "key_users_widen" => &["ouid", "time"],
         _ => &["actor_id", "client_ip", "ouid", "part_id", "time"],
     };
     let mut text = format!("{kind}\u{1f}{}", get(r, "tenant_id").unwrap_or_default());
@@ -979,6 +982,28 @@ fn judge_row(kind: &str, r: &Row, rules: &Rules, b: u32) -> (Severity, String) {
                 short(get(r, "last_active").unwrap_or_default()),
             ),
         ),
+        "key_users_widen" => {
+            let names = |k: &str| {
+                get(r, k)
+                    .unwrap_or_default()
+                    .split(", ")
+                    .map(|a| id(Some(a)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            (
+                Severity::Medium,
+                format!(
+                    "key {} gained {} users from {at} to {} UTC ({}), where {} used it in the {b} days before ({})",
+                    get(r, "ouid").unwrap_or("?"),
+                    num(r, "new_users"),
+                    short(get(r, "last_new").unwrap_or_default()),
+                    names("new_actors"),
+                    num(r, "baseline_users"),
+                    names("baseline_actors")
+                ),
+            )
+        }
         other => (Severity::Info, format!("{other}: a row of this rule")),
     }
 }

@@ -60,6 +60,9 @@ pub struct Rules {
     /// `key_owner_max_actors` actors, has owners; another actor using it is a finding.
     pub key_owner_min_uses: u32,
     pub key_owner_max_actors: u32,
+    /// A key used in the period by at least this many actors new to it, at least as many
+    /// as used it in the look-back, has suddenly widened its set of users.
+    pub key_widen_min_new: u32,
     /// A key's cryptoperiod, in days from its creation, where no `[[cryptoperiods]]` entry
     /// names it: NIST SP 800-57 Part 1 gives up to two years of originator usage for
     /// symmetric data-encryption and signing keys; PCI DSS 3.7 asks for a defined one.
@@ -178,6 +181,7 @@ impl Default for Rules {
             routine_new_per_30_days: 4,
             key_owner_min_uses: 20,
             key_owner_max_actors: 2,
+            key_widen_min_new: 3,
             cryptoperiod_days: 730,
             unused_key_days: 180,
             cryptoperiods: Vec::new(),
@@ -316,6 +320,7 @@ impl Rules {
             ),
             ("key_owner_min_uses", self.key_owner_min_uses),
             ("key_owner_max_actors", self.key_owner_max_actors),
+            ("key_widen_min_new", self.key_widen_min_new),
             ("cryptoperiod_days", self.cryptoperiod_days),
             ("routine_factor", self.routine_factor),
             ("routine_new_per_30_days", self.routine_new_per_30_days),

@@ -1924,3 +1924,48 @@ fn findings_over_a_year_within_a_small_memory_limit_are_the_same() {
     assert!(big.len() > 100, "a year has findings: {}", big.len());
     assert_eq!(small, big);
 }
+
+#[test]
+fn a_key_whose_users_suddenly_widen_is_found_and_one_used_widely_all_along_is_not() {
+    // K1 had two users in the first quarter, K9 ten; in April three and four others use them.
+    let dir = tempfile::tempdir().unwrap();
+    let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+    let mut r = Vec::new();
+    for d in days_from_civil(2025, 1, 1)..days_from_civil(2025, 4, 1) {
+        let t0 = d * MICROS_PER_DAY + 10 * H;
+        for a in 0..10 {
+            let actor = leak(format!("a{a}"));
+            r.push(key(rec(t0 + a * M, actor, "LUNA_SIGN", "10.0.0.1"), "K9"));
+            if a < 2 {
+                r.push(key(
+                    rec(t0 + H + a * M, actor, "LUNA_SIGN", "10.0.0.1"),
+                    "K1",
+                ));
+            }
+        }
+    }
+    for b in 0..4 {
+        let actor = leak(format!("b{b}"));
+        let t = at(2025, 4, 10, 10, 0) + b * H;
+        r.push(key(rec(t, actor, "LUNA_SIGN", "10.0.0.2"), "K9"));
+        if b < 3 {
+            r.push(key(rec(t + M, actor, "LUNA_SIGN", "10.0.0.2"), "K1"));
+        }
+    }
+    let export = dir.path().join("wide.json");
+    write_export(&export, "t-wide", &r);
+    let lake = dir.path().join("lake");
+    assert_eq!(convert(&lake, &[export], &[]).code, 0);
+    let (_, doc) = report(&lake, &["--from", "2025-04-01", "--to", "2025-04-30"]);
+    let f = of_kind(&doc, "key_users_widen");
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!((f[0].0.as_str(), f[0].3.as_str()), ("medium", "K1"));
+    assert!(
+        f[0].4.contains("gained 3 users")
+            && f[0]
+                .4
+                .contains("where 2 used it in the 90 days before (a0, a1)"),
+        "{}",
+        f[0].4
+    );
+}
