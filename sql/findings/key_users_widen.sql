@@ -1,16 +1,19 @@
 -- kind: key_users_widen
 -- report: key_first_use
--- rule: a key used in the period by {key_widen_min_new} or more actors that never used it in the look-back window, at least as many as did use it then (its users at least double) (medium)
+-- rule: a key used in the period by {key_widen_min_new} or more actors that never used it, nor any key of its partition, in the look-back window, at least as many as did use it then (its users at least double) (medium)
+-- A partition's clients sharing its keys is routine: only actors new to the key's partition count.
 WITH cat AS (SELECT vendor, action FROM action_catalog WHERE category = 'key_use'),
-before AS (
-    SELECT DISTINCT b.tenant_id, b.ouid, b.actor_id
+uses AS (
+    SELECT b.tenant_id, b.ouid, b.actor_id, coalesce(b.part_id, b.hsm_id, '') AS place
     FROM events_baseline b JOIN cat c ON c.vendor = b.vendor AND c.action = b.action
     WHERE b.outcome = 'success' AND b.ouid IS NOT NULL AND b.actor_id IS NOT NULL
 ),
+before AS (SELECT DISTINCT tenant_id, ouid, actor_id FROM uses),
+in_place AS (SELECT DISTINCT tenant_id, place, actor_id FROM uses),
 users AS (
-    SELECT tenant_id, ouid, count(*) AS baseline_users,
-           array_to_string(array_sort(array_agg(actor_id)), ', ') AS baseline_actors
-    FROM before GROUP BY tenant_id, ouid
+    SELECT tenant_id, ouid, count(DISTINCT actor_id) AS baseline_users, min(place) AS place,
+           array_to_string(array_sort(array_agg(DISTINCT actor_id)), ', ') AS baseline_actors
+    FROM uses GROUP BY tenant_id, ouid
 ),
 fresh AS (
     SELECT e.tenant_id, e.ouid, e.actor_id, min(e.time) AS first_use
@@ -22,9 +25,11 @@ fresh AS (
 )
 SELECT f.tenant_id, f.ouid, min(f.first_use) AS time, max(f.first_use) AS last_new,
        count(*) AS new_users, array_to_string(array_sort(array_agg(f.actor_id)), ', ') AS new_actors,
-       u.baseline_users, u.baseline_actors
+       u.baseline_users, u.baseline_actors, u.place
 FROM fresh f
 JOIN users u ON u.tenant_id = f.tenant_id AND u.ouid = f.ouid
-GROUP BY f.tenant_id, f.ouid, u.baseline_users, u.baseline_actors
+LEFT JOIN in_place p ON p.tenant_id = f.tenant_id AND p.place = u.place AND p.actor_id = f.actor_id
+WHERE p.actor_id IS NULL
+GROUP BY f.tenant_id, f.ouid, u.baseline_users, u.baseline_actors, u.place
 HAVING count(*) >= {key_widen_min_new} AND count(*) >= u.baseline_users
 ORDER BY f.tenant_id, time

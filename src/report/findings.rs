@@ -994,9 +994,10 @@ fn judge_row(kind: &str, r: &Row, rules: &Rules, b: u32) -> (Severity, String) {
             (
                 Severity::Medium,
                 format!(
-                    "key {} gained {} users from {at} to {} UTC ({}), where {} used it in the {b} days before ({})",
+                    "key {} gained {} users new to its partition {} from {at} to {} UTC ({}), where {} used it in the {b} days before ({})",
                     get(r, "ouid").unwrap_or("?"),
                     num(r, "new_users"),
+                    get(r, "place").unwrap_or("?"),
                     short(get(r, "last_new").unwrap_or_default()),
                     names("new_actors"),
                     num(r, "baseline_users"),
