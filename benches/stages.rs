@@ -27,6 +27,7 @@ fn export() -> (Vec<u8>, Vec<u8>) {
         manifest: None,
         zones: false,
         one_line_every: 0,
+        routine: false,
     };
     let path = generate(&opts).unwrap().remove(0);
     let zip_bytes = std::fs::read(&path).unwrap();

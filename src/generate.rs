@@ -62,6 +62,10 @@ pub struct GenerateOptions {
     /// Every Nth export (per tenant, counting from its first month) holds its whole JSON
     /// array on one single line; 0: none.
     pub one_line_every: u32,
+    /// Routine that findings must not call high: a monthly batch key rotation and new
+    /// hires (drawn from a generator of their own; the new hires then take part in the
+    /// ordinary traffic).
+    pub routine: bool,
 }
 
 /// The UTC offsets, in minutes, of the tenants' office hours with `zones`: London,
@@ -431,6 +435,68 @@ fn month_events(t: &mut Tenant, rng: &mut Rng, start: i64, end: i64, n: u64) -> 
     out
 }
 
+/// A month's routine (`--routine`): a new hire now and then, and the monthly batch key
+/// rotation in the tenant's maintenance hour (the first Sunday, 02:00 local): the CO makes
+/// twelve keys, then destroys the twelve oldest within the hour.
+fn month_routine(t: &mut Tenant, rng: &mut Rng, start: i64, end: i64) -> Vec<Event> {
+    const H: i64 = 3_600_000_000;
+    const M: i64 = 60_000_000;
+    let mut out = Vec::new();
+    if rng.chance(0.5) {
+        // A new hire, working from the next weekday on like the others (a new IP, too).
+        let partition = rng.below(t.partitions.len() as u64) as usize;
+        let ip = format!(
+            "{}.{}.{}.{}",
+            60 + rng.below(10),
+            rng.below(256),
+            rng.below(256),
+            1 + rng.below(254)
+        );
+        t.clients.push(Client {
+            actor: rng.uuid(),
+            ips: vec![ip],
+            role: "CU",
+            partition,
+        });
+    }
+    let mut day = start / MICROS_PER_DAY;
+    while (day + 4).rem_euclid(7) != 0 {
+        day += 1;
+    }
+    let at = day * MICROS_PER_DAY + 2 * H - t.zone;
+    if at + H >= end {
+        return out;
+    }
+    let co = t.clients.iter().position(|c| c.role == "CO").unwrap_or(0);
+    for i in 0..12 {
+        let mut e = t.base(rng, at + i * M, co);
+        e.action = "LUNA_GENERATE_KEY";
+        let k = rng.hex(16);
+        e.ouid = Some(k.clone());
+        // Its check value computed at once, as a key ceremony does.
+        let mut kcv = t.base(rng, at + i * M + 20_000_000, co);
+        kcv.action = "LUNA_GEN_KCV";
+        kcv.ouid = Some(k.clone());
+        t.keys.push(k);
+        out.push(e);
+        out.push(kcv);
+    }
+    for i in 0..12 {
+        let mut e = t.base(rng, at + 15 * M + i * 3 * M, co);
+        e.action = "LUNA_DESTROY_OBJECT";
+        // The oldest keys; early in the archive, keys made before it began.
+        let k = if t.keys.len() > 24 {
+            t.keys.remove(0)
+        } else {
+            format!("{:016x}", 0xfeed_0100_0000_0000u64 | rng.below(1 << 40))
+        };
+        e.ouid = Some(k.clone());
+        t.destroyed.push(k);
+        out.push(e);
+    }
+    out
+}
+
 /// Writes one event as JSON, choosing its time form and meta form.
 fn write_event(w: &mut impl Write, e: &Event, tenant: &str, rng: &mut Rng) -> std::io::Result<()> {
     let day = e.time.div_euclid(MICROS_PER_DAY);
@@ -502,6 +568,7 @@ pub fn generate(opts: &GenerateOptions) -> Result<Vec<PathBuf>> {
     }
     // Incidents draw from their own generator, so the ordinary traffic stays the same.
     let mut incident_rng = Rng::new(opts.seed ^ 0x1BAD_5EED);
+    let mut routine_rng = Rng::new(opts.seed ^ 0x0C0F_FEE5);
     let mut manifest = Vec::new();
     let mut paths = Vec::new();
     for ti in 0..tenants {
@@ -515,8 +582,13 @@ pub fn generate(opts: &GenerateOptions) -> Result<Vec<PathBuf>> {
         };
         manifest.extend(incidents);
         let per_month = opts.events * weights[ti as usize] / wsum / opts.months.max(1) as u64;
+        let routine = opts.routine;
         let mut month = |t: &mut Tenant, rng: &mut Rng, s: i64, e: i64| {
             let mut v = month_events(t, rng, s, e, per_month);
+            if routine {
+                v.extend(month_routine(t, &mut routine_rng, s, e));
+                v.sort_by_key(|x| x.time);
+            }
             if !planted.is_empty() {
                 v.extend(planted.extract_if(.., |x| x.time >= s && x.time < e));
                 v.sort_by_key(|x| x.time);
@@ -966,6 +1038,7 @@ mod tests {
             manifest: None,
             zones: true,
             one_line_every: 2,
+            routine: false,
         })
         .unwrap();
         // Per tenant, in order: its January export (the 1st: one line), then February.

@@ -925,6 +925,8 @@ pub struct Measure {
     pub background: BTreeMap<String, u32>,
     /// Highest count of unexplained medium-or-higher findings in one tenant-month.
     pub worst_tenant_month: u32,
+    /// High findings that match no incident at all.
+    pub high_noise: u32,
     pub tenant_months: u32,
 }
 
@@ -936,6 +938,7 @@ pub fn measure(lake: &Path, manifest: &Path, months: &[(i64, u32)]) -> Measure {
         noise: BTreeMap::new(),
         background: BTreeMap::new(),
         worst_tenant_month: 0,
+        high_noise: 0,
         tenant_months: 0,
     };
     let mut found = vec![false; incidents.len()];
@@ -975,6 +978,7 @@ pub fn measure(lake: &Path, manifest: &Path, months: &[(i64, u32)]) -> Measure {
                 Some("planted") => {}
                 Some(_) => *m.background.entry(kind).or_default() += 1,
                 None => {
+                    m.high_noise += (f["severity"] == "high") as u32;
                     *m.noise.entry(kind).or_default() += 1;
                     *per_tenant
                         .entry(f["tenant_id"].as_str().unwrap().into())
@@ -1006,7 +1010,7 @@ fn print(m: &Measure) {
     for (k, (n, f)) in &m.recall {
         eprintln!("recall {k}: {f}/{n}");
     }
-    eprintln!("noise (medium+, matching no incident): {:?}; background matches: {:?}; worst tenant-month: {} of {} tenant-months", m.noise, m.background, m.worst_tenant_month, m.tenant_months);
+    eprintln!("noise (medium+, matching no incident): {:?}, {} of them high; background matches: {:?}; worst tenant-month: {} of {} tenant-months", m.noise, m.high_noise, m.background, m.worst_tenant_month, m.tenant_months);
 }
 
 #[test]
@@ -1046,6 +1050,46 @@ fn a_generated_year_with_planted_incidents_has_full_recall_and_little_noise() {
         assert_eq!(n, f, "recall of {k}");
     }
     assert!(m.worst_tenant_month <= 5, "{:?}", m.noise);
+}
+
+#[test]
+fn a_year_of_routine_rotation_and_new_hires_raises_no_high_noise() {
+    // The same year with --routine: a batch rotation of 12 keys every month, new hires.
+    // Every planted incident is still found, and no high finding matches no incident.
+    let dir = tempfile::tempdir().unwrap();
+    let (exports, manifest) = (
+        dir.path().join("year"),
+        dir.path().join("year.incidents.json"),
+    );
+    let out = bin()
+        .args([
+            "generate",
+            "--events",
+            "6000",
+            "--tenants",
+            "3",
+            "--seed",
+            "2025",
+            "--incidents",
+            "--routine",
+            "-o",
+        ])
+        .arg(&exports)
+        .output()
+        .unwrap();
+    assert_success(&out);
+    let lake = dir.path().join("lake");
+    assert_eq!(convert(&lake, &[exports], &[]).code, 0);
+    let months: Vec<(i64, u32)> = (1..=12).map(|mo| (2025, mo)).collect();
+    let m = measure(&lake, &manifest, &months);
+    print(&m);
+    for (k, (n, f)) in &m.recall {
+        assert_eq!(n, f, "recall of {k}");
+    }
+    assert_eq!(m.high_noise, 0, "{:?}", m.noise);
+    // Not yet held (see the README): on average at most 2 unexplained medium-or-higher
+    // findings per tenant-month, 5 in any. The generator's keys are used across
+    // partitions, so key_users_widen takes new partitions for news.
 }
 
 /// The same measurement on a year generated and converted by hand (e.g. 1M events):
@@ -1885,7 +1929,7 @@ fn each_rule_judges_the_same_counts_against_the_tenants_own_history() {
 
 #[test]
 fn findings_over_a_year_within_a_small_memory_limit_are_the_same() {
-    // The sample lake is a year of four tenants. Under 6 MB the period does not fit in a
+    // The sample lake is a year of four tenants. Under 8 MB the period does not fit in a
     // quarter of the limit: every rule streams it from the lake again.
     let run = |limit: &str| {
         let out = bin()
@@ -1919,7 +1963,7 @@ fn findings_over_a_year_within_a_small_memory_limit_are_the_same() {
         log.contains("table=\"events\"") && log.contains("in_memory=true"),
         "{log}"
     );
-    let (small, log) = run("6M");
+    let (small, log) = run("8M");
     assert!(log.contains("in_memory=false"), "{log}");
     assert!(big.len() > 100, "a year has findings: {}", big.len());
     assert_eq!(small, big);
@@ -1927,12 +1971,27 @@ fn findings_over_a_year_within_a_small_memory_limit_are_the_same() {
 
 #[test]
 fn a_key_whose_users_suddenly_widen_is_found_and_one_used_widely_all_along_is_not() {
-    // K1 had two users in the first quarter, K9 ten; in April three and four others use them.
+    // K1 had two users in the first quarter, K9 ten; in April three and four of the
+    // tenant's other actors, who worked in another partition, use them.
     let dir = tempfile::tempdir().unwrap();
     let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
     let mut r = Vec::new();
     for d in days_from_civil(2025, 1, 1)..days_from_civil(2025, 4, 1) {
         let t0 = d * MICROS_PER_DAY + 10 * H;
+        // b0..b3 work for the tenant too, with K5 of partition 200.
+        for b in 0..4 {
+            let mut u = key(
+                rec(
+                    t0 + 2 * H + b * M,
+                    leak(format!("b{b}")),
+                    "LUNA_SIGN",
+                    "10.0.0.2",
+                ),
+                "K5",
+            );
+            u.part = "200";
+            r.push(u);
+        }
         for a in 0..10 {
             let actor = leak(format!("a{a}"));
             r.push(key(rec(t0 + a * M, actor, "LUNA_SIGN", "10.0.0.1"), "K9"));
