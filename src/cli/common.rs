@@ -214,6 +214,57 @@ impl ClusterArg {
     }
 }
 
+/// The lake, tenant and period a report or the findings cover.
+#[derive(clap::Args, Debug)]
+pub struct PeriodArgs {
+    #[command(flatten)]
+    pub lake: LakeArg,
+    /// Only this tenant (other tenants' files are not read).
+    #[arg(long, value_name = "TENANT")]
+    pub tenant: Option<String>,
+    /// First day of the period, UTC, inclusive (default: the lake's first day).
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_day_arg)]
+    pub from: Option<i32>,
+    /// Last day of the period, UTC, inclusive (default: the lake's last day).
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_day_arg)]
+    pub to: Option<i32>,
+}
+
+/// How a report's findings are judged, besides its period: what `report` and `findings`
+/// share.
+pub struct Judging<'a> {
+    pub names: Vec<String>,
+    pub memory_limit: Option<usize>,
+    pub rules: &'a RulesArgs,
+    pub acks: &'a AcksArg,
+    pub cluster: &'a ClusterArg,
+}
+
+impl PeriodArgs {
+    /// The options of a report (or of the findings alone) over this period.
+    pub(crate) fn report_options(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        global: &Global,
+        judging: Judging,
+    ) -> Result<crate::report::ReportOptions> {
+        let cluster = judging.cluster.checked()?;
+        let cfg = global.load_config()?;
+        let (rules, _) = judging.rules.resolve(&cfg)?;
+        Ok(crate::report::ReportOptions {
+            store: self.lake.open_existing(rt)?,
+            tenant: self.tenant.clone(),
+            from: self.from,
+            to: self.to,
+            names: judging.names,
+            rules,
+            acks: judging.acks.load(&cfg)?,
+            memory_limit: judging.memory_limit,
+            cluster,
+        })
+    }
+}
+
 /// Where acknowledgements of findings are kept.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct AcksArg {

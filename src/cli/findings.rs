@@ -5,14 +5,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use super::common::{
-    parse_day_arg, runtime, write_output, AcksArg, ClusterArg, Global, LakeArg, RulesArgs,
+    parse_day_arg, runtime, write_output, AcksArg, ClusterArg, Global, Judging, PeriodArgs,
+    RulesArgs,
 };
 use super::report::{exit_code, FailOn};
 use super::EXIT_OK;
 use crate::report::acks::{valid_id, Ack};
 use crate::report::findings::{Finding, Severity};
+use crate::report::ocsf;
 use crate::report::render::{md_findings, Listed};
-use crate::report::{ocsf, ReportOptions};
 use crate::{Error, Result};
 
 /// List the findings of a period, or acknowledge one (`findings ack ID`).
@@ -31,16 +32,7 @@ pub struct FindingsArgs {
     #[command(subcommand)]
     pub action: Option<FindingsAction>,
     #[command(flatten)]
-    pub lake: LakeArg,
-    /// Only this tenant (other tenants' files are not read).
-    #[arg(long, value_name = "TENANT")]
-    pub tenant: Option<String>,
-    /// First day of the period, UTC, inclusive (default: the lake's first day).
-    #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_day_arg)]
-    pub from: Option<i32>,
-    /// Last day of the period, UTC, inclusive (default: the lake's last day).
-    #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_day_arg)]
-    pub to: Option<i32>,
+    pub period: PeriodArgs,
     #[arg(long, value_enum, default_value_t = FindingsFormat::Md)]
     pub format: FindingsFormat,
     /// Write to this file instead of stdout; a path or a URL (s3://bucket/findings.ndjson).
@@ -110,21 +102,15 @@ pub fn run(args: FindingsArgs, global: &Global) -> Result<ExitCode> {
     if let Some(FindingsAction::Ack(a)) = args.action {
         return ack(a, global);
     }
-    let cfg = global.load_config()?;
-    let (rules, _) = args.rules.resolve(&cfg)?;
-    let acks = args.acks.load(&cfg)?;
     let rt = runtime()?;
-    let opts = ReportOptions {
-        store: args.lake.open_existing(&rt)?,
-        tenant: args.tenant,
-        from: args.from,
-        to: args.to,
+    let judging = Judging {
         names: Vec::new(),
-        rules,
-        acks,
         memory_limit: args.memory_limit,
-        cluster: args.cluster.checked()?,
+        rules: &args.rules,
+        acks: &args.acks,
+        cluster: &args.cluster,
     };
+    let opts = args.period.report_options(&rt, global, judging)?;
     let pack = rt.block_on(crate::report::run_findings(&opts))?;
     let text = match args.format {
         FindingsFormat::Md => table(&pack),
@@ -147,7 +133,12 @@ pub fn run(args: FindingsArgs, global: &Global) -> Result<ExitCode> {
     };
     match &args.output {
         Some(path) => {
-            write_output(path, None, text.into_bytes(), &args.lake.storage_options)?;
+            write_output(
+                path,
+                None,
+                text.into_bytes(),
+                &args.period.lake.storage_options,
+            )?;
             crate::notes::note(&format!(
                 "{} findings ({} active) written to {path}",
                 pack.findings.len(),

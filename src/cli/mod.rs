@@ -113,8 +113,8 @@ impl Command {
             Command::Verify(a) => Some(&mut a.lake),
             Command::Compact(a) => Some(&mut a.lake),
             Command::Prune(a) => Some(&mut a.lake),
-            Command::Report(a) => Some(&mut a.lake),
-            Command::Findings(a) if a.action.is_none() => Some(&mut a.lake),
+            Command::Report(a) => Some(&mut a.period.lake),
+            Command::Findings(a) if a.action.is_none() => Some(&mut a.period.lake),
             Command::Query(a) => Some(&mut a.session.lake),
             Command::Repl(a) => Some(&mut a.session.lake),
             Command::Config(_)

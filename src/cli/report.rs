@@ -4,13 +4,12 @@
 use std::process::ExitCode;
 
 use super::common::{
-    parse_day_arg, runtime, write_output, AcksArg, ClusterArg, Global, LakeArg, RulesArgs,
+    runtime, write_output, AcksArg, ClusterArg, Global, Judging, PeriodArgs, RulesArgs,
 };
 use super::{EXIT_FINDINGS, EXIT_OK};
 use crate::report::findings::Severity;
 use crate::report::ocsf;
 use crate::report::render::{self, ReportFormat};
-use crate::report::ReportOptions;
 use crate::Result;
 
 /// Run the compliance report pack (all reports when none is named) over a period.
@@ -26,16 +25,7 @@ pub struct ReportArgs {
     #[arg(value_name = "NAME")]
     pub names: Vec<String>,
     #[command(flatten)]
-    pub lake: LakeArg,
-    /// Only this tenant (other tenants' files are not read).
-    #[arg(long, value_name = "TENANT")]
-    pub tenant: Option<String>,
-    /// First day of the period, UTC, inclusive (default: the lake's first day).
-    #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_day_arg)]
-    pub from: Option<i32>,
-    /// Last day of the period, UTC, inclusive (default: the lake's last day).
-    #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_day_arg)]
-    pub to: Option<i32>,
+    pub period: PeriodArgs,
     #[arg(long, value_enum, default_value_t = ReportFormat::Md)]
     pub format: ReportFormat,
     /// Write to this file (csv: this directory) instead of stdout; a path or a URL
@@ -84,10 +74,7 @@ impl From<FailOn> for Severity {
 pub fn run(args: ReportArgs, global: &Global) -> Result<ExitCode> {
     let ReportArgs {
         names,
-        lake,
-        tenant,
-        from,
-        to,
+        period,
         format,
         output,
         fail_on,
@@ -97,22 +84,16 @@ pub fn run(args: ReportArgs, global: &Global) -> Result<ExitCode> {
         acks,
         cluster,
     } = args;
-    let cluster = cluster.checked()?;
-    let cfg = global.load_config()?;
-    let (rules, _) = rules.resolve(&cfg)?;
-    let acks = acks.load(&cfg)?;
     let rt = runtime()?;
-    let opts = ReportOptions {
-        store: lake.open_existing(&rt)?,
-        tenant,
-        from,
-        to,
+    let judging = Judging {
         names,
-        rules,
-        acks,
         memory_limit,
-        cluster,
+        rules: &rules,
+        acks: &acks,
+        cluster: &cluster,
     };
+    let opts = period.report_options(&rt, global, judging)?;
+    let lake = &period.lake;
     let pack = rt.block_on(crate::report::run(&opts))?;
     match (format, &output) {
         (ReportFormat::Csv, None) => {
