@@ -299,6 +299,19 @@ fn report(lake: &Path, args: &[&str]) -> (i32, Value) {
     (code, serde_json::from_slice(&out.stdout).unwrap())
 }
 
+/// `auditlake query --format csv` over `lake` (with `extra` flags): its output.
+fn query_csv(lake: &Path, extra: &[&str], sql: &str) -> String {
+    let out = bin()
+        .args(["query", "--format", "csv", "--lake"])
+        .arg(lake)
+        .args(extra)
+        .arg(sql)
+        .output()
+        .unwrap();
+    assert_success(&out);
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// April's findings on the hand-made lake (one report run, shared by the tests below).
 fn april() -> &'static Value {
     static DOC: OnceLock<Value> = OnceLock::new();
@@ -778,15 +791,11 @@ fn an_iana_zone_follows_summer_time_where_a_fixed_offset_does_not() {
     // The public view judges hours on the same clock: the rules' zone, UTC without one.
     std::fs::write(&rules, "[tenants.t-ny]\ntimezone = \"America/New_York\"\n").unwrap();
     let view = |extra: &[&str]| {
-        let out = bin()
-            .args(["query", "--format", "csv", "--lake"])
-            .arg(&lake)
-            .args(extra)
-            .arg("SELECT day, actor_id, events FROM off_hours_activity ORDER BY day")
-            .output()
-            .unwrap();
-        assert_success(&out);
-        String::from_utf8(out.stdout).unwrap()
+        query_csv(
+            &lake,
+            extra,
+            "SELECT day, actor_id, events FROM off_hours_activity ORDER BY day",
+        )
     };
     assert_eq!(
         view(&["--rules", rules.to_str().unwrap()]),
@@ -1627,18 +1636,8 @@ fn a_key_unused_for_months_is_a_retirement_candidate_once_and_a_destroyed_one_is
 
 #[test]
 fn the_key_inventory_lists_every_key_with_its_life_in_every_format() {
-    let rows = |extra: &[&str], sql: &str| {
-        let out = bin()
-            .args(["query", "--format", "csv", "--lake"])
-            .arg(keys_lake())
-            .args(extra)
-            .arg(sql)
-            .output()
-            .unwrap();
-        assert_success(&out);
-        String::from_utf8(out.stdout).unwrap()
-    };
-    let got = rows(
+    let got = query_csv(
+        keys_lake(),
         &[],
         "SELECT ouid, vendor, created_at, first_use, last_use, uses, failed_uses, actors, client_ips, \
          destroyed_at, uses_after_destroy, age_days FROM key_inventory ORDER BY ouid",
