@@ -26,6 +26,7 @@ fn export() -> (Vec<u8>, Vec<u8>) {
         overlap_hours: 0,
         manifest: None,
         zones: false,
+        rules: None,
         one_line_every: 0,
         routine: false,
     };

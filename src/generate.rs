@@ -17,6 +17,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use crate::report::rules::Zone;
 use crate::time::{civil_from_days, days_from_civil, format_day, MICROS_PER_DAY};
 use crate::{Error, Result};
 
@@ -59,6 +60,8 @@ pub struct GenerateOptions {
     /// Each tenant works office hours in its own time zone ([`ZONES`], in turn) instead
     /// of all of them in UTC.
     pub zones: bool,
+    /// With `zones`: write a rules file naming each tenant's zone here.
+    pub rules: Option<PathBuf>,
     /// Every Nth export (per tenant, counting from its first month) holds its whole JSON
     /// array on one single line; 0: none.
     pub one_line_every: u32,
@@ -68,9 +71,13 @@ pub struct GenerateOptions {
     pub routine: bool,
 }
 
-/// The UTC offsets, in minutes, of the tenants' office hours with `zones`: London,
-/// Tokyo, New York, Mumbai, then again.
-pub const ZONES: [i64; 4] = [0, 9 * 60, -5 * 60, 5 * 60 + 30];
+/// The tenants' time zones with `zones`, in turn: two with summer time, two without.
+pub const ZONES: [&str; 4] = [
+    "Europe/London",
+    "Asia/Tokyo",
+    "America/New_York",
+    "Asia/Kolkata",
+];
 
 /// SplitMix64: small, fast, and the same on every platform.
 pub struct Rng(u64);
@@ -143,6 +150,9 @@ struct Client {
     ips: Vec<String>,
     role: &'static str,
     partition: usize,
+    /// With `routine`: a batch job that works every night in the tenant's batch hour
+    /// (01:00 local); the others work office hours on weekdays.
+    batch: bool,
 }
 
 struct Tenant {
@@ -151,9 +161,14 @@ struct Tenant {
     partitions: Vec<(String, String)>, // (partid, hsmid)
     clients: Vec<Client>,
     hostile_ips: Vec<String>,
-    /// Where the tenant's office hours fall: its UTC offset in microseconds.
-    zone: i64,
+    /// Where the tenant's office hours fall (UTC when none).
+    zone: Option<Zone>,
+    /// With `routine`: each client works on its own schedule ([`Client::batch`]) and uses
+    /// the keys of its own partition ([`Tenant::part_keys`]), as applications do.
+    routine: bool,
     keys: Vec<String>,
+    /// With `routine`: the live keys of each partition, oldest first.
+    part_keys: Vec<Vec<String>>,
     destroyed: Vec<String>,
     /// What the ordinary traffic holds that a reviewer should see (bursts, zeroize, init),
     /// for the manifest of `--incidents`.
@@ -205,6 +220,7 @@ impl Tenant {
                     "CU"
                 },
                 partition: rng.below(partitions.len() as u64) as usize,
+                batch: false,
             })
             .collect();
         let hostile_ips = (0..3)
@@ -223,8 +239,10 @@ impl Tenant {
             partitions,
             clients,
             hostile_ips,
-            zone: 0,
+            zone: None,
+            routine: false,
             keys: Vec::new(),
+            part_keys: Vec::new(),
             destroyed: Vec::new(),
             notable: Vec::new(),
         }
@@ -258,11 +276,63 @@ impl Tenant {
         }
     }
 
-    /// One ordinary event at `time`.
+    /// Microseconds east of UTC at `utc` in the tenant's zone.
+    fn offset(&self, utc: i64) -> i64 {
+        self.zone
+            .map_or(0, |z| z.offset_seconds_at(utc) as i64 * 1_000_000)
+    }
+
+    /// The live keys `c` may use: its partition's with `routine`, else the tenant's.
+    fn keys_of(&mut self, c: usize) -> &mut Vec<String> {
+        if self.routine {
+            let p = self.clients[c].partition;
+            &mut self.part_keys[p]
+        } else {
+            &mut self.keys
+        }
+    }
+
+    /// A time in `start..start + span` when client `c` works (with `routine`): a batch
+    /// client in the batch hour, 01:00-02:00 local, any day; the others 07:00-19:00 local
+    /// on weekdays.
+    fn work_time(&self, rng: &mut Rng, c: usize, start: i64, span: u64) -> i64 {
+        const H: i64 = 3_600_000_000;
+        let end = start + span as i64;
+        if self.clients[c].batch {
+            let days = (span as i64 / MICROS_PER_DAY).max(1);
+            for _ in 0..8 {
+                let day = start.div_euclid(MICROS_PER_DAY) + rng.below(days as u64) as i64;
+                let local = day * MICROS_PER_DAY + H + rng.below(H as u64) as i64;
+                let t = local - self.offset(local - self.offset(local));
+                if (start..end).contains(&t) {
+                    return t;
+                }
+            }
+        } else {
+            for _ in 0..64 {
+                let t = start + rng.below(span) as i64;
+                let local = t + self.offset(t);
+                let h = local.rem_euclid(MICROS_PER_DAY) / H;
+                let dow = (local.div_euclid(MICROS_PER_DAY) + 4).rem_euclid(7);
+                if (7..19).contains(&h) && (1..=5).contains(&dow) {
+                    return t;
+                }
+            }
+        }
+        start + rng.below(span) as i64
+    }
+
+    /// One ordinary event at `time`, by a client drawn at random.
     fn event(&mut self, rng: &mut Rng, time: i64) -> Event {
         let c = rng.below(self.clients.len() as u64) as usize;
+        self.event_by(rng, time, c)
+    }
+
+    /// One ordinary event at `time` by client `c`.
+    fn event_by(&mut self, rng: &mut Rng, time: i64, c: usize) -> Event {
         let mut e = self.base(rng, time, c);
         let roll = rng.below(1000);
+        let live = self.keys_of(c).len();
         match roll {
             0..=99 => {
                 e.action = "LUNA_LOGIN";
@@ -279,14 +349,14 @@ impl Tenant {
                 };
                 let k = rng.hex(16);
                 e.ouid = Some(k.clone());
-                self.keys.push(k);
+                self.keys_of(c).push(k);
             }
-            130..=134 if self.keys.len() > 10 => {
+            130..=134 if live > 10 => {
                 e.action = "LUNA_DESTROY_OBJECT";
-                let i = rng.below(self.keys.len() as u64) as usize;
+                let i = rng.below(live as u64) as usize;
                 // `remove`, not `swap_remove`: the keys stay in the order they were made
                 // (a swap would move the newest key among the old ones, unused for months).
-                let k = self.keys.remove(i);
+                let k = self.keys_of(c).remove(i);
                 e.ouid = Some(k.clone());
                 self.destroyed.push(k);
             }
@@ -303,7 +373,7 @@ impl Tenant {
                     "LUNA_REPLICATE_AS_SOURCE",
                     "LUNA_CLONE_AS_TARGET_INIT",
                 ]);
-                e.ouid = self.keys.last().cloned();
+                e.ouid = self.keys_of(c).last().cloned();
             }
             140 if rng.chance(0.05) => {
                 e.action = if rng.chance(0.5) {
@@ -333,7 +403,7 @@ impl Tenant {
                     "LUNA_GEN_KCV",
                 ]);
                 e.ouid = if e.action == "LUNA_MODIFY_OBJECT" || e.action == "LUNA_GEN_KCV" {
-                    self.keys.last().cloned()
+                    self.keys_of(c).last().cloned()
                 } else {
                     None
                 };
@@ -345,21 +415,30 @@ impl Tenant {
                 if !self.destroyed.is_empty() && rng.chance(0.002) {
                     e.ouid = Some(rng.pick(&self.destroyed).clone());
                     e.status = "LUNA_RET_OBJECT_HANDLE_INVALID";
-                } else if self.keys.is_empty() || rng.chance(0.01) {
-                    e.ouid = Some(format!("{:016x}", 0xfeed_0000_0000_0000u64 | rng.below(64)));
+                } else if self.keys_of(c).is_empty() || rng.chance(0.01) {
+                    // With `routine`, each partition has pre-archive keys of its own.
+                    let p = if self.routine {
+                        (self.clients[c].partition as u64 + 1) << 8
+                    } else {
+                        0
+                    };
+                    e.ouid = Some(format!(
+                        "{:016x}",
+                        0xfeed_0000_0000_0000u64 | p | rng.below(64)
+                    ));
                 } else {
                     // A key is made because an application is about to use it: half the
                     // uses go to the 16 newest keys, so each is first used within days; the
                     // others are skewed toward older keys (long-lived keys in steady use).
                     // (Two draws either way, so the rest of the year is as before.)
-                    let n = self.keys.len() as u64;
+                    let n = self.keys_of(c).len() as u64;
                     let (a, b) = (rng.below(n), rng.below(n));
                     let i = if a % 2 == 0 {
                         n - 1 - b % n.min(16)
                     } else {
                         a * b / n.max(1)
                     };
-                    e.ouid = Some(self.keys[i as usize].clone());
+                    e.ouid = Some(self.keys_of(c)[i as usize].clone());
                 }
                 if e.status == "LUNA_RET_OK" && rng.chance(0.005) {
                     e.status = "LUNA_RET_BAD_PARAMETER";
@@ -389,7 +468,8 @@ impl Tenant {
             &self.id,
             &out[from],
             end,
-            &["failed_login_burst"],
+            // A burst at an hour the tenant does not work is off-hours activity, too.
+            &["failed_login_burst", "off_hours"],
         ));
     }
 }
@@ -402,31 +482,49 @@ fn base64url(rng: &mut Rng) -> String {
 /// Generates one month of a tenant's events, in time order.
 fn month_events(t: &mut Tenant, rng: &mut Rng, start: i64, end: i64, n: u64) -> Vec<Event> {
     let span = (end - start) as u64;
-    let zone = t.zone;
-    let mut times: Vec<i64> = (0..n)
-        .map(|_| {
-            // Busier during working hours: half the events are drawn again until they land
-            // 07-19h, local time.
-            let mut t = start + rng.below(span) as i64;
-            if rng.chance(0.5) {
-                for _ in 0..3 {
-                    let h = ((t + zone).rem_euclid(MICROS_PER_DAY)) / 3_600_000_000;
-                    if (7..19).contains(&h) {
-                        break;
+    // A third of the events carry whole seconds (exports show both forms).
+    let whole = |rng: &mut Rng, t: i64| {
+        if rng.chance(0.3) {
+            t - t.rem_euclid(1_000_000)
+        } else {
+            t
+        }
+    };
+    let mut out: Vec<Event> = if t.routine {
+        // Each client on its own schedule.
+        let mut plan: Vec<(i64, usize)> = (0..n)
+            .map(|_| {
+                let c = rng.below(t.clients.len() as u64) as usize;
+                let time = t.work_time(rng, c, start, span);
+                (whole(rng, time), c)
+            })
+            .collect();
+        plan.sort_unstable();
+        plan.into_iter()
+            .map(|(time, c)| t.event_by(rng, time, c))
+            .collect()
+    } else {
+        let mut times: Vec<i64> = (0..n)
+            .map(|_| {
+                // Busier during working hours: half the events are drawn again until they
+                // land 07-19h, local time.
+                let mut time = start + rng.below(span) as i64;
+                if rng.chance(0.5) {
+                    for _ in 0..3 {
+                        let h =
+                            ((time + t.offset(time)).rem_euclid(MICROS_PER_DAY)) / 3_600_000_000;
+                        if (7..19).contains(&h) {
+                            break;
+                        }
+                        time = start + rng.below(span) as i64;
                     }
-                    t = start + rng.below(span) as i64;
                 }
-            }
-            // A third of the events carry whole seconds (exports show both forms).
-            if rng.chance(0.3) {
-                t - t.rem_euclid(1_000_000)
-            } else {
-                t
-            }
-        })
-        .collect();
-    times.sort_unstable();
-    let mut out: Vec<Event> = times.into_iter().map(|time| t.event(rng, time)).collect();
+                whole(rng, time)
+            })
+            .collect();
+        times.sort_unstable();
+        times.into_iter().map(|time| t.event(rng, time)).collect()
+    };
     for _ in 0..1 + rng.below(2) {
         let at = start + rng.below(span.saturating_sub(3_600_000_000).max(1)) as i64;
         t.burst(rng, at, &mut out);
@@ -457,13 +555,15 @@ fn month_routine(t: &mut Tenant, rng: &mut Rng, start: i64, end: i64) -> Vec<Eve
             ips: vec![ip],
             role: "CU",
             partition,
+            batch: false,
         });
     }
     let mut day = start / MICROS_PER_DAY;
     while (day + 4).rem_euclid(7) != 0 {
         day += 1;
     }
-    let at = day * MICROS_PER_DAY + 2 * H - t.zone;
+    let local = day * MICROS_PER_DAY + 2 * H;
+    let at = local - t.offset(local - t.offset(local));
     if at + H >= end {
         return out;
     }
@@ -477,7 +577,7 @@ fn month_routine(t: &mut Tenant, rng: &mut Rng, start: i64, end: i64) -> Vec<Eve
         let mut kcv = t.base(rng, at + i * M + 20_000_000, co);
         kcv.action = "LUNA_GEN_KCV";
         kcv.ouid = Some(k.clone());
-        t.keys.push(k);
+        t.keys_of(co).push(k);
         out.push(e);
         out.push(kcv);
     }
@@ -485,8 +585,8 @@ fn month_routine(t: &mut Tenant, rng: &mut Rng, start: i64, end: i64) -> Vec<Eve
         let mut e = t.base(rng, at + 15 * M + i * 3 * M, co);
         e.action = "LUNA_DESTROY_OBJECT";
         // The oldest keys; early in the archive, keys made before it began.
-        let k = if t.keys.len() > 24 {
-            t.keys.remove(0)
+        let k = if t.keys_of(co).len() > 24 {
+            t.keys_of(co).remove(0)
         } else {
             format!("{:016x}", 0xfeed_0100_0000_0000u64 | rng.below(1 << 40))
         };
@@ -570,11 +670,22 @@ pub fn generate(opts: &GenerateOptions) -> Result<Vec<PathBuf>> {
     let mut incident_rng = Rng::new(opts.seed ^ 0x1BAD_5EED);
     let mut routine_rng = Rng::new(opts.seed ^ 0x0C0F_FEE5);
     let mut manifest = Vec::new();
+    let mut rules = String::from("# The tenants' time zones (auditlake generate --zones).\n");
     let mut paths = Vec::new();
     for ti in 0..tenants {
         let mut t = Tenant::new(&mut rng, ti);
         if opts.zones {
-            t.zone = ZONES[ti as usize % ZONES.len()] * 60_000_000;
+            let name = ZONES[ti as usize % ZONES.len()];
+            t.zone = Zone::parse(name);
+            rules.push_str(&format!("[tenants.{}]\ntimezone = \"{name}\"\n", t.id));
+        }
+        if opts.routine {
+            // Batch jobs among the crypto users; every partition's keys its own.
+            t.routine = true;
+            t.part_keys = vec![Vec::new(); t.partitions.len()];
+            for c in t.clients.iter_mut().skip(1) {
+                c.batch = c.role == "CU" && routine_rng.chance(0.3);
+            }
         }
         let (mut planted, incidents) = match opts.manifest {
             Some(_) => plant(&t, &mut incident_rng, ti, opts.months, &month_start),
@@ -626,6 +737,9 @@ pub fn generate(opts: &GenerateOptions) -> Result<Vec<PathBuf>> {
     if let Some(path) = &opts.manifest {
         let text = serde_json::to_string_pretty(&manifest)? + "\n";
         std::fs::write(path, text).map_err(|e| Error::io(path, e))?;
+    }
+    if let Some(path) = opts.rules.as_ref().filter(|_| opts.zones) {
+        std::fs::write(path, rules).map_err(|e| Error::io(path, e))?;
     }
     Ok(paths)
 }
@@ -776,6 +890,15 @@ fn plant(
         let m = 1 + (j as u32 + 2 * ti) % span;
         let start = month_start(m);
         let day = |d: i64| start + d * MICROS_PER_DAY;
+        // Ordinary work happens on weekdays (1970-01-01 was a Thursday): the `d`th day of
+        // the month, or the next weekday after it.
+        let workday = |d: i64| {
+            let mut d = start / MICROS_PER_DAY + d;
+            while !(1..=5).contains(&((d + 4) % 7)) {
+                d += 1;
+            }
+            d * MICROS_PER_DAY
+        };
         // The first Saturday on or after the 8th of the month.
         let saturday = {
             let mut d = start / MICROS_PER_DAY + 7;
@@ -784,8 +907,10 @@ fn plant(
             }
             d * MICROS_PER_DAY
         };
+        // Times are the tenant's wall-clock times: a night is a night where it works.
         let ev =
-            |rng: &mut Rng, c: usize, time: i64, action: &'static str, ouid: Option<String>| {
+            |rng: &mut Rng, c: usize, local: i64, action: &'static str, ouid: Option<String>| {
+                let time = local - t.offset(local - t.offset(local));
                 let cl = &t.clients[c];
                 let (partid, hsmid) = &t.partitions[cl.partition];
                 Event {
@@ -831,7 +956,7 @@ fn plant(
                 );
                 e.clientip = ip;
                 new.push(e);
-                expect.extend(["failed_login_burst", "new_client_ip"]);
+                expect.extend(["failed_login_burst", "new_client_ip", "off_hours"]);
             }
             "zeroize" | "partition_init" => {
                 // Sunday night, by the crypto officer.
@@ -843,7 +968,7 @@ fn plant(
                 };
                 new.push(ev(rng, co, at, "LUNA_LOGIN", None));
                 new.push(ev(rng, co, at + M, action, None));
-                expect.push("partition_admin");
+                expect.extend(["partition_admin", "off_hours"]);
             }
             "new_ip_at_night" => {
                 // A Saturday-night session of a known actor from an address never seen.
@@ -864,7 +989,7 @@ fn plant(
                 // Someone nobody saw before logs in, sets a PIN and makes a key.
                 let actor = rng.uuid();
                 let ip = format!("91.92.{}.{}", 240 + ti, 17);
-                let at = day(16) + 10 * H;
+                let at = workday(16) + 10 * H;
                 let k = rng.hex(16);
                 for (i, (action, ouid)) in [
                     ("LUNA_LOGIN", None),
@@ -888,14 +1013,14 @@ fn plant(
                 new.push(ev(
                     rng,
                     co,
-                    day(2) + 9 * H,
+                    workday(2) + 9 * H,
                     "LUNA_GENERATE_KEY",
                     Some(k.clone()),
                 ));
                 new.push(ev(
                     rng,
                     other,
-                    day(82) + 11 * H,
+                    workday(82) + 11 * H,
                     "LUNA_DECRYPT",
                     Some(k.clone()),
                 ));
@@ -917,25 +1042,34 @@ fn plant(
                 new.push(on_kp(ev(
                     rng,
                     co,
-                    day(1) + 9 * H,
+                    workday(1) + 9 * H,
                     "LUNA_GENERATE_KEY",
                     Some(k.clone()),
                 )));
-                for d in 1..26 {
-                    new.push(on_kp(ev(
-                        rng,
-                        co,
-                        day(d) + 10 * H,
-                        "LUNA_SIGN",
-                        Some(k.clone()),
-                    )));
+                // Twice on every working day.
+                for d in (1..26).filter(|&d| workday(d) == day(d)) {
+                    for h in [10, 15] {
+                        new.push(on_kp(ev(
+                            rng,
+                            co,
+                            day(d) + h * H,
+                            "LUNA_SIGN",
+                            Some(k.clone()),
+                        )));
+                    }
                 }
-                let next = month_start(m + 1);
+                let next = {
+                    let mut d = month_start(m + 1) / MICROS_PER_DAY + 12;
+                    while !(1..=5).contains(&((d + 4) % 7)) {
+                        d += 1;
+                    }
+                    d * MICROS_PER_DAY
+                };
                 for i in 0..3 {
                     new.push(on_kp(ev(
                         rng,
                         other,
-                        next + 12 * MICROS_PER_DAY + 14 * H + i * M,
+                        next + 14 * H + i * M,
                         "LUNA_SIGN",
                         Some(k.clone()),
                     )));
@@ -945,13 +1079,13 @@ fn plant(
             }
             "mass_destroy" => {
                 // Fifteen keys made over the month, destroyed within fifteen minutes.
-                let at = day(20) + 15 * H;
+                let at = workday(20) + 15 * H;
                 for i in 0..15 {
                     let k = rng.hex(16);
                     new.push(ev(
                         rng,
                         co,
-                        day(3 + i) + 9 * H,
+                        workday(3 + i) + 9 * H,
                         "LUNA_GENERATE_KEY",
                         Some(k.clone()),
                     ));
@@ -968,7 +1102,7 @@ fn plant(
             }
             "new_clone_target" => {
                 // Keys cloned into a partition the tenant never used.
-                let at = day(9) + 13 * H;
+                let at = workday(9) + 13 * H;
                 let key = t.keys.first().cloned();
                 for (i, action) in ["LUNA_CLONE_AS_TARGET_INIT", "LUNA_CLONE_AS_TARGET"]
                     .into_iter()
@@ -1016,7 +1150,7 @@ fn plant(
 mod tests {
     use super::*;
 
-    /// Minutes after midnight UTC of an export's `time` (both forms put HH:MM at 11..16).
+    /// Minutes after midnight UTC of an export's `time` (all forms put HH:MM at 11..16).
     fn minute_of_day(time: &str) -> i64 {
         let h: i64 = time[11..13].parse().unwrap();
         let m: i64 = time[14..16].parse().unwrap();
@@ -1037,6 +1171,7 @@ mod tests {
             overlap_hours: 6,
             manifest: None,
             zones: true,
+            rules: None,
             one_line_every: 2,
             routine: false,
         })
@@ -1052,19 +1187,30 @@ mod tests {
                 assert!(breaks > 1000, "{}: {breaks} line breaks", path.display());
             }
             let records: Vec<serde_json::Value> = serde_json::from_slice(&bytes).unwrap();
-            // Share of the records in 07-19h local time at a UTC offset (minutes).
-            let office = |offset: i64| {
+            // Share of the records in 07-19h local time in a zone (summer time followed).
+            let office = |zone: &str| {
+                let zone = Zone::parse(zone).unwrap();
                 let inside = records
                     .iter()
-                    .map(|r| minute_of_day(r["time"].as_str().unwrap()))
-                    .filter(|m| (7 * 60..19 * 60).contains(&(m + offset).rem_euclid(24 * 60)))
+                    .map(|r| {
+                        let time = r["time"].as_str().unwrap();
+                        let (y, m, d) = (&time[0..4], &time[5..7], &time[8..10]);
+                        let day = days_from_civil(
+                            y.parse().unwrap(),
+                            m.parse().unwrap(),
+                            d.parse().unwrap(),
+                        );
+                        day * MICROS_PER_DAY + minute_of_day(time) * 60_000_000
+                    })
+                    .map(|t| t + zone.offset_seconds_at(t) as i64 * 1_000_000)
+                    .filter(|l| (7..19).contains(&(l.rem_euclid(MICROS_PER_DAY) / 3_600_000_000)))
                     .count();
                 inside as f64 / records.len() as f64
             };
             // Busier in its own office hours than in those of any of the other zones.
             let own = office(ZONES[i / 2]);
             for other in ZONES.iter().filter(|&&z| z != ZONES[i / 2]) {
-                let theirs = office(*other);
+                let theirs = office(other);
                 assert!(own > theirs + 0.04, "{}: {own} vs {theirs}", path.display());
             }
         }

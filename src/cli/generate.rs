@@ -42,13 +42,15 @@ pub struct GenerateArgs {
     /// beside the output directory, so that converting DIR does not read it).
     #[arg(long, value_name = "FILE", requires = "incidents")]
     pub manifest: Option<PathBuf>,
-    /// Each tenant keeps office hours in its own time zone (UTC, UTC+9, UTC-5,
-    /// UTC+5:30, in turn) instead of all in UTC.
+    /// Each tenant keeps office hours in its own time zone (Europe/London, Asia/Tokyo,
+    /// America/New_York, Asia/Kolkata, in turn; summer time followed) instead of all in
+    /// UTC, and DIR.rules.toml beside the output names each tenant's zone for --rules.
     #[arg(long)]
     pub zones: bool,
-    /// What real tenants do as a matter of course, on top of the ordinary traffic: a
-    /// monthly batch key rotation (12 keys made, their check values computed, and 12 old
-    /// ones destroyed within an hour on the first Sunday, 02:00 local) and a new hire
+    /// Traffic shaped as real tenants work: people on weekdays 07:00-19:00 local, batch
+    /// jobs every night at 01:00 local, each client using the keys of its own partition;
+    /// a monthly batch key rotation (12 keys made, their check values computed, and 12
+    /// old ones destroyed within an hour on the first Sunday, 02:00 local) and a new hire
     /// every two months or so. Findings should call none of it high.
     #[arg(long)]
     pub routine: bool,
@@ -108,6 +110,11 @@ pub fn run(args: GenerateArgs, _global: &Global) -> Result<ExitCode> {
             output.with_file_name(name)
         })
     });
+    let rules = zones.then(|| {
+        let mut name = output.file_name().unwrap_or_default().to_os_string();
+        name.push(".rules.toml");
+        output.with_file_name(name)
+    });
     let paths = match vendor {
         Vendor::Dpod => generate(&GenerateOptions {
             out: output,
@@ -120,6 +127,7 @@ pub fn run(args: GenerateArgs, _global: &Global) -> Result<ExitCode> {
             overlap_hours,
             manifest,
             zones,
+            rules,
             one_line_every,
             routine,
         })?,

@@ -928,6 +928,11 @@ fn judge_row(kind: &str, r: &Row, rules: &Rules, b: u32) -> (Severity, String) {
                     "; the actor already works with other keys of {place} ({known} uses in the {b} days before)"
                 ));
                 Severity::Low
+            } else if !flag(r, "actor_known") {
+                reason.push_str(&format!(
+                    "; the actor is new to this tenant (not seen in the {b} days before: see new_actor)"
+                ));
+                Severity::Low
             } else {
                 reason.push_str(&format!(
                     "; and never used a key of {place} in the {b} days before"
