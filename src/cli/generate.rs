@@ -59,7 +59,8 @@ pub struct GenerateArgs {
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub one_line_every: u32,
     /// Whose logs: DPoD exports, or AWS CloudHSM audit logs (--tenants clusters of two
-    /// HSMs each, in the --cloudhsm-form; --format and --incidents are DPoD's).
+    /// HSMs each, in the --cloudhsm-form; --format is DPoD's; --incidents plants the
+    /// kinds a CloudHSM log can show).
     #[arg(long, value_enum, default_value_t = Vendor::Dpod)]
     pub vendor: Vendor,
     /// The form of AWS CloudHSM logs: subscription deliveries name their cluster;
@@ -87,11 +88,6 @@ pub fn run(args: GenerateArgs, _global: &Global) -> Result<ExitCode> {
         vendor,
         cloudhsm_form,
     } = args;
-    if vendor == Vendor::AwsCloudhsm && incidents {
-        return Err(crate::Error::Usage(
-            "--incidents plants DPoD incidents: not with --vendor aws-cloudhsm".into(),
-        ));
-    }
     if vendor == Vendor::AwsCloudhsm && (zones || routine || one_line_every > 0) {
         return Err(crate::Error::Usage(
             "--zones, --routine and --one-line-every shape DPoD exports: not with --vendor aws-cloudhsm"
@@ -140,6 +136,7 @@ pub fn run(args: GenerateArgs, _global: &Global) -> Result<ExitCode> {
             seed,
             form: cloudhsm_form,
             overlap_hours,
+            manifest,
         })?,
     };
     let bytes: u64 = paths

@@ -7,13 +7,16 @@
 //! other HSM, wrapped, shared and now and then destroyed, the odd user change. One file
 //! per cluster and month (per HSM too, for the forms that hold one stream), each reaching
 //! a few hours into the next month as overlapping exports do. Deterministic for a seed.
+//! With a manifest path (`--incidents`) it also plants, in every cluster, incidents of the
+//! kinds CloudHSM's log can show (a password-guessing burst that ends in a login, a
+//! zeroize, a new crypto officer, a mass destruction, a dormant key) and lists them.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use super::Rng;
+use super::{rfc3339, Incident, Rng};
 use crate::time::{civil_from_days, days_from_civil, MICROS_PER_DAY};
 use crate::{Error, Result};
 
@@ -43,6 +46,18 @@ pub struct CloudHsmOptions {
     pub seed: u64,
     pub form: CloudHsmForm,
     pub overlap_hours: u32,
+    /// Plant incidents and write their manifest here.
+    pub manifest: Option<PathBuf>,
+}
+
+/// One planted operation: written where its time falls, numbered like the others.
+struct Planted {
+    time: i64,
+    hsm: usize,
+    op: &'static str,
+    resp: String,
+    log_type: &'static str,
+    detail: String,
 }
 
 /// One generated event.
@@ -100,6 +115,8 @@ struct Cluster {
     seq: [u64; 2],
     users: Vec<String>,
     keys: Vec<u64>,
+    /// Keys made and not used yet, oldest first: an application makes a key to use it.
+    unused: std::collections::VecDeque<u64>,
     next_key: u64,
 }
 
@@ -116,6 +133,7 @@ impl Cluster {
             seq: [0, 0],
             users: (1..=3).map(|i| format!("app_cu{i}")).collect(),
             keys: Vec::new(),
+            unused: Default::default(),
             next_key: 262_144 + rng.below(1000),
         }
     }
@@ -149,6 +167,7 @@ impl Cluster {
                 let h = self.next_key;
                 self.next_key += 1 + rng.below(3);
                 self.keys.push(h);
+                self.unused.push_back(h);
                 let op = if rng.chance(0.3) {
                     "CN_GENERATE_KEY_PAIR (0x19)"
                 } else {
@@ -157,15 +176,17 @@ impl Cluster {
                 (op, OK.into(), "MGMT_KEY_DETAILS_LOG (1)", key(h))
             }
             67..=88 if !self.keys.is_empty() => {
-                // Keys are made to be used: half the uses go to the 8 newest keys, so a
-                // new key is first used within days (not flagged as dormant).
+                // Keys are made to be used: the oldest key not used yet comes first,
+                // then half the uses go to the 8 newest keys, so a new key is first used
+                // within days (not flagged as dormant).
                 let n = self.keys.len() as u64;
                 let i = if rng.chance(0.5) {
                     n - 1 - rng.below(n.min(8))
                 } else {
                     rng.below(n)
                 };
-                let h = self.keys[i as usize];
+                let fresh = self.unused.pop_front();
+                let h = fresh.unwrap_or(self.keys[i as usize]);
                 let op = *[
                     "CN_WRAP_KEY (0x1a)",
                     "CN_NIST_AES_WRAP (0x1e)",
@@ -173,7 +194,8 @@ impl Cluster {
                     "CN_EXTRACT_MASKED_OBJECT_USER (0xf0)",
                     "CN_INSERT_MASKED_OBJECT_USER (0xf1)",
                 ]
-                .get(rng.below(5) as usize)
+                // A fresh key's first operation uses it (a wrap), then any.
+                .get(rng.below(5) as usize % if fresh.is_some() { 2 } else { 5 })
                 .unwrap_or(&"CN_WRAP_KEY (0x1a)");
                 (op, OK.into(), "MGMT_KEY_DETAILS_LOG (1)", key(h))
             }
@@ -181,6 +203,7 @@ impl Cluster {
                 let i = rng.below(self.keys.len() as u64) as usize;
                 // `remove`: the keys stay in creation order (the newest last).
                 let h = self.keys.remove(i);
+                self.unused.retain(|&u| u != h);
                 (
                     "CN_DESTROY_OBJECT (0x11)",
                     OK.into(),
@@ -208,25 +231,46 @@ impl Cluster {
         }
     }
 
-    /// `n` events between `from` and `to`, numbered per HSM in time order.
-    fn month(&mut self, rng: &mut Rng, from: i64, to: i64, n: u64) -> Vec<Ev> {
-        let mut times: Vec<(i64, usize)> = (0..n)
+    /// `n` events between `from` and `to`, with the `planted` ones that fall there,
+    /// numbered per HSM in time order.
+    fn month(
+        &mut self,
+        rng: &mut Rng,
+        (from, to): (i64, i64),
+        n: u64,
+        planted: &mut Vec<Planted>,
+    ) -> Vec<Ev> {
+        let mut planted: Vec<Option<Planted>> = planted
+            .extract_if(.., |p| p.time >= from && p.time < to)
+            .map(Some)
+            .collect();
+        // (time, HSM, the planted operation's index or usize::MAX).
+        let mut times: Vec<(i64, usize, usize)> = (0..n)
             .map(|_| {
                 let t = from + rng.below((to - from).max(1) as u64) as i64;
-                (t, rng.below(2) as usize)
+                (t, rng.below(2) as usize, usize::MAX)
             })
+            .chain(planted.iter().enumerate().map(|(i, p)| {
+                let p = p.as_ref().expect("each planted operation is taken once");
+                (p.time, p.hsm, i)
+            }))
             .collect();
         times.sort_unstable();
         let s = self.sep;
         let mut out = Vec::with_capacity(times.len());
-        for (i, (time, hsm)) in times.into_iter().enumerate() {
-            if rng.chance(0.0005) {
+        for (i, (time, hsm, k)) in times.into_iter().enumerate() {
+            // A planted operation draws nothing from `rng`: the ordinary traffic stays the same.
+            let plant = planted.get_mut(k).and_then(Option::take);
+            if plant.is_none() && rng.chance(0.0005) {
                 self.reboot[hsm] += 1;
                 self.seq[hsm] = 0;
             }
             let (seq, reboot) = (self.seq[hsm], self.reboot[hsm]);
             self.seq[hsm] += 1;
-            let (op, resp, log_type, detail) = self.operation(rng);
+            let (op, resp, log_type, detail) = match plant {
+                Some(p) => (p.op, p.resp, p.log_type, p.detail),
+                None => self.operation(rng),
+            };
             let session = 0x0100_4000 + (i as u64 % 64);
             let body = format!(
                 "Time: {}, usecs:{time}\nSequence No{s}{seq:#x}\nReboot counter{s}{reboot:#x}\n\
@@ -263,17 +307,32 @@ pub fn generate(opts: &CloudHsmOptions) -> Result<Vec<PathBuf>> {
     let clusters = opts.clusters.max(1);
     let per_month = opts.events / clusters as u64 / opts.months.max(1) as u64;
     let overlap = opts.overlap_hours as i64 * 3_600_000_000;
+    if opts.manifest.is_some() && opts.months < 5 {
+        return Err(Error::Usage(
+            "--incidents needs at least 5 months (incidents are judged against history)".into(),
+        ));
+    }
+    let mut incident_rng = Rng::new(opts.seed ^ 0x1BAD_5EED);
+    let mut manifest = Vec::new();
     let mut paths = Vec::new();
-    for _ in 0..clusters {
+    for ci in 0..clusters {
         let mut c = Cluster::new(&mut rng);
+        let mut planted = match opts.manifest {
+            Some(_) => {
+                let (p, m) = plant(&c, &mut incident_rng, ci, opts.months, &month_start);
+                manifest.extend(m);
+                p
+            }
+            None => Vec::new(),
+        };
         let mut next: Option<Vec<Ev>> = None;
         for k in 0..opts.months {
             let (s, e) = (month_start(k), month_start(k + 1));
             let this = next
                 .take()
-                .unwrap_or_else(|| c.month(&mut rng, s, e, per_month));
-            let following =
-                (k + 1 < opts.months).then(|| c.month(&mut rng, e, month_start(k + 2), per_month));
+                .unwrap_or_else(|| c.month(&mut rng, (s, e), per_month, &mut planted));
+            let following = (k + 1 < opts.months)
+                .then(|| c.month(&mut rng, (e, month_start(k + 2)), per_month, &mut planted));
             let head = following.as_ref().map_or(&[][..], |f| {
                 let n = f.iter().take_while(|ev| ev.time < e + overlap).count();
                 &f[..n]
@@ -285,7 +344,175 @@ pub fn generate(opts: &CloudHsmOptions) -> Result<Vec<PathBuf>> {
             next = following;
         }
     }
+    if let Some(path) = &opts.manifest {
+        let text = serde_json::to_string_pretty(&manifest)? + "\n";
+        std::fs::write(path, text).map_err(|e| Error::io(path, e))?;
+    }
     Ok(paths)
+}
+
+/// The incidents planted in cluster `ci` (the `ci`th), each in its own month, and their
+/// manifest entries.
+fn plant(
+    c: &Cluster,
+    rng: &mut Rng,
+    ci: u32,
+    months: u32,
+    month_start: &dyn Fn(u32) -> i64,
+) -> (Vec<Planted>, Vec<Incident>) {
+    const H: i64 = 3_600_000_000;
+    const M: i64 = 60_000_000;
+    const OK: &str = "0:HSM Return: SUCCESS";
+    let s = c.sep;
+    let user = |name: &str, ty: &str| format!("User Name{s}{name}\nUser Type{s}{ty}");
+    let key = |h: u64| format!("Priv/Secret Key Handle{s}{h}\nPublic Key Handle{s}0");
+    let op =
+        |time: i64, op: &'static str, resp: &str, log_type: &'static str, detail: String| Planted {
+            time,
+            hsm: 0,
+            op,
+            resp: resp.to_string(),
+            log_type,
+            detail,
+        };
+    let login = |time: i64, name: &str, ty: &str, ok: bool| {
+        let resp = if ok {
+            OK
+        } else {
+            "163:HSM Error: RET_USER_LOGIN_FAILURE"
+        };
+        op(
+            time,
+            "CN_LOGIN (0xd)",
+            resp,
+            "MGMT_USER_DETAILS_LOG (2)",
+            user(name, ty),
+        )
+    };
+    const CU: &str = "CN_CRYPTO_USER (1)";
+    const CO: &str = "CN_CRYPTO_OFFICER (2)";
+    const KEY_LOG: &str = "MGMT_KEY_DETAILS_LOG (1)";
+    let span = months.saturating_sub(3).max(1);
+    let mut planted = Vec::new();
+    let mut manifest = Vec::new();
+    for (j, kind) in [
+        "brute_force",
+        "zeroize",
+        "new_officer",
+        "mass_destroy",
+        "dormant_key",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let start = month_start(1 + (j as u32 + 2 * ci) % span);
+        let day = |d: i64| start + d * MICROS_PER_DAY;
+        let mut new = Vec::new();
+        let mut keys = Vec::new();
+        let (actor, expect): (Option<String>, &[&str]) = match *kind {
+            "brute_force" => {
+                // 25 wrong passwords for a crypto user in four minutes at night, then a login.
+                let at = day(11) + 3 * H + 7 * M;
+                for i in 0..25 {
+                    new.push(login(at + i * 9_000_000, "app_cu2", CU, false));
+                }
+                new.push(login(at + 25 * 9_000_000 + M, "app_cu2", CU, true));
+                (Some("app_cu2".into()), &["failed_login_burst", "off_hours"])
+            }
+            "zeroize" => {
+                let at = day(14) + 23 * H + 31 * M;
+                new.push(login(at, "admin", CO, true));
+                new.push(op(
+                    at + M,
+                    "CN_ZEROIZE (0x27)",
+                    OK,
+                    "MGMT_USER_DETAILS_LOG (2)",
+                    user("admin", CO),
+                ));
+                (Some("admin".into()), &["partition_admin", "off_hours"])
+            }
+            "new_officer" => {
+                // The officer adds a second crypto officer, who logs in and works.
+                let at = day(16) + 10 * H;
+                let name = format!("officer{}", 7 + ci);
+                new.push(op(
+                    at,
+                    "CN_CREATE_CO (0x4)",
+                    OK,
+                    "MGMT_USER_DETAILS_LOG (2)",
+                    user(&name, CO),
+                ));
+                new.push(login(at + 5 * M, &name, CO, true));
+                (Some(name), &["pin_change", "new_actor"])
+            }
+            "mass_destroy" => {
+                // Fifteen keys made over the month, destroyed within fifteen minutes.
+                let at = day(20) + 15 * H;
+                for i in 0..15 {
+                    let h = 900_000 + ci as u64 * 1000 + j as u64 * 100 + i as u64;
+                    new.push(op(
+                        day(2 + i) + 9 * H,
+                        "CN_GENERATE_KEY (0x17)",
+                        OK,
+                        KEY_LOG,
+                        key(h),
+                    ));
+                    new.push(op(
+                        at + i * M,
+                        "CN_DESTROY_OBJECT (0x11)",
+                        OK,
+                        KEY_LOG,
+                        key(h),
+                    ));
+                    keys.push(h.to_string());
+                }
+                (None, &["mass_key_destruction"])
+            }
+            "dormant_key" => {
+                // A key made early in the month and first used 80 days later.
+                let h = 900_000 + ci as u64 * 1000 + j as u64 * 100;
+                new.push(op(
+                    day(2) + 9 * H,
+                    "CN_GENERATE_KEY (0x17)",
+                    OK,
+                    KEY_LOG,
+                    key(h),
+                ));
+                new.push(op(
+                    day(82) + 11 * H,
+                    "CN_WRAP_KEY (0x1a)",
+                    OK,
+                    KEY_LOG,
+                    key(h),
+                ));
+                keys.push(h.to_string());
+                (None, &["dormant_key"])
+            }
+            _ => unreachable!("every planted kind is handled"),
+        };
+        for p in &mut new {
+            p.hsm = rng.below(2) as usize;
+        }
+        // Only the events the incident is about: not the key creations before it.
+        let about: Vec<i64> = new
+            .iter()
+            .filter(|p| !(p.op.starts_with("CN_GENERATE_KEY") && *kind != "zeroize"))
+            .map(|p| p.time)
+            .collect();
+        manifest.push(Incident {
+            kind: kind.to_string(),
+            origin: "planted".into(),
+            tenant: c.id.clone(),
+            actor,
+            client_ips: Vec::new(),
+            keys,
+            start: rfc3339(about.iter().copied().min().unwrap_or(start)),
+            end: rfc3339(about.iter().copied().max().unwrap_or(start)),
+            expect: expect.iter().map(|s| s.to_string()).collect(),
+        });
+        planted.extend(new);
+    }
+    (planted, manifest)
 }
 
 fn write_month(

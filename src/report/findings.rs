@@ -685,9 +685,15 @@ fn judge(def: &FindingRule, rows: &[Row], rules: &Rules) -> Vec<Finding> {
     match def.kind.as_str() {
         "failed_login_burst" => {
             merge_windows(def, rows, "failures", "last_failure", |r, n, last| {
+                let who = match get(r, "client_ip") {
+                    Some(ip) => format!("client IP {ip}"),
+                    None => format!(
+                        "actor {} (the log names no address)",
+                        id(get(r, "actor_id"))
+                    ),
+                };
                 let mut reason = format!(
-                "client IP {} failed to log in {n} times within {} minutes ({} to {} UTC), as actor {} (threshold {})",
-                id(get(r, "client_ip")),
+                "{who} failed to log in {n} times within {} minutes ({} to {} UTC), as actor {} (threshold {})",
                 rules.burst_window_minutes,
                 short(get(r, "time").unwrap_or_default()),
                 short(last),
@@ -895,15 +901,15 @@ fn judge_row(kind: &str, r: &Row, rules: &Rules, b: u32) -> (Severity, String) {
             let days = (parse_time(get(r, "time").unwrap_or_default()).unwrap_or(0)
                 - parse_time(created).unwrap_or(0))
                 / 86_400_000_000;
-            (
-                Severity::Medium,
-                format!(
-                    "key {} first used at {at} UTC by actor {actor} from {ip}, {days} days after its creation on {} (dormant: over {} days)",
-                    get(r, "ouid").unwrap_or("?"),
-                    created.get(..10).unwrap_or_default(),
-                    rules.dormant_days
-                ),
-            )
+            let mut reason = format!(
+                "key {} first used at {at} UTC by actor {actor} from {ip}, {days} days after its creation on {} (dormant: over {} days)",
+                get(r, "ouid").unwrap_or("?"),
+                created.get(..10).unwrap_or_default(),
+                rules.dormant_days
+            );
+            let what = format!("keys first used over {} days after creation", rules.dormant_days);
+            let sev = churn(r, rules, &what, &mut reason);
+            (sev, reason)
         }
         "new_key_user" => {
             let mut reason = format!(
@@ -1050,7 +1056,7 @@ fn merge_windows(
         (
             get(r, "tenant_id").map(str::to_string),
             if def.kind == "failed_login_burst" {
-                get(r, "client_ip").map(str::to_string)
+                get(r, "src").map(str::to_string)
             } else {
                 None
             },

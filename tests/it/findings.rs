@@ -1105,6 +1105,46 @@ fn a_realistic_year_in_four_zones_has_full_recall_and_little_noise() {
     assert!(m.worst_tenant_month <= 5, "{:?}", m.noise);
 }
 
+#[test]
+fn a_cloudhsm_year_with_planted_incidents_has_full_recall_and_little_noise() {
+    // Two clusters, a year of CloudHSM's own traffic (logins, keys made, synchronised,
+    // wrapped and destroyed, the odd user change) with five incidents planted in each.
+    let dir = tempfile::tempdir().unwrap();
+    let exports = dir.path().join("year");
+    let manifest = dir.path().join("year.incidents.json");
+    let out = bin()
+        .args([
+            "generate",
+            "--vendor",
+            "aws-cloudhsm",
+            "--events",
+            "24000",
+            "--tenants",
+            "2",
+            "--seed",
+            "2025",
+            "--incidents",
+        ])
+        .arg("-o")
+        .arg(&exports)
+        .output()
+        .unwrap();
+    assert_success(&out);
+    let lake = dir.path().join("lake");
+    assert_eq!(convert(&lake, &[exports], &[]).code, 0);
+    let months: Vec<(i64, u32)> = (1..=12).map(|mo| (2025, mo)).collect();
+    let m = measure(&lake, &manifest, &months, &[]);
+    print(&m);
+    assert_eq!(m.recall.len(), 5, "every kind planted: {:?}", m.recall);
+    for (k, (n, f)) in &m.recall {
+        assert_eq!((k, n), (k, f), "recall");
+    }
+    assert_eq!(m.high_noise, 0, "{:?}", m.noise);
+    let noise: u32 = m.noise.values().sum();
+    assert!(noise <= 2 * m.tenant_months, "{noise}: {:?}", m.noise);
+    assert!(m.worst_tenant_month <= 5, "{:?}", m.noise);
+}
+
 /// The same measurement on a year generated and converted by hand (e.g. 1M events):
 /// AUDITLAKE_RECALL_DIR holds `lake/` and `year.incidents.json`; set
 /// AUDITLAKE_TEST_BIN=target/release/auditlake so twelve monthly reports over a large
@@ -1775,6 +1815,19 @@ fn calibration_lake() -> &'static Path {
             }
             let q1_end = days_from_civil(2025, 4, 1);
             if busy {
+                // Keys made in January and first used ten weeks later, as a matter of course.
+                for n in 0..11 {
+                    let d = days_from_civil(2025, 1, 6) + (n / 5) * 7 + n % 5;
+                    let k = leak(format!("L{n}"));
+                    let t0 = d * MICROS_PER_DAY + 10 * H;
+                    r.push(key(rec(t0, "a2", "LUNA_GENERATE_KEY", "10.0.0.2"), k));
+                    r.push(key(
+                        rec(t0 + 70 * MICROS_PER_DAY, "a2", "LUNA_SIGN", "10.0.0.2"),
+                        k,
+                    ));
+                }
+            }
+            if busy {
                 for (n, d) in (start + 20..q1_end).enumerate() {
                     let t0 = d * MICROS_PER_DAY + 13 * H;
                     let n = n as i64;
@@ -1815,7 +1868,20 @@ fn calibration_lake() -> &'static Path {
                     }
                 }
             }
-            // April, the same in both.
+            // April, the same in both: a key made in January first used in April.
+            r.push(key(
+                rec(
+                    at(2025, 1, 20, 10, 0),
+                    "a3",
+                    "LUNA_GENERATE_KEY",
+                    "10.0.0.3",
+                ),
+                "DK",
+            ));
+            r.push(key(
+                rec(at(2025, 4, 16, 10, 0), "a3", "LUNA_SIGN", "10.0.0.3"),
+                "DK",
+            ));
             for i in 0..12 {
                 let k = leak(format!("D{i}"));
                 r.push(key(
@@ -1900,6 +1966,13 @@ fn each_rule_judges_the_same_counts_against_the_tenants_own_history() {
             "within this tenant's routine: its worst 10 minutes from one address in the 90 days before had 15",
         ),
         ("new_actor", "medium", "low", "this tenant saw 0 new actors", "routine for this tenant: 24 new actors"),
+        (
+            "dormant_key",
+            "medium",
+            "low",
+            "this tenant saw 0 keys first used over 60 days after creation",
+            "routine for this tenant: 11 keys first used over 60 days after creation",
+        ),
         (
             "new_client_ip",
             "medium",
