@@ -1,6 +1,6 @@
 -- kind: pin_change
 -- report: privileged
--- rule: a PIN or password set or initialized, a user added or removed, a quorum changed (DPoD LUNA_SET_PIN, LUNA_INIT_PIN, Delete User; CloudHSM CN_CHANGE_PSWD, CN_CREATE_USER, CN_DELETE_USER…) (low; medium when it adds a crypto officer or appliance user, removes a user or changes a quorum, when the actor is new to the tenant, or the hour is one it never works)
+-- rule: a PIN or password set or initialized, a user added or removed, a quorum changed (DPoD LUNA_SET_PIN, LUNA_INIT_PIN, Delete User; CloudHSM CN_CHANGE_PSWD, CN_CREATE_USER, CN_DELETE_USER…) (low; medium when it adds a crypto officer or appliance user, removes a user or changes a quorum, or the hour is one the tenant never works; an actor new to the tenant is new_actor's finding)
 WITH known AS (SELECT DISTINCT tenant_id, actor_id FROM events_baseline)
 SELECT p.tenant_id, p.time, p.actor_id, p.client_ip, p.ouid, p.action, p.outcome, p.role, p.part_id,
        c.description AS what,

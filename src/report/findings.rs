@@ -827,8 +827,10 @@ fn judge_row(kind: &str, r: &Row, rules: &Rules, b: u32) -> (Severity, String) {
                 reason.push_str("; it changes who holds privileges on the HSM");
             }
             if enough && flag(r, "new_actor") {
-                sev = Severity::Medium;
-                reason.push_str(&format!("; the actor was never seen in the {b} days before"));
+                // The actor itself is new_actor's finding; its PIN changes are evidence.
+                reason.push_str(&format!(
+                    "; the actor was never seen in the {b} days before (see new_actor)"
+                ));
             }
             if flag(r, "off_hours") {
                 sev = Severity::Medium;

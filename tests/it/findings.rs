@@ -458,10 +458,17 @@ fn zeroize_is_always_high() {
 }
 
 #[test]
-fn pin_change_is_low_for_a_known_actor_medium_for_a_new_one() {
+fn pin_change_is_evidence_and_a_new_actor_is_new_actors_finding() {
+    // actor-b is new to the tenant: new_actor reports it, its PIN change is evidence.
     let f = of_kind(april(), "pin_change");
     let got: Vec<(&str, &str)> = f.iter().map(|x| (x.0.as_str(), x.1.as_str())).collect();
-    assert_eq!(got, [("medium", "actor-b"), ("low", "actor-c")], "{f:?}");
+    assert_eq!(got, [("low", "actor-c"), ("low", "actor-b")], "{f:?}");
+    assert!(f[1].4.contains("(see new_actor)"), "{}", f[1].4);
+    let n = of_kind(april(), "new_actor");
+    assert!(
+        n.iter().any(|x| x.0 == "medium" && x.1 == "actor-b"),
+        "{n:?}"
+    );
 }
 
 #[test]
@@ -2014,8 +2021,8 @@ fn each_rule_judges_the_same_counts_against_the_tenants_own_history() {
 
 #[test]
 fn findings_over_a_year_within_a_small_memory_limit_are_the_same() {
-    // The sample lake is a year of four tenants (7,076 rows). Under 6.5 MB the period does not fit in a
-    // quarter of the limit: every rule streams it from the lake again.
+    // The sample lake is a year of four tenants (7,076 rows). Under 6.8 MiB the period does not fit in a
+    // quarter of the limit (7,076 x 256 bytes > 1.78 MB): every rule streams it from the lake again.
     let run = |limit: &str| {
         let out = bin()
             .args([
@@ -2048,7 +2055,7 @@ fn findings_over_a_year_within_a_small_memory_limit_are_the_same() {
         log.contains("table=\"events\"") && log.contains("in_memory=true"),
         "{log}"
     );
-    let (small, log) = run("6.5M");
+    let (small, log) = run("6.8M");
     assert!(log.contains("in_memory=false"), "{log}");
     assert!(big.len() > 100, "a year has findings: {}", big.len());
     assert_eq!(small, big);
