@@ -53,8 +53,9 @@ pub struct Rules {
     /// the look-back: it is high (a burst: medium) only when it holds more than this many
     /// times that window's count, and low when it holds no more than that window did.
     pub routine_factor: u32,
-    /// A tenant that saw at least this many new actors (or new client IPs of its actors)
-    /// per 30 days of its look-back finds one more routine: such findings are low.
+    /// A tenant that saw at least this many new actors (or new client IPs of its actors,
+    /// or keys first used long after their creation) per 30 days of its look-back finds
+    /// one more routine: such findings are low.
     pub routine_new_per_30_days: u32,
     /// A key with at least this many uses in the look-back, all by at most
     /// `key_owner_max_actors` actors, has owners; another actor using it is a finding.
