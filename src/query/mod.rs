@@ -284,7 +284,11 @@ pub async fn build_session(opts: &SessionOptions) -> Result<Session> {
     // Each sorting partition sets memory aside for merging its spills (10 MB by
     // default): under a small limit that share shrinks, so the sort still runs.
     let limit = opts.memory_limit.unwrap_or_else(default_memory_limit);
-    let partitions = cores * 2;
+    // Under a small limit, fewer partitions: each sorting partition holds its merge
+    // share and its batches, and with four sharing 6.8 MiB a sort failed now and then
+    // (which partition registers first decides how the pool is split). One partition
+    // per 16 MiB of the limit; the default limit (half the RAM) is far above that.
+    let partitions = (cores * 2).min((limit / (16 << 20)).max(1));
     let config = SessionConfig::new()
         .with_target_partitions(partitions)
         .with_information_schema(true)
