@@ -175,8 +175,9 @@ fn table(pack: &crate::report::ReportPack) -> String {
         ),
     ];
     for (title, list, listed) in sections {
-        s.push_str(&format!("\n## {title}: {}\n\n", list.len()));
+        s.push_str(&format!("\n## {title}: {}\n", list.len()));
         if !list.is_empty() {
+            s.push('\n');
             md_findings(&mut s, &list, listed);
         }
     }
