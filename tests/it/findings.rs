@@ -1822,6 +1822,13 @@ fn calibration_lake() -> &'static Path {
             }
             let q1_end = days_from_civil(2025, 4, 1);
             if busy {
+                // A nightly job: a1 signs at 02:00 every weekday of the first quarter.
+                for d in start..q1_end {
+                    if (1..=5).contains(&(d + 4).rem_euclid(7)) {
+                        let t0 = d * MICROS_PER_DAY + 2 * H;
+                        r.push(key(rec(t0, "a1", "LUNA_SIGN", "10.0.0.1"), "K1"));
+                    }
+                }
                 // Keys made in January and first used ten weeks later, as a matter of course.
                 for n in 0..11 {
                     let d = days_from_civil(2025, 1, 6) + (n / 5) * 7 + n % 5;
@@ -1875,7 +1882,12 @@ fn calibration_lake() -> &'static Path {
                     }
                 }
             }
-            // April, the same in both: a key made in January first used in April.
+            // April, the same in both: a1 at work at 02:30 one Wednesday; a key made in
+            // January first used in April.
+            r.push(key(
+                rec(at(2025, 4, 16, 2, 30), "a1", "LUNA_SIGN", "10.0.0.1"),
+                "K1",
+            ));
             r.push(key(
                 rec(
                     at(2025, 1, 20, 10, 0),
@@ -1997,6 +2009,15 @@ fn each_rule_judges_the_same_counts_against_the_tenants_own_history() {
         assert!(q[0].1.contains(quiet_says), "{kind}: {}", q[0].1);
         assert!(b[0].1.contains(busy_says), "{kind}: {}", b[0].1);
     }
+    // Working at 02:30 is off hours for the tenant that never does, not for the one with
+    // a nightly job.
+    let night = |tenant: &str| {
+        sev(tenant, "off_hours")
+            .into_iter()
+            .filter(|(_, r)| r.contains("on Wednesday 2025-04-16 from 02:30"))
+            .count()
+    };
+    assert_eq!((night("t-quiet"), night("t-busy")), (1, 0));
     // A lower threshold does not turn a tenant's routine into news.
     let (_, doc) = report(
         calibration_lake(),
