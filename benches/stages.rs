@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use auditlake::generate::{generate, ExportFormat, GenerateOptions};
 use auditlake::ingest::decode::decode_chunk;
-use auditlake::ingest::scan::{Chunk, Scanner};
+use auditlake::ingest::interface::Chunk;
+use auditlake::ingest::scan::Scanner;
 use auditlake::lake::writer::{encode, sorted_batches};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 

@@ -17,8 +17,7 @@ use std::time::Instant;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use serde::Serialize;
 
-use crate::ingest::decode::{DecodedChunk, RejectReason};
-use crate::ingest::scan::{Break, Chunk};
+use crate::ingest::interface::{Break, Chunk, DecodedChunk, RejectReason};
 use crate::ingest::{
     for_each_member, list_sources, materialize, sha256_file, DecodeContext, Format, Source,
 };
@@ -104,6 +103,8 @@ enum Msg {
         src: usize,
         member: usize,
         chunk: Chunk,
+        /// The member's format, whose decoder takes the chunk.
+        format: Format,
     },
     Decoded {
         src: usize,
@@ -355,7 +356,14 @@ fn read_sources(
             let mut framer = format.framer(reader, limit);
             while alive {
                 match framer.next_chunk() {
-                    Ok(Some(chunk)) => alive &= send(Msg::Chunk { src, member, chunk }),
+                    Ok(Some(chunk)) => {
+                        alive &= send(Msg::Chunk {
+                            src,
+                            member,
+                            chunk,
+                            format,
+                        })
+                    }
                     Ok(None) => break,
                     Err(brk) => {
                         alive &= send(Msg::Break { src, member, brk });
@@ -399,12 +407,17 @@ fn read_sources(
 fn decode_worker(rx: Receiver<(u64, Msg)>, tx: Sender<(u64, Msg)>, ctx: &DecodeContext) {
     for (seq, msg) in rx.iter() {
         let out = match msg {
-            Msg::Chunk { src, member, chunk } => {
+            Msg::Chunk {
+                src,
+                member,
+                chunk,
+                format,
+            } => {
                 crate::testhook::point("decode");
                 Msg::Decoded {
                     src,
                     member,
-                    decoded: Format::decode(Arc::new(chunk), ctx),
+                    decoded: format.decode(Arc::new(chunk), ctx),
                 }
             }
             other => other,

@@ -9,10 +9,10 @@ use std::collections::BTreeMap;
 use parquet::file::metadata::ParquetMetaDataReader;
 use serde::Serialize;
 
-use crate::ingest::cloudhsm;
+use crate::lake::sequence::sequence_of;
 use crate::lake::store::LakeStore;
 use crate::lake::writer::read_file;
-use crate::lake::{ledger, live_set, Col};
+use crate::lake::{ledger, live_set, Col, VENDOR_CLOUDHSM};
 use crate::time::format_day;
 use crate::{Error, Result};
 
@@ -101,7 +101,7 @@ pub async fn status(store: &LakeStore) -> Result<LakeStatus> {
         for f in files {
             t.bytes += f.bytes;
             let (rows, cloudhsm) = match (f.rows, &f.vendors) {
-                (Some(rows), Some(v)) => (rows, v.iter().any(|v| v == cloudhsm::VENDOR)),
+                (Some(rows), Some(v)) => (rows, v.iter().any(|v| v == VENDOR_CLOUDHSM)),
                 _ => footer_facts(store, &f.path, f.bytes).await?,
             };
             t.events += rows;
@@ -211,10 +211,10 @@ async fn collect_sequences(
             continue;
         };
         for (v, t) in vendor.iter().zip(trace.iter()) {
-            if v != Some(cloudhsm::VENDOR) {
+            if v != Some(VENDOR_CLOUDHSM) {
                 continue;
             }
-            if let Some((hsm, reboot, seq)) = t.and_then(cloudhsm::sequence_of) {
+            if let Some((hsm, reboot, seq)) = t.and_then(sequence_of) {
                 out.entry((tenant.to_string(), hsm.map(str::to_string), reboot))
                     .or_default()
                     .push(seq);
@@ -281,7 +281,7 @@ async fn footer_facts(store: &LakeStore, rel: &str, size: u64) -> Result<(u64, b
     let meta = ParquetMetaDataReader::decode_metadata(&footer).map_err(|e| bad(e.to_string()))?;
     let schema = meta.file_metadata().schema_descr();
     let vendor = (0..schema.num_columns()).find(|&i| schema.column(i).name() == "vendor");
-    let want = cloudhsm::VENDOR.as_bytes();
+    let want = VENDOR_CLOUDHSM.as_bytes();
     let cloudhsm = vendor.is_some_and(|i| {
         meta.row_groups().iter().any(|rg| {
             let stats = rg.column(i).statistics();

@@ -15,7 +15,8 @@ use serde::de::IgnoredAny;
 use sha2::{Digest, Sha256};
 
 use super::decode::{decode_chunk, DecodedChunk};
-use super::scan::{is_json_space, Chunk, Scanner};
+use super::interface::{is_json_space, Chunk};
+use super::scan::Scanner;
 use crate::lake::{file_schema, Col};
 use crate::time::{day_of, format_day, parse_day, parse_time, FIRST_DAY, LAST_DAY};
 
@@ -295,7 +296,6 @@ pub fn check_decoded(chunk: Chunk) -> DecodedChunk {
             base_offset: chunk.base_offset,
             first_index: chunk.first_index,
             oversized: None,
-            format: Default::default(),
             origins: Vec::new(),
         }));
         assert_eq!(other.records_read, d.records_read);

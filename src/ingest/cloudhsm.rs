@@ -20,13 +20,15 @@ use std::sync::Arc;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::format::{DecodeContext, DecodedChunk, Format, Origin, RejectReason};
-use super::scan::{Break, Chunk, CHUNK_TARGET};
+use super::interface::{
+    Break, Chunk, DecodeContext, DecodedChunk, Origin, RejectReason, CHUNK_TARGET,
+};
 use crate::lake::rows::{CanonicalRow, RowsBuilder};
+use crate::lake::sequence::trace_id;
 use crate::time::{day_of, days_from_civil, FIRST_DAY, LAST_DAY, MICROS_PER_DAY};
 
 /// The value of the `vendor` column for AWS CloudHSM rows.
-pub const VENDOR: &str = "aws-cloudhsm";
+pub const VENDOR: &str = crate::lake::VENDOR_CLOUDHSM;
 
 /// The prefix of a CloudHSM cluster's log group; the cluster id follows it.
 pub const LOG_GROUP_PREFIX: &str = "/aws/cloudhsm/";
@@ -83,7 +85,9 @@ pub fn detect(head: &[u8]) -> Option<Form> {
 
 /// The first key of a JSON object whose `{` was just passed (no escapes expected).
 fn first_key(b: &[u8]) -> Option<&[u8]> {
-    let start = b.iter().position(|c| !super::scan::is_json_space(*c))?;
+    let start = b
+        .iter()
+        .position(|c| !super::interface::is_json_space(*c))?;
     let b = b[start..].strip_prefix(b"\"")?;
     let end = memchr::memchr(b'"', b)?;
     Some(&b[..end])
@@ -197,7 +201,7 @@ impl<'a> Framer<'a> {
     }
 }
 
-impl super::format::Framer for Framer<'_> {
+impl super::interface::Framer for Framer<'_> {
     fn next_chunk(&mut self) -> Result<Option<Chunk>, Break> {
         if let Some(r) = self.reader.take() {
             self.fill(r);
@@ -236,7 +240,6 @@ impl super::format::Framer for Framer<'_> {
             base_offset,
             first_index,
             oversized: None,
-            format: Format::CloudHsm(self.form),
             origins,
         }))
     }
@@ -370,12 +373,8 @@ fn frame_json(buf: &[u8]) -> (Vec<Frame>, Option<Break>) {
 // ---------------------------------------------------------------------------
 // Decoding.
 
-/// Decodes every event of a chunk this module's framer cut.
-pub fn decode_chunk(chunk: Arc<Chunk>, ctx: &DecodeContext) -> DecodedChunk {
-    let form = match chunk.format {
-        Format::CloudHsm(f) => f,
-        Format::Dpod => Form::TextBlocks,
-    };
+/// Decodes every event of a chunk this module's framer cut from a member in `form`.
+pub fn decode_chunk(chunk: Arc<Chunk>, form: Form, ctx: &DecodeContext) -> DecodedChunk {
     let mut rows = RowsBuilder::new(chunk.data.len());
     let mut rejects = Vec::new();
     let mut time_range: Option<(i64, i64)> = None;
@@ -488,40 +487,6 @@ fn event_time(v: &str) -> Option<i64> {
     };
     let day = day_of(t);
     (FIRST_DAY..=LAST_DAY).contains(&day).then_some(t)
-}
-
-/// The trace_id of an event: `<cluster>/<hsm>/<reboot counter>/<sequence no>` (hex as
-/// the log writes them), or `<cluster>/-/<reboot>/<seq>/<usecs>` when the input does not
-/// name the HSM.
-pub fn trace_id(cluster: &str, hsm: Option<&str>, reboot: u64, seq: u64, usecs: i64) -> String {
-    match hsm {
-        Some(h) => format!("{cluster}/{h}/{reboot:#x}/{seq:#x}"),
-        None => format!("{cluster}/-/{reboot:#x}/{seq:#x}/{usecs}"),
-    }
-}
-
-/// The HSM (None: not named by the input), reboot counter and sequence number of a
-/// [`trace_id`]; None for any other trace_id. Read from the right, so a tenant holding
-/// `/` does not matter.
-pub fn sequence_of(trace_id: &str) -> Option<(Option<&str>, u64, u64)> {
-    let hex = |s: &str| {
-        s.strip_prefix("0x")
-            .and_then(|h| u64::from_str_radix(h, 16).ok())
-    };
-    let mut p = trace_id.rsplit('/');
-    let last = p.next()?;
-    if last.starts_with("0x") {
-        let seq = hex(last)?;
-        let reboot = hex(p.next()?)?;
-        let hsm = p.next()?;
-        p.next()?; // the cluster
-        (hsm != "-").then_some((Some(hsm), reboot, seq))
-    } else {
-        last.parse::<i64>().ok()?;
-        let seq = hex(p.next()?)?;
-        let reboot = hex(p.next()?)?;
-        (p.next()? == "-" && p.next().is_some()).then_some((None, reboot, seq))
-    }
 }
 
 fn reject(code: &'static str, detail: impl Into<String>) -> RejectReason {
@@ -706,28 +671,9 @@ mod tests {
         assert_eq!(parse_number("0x1D"), Some(29));
     }
 
-    #[test]
-    fn trace_ids_give_their_sequence_back() {
-        let t = trace_id("c/1", Some("hsm-a"), 0x2a, 0x10, 5);
-        assert_eq!(t, "c/1/hsm-a/0x2a/0x10");
-        assert_eq!(sequence_of(&t), Some((Some("hsm-a"), 0x2a, 0x10)));
-        let t = trace_id("c", None, 1, 2, 1717243200123456);
-        assert_eq!(sequence_of(&t), Some((None, 1, 2)));
-        for other in [
-            "h:abc",
-            "0x1/0x2",
-            "c/-/0x1/0x2",
-            "x/y/0x1/zz",
-            "",
-            "a/b/c/d/e",
-        ] {
-            assert_eq!(sequence_of(other), None, "{other}");
-        }
-    }
-
     /// Frames and decodes `input` as `form`: (rows, rejects, break), every record accounted.
     fn run(input: &[u8], form: Form) -> (usize, usize, bool) {
-        use crate::ingest::format::Framer as _;
+        use crate::ingest::interface::Framer as _;
         let ctx = DecodeContext {
             tenant: Some(Arc::from("t")),
         };
@@ -738,7 +684,7 @@ mod tests {
             match framer.next_chunk() {
                 Ok(Some(c)) => {
                     let n = c.records.len();
-                    let d = decode_chunk(Arc::new(c), &ctx);
+                    let d = decode_chunk(Arc::new(c), form, &ctx);
                     let got: usize = d.slices.iter().map(|s| s.batch.num_rows()).sum();
                     assert_eq!(got + d.rejects.len(), n);
                     rows += got;

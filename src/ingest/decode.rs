@@ -14,12 +14,12 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
-use super::scan::{Break, Chunk};
+use super::interface::{Break, Chunk};
 use crate::lake::rows::{CanonicalRow, RowsBuilder};
 use crate::lake::VENDOR_DPOD;
 use crate::time::parse_time;
 
-pub use super::format::{DecodedChunk, RejectReason};
+pub use super::interface::{DecodedChunk, RejectReason};
 
 // ---------------------------------------------------------------------------
 // Parsing one record into borrowed pieces.
@@ -542,7 +542,6 @@ mod tests {
             base_offset: 100,
             first_index: 0,
             oversized: None,
-            format: Default::default(),
             origins: Vec::new(),
         })
     }

@@ -1,6 +1,6 @@
-//! The ingest interface: which source format a member holds, judged by its first bytes
-//! (never by a file name), how that format frames its bytes into records, and how
-//! records become canonical rows (through [`crate::lake::rows`]).
+//! The registry of source formats, above the vendors: which format a member holds,
+//! judged by its first bytes (never by a file name), and dispatch to that vendor's
+//! framer and decoder (the types they share are [`super::interface`]'s).
 //!
 //! A format is one variant of [`Format`]: [`Format::detect`] recognises it, its
 //! [`Framer`] cuts a member into [`Chunk`]s of whole records, and [`Format::decode`]
@@ -13,37 +13,8 @@ use std::sync::Arc;
 
 use super::cloudhsm::{self, Form};
 use super::decode::decode_chunk;
-use super::scan::{is_json_space, Break, Chunk, Scanner};
-use crate::lake::rows::PartSlice;
-
-/// Why a record was rejected. The `code` is what `_rejected/` and the summary show.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RejectReason {
-    pub code: &'static str,
-    pub detail: String,
-}
-
-impl RejectReason {
-    pub fn new(code: &'static str, detail: impl Into<String>) -> Self {
-        RejectReason {
-            code,
-            detail: detail.into(),
-        }
-    }
-}
-
-/// Everything decoded from one chunk.
-pub struct DecodedChunk {
-    pub chunk: Arc<Chunk>,
-    pub slices: Vec<PartSlice>,
-    /// `(record position in chunk, reason)`.
-    pub rejects: Vec<(u32, RejectReason)>,
-    /// Records taken from the chunk (all of them, unless a syntax error ended the member).
-    pub records_read: u64,
-    /// Earliest and latest `time` of the rows.
-    pub time_range: Option<(i64, i64)>,
-    pub brk: Option<Break>,
-}
+use super::interface::{is_json_space, Chunk, DecodeContext, DecodedChunk, Framer};
+use super::scan::Scanner;
 
 /// What a member holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -53,32 +24,6 @@ pub enum Format {
     Dpod,
     /// AWS CloudHSM audit events in one of the forms CloudWatch Logs hands them out.
     CloudHsm(Form),
-}
-
-/// Where a record came from inside its container, for formats whose records do not
-/// carry it themselves (a CloudWatch log group and stream).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Origin {
-    pub group: Option<Arc<str>>,
-    pub stream: Option<Arc<str>>,
-}
-
-/// What decoding may need beyond the bytes: what the user said on the command line.
-#[derive(Debug, Clone, Default)]
-pub struct DecodeContext {
-    /// `--tenant`: the tenant of records whose input does not name one.
-    pub tenant: Option<Arc<str>>,
-}
-
-/// Cuts a member's bytes into chunks of whole records; a [`Break`] ends the member.
-pub trait Framer {
-    fn next_chunk(&mut self) -> Result<Option<Chunk>, Break>;
-}
-
-impl<R: Read> Framer for Scanner<R> {
-    fn next_chunk(&mut self) -> Result<Option<Chunk>, Break> {
-        Scanner::next_chunk(self)
-    }
 }
 
 impl Format {
@@ -127,10 +72,10 @@ impl Format {
     }
 
     /// Decodes every record of a chunk this format's framer cut.
-    pub fn decode(chunk: Arc<Chunk>, ctx: &DecodeContext) -> DecodedChunk {
-        match chunk.format {
+    pub fn decode(self, chunk: Arc<Chunk>, ctx: &DecodeContext) -> DecodedChunk {
+        match self {
             Format::Dpod => decode_chunk(chunk),
-            Format::CloudHsm(_) => cloudhsm::decode_chunk(chunk, ctx),
+            Format::CloudHsm(form) => cloudhsm::decode_chunk(chunk, form, ctx),
         }
     }
 }

@@ -11,9 +11,11 @@ pub mod check;
 pub mod cloudhsm;
 pub mod decode;
 pub mod format;
+pub mod interface;
 pub mod scan;
 
-pub use format::{DecodeContext, Format, Framer, Origin};
+pub use format::Format;
+pub use interface::{DecodeContext, Framer, Origin};
 
 use std::fs::File;
 use std::io::{BufReader, Read};

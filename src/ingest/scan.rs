@@ -12,68 +12,14 @@
 //! toward a record's size.
 
 use std::io::{Read, Write};
-use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-/// Bytes of complete records per chunk handed to the decoders.
-pub const CHUNK_TARGET: usize = 4 << 20;
+use super::interface::{is_json_space, Break, Chunk, Framer, Oversized, CHUNK_TARGET};
+
 /// Default size limit of one record: a larger one is rejected as `record_too_large`.
 pub const MAX_RECORD: usize = 256 << 20;
 const READ_BLOCK: usize = 1 << 20;
-
-/// A run of whole records from one member.
-#[derive(Debug)]
-pub struct Chunk {
-    /// The bytes; records are slices of it.
-    pub data: Vec<u8>,
-    /// `(start, end)` of each record in `data`.
-    pub records: Vec<(u32, u32)>,
-    /// Member byte offset of `data[0]`.
-    pub base_offset: u64,
-    /// Index of the first record within the member.
-    pub first_index: u64,
-    /// A record over the size limit, alone in an otherwise empty chunk (its index is
-    /// `first_index`).
-    pub oversized: Option<Oversized>,
-    /// The format whose framer cut it, which decodes it.
-    pub format: super::format::Format,
-    /// For formats whose records do not say where they came from (one per record): the
-    /// record's origin inside its container and the member byte offset that locates it.
-    /// Empty for the others, whose records lie at `base_offset` + their start.
-    pub origins: Vec<(Arc<super::format::Origin>, u64)>,
-}
-
-impl Chunk {
-    /// The member byte offset that locates record `pos` (for `_rejected/`).
-    pub fn record_offset(&self, pos: usize) -> u64 {
-        match self.origins.get(pos) {
-            Some((_, offset)) => *offset,
-            None => self.base_offset + self.records.get(pos).map_or(0, |r| r.0 as u64),
-        }
-    }
-}
-
-/// A record over the size limit, found without holding it: where it lies, its
-/// digest, and its bytes in a spool file for `_rejected/`.
-#[derive(Debug)]
-pub struct Oversized {
-    /// Member byte offset of its first byte.
-    pub offset: u64,
-    pub len: u64,
-    /// Hex SHA-256 of its bytes.
-    pub sha256: String,
-    /// Its bytes; `Err` says why they could not be spooled (the record is still
-    /// counted and rejected, with its range and digest).
-    pub spool: Result<tempfile::NamedTempFile, String>,
-}
-
-/// Where and why a member's stream stopped making sense.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Break {
-    pub offset: u64,
-    pub reason: String,
-}
 
 #[derive(Clone, Copy, PartialEq, Debug)]
 enum State {
@@ -225,7 +171,6 @@ impl<R: Read> Scanner<R> {
             base_offset,
             first_index,
             oversized: None,
-            format: super::format::Format::Dpod,
             origins: Vec::new(),
         }
     }
@@ -300,7 +245,6 @@ impl<R: Read> Scanner<R> {
             records: Vec::new(),
             base_offset: offset,
             first_index: index,
-            format: super::format::Format::Dpod,
             origins: Vec::new(),
             oversized: Some(Oversized {
                 offset,
@@ -489,13 +433,6 @@ fn show(c: u8) -> String {
     }
 }
 
-/// White space as JSON has it (RFC 8259: space, tab, LF, CR). Not a form feed or
-/// vertical tab, which Rust's `is_ascii_whitespace` counts: before a record they make
-/// it invalid JSON, so they belong to the record (rejected with its raw text).
-pub fn is_json_space(c: u8) -> bool {
-    matches!(c, b' ' | b'\n' | b'\r' | b'\t')
-}
-
 fn skip_ws(buf: &[u8], from: usize) -> Option<usize> {
     buf[from.min(buf.len())..]
         .iter()
@@ -629,6 +566,12 @@ fn string_end(buf: &[u8], mut p: usize) -> Option<usize> {
         if p > buf.len() {
             return None;
         }
+    }
+}
+
+impl<R: Read> Framer for Scanner<R> {
+    fn next_chunk(&mut self) -> Result<Option<Chunk>, Break> {
+        Scanner::next_chunk(self)
     }
 }
 

@@ -15,6 +15,7 @@ pub mod manifest;
 pub mod partitions;
 pub mod rejects;
 pub mod rows;
+pub mod sequence;
 pub mod store;
 pub mod switch;
 pub mod writer;
@@ -30,6 +31,9 @@ pub const REJECTED_DIR: &str = "_rejected";
 
 /// The value of the `vendor` column for DPoD exports.
 pub const VENDOR_DPOD: &str = "dpod";
+/// The value of the `vendor` column for AWS CloudHSM audit logs, whose trace_ids carry
+/// sequence numbers ([`sequence`]).
+pub const VENDOR_CLOUDHSM: &str = "aws-cloudhsm";
 
 /// Columns of a Parquet file, in order. The partition columns `tenant_id` and
 /// `day` live in the path, not in the file.

@@ -1,0 +1,120 @@
+//! The ingest interface, below every vendor: what a framer hands out ([`Chunk`]s of whole
+//! records, or a [`Break`] that ends a member), what decoding needs beyond the bytes
+//! ([`DecodeContext`]) and what it gives back ([`DecodedChunk`]: rows by partition and
+//! [`RejectReason`]s). A vendor module implements [`Framer`] and a decode function over
+//! these types and imports no other vendor; the registry ([`super::format`]) detects a
+//! member's format and dispatches to them. Nothing here names a vendor.
+
+use std::sync::Arc;
+
+use crate::lake::rows::PartSlice;
+
+/// Bytes of complete records per chunk handed to the decoders.
+pub const CHUNK_TARGET: usize = 4 << 20;
+
+/// Why a record was rejected. The `code` is what `_rejected/` and the summary show.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RejectReason {
+    pub code: &'static str,
+    pub detail: String,
+}
+
+impl RejectReason {
+    pub fn new(code: &'static str, detail: impl Into<String>) -> Self {
+        RejectReason {
+            code,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// Everything decoded from one chunk.
+pub struct DecodedChunk {
+    pub chunk: Arc<Chunk>,
+    pub slices: Vec<PartSlice>,
+    /// `(record position in chunk, reason)`.
+    pub rejects: Vec<(u32, RejectReason)>,
+    /// Records taken from the chunk (all of them, unless a syntax error ended the member).
+    pub records_read: u64,
+    /// Earliest and latest `time` of the rows.
+    pub time_range: Option<(i64, i64)>,
+    pub brk: Option<Break>,
+}
+
+/// Where a record came from inside its container, for formats whose records do not
+/// carry it themselves (a CloudWatch log group and stream).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origin {
+    pub group: Option<Arc<str>>,
+    pub stream: Option<Arc<str>>,
+}
+
+/// What decoding may need beyond the bytes: what the user said on the command line.
+#[derive(Debug, Clone, Default)]
+pub struct DecodeContext {
+    /// `--tenant`: the tenant of records whose input does not name one.
+    pub tenant: Option<Arc<str>>,
+}
+
+/// Cuts a member's bytes into chunks of whole records; a [`Break`] ends the member.
+pub trait Framer {
+    fn next_chunk(&mut self) -> Result<Option<Chunk>, Break>;
+}
+
+/// A run of whole records from one member.
+#[derive(Debug)]
+pub struct Chunk {
+    /// The bytes; records are slices of it.
+    pub data: Vec<u8>,
+    /// `(start, end)` of each record in `data`.
+    pub records: Vec<(u32, u32)>,
+    /// Member byte offset of `data[0]`.
+    pub base_offset: u64,
+    /// Index of the first record within the member.
+    pub first_index: u64,
+    /// A record over the size limit, alone in an otherwise empty chunk (its index is
+    /// `first_index`).
+    pub oversized: Option<Oversized>,
+    /// For formats whose records do not say where they came from (one per record): the
+    /// record's origin inside its container and the member byte offset that locates it.
+    /// Empty for the others, whose records lie at `base_offset` + their start.
+    pub origins: Vec<(Arc<Origin>, u64)>,
+}
+
+impl Chunk {
+    /// The member byte offset that locates record `pos` (for `_rejected/`).
+    pub fn record_offset(&self, pos: usize) -> u64 {
+        match self.origins.get(pos) {
+            Some((_, offset)) => *offset,
+            None => self.base_offset + self.records.get(pos).map_or(0, |r| r.0 as u64),
+        }
+    }
+}
+
+/// A record over the size limit, found without holding it: where it lies, its
+/// digest, and its bytes in a spool file for `_rejected/`.
+#[derive(Debug)]
+pub struct Oversized {
+    /// Member byte offset of its first byte.
+    pub offset: u64,
+    pub len: u64,
+    /// Hex SHA-256 of its bytes.
+    pub sha256: String,
+    /// Its bytes; `Err` says why they could not be spooled (the record is still
+    /// counted and rejected, with its range and digest).
+    pub spool: Result<tempfile::NamedTempFile, String>,
+}
+
+/// Where and why a member's stream stopped making sense.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Break {
+    pub offset: u64,
+    pub reason: String,
+}
+
+/// White space as JSON has it (RFC 8259: space, tab, LF, CR). Not a form feed or
+/// vertical tab, which Rust's `is_ascii_whitespace` counts: before a record they make
+/// it invalid JSON, so they belong to the record (rejected with its raw text).
+pub fn is_json_space(c: u8) -> bool {
+    matches!(c, b' ' | b'\n' | b'\r' | b'\t')
+}
