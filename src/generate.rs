@@ -282,6 +282,11 @@ impl Tenant {
             .map_or(0, |z| z.offset_seconds_at(utc) as i64 * 1_000_000)
     }
 
+    /// The UTC time of a wall-clock time in the tenant's zone.
+    fn utc_of(&self, local: i64) -> i64 {
+        local - self.offset(local - self.offset(local))
+    }
+
     /// The live keys `c` may use: its partition's with `routine`, else the tenant's.
     fn keys_of(&mut self, c: usize) -> &mut Vec<String> {
         if self.routine {
@@ -303,7 +308,7 @@ impl Tenant {
             for _ in 0..8 {
                 let day = start.div_euclid(MICROS_PER_DAY) + rng.below(days as u64) as i64;
                 let local = day * MICROS_PER_DAY + H + rng.below(H as u64) as i64;
-                let t = local - self.offset(local - self.offset(local));
+                let t = self.utc_of(local);
                 if (start..end).contains(&t) {
                     return t;
                 }
@@ -313,8 +318,7 @@ impl Tenant {
                 let t = start + rng.below(span) as i64;
                 let local = t + self.offset(t);
                 let h = local.rem_euclid(MICROS_PER_DAY) / H;
-                let dow = (local.div_euclid(MICROS_PER_DAY) + 4).rem_euclid(7);
-                if (7..19).contains(&h) && (1..=5).contains(&dow) {
+                if (7..19).contains(&h) && is_workday(local.div_euclid(MICROS_PER_DAY)) {
                     return t;
                 }
             }
@@ -474,6 +478,23 @@ impl Tenant {
     }
 }
 
+/// The day of the week of a day since the epoch, 0 for Sunday (1970-01-01 was a Thursday).
+fn weekday(day: i64) -> i64 {
+    (day + 4).rem_euclid(7)
+}
+
+fn is_workday(day: i64) -> bool {
+    (1..=5).contains(&weekday(day))
+}
+
+/// `day`, or the first weekday after it.
+fn next_workday(mut day: i64) -> i64 {
+    while !is_workday(day) {
+        day += 1;
+    }
+    day
+}
+
 fn base64url(rng: &mut Rng) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     (0..43).map(|_| A[rng.below(64) as usize] as char).collect()
@@ -559,11 +580,11 @@ fn month_routine(t: &mut Tenant, rng: &mut Rng, start: i64, end: i64) -> Vec<Eve
         });
     }
     let mut day = start / MICROS_PER_DAY;
-    while (day + 4).rem_euclid(7) != 0 {
+    while weekday(day) != 0 {
         day += 1;
     }
     let local = day * MICROS_PER_DAY + 2 * H;
-    let at = local - t.offset(local - t.offset(local));
+    let at = t.utc_of(local);
     if at + H >= end {
         return out;
     }
@@ -890,19 +911,13 @@ fn plant(
         let m = 1 + (j as u32 + 2 * ti) % span;
         let start = month_start(m);
         let day = |d: i64| start + d * MICROS_PER_DAY;
-        // Ordinary work happens on weekdays (1970-01-01 was a Thursday): the `d`th day of
-        // the month, or the next weekday after it.
-        let workday = |d: i64| {
-            let mut d = start / MICROS_PER_DAY + d;
-            while !(1..=5).contains(&((d + 4) % 7)) {
-                d += 1;
-            }
-            d * MICROS_PER_DAY
-        };
+        // Ordinary work happens on weekdays: the `d`th day of the month, or the next
+        // weekday after it.
+        let workday = |d: i64| next_workday(start / MICROS_PER_DAY + d) * MICROS_PER_DAY;
         // The first Saturday on or after the 8th of the month.
         let saturday = {
             let mut d = start / MICROS_PER_DAY + 7;
-            while (d + 4).rem_euclid(7) != 6 {
+            while weekday(d) != 6 {
                 d += 1;
             }
             d * MICROS_PER_DAY
@@ -910,7 +925,7 @@ fn plant(
         // Times are the tenant's wall-clock times: a night is a night where it works.
         let ev =
             |rng: &mut Rng, c: usize, local: i64, action: &'static str, ouid: Option<String>| {
-                let time = local - t.offset(local - t.offset(local));
+                let time = t.utc_of(local);
                 let cl = &t.clients[c];
                 let (partid, hsmid) = &t.partitions[cl.partition];
                 Event {
@@ -1058,13 +1073,7 @@ fn plant(
                         )));
                     }
                 }
-                let next = {
-                    let mut d = month_start(m + 1) / MICROS_PER_DAY + 12;
-                    while !(1..=5).contains(&((d + 4) % 7)) {
-                        d += 1;
-                    }
-                    d * MICROS_PER_DAY
-                };
+                let next = next_workday(month_start(m + 1) / MICROS_PER_DAY + 12) * MICROS_PER_DAY;
                 for i in 0..3 {
                     new.push(on_kp(ev(
                         rng,
