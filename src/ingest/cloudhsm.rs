@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 use super::interface::{
     Break, Chunk, DecodeContext, DecodedChunk, Origin, RejectReason, CHUNK_TARGET,
 };
-use crate::lake::rows::{CanonicalRow, RowsBuilder};
+use crate::lake::rows::{CanonicalRow, Outcome, RowsBuilder};
 use crate::lake::sequence::trace_id;
 use crate::time::{day_of, days_from_civil, FIRST_DAY, LAST_DAY, MICROS_PER_DAY};
 
@@ -608,7 +608,7 @@ fn decode_event(
             actor_id: get("User Name"),
             action: Some(name_of(opcode)),
             status: response,
-            success: response.is_some_and(is_success),
+            outcome: Outcome::of(response.is_some_and(is_success)),
             trace_id: &trace_id,
             client_ip: None,
             hsm_id: hsm,

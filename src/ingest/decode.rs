@@ -15,7 +15,7 @@ use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 use super::interface::{Break, Chunk};
-use crate::lake::rows::{CanonicalRow, RowsBuilder};
+use crate::lake::rows::{CanonicalRow, Outcome as RowOutcome, RowsBuilder};
 use crate::lake::VENDOR_DPOD;
 use crate::time::parse_time;
 
@@ -128,6 +128,16 @@ impl<'de> de::Deserialize<'de> for RawMeta<'de> {
     }
 }
 
+/// Whether a record with these top-level keys (a member's first) is DPoD's: it has one
+/// of DPoD's field names, in any case.
+pub fn claims(keys: &[&[u8]]) -> bool {
+    keys.iter().any(|k| {
+        FIELD_NAMES
+            .iter()
+            .any(|n| n.as_bytes().eq_ignore_ascii_case(k))
+    })
+}
+
 /// A JSON scalar as text: strings unescaped, numbers and booleans as written, null as None.
 /// `Err(())` for objects and arrays.
 fn scalar_text(v: &RawValue) -> Result<Option<Cow<'_, str>>, ()> {
@@ -188,7 +198,7 @@ impl Row<'_> {
             actor_id: self.text[2].as_deref(),
             action: self.text[3].as_deref(),
             status: self.text[4].as_deref(),
-            success: is_success(self.text[4].as_deref()),
+            outcome: RowOutcome::of(is_success(self.text[4].as_deref())),
             trace_id: &self.trace_id,
             client_ip: self.meta_col(0),
             hsm_id: self.meta_col(1),

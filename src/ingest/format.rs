@@ -4,17 +4,25 @@
 //!
 //! A format is one variant of [`Format`]: [`Format::detect`] recognises it, its
 //! [`Framer`] cuts a member into [`Chunk`]s of whole records, and [`Format::decode`]
-//! turns a chunk into per-partition batches and rejects. DPoD exports ([`super::scan`],
-//! [`super::decode`]) and AWS CloudHSM audit logs ([`super::cloudhsm`]) are the two
-//! today; a third vendor is one more module and one more variant here.
+//! turns a chunk into per-partition batches and rejects. The vendors: DPoD exports
+//! ([`super::scan`], [`super::decode`]), AWS CloudHSM audit logs ([`super::cloudhsm`]),
+//! Azure Key Vault and Managed HSM ([`super::azure`]), Google Cloud audit logs of Cloud
+//! KMS ([`super::gcp`]) and HashiCorp Vault audit devices ([`super::vault`]). The JSON
+//! ones are told apart by the keys of a member's first record; JSON that none of them
+//! claims is [`Format::Unknown`], its records rejected as `unknown_format` (never decoded
+//! by the nearest guess). A new vendor is one more module and one more variant here.
 
 use std::io::Read;
 use std::sync::Arc;
 
 use super::cloudhsm::{self, Form};
 use super::decode::decode_chunk;
-use super::interface::{is_json_space, Chunk, DecodeContext, DecodedChunk, Framer};
+use super::interface::{
+    envelope_array, first_element, is_json_space, top_level_keys, Chunk, DecodeContext,
+    DecodedChunk, Framer, RejectReason,
+};
 use super::scan::Scanner;
+use super::{azure, decode, gcp, vault};
 
 /// What a member holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -24,6 +32,15 @@ pub enum Format {
     Dpod,
     /// AWS CloudHSM audit events in one of the forms CloudWatch Logs hands them out.
     CloudHsm(Form),
+    /// Azure Key Vault / Managed HSM `AuditEvent` records: JSON Lines or an array, or
+    /// (`envelope`) `{"records": [...]}` envelopes.
+    Azure { envelope: bool },
+    /// Google Cloud audit log entries (`LogEntry` JSON, lines or an array) of Cloud KMS.
+    GcpKms,
+    /// HashiCorp Vault audit device entries (JSON Lines of requests and responses).
+    Vault,
+    /// JSON records that no format claims: each is rejected as `unknown_format`.
+    Unknown { envelope: bool },
 }
 
 impl Format {
@@ -40,10 +57,35 @@ impl Format {
         if let Some(form) = cloudhsm::detect(rest) {
             return Some(Format::CloudHsm(form));
         }
-        match rest[0] {
-            b'[' | b'{' => Some(Format::Dpod),
-            _ => None,
-        }
+        let (envelope, first) = match rest[0] {
+            b'[' => (false, first_element(rest)),
+            b'{' => match envelope_array(rest) {
+                Some(array) => (true, first_element(array)),
+                None => (false, Some(rest)),
+            },
+            _ => return None,
+        };
+        // An empty array or envelope, or records that are not objects: DPoD's decoder
+        // says what is wrong with each.
+        let first = match first {
+            Some(f) if f[0] == b'{' => f,
+            _ if envelope => return Some(Format::Azure { envelope }),
+            _ => return Some(Format::Dpod),
+        };
+        let keys = top_level_keys(first);
+        Some(if azure::claims(&keys) {
+            Format::Azure { envelope }
+        } else if envelope {
+            Format::Unknown { envelope }
+        } else if gcp::claims(&keys) {
+            Format::GcpKms
+        } else if vault::claims(&keys) {
+            Format::Vault
+        } else if decode::claims(&keys) {
+            Format::Dpod
+        } else {
+            Format::Unknown { envelope }
+        })
     }
 
     /// The value of the `vendor` column of this format's rows.
@@ -51,6 +93,10 @@ impl Format {
         match self {
             Format::Dpod => crate::lake::VENDOR_DPOD,
             Format::CloudHsm(_) => cloudhsm::VENDOR,
+            Format::Azure { .. } => azure::VENDOR_KEYVAULT,
+            Format::GcpKms => gcp::VENDOR,
+            Format::Vault => vault::VENDOR,
+            Format::Unknown { .. } => "unknown",
         }
     }
 
@@ -59,6 +105,8 @@ impl Format {
         match self {
             Format::Dpod => false,
             Format::CloudHsm(form) => !form.names_log_group(),
+            Format::Vault => true,
+            Format::Azure { .. } | Format::GcpKms | Format::Unknown { .. } => false,
         }
     }
 
@@ -68,6 +116,13 @@ impl Format {
         match self {
             Format::Dpod => Box::new(Scanner::with_limit(reader, limit)),
             Format::CloudHsm(form) => Box::new(cloudhsm::Framer::new(reader, form, limit)),
+            Format::Azure { envelope } | Format::Unknown { envelope } if envelope => {
+                Box::new(Scanner::enveloped(reader, limit))
+            }
+            Format::Azure { .. } | Format::GcpKms | Format::Unknown { .. } => {
+                Box::new(Scanner::with_limit(reader, limit))
+            }
+            Format::Vault => Box::new(vault::Framer::new(reader, limit)),
         }
     }
 
@@ -76,7 +131,43 @@ impl Format {
         match self {
             Format::Dpod => decode_chunk(chunk),
             Format::CloudHsm(form) => cloudhsm::decode_chunk(chunk, form, ctx),
+            Format::Azure { .. } => azure::decode_chunk(chunk, ctx),
+            Format::GcpKms => gcp::decode_chunk(chunk, ctx),
+            Format::Vault => vault::decode_chunk(chunk, ctx),
+            Format::Unknown { .. } => unknown(chunk),
         }
+    }
+}
+
+/// Every record of a chunk no format claims, rejected as such with its keys.
+fn unknown(chunk: Arc<Chunk>) -> DecodedChunk {
+    let rejects = (0..chunk.records.len())
+        .map(|pos| {
+            let (a, b) = chunk.records[pos];
+            let raw = chunk.data.get(a as usize..b as usize).unwrap_or_default();
+            let keys: Vec<String> = top_level_keys(raw)
+                .iter()
+                .take(8)
+                .map(|k| String::from_utf8_lossy(k).into_owned())
+                .collect();
+            let detail = if keys.is_empty() {
+                "a record that no format claims".to_string()
+            } else {
+                format!(
+                    "a record that no format claims (its keys: {})",
+                    keys.join(", ")
+                )
+            };
+            (pos as u32, RejectReason::new("unknown_format", detail))
+        })
+        .collect();
+    DecodedChunk {
+        records_read: chunk.records.len() as u64,
+        chunk,
+        slices: Vec::new(),
+        rejects,
+        time_range: None,
+        brk: None,
     }
 }
 
@@ -110,5 +201,29 @@ mod tests {
             Some(Format::CloudHsm(Form::S3Export))
         );
         assert_eq!(Format::detect(b"quarterly review notes"), None);
+        assert_eq!(
+            Format::detect(b"{\"time\": \"2016-01-05T01:32:01.2691226Z\",\"resourceId\": \"/SUBSCRIPTIONS/X\",\"operationName\": \"VaultGet\"}"),
+            Some(Format::Azure { envelope: false })
+        );
+        assert_eq!(
+            Format::detect(b"[{\"TenantId\": \"t\", \"time\": \"x\", \"resourceId\": \"/S\", \"operationName\": \"BackupCreate\"}]"),
+            Some(Format::Azure { envelope: false })
+        );
+        assert_eq!(
+            Format::detect(b"{ \"records\": [ {\"time\": \"x\", \"operationName\": \"KeySign\", \"category\": \"AuditEvent\"}]}"),
+            Some(Format::Azure { envelope: true })
+        );
+        assert_eq!(
+            Format::detect(b"{\"protoPayload\": {\"@type\": \"x\"}, \"insertId\": \"1\"}"),
+            Some(Format::GcpKms)
+        );
+        assert_eq!(
+            Format::detect(b"{\"time\": \"2020-02-07T17:44:17.392595555Z\", \"type\": \"request\", \"auth\": {}}"),
+            Some(Format::Vault)
+        );
+        assert_eq!(
+            Format::detect(b"{\"timestamp\": 1, \"message\": \"hello\"}"),
+            Some(Format::Unknown { envelope: false })
+        );
     }
 }

@@ -118,3 +118,88 @@ pub struct Break {
 pub fn is_json_space(c: u8) -> bool {
     matches!(c, b' ' | b'\n' | b'\r' | b'\t')
 }
+
+/// The top-level keys of the JSON object that starts `obj` (at its `{`), as written (not
+/// unescaped), in order; as many as `obj` holds when it is cut short. For telling formats
+/// apart by their first record without parsing it.
+pub fn top_level_keys(obj: &[u8]) -> Vec<&[u8]> {
+    let mut keys = Vec::new();
+    if obj.first() != Some(&b'{') {
+        return keys;
+    }
+    let (mut depth, mut expect_key, mut i) = (0usize, false, 0usize);
+    while i < obj.len() {
+        match obj[i] {
+            b'"' => {
+                let start = i + 1;
+                let mut j = start;
+                while j < obj.len() && obj[j] != b'"' {
+                    j += if obj[j] == b'\\' { 2 } else { 1 };
+                }
+                if j >= obj.len() {
+                    break;
+                }
+                if depth == 1 && expect_key {
+                    keys.push(&obj[start..j]);
+                    expect_key = false;
+                }
+                i = j;
+            }
+            b'{' | b'[' => {
+                depth += 1;
+                expect_key = depth == 1;
+            }
+            b'}' | b']' => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    break;
+                }
+            }
+            b',' if depth == 1 => expect_key = true,
+            _ => {}
+        }
+        i += 1;
+    }
+    keys
+}
+
+/// The first element of a JSON array that starts `b` (at its `[`), from its first byte
+/// on; `None` when the array is empty or cut short before one.
+pub fn first_element(b: &[u8]) -> Option<&[u8]> {
+    let rest = b.strip_prefix(b"[")?;
+    let at = rest.iter().position(|c| !is_json_space(*c))?;
+    (rest[at] != b']').then(|| &rest[at..])
+}
+
+/// The array of an Azure-style envelope `{"records": [ … ]}` that starts `b`, from its
+/// `[` on: `None` when `b` is not such an envelope (or is cut short before the `[`).
+pub fn envelope_array(b: &[u8]) -> Option<&[u8]> {
+    let skip = |b: &[u8]| -> Option<usize> { b.iter().position(|c| !is_json_space(*c)) };
+    let b = b.strip_prefix(b"{")?;
+    let b = &b[skip(b)?..];
+    let b = b.strip_prefix(b"\"records\"")?;
+    let b = &b[skip(b)?..];
+    let b = b.strip_prefix(b":")?;
+    let b = &b[skip(b)?..];
+    (b.first() == Some(&b'[')).then_some(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_of_the_first_record() {
+        let keys = top_level_keys(br#"{"a":1,"b":{"c":[1,{"d":2}]},"e\"f":"x,\"y","g":[]}"#);
+        assert_eq!(keys, vec![&b"a"[..], b"b", br#"e\"f"#, b"g"]);
+        assert_eq!(top_level_keys(br#"{"a":1,"b":{"c"#), vec![&b"a"[..], b"b"]);
+        assert!(top_level_keys(b"[1]").is_empty());
+        assert_eq!(first_element(b"[ \n{\"a\":1}]"), Some(&b"{\"a\":1}]"[..]));
+        assert_eq!(first_element(b"[ ]"), None);
+        assert_eq!(
+            envelope_array(b"{ \"records\" :\n [{\"time\":1}]}"),
+            Some(&b"[{\"time\":1}]}"[..])
+        );
+        assert_eq!(envelope_array(b"{\"events\":[]}"), None);
+    }
+}

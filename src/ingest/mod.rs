@@ -7,12 +7,16 @@
 //! ([`scan`] frames it, [`decode`] turns records into rows), or AWS CloudHSM audit
 //! logs as CloudWatch Logs hands them out ([`cloudhsm`]).
 
+pub mod azure;
 pub mod check;
 pub mod cloudhsm;
 pub mod decode;
 pub mod format;
+pub mod gcp;
 pub mod interface;
+pub mod json;
 pub mod scan;
+pub mod vault;
 
 pub use format::Format;
 pub use interface::{DecodeContext, Framer, Origin};

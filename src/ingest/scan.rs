@@ -31,6 +31,8 @@ enum State {
     /// Inside `[`, after a value: expecting `,` or `]`.
     ArrayNext,
     Ndjson,
+    /// After the array of a `{"records": [...]}` envelope: expecting its `}`.
+    EnvelopeEnd,
     Done,
 }
 
@@ -50,6 +52,9 @@ pub struct Scanner<R> {
     read_error: Option<Break>,
     /// Records larger than this many bytes are streamed aside (see [`Oversized`]).
     limit: usize,
+    /// Records come in `{"records": [...]}` envelopes (Azure's older blobs, Event Hubs),
+    /// one or more, concatenated.
+    envelope: bool,
 }
 
 enum Value {
@@ -77,6 +82,24 @@ impl<R: Read> Scanner<R> {
             broken: false,
             pending: None,
             read_error: None,
+            envelope: false,
+        }
+    }
+
+    /// A scanner of records in `{"records": [...]}` envelopes, one after another.
+    pub fn enveloped(reader: R, limit: usize) -> Self {
+        Scanner {
+            envelope: true,
+            ..Scanner::with_limit(reader, limit)
+        }
+    }
+
+    /// Where an array of records ends: the envelope's `}` is still to come, or the member.
+    fn array_closed(&self) -> State {
+        if self.envelope {
+            State::EnvelopeEnd
+        } else {
+            State::Done
         }
     }
 
@@ -316,6 +339,10 @@ impl<R: Read> Scanner<R> {
         }
         match self.state {
             State::Start | State::Ndjson | State::Done => Ok(()),
+            State::EnvelopeEnd => Err(Break {
+                offset: self.base + self.buf.len() as u64,
+                reason: "stream cut short: the {\"records\": [...]} envelope is not closed".into(),
+            }),
             State::ArrayValue { .. } | State::ArrayNext => Err(Break {
                 offset: self.base + self.buf.len() as u64,
                 reason: "stream cut short: the JSON array is not closed".into(),
@@ -341,6 +368,20 @@ impl<R: Read> Scanner<R> {
                 if i + 3 > self.buf.len() && !self.eof && c == 0xEF {
                     return Ok(false);
                 }
+                if self.envelope {
+                    return match super::interface::envelope_array(&self.buf[i..]) {
+                        Some(array) => {
+                            self.pos = self.buf.len() - array.len() + 1;
+                            self.state = State::ArrayValue { first: true };
+                            Ok(true)
+                        }
+                        None if !self.eof && self.buf.len() - i < 4096 => Ok(false),
+                        None => Err(Break {
+                            offset: at(i),
+                            reason: "not an envelope: expected {\"records\": [".into(),
+                        }),
+                    };
+                }
                 match c {
                     b'[' => {
                         self.pos = i + 1;
@@ -359,7 +400,7 @@ impl<R: Read> Scanner<R> {
             State::ArrayValue { first } => {
                 if c == b']' && first {
                     self.pos = i + 1;
-                    self.state = State::Done;
+                    self.state = self.array_closed();
                     return Ok(true);
                 }
                 match self.value(i)? {
@@ -386,7 +427,7 @@ impl<R: Read> Scanner<R> {
                 }
                 b']' => {
                     self.pos = i + 1;
-                    self.state = State::Done;
+                    self.state = self.array_closed();
                     Ok(true)
                 }
                 _ => Err(Break {
@@ -405,6 +446,20 @@ impl<R: Read> Scanner<R> {
                     self.pos = i;
                     Ok(false)
                 }
+            },
+            State::EnvelopeEnd => match c {
+                b'}' => {
+                    self.pos = i + 1;
+                    self.state = State::Start;
+                    Ok(true)
+                }
+                _ => Err(Break {
+                    offset: at(i),
+                    reason: format!(
+                        "broken envelope: expected '}}' after the records but found {}",
+                        show(c)
+                    ),
+                }),
             },
             State::Done => Err(Break {
                 offset: at(i),

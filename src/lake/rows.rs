@@ -29,8 +29,8 @@ pub struct CanonicalRow<'a> {
     pub actor_id: Option<&'a str>,
     pub action: Option<&'a str>,
     pub status: Option<&'a str>,
-    /// Whether the source counts the record's status as a success.
-    pub success: bool,
+    /// How the source judges the record's status.
+    pub outcome: Outcome,
     /// Never empty: a source without an id of its own derives a stable one.
     pub trace_id: &'a str,
     pub client_ip: Option<&'a str>,
@@ -42,6 +42,35 @@ pub struct CanonicalRow<'a> {
     pub meta: Option<&'a str>,
     /// JSON text of the record's unknown top-level fields.
     pub extra: Option<&'a str>,
+}
+
+/// The `outcome` column: what the source says of the record's result.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    #[default]
+    Failure,
+    /// The source logged the request but not its result (a HashiCorp Vault request whose
+    /// response is not in the log).
+    Unknown,
+}
+
+impl Outcome {
+    pub fn of(success: bool) -> Outcome {
+        if success {
+            Outcome::Success
+        } else {
+            Outcome::Failure
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+            Outcome::Unknown => "unknown",
+        }
+    }
 }
 
 /// The rows of one partition decoded from a chunk, in record order.
@@ -105,7 +134,7 @@ impl SliceBuilder {
 
     fn push(&mut self, r: &CanonicalRow) {
         self.time.append_value(r.time);
-        let outcome = if r.success { "success" } else { "failure" };
+        let outcome = r.outcome.as_str();
         let values: [Option<&str>; TEXT_COLS] = [
             Some(r.vendor),
             r.source,
