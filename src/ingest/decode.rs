@@ -128,14 +128,15 @@ impl<'de> de::Deserialize<'de> for RawMeta<'de> {
     }
 }
 
-/// Whether a record with these top-level keys (a member's first) is DPoD's: it has one
-/// of DPoD's field names, in any case.
+/// Whether a record with these top-level keys (a member's first) is DPoD's: it has a
+/// `time`, or two of DPoD's other field names, in any case.
 pub fn claims(keys: &[&[u8]]) -> bool {
-    keys.iter().any(|k| {
-        FIELD_NAMES
-            .iter()
-            .any(|n| n.as_bytes().eq_ignore_ascii_case(k))
-    })
+    let is = |k: &[u8], n: &str| n.as_bytes().eq_ignore_ascii_case(k);
+    let known = keys
+        .iter()
+        .filter(|k| FIELD_NAMES.iter().any(|n| is(k, n)))
+        .count();
+    keys.iter().any(|k| is(k, "time")) || known >= 2
 }
 
 /// A JSON scalar as text: strings unescaped, numbers and booleans as written, null as None.

@@ -3,6 +3,7 @@
 mod chain;
 mod cli;
 mod cloudhsm;
+mod clouds;
 mod cluster;
 mod common;
 mod convert;
