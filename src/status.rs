@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use parquet::file::metadata::ParquetMetaDataReader;
 use serde::Serialize;
 
+use crate::lake::coverage::{hourly_coverage, HourlyCoverage};
 use crate::lake::sequence::sequence_of;
 use crate::lake::store::LakeStore;
 use crate::lake::writer::read_file;
@@ -81,6 +82,10 @@ pub struct LakeStatus {
     pub incomplete_members: u64,
     /// Windows fetched from the DPoD API, per tenant API and source.
     pub fetched: Vec<FetchedCoverage>,
+    /// Sources delivered one per resource and hour (Azure diagnostic settings' blobs):
+    /// the hours each resource's deliveries cover, and those missing.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hourly: Vec<HourlyCoverage>,
     /// The lake's chain: the SHA-256 of its last event (the head) and its length; a
     /// report computed now names the same head (absent before the lake's first write
     /// with a chain).
@@ -140,7 +145,9 @@ pub async fn status(store: &LakeStore) -> Result<LakeStatus> {
         out.bytes += t.bytes;
         out.tenants.push(t);
     }
-    for e in ledger::load(store).await? {
+    let entries = ledger::load(store).await?;
+    out.hourly = hourly_coverage(entries.iter().map(|e| e.name.as_str()));
+    for e in entries {
         out.sources += 1;
         out.records_read += e.records_read;
         out.duplicates += e.duplicates;
@@ -357,6 +364,20 @@ pub fn render(s: &LakeStatus) -> String {
         out.push_str(&format!(
             "chain: head {} after {} events\n",
             h.head, h.length
+        ));
+    }
+    for c in &s.hourly {
+        out.push_str(&format!(
+            "hourly deliveries of {}\n  hours    {} .. {} ({} with a delivery)\n  missing  {}\n",
+            c.resource,
+            c.first_hour,
+            c.last_hour,
+            c.hours,
+            if c.missing_hours.is_empty() {
+                "none".to_string()
+            } else {
+                c.missing_hours.join(", ")
+            }
         ));
     }
     for f in &s.fetched {

@@ -8,6 +8,7 @@
 //! (see [`manifest`]).
 
 pub mod chain;
+pub mod coverage;
 pub mod index;
 pub mod ledger;
 pub mod lock;

@@ -11,8 +11,8 @@ use serde_json::{json, Value};
 
 use crate::common::{col, convert, lake_rows, rejects, Row};
 
-const SUB: &str = "1f0c3a9e-5d2b-4c6a-9e8f-0a1b2c3d4e5f";
-const VAULT_ID: &str = "/SUBSCRIPTIONS/1F0C3A9E-5D2B-4C6A-9E8F-0A1B2C3D4E5F/RESOURCEGROUPS/PAYMENTS/PROVIDERS/MICROSOFT.KEYVAULT/VAULTS/PAY-KEYS-WEU";
+pub(crate) const SUB: &str = "1f0c3a9e-5d2b-4c6a-9e8f-0a1b2c3d4e5f";
+pub(crate) const VAULT_ID: &str = "/SUBSCRIPTIONS/1F0C3A9E-5D2B-4C6A-9E8F-0A1B2C3D4E5F/RESOURCEGROUPS/PAYMENTS/PROVIDERS/MICROSOFT.KEYVAULT/VAULTS/PAY-KEYS-WEU";
 const POOL_ID: &str = "/SUBSCRIPTIONS/1F0C3A9E-5D2B-4C6A-9E8F-0A1B2C3D4E5F/RESOURCEGROUPS/PAYMENTS/PROVIDERS/MICROSOFT.KEYVAULT/MANAGEDHSMS/PAYHSM01";
 const VERSION: &str = "6b1e0f7c2a9d4e3b8c5f1a2d3e4b5c6d";
 
@@ -80,7 +80,7 @@ fn want(v: &[&str]) -> Vec<String> {
 
 /// Three vault events: an app signs (no UPN: its object id is the actor), a caller fails
 /// to authenticate, a person creates a key on the next day.
-fn vault_events() -> Vec<Value> {
+pub(crate) fn vault_events() -> Vec<Value> {
     let key = "https://pay-keys-weu.vault.azure.net/keys/card-signing";
     vec![
         json!({"time": "2024-06-01T23:59:58.1234567Z", "resourceId": VAULT_ID,
@@ -118,7 +118,7 @@ fn vault_events() -> Vec<Value> {
     ]
 }
 
-fn assert_vault_rows(lake: &Path) {
+pub(crate) fn assert_vault_rows(lake: &Path) {
     let got = rows(lake);
     let name = "pay-keys-weu";
     let expect = [

@@ -1105,3 +1105,82 @@ fn gcs_exports_convert_in_and_a_lake_in_a_bucket_reads_as_the_local_one() {
     assert!(err.trim_end().lines().count() == 1, "{err}");
     assert!(err.starts_with("auditlake: gs://lake/new/"), "{err}");
 }
+
+/// Azure Key Vault's diagnostic logs where diagnostic settings write them: a container's
+/// `insights-logs-auditevent/resourceId=…/y=/m=/d=/h=/m=00/PT1H.json`, one blob per vault
+/// and hour by receive time (so an event may come again in the next hour's blob). They
+/// convert straight from `az://`, each event once, and `status` names the hours between
+/// deliveries that have no blob.
+#[test]
+#[ignore = "needs Azurite: run by .ci/run"]
+fn azure_diagnostic_blobs_convert_straight_from_az_and_status_names_a_missing_hour() {
+    use crate::clouds::{assert_vault_rows, vault_events, VAULT_ID};
+    let az = Azurite::start();
+    let ev = vault_events();
+    let store = az.store("exports");
+    let hour = |d: u32, h: u32| {
+        format!("insights-logs-auditevent/resourceId={VAULT_ID}/y=2024/m=06/d={d:02}/h={h:02}/m=00/PT1H.json")
+    };
+    let blobs = [
+        (hour(1, 23), format!("{}\n{}\n", ev[0], ev[1])),
+        // Received after the hour turned: again in the next hour's blob.
+        (hour(2, 0), format!("{}\n", ev[1])),
+        (hour(2, 8), format!("{}\n", ev[2])),
+    ];
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        for (name, body) in &blobs {
+            store
+                .store
+                .put(&store.path(name), body.clone().into_bytes().into())
+                .await
+                .unwrap();
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let run = cloud_convert(
+        &az,
+        &[&az.url("exports/insights-logs-auditevent/")],
+        lake.to_str().unwrap(),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        (run.n("sources"), run.n("written"), run.n("duplicates")),
+        (3, 3, 1),
+        "{}",
+        run.summary
+    );
+    assert_vault_rows(&lake);
+    let out = bin()
+        .args(["status", "--json", "--lake"])
+        .arg(&lake)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        status["hourly"],
+        serde_json::json!([{
+            "resource": VAULT_ID,
+            "first_hour": "2024-06-01T23:00Z",
+            "last_hour": "2024-06-02T08:00Z",
+            "hours": 3,
+            "missing_hours": ["2024-06-02T01:00Z..2024-06-02T07:00Z"]
+        }])
+    );
+    let text = bin()
+        .args(["status", "--lake"])
+        .arg(&lake)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains(&format!("hourly deliveries of {VAULT_ID}"))
+            && text.contains("missing  2024-06-02T01:00Z..2024-06-02T07:00Z"),
+        "{text}"
+    );
+}
