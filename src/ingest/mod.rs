@@ -550,3 +550,92 @@ fn walk_or_file(p: &Path, out: &mut Vec<Source>) -> Result<(), Error> {
         Ok(())
     }
 }
+
+/// The interface stands below its vendors: the modules of `src/ingest/` import one
+/// another (`super::x`, `crate::ingest::x`, outside tests) without a circle, `interface`
+/// imports none of them, and no vendor imports another vendor or the registry.
+#[cfg(test)]
+mod import_graph {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    /// Module → the sibling modules its non-test code names.
+    fn graph() -> BTreeMap<String, BTreeSet<String>> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/ingest");
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+            .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+            .filter(|n| n != "mod")
+            .collect();
+        names.sort();
+        let mut g = BTreeMap::new();
+        for n in &names {
+            let text = std::fs::read_to_string(dir.join(format!("{n}.rs"))).unwrap();
+            // Code before the first test module.
+            let code = text.split("#[cfg(test)]").next().unwrap_or("");
+            let mut uses = BTreeSet::new();
+            for m in &names {
+                let named = [
+                    format!("super::{m}::"),
+                    format!("super::{m};"),
+                    format!("super::{{{m}"),
+                    format!("crate::ingest::{m}"),
+                    format!(", {m},"),
+                    format!(", {m}}}"),
+                ];
+                let braces = code
+                    .lines()
+                    .filter(|l| l.contains("use super::{"))
+                    .any(|l| {
+                        named[4..].iter().any(|p| l.contains(p.as_str())) || l.contains(&named[2])
+                    });
+                if m != n && (named[..4].iter().any(|p| code.contains(p.as_str())) || braces) {
+                    uses.insert(m.clone());
+                }
+            }
+            g.insert(n.clone(), uses);
+        }
+        g
+    }
+
+    #[test]
+    fn has_no_circle_and_the_interface_imports_no_vendor() {
+        let g = graph();
+        assert!(
+            g["interface"].is_empty(),
+            "interface imports {:?}",
+            g["interface"]
+        );
+        for vendor in ["azure", "cloudhsm", "decode", "gcp", "vault"] {
+            let others: Vec<_> = g[vendor]
+                .iter()
+                .filter(|m| !["interface", "json", "scan"].contains(&m.as_str()))
+                .collect();
+            assert!(others.is_empty(), "{vendor} imports {others:?}");
+        }
+        assert!(g["format"].contains("azure") && g["format"].contains("vault"));
+        // Depth-first search for a back edge.
+        fn visit<'a>(
+            n: &'a str,
+            g: &'a BTreeMap<String, BTreeSet<String>>,
+            path: &mut Vec<&'a str>,
+            done: &mut BTreeSet<&'a str>,
+        ) {
+            if done.contains(n) {
+                return;
+            }
+            assert!(!path.contains(&n), "import circle: {path:?} -> {n}");
+            path.push(n);
+            for m in &g[n] {
+                visit(m, g, path, done);
+            }
+            path.pop();
+            done.insert(n);
+        }
+        let mut done = BTreeSet::new();
+        for n in g.keys() {
+            visit(n, &g, &mut Vec::new(), &mut done);
+        }
+    }
+}
