@@ -68,11 +68,13 @@ const MAX_GAP: u64 = 1 << 16;
 /// Cuts a Vault audit log into chunks of whole entries, never between a request and its
 /// response when the response comes within about a chunk's bytes.
 ///
-/// The [`Scanner`] frames the records; they wait here until they fill a window of
-/// `target` bytes, which goes out up to its last record before which every request has
-/// its response (see [`cut`]); the records after that place start the next window, at
-/// their member offsets. Oversized records and breaks pass through, after the records
-/// before them; at the member's end every record goes out.
+/// The [`Scanner`] frames the records; a window is the records carried from the last
+/// chunk and `target` bytes of records after them (at the real target, one scanner
+/// chunk). It goes out up to its last record before which every request has its
+/// response, if no more than `target` bytes stay (see [`cut`]); the records after that
+/// place are carried into the next window, at their member offsets. Oversized records
+/// and breaks pass through, after the records before them; at the member's end every
+/// record goes out.
 pub struct Framer<'a> {
     inner: Scanner<&'a mut dyn Read>,
     target: usize,
@@ -83,6 +85,9 @@ pub struct Framer<'a> {
     heads: Vec<Head>,
     base: u64,
     first_index: u64,
+    /// Where in `buf` the records not yet in any window begin (the carried ones end
+    /// before it): the window's `target` bytes count from here.
+    fresh: u32,
     /// What the scanner handed out that cannot join those records: an oversized record,
     /// records after a long gap, a break or the end. Handed on once they are out.
     next: Option<Result<Option<Chunk>, Break>>,
@@ -103,6 +108,7 @@ impl<'a> Framer<'a> {
             heads: Vec::new(),
             base: 0,
             first_index: 0,
+            fresh: 0,
             next: None,
         }
     }
@@ -110,7 +116,7 @@ impl<'a> Framer<'a> {
     /// Reads chunks from the scanner until the waiting records fill a window or nothing
     /// more can join them.
     fn fill(&mut self) {
-        while self.next.is_none() && self.window() == self.records.len() {
+        while self.next.is_none() && !self.full() {
             match self.inner.next_chunk() {
                 Ok(Some(c)) if c.oversized.is_none() && self.joins(&c) => self.append(c),
                 other => self.next = Some(other),
@@ -118,15 +124,23 @@ impl<'a> Framer<'a> {
         }
     }
 
-    /// How many waiting records make a window: up to the first that ends `target` bytes
-    /// after the first one starts (all of them when none does).
+    /// Whether a record ends `target` bytes after `fresh` (as the scanner counts from the
+    /// start of its chunk's bytes, so at the real target a window is a scanner chunk and
+    /// none is held back).
+    fn ends_window(&self, r: &(u32, u32)) -> bool {
+        r.1 as usize >= self.fresh as usize + self.target
+    }
+
+    /// Whether the waiting records fill a window.
+    fn full(&self) -> bool {
+        self.records.last().is_some_and(|r| self.ends_window(r))
+    }
+
+    /// How many waiting records make a window (all of them when they do not fill one).
     fn window(&self) -> usize {
-        let Some(&(start, _)) = self.records.first() else {
-            return 0;
-        };
         self.records
             .iter()
-            .position(|r| (r.1 - start) as usize >= self.target)
+            .position(|r| self.ends_window(r))
             .map_or(self.records.len(), |i| i + 1)
     }
 
@@ -152,6 +166,7 @@ impl<'a> Framer<'a> {
             self.records = c.records;
             self.base = c.base_offset;
             self.first_index = c.first_index;
+            self.fresh = 0;
             return;
         }
         let at = (c.base_offset - self.base) as usize;
@@ -164,9 +179,11 @@ impl<'a> Framer<'a> {
         }
     }
 
-    /// Hands out the first `k` waiting records; the rest stay, at their offsets.
-    fn take(&mut self, k: usize) -> Chunk {
+    /// Hands out the first `k` records of a window of `w`; the rest stay, at their
+    /// offsets, the window's others carried.
+    fn take(&mut self, k: usize, w: usize) -> Chunk {
         let end = self.records[k - 1].1;
+        self.fresh = self.records[w - 1].1 - end;
         let rest = self.buf[end as usize..].to_vec();
         self.buf.truncate(end as usize);
         let data = std::mem::replace(&mut self.buf, rest);
@@ -205,9 +222,9 @@ impl super::interface::Framer for Framer<'_> {
         let k = if w == self.records.len() && self.next.is_some() {
             w // nothing more can join: everything goes out
         } else {
-            cut(&self.heads[..w], &self.records[..w])
+            cut(&self.heads[..w], &self.records[..w], self.target)
         };
-        Ok(Some(self.take(k)))
+        Ok(Some(self.take(k, w)))
     }
 }
 
@@ -220,13 +237,13 @@ enum Head {
 }
 
 /// Where a window of records (`heads`, their `ranges`) ends its chunk: after the last
-/// record before which every request has its response. When there is no such place
-/// (a request never answered in the window, or calls so many at once that one is
-/// always waiting), at the place in the window's second half (by bytes) that parts the
-/// fewest requests from their responses, the latest of those.
-fn cut(heads: &[Head], ranges: &[(u32, u32)]) -> usize {
-    let start = ranges.first().map_or(0, |r| r.0);
-    let half = ranges.last().map_or(0, |r| (r.1 - start) / 2);
+/// record before which every request has its response, among the places that carry no
+/// more than `target` bytes into the next window (the carry bound). When there is no
+/// such place (a request not answered within the bound, or calls so many at once that
+/// one is always waiting), at the place among them that parts the fewest requests from
+/// their responses, the latest of those.
+fn cut(heads: &[Head], ranges: &[(u32, u32)], target: usize) -> usize {
+    let end = ranges.last().map_or(0, |r| r.1);
     let mut waiting: HashMap<u64, u32> = HashMap::new();
     let mut open = 0usize;
     let (mut clean, mut fewest) = (None, None::<(usize, usize)>);
@@ -245,14 +262,17 @@ fn cut(heads: &[Head], ranges: &[(u32, u32)]) -> usize {
             Head::Other => {}
         }
         // `open`: requests among the first r + 1 records still waiting.
+        if ((end - ranges[r].1) as usize) > target {
+            continue; // more than the bound would be carried
+        }
         if open == 0 {
             clean = Some(r + 1);
         }
-        if ranges[r].1 - start >= half && fewest.is_none_or(|(n, _)| open <= n) {
+        if fewest.is_none_or(|(n, _)| open <= n) {
             fewest = Some((open, r + 1));
         }
     }
-    clean.or(fewest.map(|f| f.1)).unwrap_or(heads.len()).max(1)
+    clean.or(fewest.map(|f| f.1)).unwrap_or(heads.len())
 }
 
 /// The `type` and `request.id` of an entry, found by a walk over its bytes that follows
@@ -1179,7 +1199,7 @@ mod tests {
         // window did, the records after the end carried into the next.
         let short = chunks[..chunks.len() - 1]
             .iter()
-            .filter(|c| ((c.records.last().unwrap().1 - c.records[0].0) as usize) < target)
+            .filter(|c| (c.records.last().unwrap().1 as usize) < target)
             .count();
         assert!(short > 3, "{short} chunks ended early");
         // Decoded, every call is one row, joined.
@@ -1215,7 +1235,7 @@ mod tests {
         let longest = lines.iter().map(|l| l.len()).max().unwrap();
         for c in &chunks {
             let (start, end) = (c.records[0].0, c.records.last().unwrap().1);
-            assert!(((end - start) as usize) < target + longest);
+            assert!(((end - start) as usize) < 2 * target + longest);
         }
         assert!(chunks.len() > 20, "{} chunks", chunks.len());
         // The fewest calls are parted from their responses: one or two per chunk end.
@@ -1226,6 +1246,35 @@ mod tests {
             "{} split",
             split.len()
         );
+    }
+
+    #[test]
+    fn a_scanner_chunk_is_one_window() {
+        // At the real target the framer cuts where the scanner does, give or take the
+        // records it carries: it holds no second scanner chunk back (nor copies it).
+        let p = "transit/hmac/k1";
+        let mut lines = Vec::new();
+        while lines.len() * 600 < 2 * CHUNK_TARGET + CHUNK_TARGET / 2 {
+            let id = format!("{:08}", lines.len());
+            lines.push(req(&id, T1, "update", p));
+            lines.push(resp(&id, T2, "update", p));
+        }
+        let input = lines.join("\n");
+        let mut bytes = input.as_bytes();
+        let mut scanner = Scanner::new(&mut bytes);
+        let mut scanned = Vec::new();
+        while let Some(c) = scanner.next_chunk().unwrap() {
+            scanned.push(c.first_index + c.records.len() as u64);
+        }
+        let framed: Vec<u64> = frame(&input, 1 << 20, CHUNK_TARGET)
+            .iter()
+            .map(|c| c.first_index + c.records.len() as u64)
+            .collect();
+        assert_eq!(framed.len(), scanned.len());
+        for (f, s) in framed.iter().zip(&scanned) {
+            assert!(f <= s && s - f <= 1, "framed up to {f}, scanned up to {s}");
+            // (A request ending a scanner chunk waits for its response in the next.)
+        }
     }
 
     #[test]
@@ -1275,8 +1324,8 @@ mod tests {
         f.append(first);
         assert!(f.joins(&second));
         f.append(second);
-        assert_eq!(cut(&f.heads, &f.records), 2);
-        let c = f.take(2);
+        assert_eq!(cut(&f.heads, &f.records, 1 << 20), 2);
+        let c = f.take(2, 2);
         assert_eq!((c.base_offset, c.first_index), (100, 5));
         assert_eq!(c.record_offset(0), 102);
         assert_eq!(c.record_offset(1), 102 + a.len() as u64 + 40);
