@@ -448,8 +448,8 @@ pub fn decode_chunk(chunk: Arc<Chunk>, ctx: &DecodeContext) -> DecodedChunk {
             match made {
                 Ok(r) => {
                     push(&mut rows, &r, pos, ctx, n - pos);
-                    let t = r.time;
-                    time_range = Some(time_range.map_or((t, t), |(lo, hi)| (lo.min(t), hi.max(t))));
+                    let (lo, hi) = time_range.unwrap_or((r.time, r.time));
+                    time_range = Some((lo.min(r.time), hi.max(r.time)));
                 }
                 Err(why) => rejects.push((pos as u32, why)),
             }
@@ -940,6 +940,22 @@ mod tests {
         let b = one_slice(&d);
         assert_eq!(d.slices[0].rows, vec![2, 4]);
         assert_eq!(col(b, Col::Outcome), vec![Some("success"), Some("unknown")]);
+    }
+
+    #[test]
+    fn a_pair_split_across_members_is_two_rows_of_one_trace_id() {
+        // The documented limit: the request alone (end of one log) and its response
+        // (start of the next) share the trace_id but not the content, so the lake keeps
+        // the first and rejects the second as a conflict.
+        let p = "transit/sign/k1";
+        let first = decode_chunk(chunk(&[req("split", T1, "update", p)]), &ctx());
+        let second = decode_chunk(chunk(&[resp("split", T2, "update", p)]), &ctx());
+        let (a, b) = (one_slice(&first), one_slice(&second));
+        assert_eq!(col(a, Col::TraceId), col(b, Col::TraceId));
+        assert_eq!(
+            crate::lake::partitions::compare_rows(a, 0, b, 0).as_deref(),
+            Some("time")
+        );
     }
 
     #[test]
