@@ -838,6 +838,22 @@ mod tests {
         assert!(col(b, Col::Meta)[0]
             .unwrap()
             .contains(r#""error":"1 error occurred:\n\t* permission denied\n\n""#));
+        // Vault writes the error on a request it denies before handling it: alone, that
+        // request is a failure too, not unknown.
+        let d = decode_chunk(
+            chunk(&[entry(
+                "request",
+                "77aa",
+                T1,
+                "update",
+                "auth/token/revoke",
+                error,
+            )]),
+            &ctx(),
+        );
+        let b = one_slice(&d);
+        assert_eq!(col(b, Col::Outcome), vec![Some("failure")]);
+        assert_eq!(col(b, Col::Status), vec![Some("permission denied")]);
     }
 
     #[test]
