@@ -176,7 +176,7 @@ pub fn decode_records(
 }
 
 /// Why a record is not a JSON object, with the byte where it stops making sense.
-fn invalid_json(raw: &[u8], e: &serde_json::Error) -> RejectReason {
+pub fn invalid_json(raw: &[u8], e: &serde_json::Error) -> RejectReason {
     if raw.first() != Some(&b'{') && serde_json::from_slice::<de::IgnoredAny>(raw).is_ok() {
         return RejectReason::new("not_object", "the record is not a JSON object");
     }
