@@ -9,6 +9,13 @@ use crate::Result;
 
 /// Convert audit exports (zip, gzip or plain JSON/NDJSON; files or directories) into the lake.
 ///
+/// Formats are told apart by content: Thales DPoD exports, AWS CloudHSM audit logs as
+/// CloudWatch Logs hands them out, Azure Key Vault and Managed HSM AuditEvent logs (the
+/// insights-logs-auditevent container's hourly PT1H.json blobs, or {"records": [...]}
+/// envelopes), Google Cloud KMS audit logs (Cloud Storage sink files or gcloud logging read
+/// output) and HashiCorp Vault audit device logs (give --tenant). JSON that no format
+/// claims is rejected record by record as unknown_format.
+///
 /// Every record read ends up exactly once in the lake or in <lake>/_rejected/; a source
 /// already in the ledger (same SHA-256) is skipped; rows already in the lake are not added
 /// again. A source or member that cannot be read fully is reported on stderr, the rest is
@@ -42,7 +49,9 @@ pub struct ConvertArgs {
     pub max_record_mb: u64,
     /// The tenant of records whose input does not name one: the AWS CloudHSM cluster
     /// id for CloudHSM logs given without their log group /aws/cloudhsm/<cluster-id>
-    /// (filter-log-events output, S3 exports, plain text). DPoD records name theirs.
+    /// (filter-log-events output, S3 exports, plain text), the name of a HashiCorp Vault
+    /// cluster, Azure or Cloud KMS records with no subscription or project. DPoD records
+    /// name theirs.
     #[arg(long, value_name = "ID")]
     pub tenant: Option<String>,
 }

@@ -47,8 +47,9 @@ pub const EXIT_ERROR: u8 = 2;
     name = "auditlake",
     version,
     about = "Columnar analytics over HSM audit archives",
-    long_about = "auditlake turns Thales DPoD (Luna Cloud HSM) audit exports into a Parquet lake \
-partitioned by tenant and day, and answers auditors' questions over it.\n\n\
+    long_about = "auditlake turns Thales DPoD (Luna Cloud HSM) audit exports, and the audit logs of \
+AWS CloudHSM, Azure Key Vault and Managed HSM, Google Cloud KMS and HashiCorp Vault, into one \
+Parquet lake partitioned by tenant and day, and answers auditors' questions over it.\n\n\
 Typical use:\n  auditlake convert exports/ --lake ./lake\n  auditlake status --lake ./lake",
     after_help = "Exit codes: 0 ok, 1 findings (report --fail-on SEVERITY, verify), 2 error."
 )]

@@ -6,7 +6,9 @@
 //! Vault logs a `request` entry when a call arrives and a `response` entry with the same
 //! `request.id` when it ends; other calls' entries may come between them. The decoder
 //! joins them within a chunk into one row per `request.id`: the response entry when
-//! there is one (it carries the request too), else the request alone. A request pairs
+//! there is one (it carries the request too), else the request alone. A joined row is
+//! handed over at both entries' places, so the lake keeps it once and counts the second
+//! entry as a duplicate (every record read is accounted for). A request pairs
 //! with the first response after it with the same id (a second request with that id
 //! waits for the next one). The framer ([`Framer`]) keeps pairs in one chunk: it ends
 //! a chunk only where every request before the end has its response before it, and
@@ -435,11 +437,17 @@ pub fn decode_chunk(chunk: Arc<Chunk>, ctx: &DecodeContext) -> DecodedChunk {
                         unreachable!("only entries read are paired")
                     };
                     let joined = row(response, Some(e), ctx);
-                    let ok = joined.is_ok();
-                    held.insert(resp, joined);
-                    if ok {
-                        continue; // the response's row stands for both
+                    if let Ok(r) = &joined {
+                        // The pair's row at the request's place, and again at the
+                        // response's: the lake keeps the first and counts the second as
+                        // a duplicate, so every entry read is accounted for.
+                        push(&mut rows, r, pos, ctx, n - pos);
+                        let (lo, hi) = time_range.unwrap_or((r.time, r.time));
+                        time_range = Some((lo.min(r.time), hi.max(r.time)));
+                        held.insert(resp, joined);
+                        continue;
                     }
+                    held.insert(resp, joined);
                     row(e, None, ctx)
                 }
                 (Ok(_), Some(_)) => held.remove(&pos).expect("made at its request"),
@@ -759,9 +767,33 @@ mod tests {
         b.column(c as usize).as_string::<i32>().iter().collect()
     }
 
-    fn one_slice(d: &DecodedChunk) -> &RecordBatch {
+    /// The rows of the chunk's one partition as the lake keeps them: the first row of
+    /// each trace_id (a joined pair is handed over at both entries' places).
+    fn one_slice(d: &DecodedChunk) -> &'static RecordBatch {
         assert_eq!(d.slices.len(), 1);
-        &d.slices[0].batch
+        let b = &d.slices[0].batch;
+        let keep = kept(d);
+        let idx = arrow::array::UInt32Array::from(
+            keep.iter().map(|(i, _)| *i as u32).collect::<Vec<_>>(),
+        );
+        Box::leak(Box::new(
+            arrow::compute::take_record_batch(b, &idx).unwrap(),
+        ))
+    }
+
+    /// (index in the slice, record position) of the first row of each trace_id.
+    fn kept(d: &DecodedChunk) -> Vec<(usize, u32)> {
+        let s = &d.slices[0];
+        let traces = s.batch.column(Col::TraceId as usize).as_string::<i32>();
+        let mut seen = std::collections::HashSet::new();
+        (0..s.batch.num_rows())
+            .filter(|&i| seen.insert(traces.value(i).to_string()))
+            .map(|i| (i, s.rows[i]))
+            .collect()
+    }
+
+    fn kept_rows(d: &DecodedChunk) -> Vec<u32> {
+        kept(d).into_iter().map(|(_, p)| p).collect()
     }
 
     const T1: &str = "2024-05-14T09:30:01.123456789Z";
@@ -779,7 +811,9 @@ mod tests {
         assert!(d.rejects.is_empty(), "{:?}", d.rejects);
         assert_eq!(d.records_read, 2);
         let b = one_slice(&d);
-        assert_eq!(d.slices[0].rows, vec![1]);
+        // Handed over at both places; the lake keeps the first.
+        assert_eq!(d.slices[0].rows, vec![0, 1]);
+        assert_eq!(kept_rows(&d), vec![0]);
         assert_eq!(d.slices[0].key.tenant.as_ref(), "acme");
         let t: &TimestampMicrosecondArray = b.column(Col::Time as usize).as_primitive();
         let want = crate::time::parse_time("2024-05-14T09:30:01.123456Z").unwrap();
@@ -902,24 +936,15 @@ mod tests {
         );
         assert!(d.rejects.is_empty(), "{:?}", d.rejects);
         let b = one_slice(&d);
-        assert_eq!(d.slices[0].rows, vec![2, 3, 4, 6]);
+        // The second call with id b is the same trace_id: the lake keeps the first.
+        assert_eq!(kept_rows(&d), vec![0, 1, 3]);
         assert_eq!(
             col(b, Col::TraceId),
-            vec![
-                Some("vault:b"),
-                Some("vault:c"),
-                Some("vault:a"),
-                Some("vault:b")
-            ]
+            vec![Some("vault:a"), Some("vault:b"), Some("vault:c")]
         );
         assert_eq!(
             col(b, Col::Outcome),
-            vec![
-                Some("success"),
-                Some("unknown"),
-                Some("success"),
-                Some("success")
-            ]
+            vec![Some("success"), Some("success"), Some("unknown")]
         );
         assert_eq!(d.records_read, 7);
     }
@@ -954,7 +979,7 @@ mod tests {
             ]
         );
         let b = one_slice(&d);
-        assert_eq!(d.slices[0].rows, vec![2, 4]);
+        assert_eq!(kept_rows(&d), vec![0, 4]);
         assert_eq!(col(b, Col::Outcome), vec![Some("success"), Some("unknown")]);
     }
 
@@ -981,7 +1006,7 @@ mod tests {
         let d = decode_chunk(chunk(&[req("a", T1, "update", p), broken]), &ctx());
         let codes: Vec<_> = d.rejects.iter().map(|(p, r)| (*p, r.code)).collect();
         assert_eq!(codes, vec![(1, "action_missing")]);
-        assert_eq!(d.slices[0].rows, vec![0]);
+        assert_eq!(kept_rows(&d), vec![0]);
         // Without --tenant nothing is a row, and each entry says why.
         let d = decode_chunk(
             chunk(&[req("a", T1, "update", p), resp("a", T2, "update", p)]),
