@@ -17,7 +17,8 @@
 //! Mapping (the entry a row comes from is the response when paired, else the entry
 //! alone): `time` the request entry's `time` (nanoseconds cut to microseconds), else the
 //! entry's own; `tenant_id` `--tenant` (entries name none); `actor_id`
-//! `auth.display_name`, else `auth.entity_id`; `role` the `auth.policies` joined by
+//! `auth.display_name`, else `auth.entity_id`, else for a login the user its path names
+//! (`auth/userpass/login/<name>`); `role` the `auth.policies` joined by
 //! `,`; `client_ip` `request.remote_address`; `source` `request.mount_type`; `part_id`
 //! `request.namespace.path`, else `request.namespace.id` (`root`); `resource_id` the
 //! `request.path`; `action` and `ouid`: on a transit mount `<mount>/<op>/<key>` (encrypt,
@@ -558,9 +559,18 @@ fn row<'a>(
         None => (Outcome::Unknown, Cow::Borrowed("unknown")),
     };
     let auth = e.obj.object("auth");
+    // A login arrives with no token yet: the user a userpass or LDAP login names in its
+    // path (`auth/userpass/login/<name>`) is who tried.
+    let login_name = (action == "login")
+        .then(|| path.as_deref())
+        .flatten()
+        .and_then(|p| p.split_once("/login/"))
+        .map(|(_, name)| Cow::<str>::Owned(name.to_string()))
+        .filter(|n| !n.is_empty() && !n.starts_with("hmac-sha256:"));
     let actor = auth
         .as_ref()
-        .and_then(|a| a.text("display_name").or_else(|| a.text("entity_id")));
+        .and_then(|a| a.text("display_name").or_else(|| a.text("entity_id")))
+        .or(login_name);
     let role = auth
         .as_ref()
         .and_then(|a| a.raw("policies"))
