@@ -11,6 +11,8 @@
 //! incidents of every kind the findings look for, in every tenant, and lists them —
 //! and the bursts and zeroizes of the ordinary traffic — in the manifest.
 
+pub mod azure;
+mod cloud;
 pub mod cloudhsm;
 
 use std::fs::File;
