@@ -14,6 +14,7 @@
 pub mod azure;
 mod cloud;
 pub mod cloudhsm;
+pub mod gcp;
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
