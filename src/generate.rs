@@ -15,6 +15,7 @@ pub mod azure;
 mod cloud;
 pub mod cloudhsm;
 pub mod gcp;
+pub mod vault;
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
