@@ -1,5 +1,6 @@
 //! Writes realistic DPoD exports of any size, for tests, the sample data and benchmarks
-//! (AWS CloudHSM logs: [`cloudhsm`]).
+//! (AWS CloudHSM logs: [`cloudhsm`]; Azure Key Vault and Managed HSM: [`azure`]; Google
+//! Cloud KMS: [`gcp`]; HashiCorp Vault: [`vault`]; what the last three share: `cloud`).
 //!
 //! Per tenant: a few partitions and clients with their usual IPs; logins
 //! (mostly successful), keys created then used later, occasional destroys,
@@ -11,7 +12,11 @@
 //! incidents of every kind the findings look for, in every tenant, and lists them —
 //! and the bursts and zeroizes of the ordinary traffic — in the manifest.
 
+pub mod azure;
+mod cloud;
 pub mod cloudhsm;
+pub mod gcp;
+pub mod vault;
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -29,6 +34,18 @@ pub enum Vendor {
     /// AWS CloudHSM audit logs as CloudWatch Logs hands them out.
     #[value(name = "aws-cloudhsm")]
     AwsCloudhsm,
+    /// Azure Key Vault (vaults) audit events as a diagnostic setting archives them.
+    #[value(name = "azure-keyvault")]
+    AzureKeyvault,
+    /// Azure Managed HSM audit events as a diagnostic setting archives them.
+    #[value(name = "azure-mhsm")]
+    AzureMhsm,
+    /// Google Cloud KMS audit logs (Cloud Logging entries).
+    #[value(name = "gcp-kms")]
+    GcpKms,
+    /// HashiCorp Vault audit device files.
+    #[value(name = "hashicorp-vault")]
+    HashicorpVault,
 }
 
 /// Container and layout of the exports written.

@@ -1,12 +1,16 @@
-//! `auditlake generate`: realistic synthetic exports, DPoD or AWS CloudHSM, for trying
-//! auditlake out, tests and benchmarks.
+//! `auditlake generate`: realistic synthetic exports (DPoD, AWS CloudHSM, Azure Key Vault
+//! and Managed HSM, Google Cloud KMS, HashiCorp Vault) for trying auditlake out, tests and
+//! benchmarks.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use super::common::Global;
 use super::EXIT_OK;
+use crate::generate::azure::{AzureForm, AzureOptions, AzureService};
 use crate::generate::cloudhsm::{CloudHsmForm, CloudHsmOptions};
+use crate::generate::gcp::{GcpForm, GcpOptions};
+use crate::generate::vault::VaultOptions;
 use crate::generate::{generate, ExportFormat, GenerateOptions, Vendor};
 use crate::status::human_bytes;
 use crate::Result;
@@ -58,15 +62,28 @@ pub struct GenerateArgs {
     /// the whole JSON array without a line break (zip and json formats).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub one_line_every: u32,
-    /// Whose logs: DPoD exports, or AWS CloudHSM audit logs (--tenants clusters of two
-    /// HSMs each, in the --cloudhsm-form; --format is DPoD's; --incidents plants the
-    /// kinds a CloudHSM log can show).
+    /// Whose logs: DPoD exports; AWS CloudHSM audit logs (--tenants clusters of two HSMs
+    /// each, in the --cloudhsm-form; --incidents plants the kinds a CloudHSM log can
+    /// show); Azure Key Vault or Managed HSM audit events (--tenants subscriptions, blobs
+    /// per resource and hour in the --azure-form); Google Cloud KMS audit logs (--tenants
+    /// projects, in the --gcp-form); HashiCorp Vault audit files (--tenants directories,
+    /// convert each with --tenant <directory name>). --format, --overlap-hours, --zones,
+    /// --routine and --one-line-every are DPoD's.
     #[arg(long, value_enum, default_value_t = Vendor::Dpod)]
     pub vendor: Vendor,
     /// The form of AWS CloudHSM logs: subscription deliveries name their cluster;
     /// convert the others with --tenant <cluster-id>.
     #[arg(long, value_enum, default_value_t = CloudHsmForm::Subscription)]
     pub cloudhsm_form: CloudHsmForm,
+    /// The form of each Azure blob (azure-keyvault, azure-mhsm): JSON Lines, as written
+    /// since November 2018, or the {"records":[...]} envelope before.
+    #[arg(long, value_enum, default_value_t = AzureForm::Lines)]
+    pub azure_form: AzureForm,
+    /// The layout of Google Cloud KMS logs: a log sink's Cloud Storage objects (one file
+    /// per log and hour), or `gcloud logging read --format=json` output (one array per
+    /// project and month, newest first).
+    #[arg(long, value_enum, default_value_t = GcpForm::Sink)]
+    pub gcp_form: GcpForm,
 }
 
 /// Writes the exports, then notes how many and how large.
@@ -87,12 +104,26 @@ pub fn run(args: GenerateArgs, _global: &Global) -> Result<ExitCode> {
         one_line_every,
         vendor,
         cloudhsm_form,
+        azure_form,
+        gcp_form,
     } = args;
     if vendor == Vendor::AwsCloudhsm && (zones || routine || one_line_every > 0) {
         return Err(crate::Error::Usage(
             "--zones, --routine and --one-line-every shape DPoD exports: not with --vendor aws-cloudhsm"
                 .into(),
         ));
+    }
+    let cloud = matches!(
+        vendor,
+        Vendor::AzureKeyvault | Vendor::AzureMhsm | Vendor::GcpKms | Vendor::HashicorpVault
+    );
+    if cloud && (zones || routine || one_line_every > 0 || incidents) {
+        let name = clap::ValueEnum::to_possible_value(&vendor)
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default();
+        return Err(crate::Error::Usage(format!(
+            "--zones, --routine, --one-line-every and --incidents shape DPoD and CloudHSM exports: not with --vendor {name}"
+        )));
     }
     if one_line_every > 0 && format == ExportFormat::Gzip {
         return Err(crate::Error::Usage(
@@ -138,6 +169,39 @@ pub fn run(args: GenerateArgs, _global: &Global) -> Result<ExitCode> {
             overlap_hours,
             manifest,
         })?,
+        Vendor::AzureKeyvault | Vendor::AzureMhsm => {
+            crate::generate::azure::generate(&AzureOptions {
+                out: output,
+                events,
+                subscriptions: tenants,
+                start,
+                months,
+                seed,
+                service: if vendor == Vendor::AzureMhsm {
+                    AzureService::ManagedHsm
+                } else {
+                    AzureService::KeyVault
+                },
+                form: azure_form,
+            })?
+        }
+        Vendor::GcpKms => crate::generate::gcp::generate(&GcpOptions {
+            out: output,
+            events,
+            projects: tenants,
+            start,
+            months,
+            seed,
+            form: gcp_form,
+        })?,
+        Vendor::HashicorpVault => crate::generate::vault::generate(&VaultOptions {
+            out: output,
+            events,
+            tenants,
+            start,
+            months,
+            seed,
+        })?,
     };
     let bytes: u64 = paths
         .iter()
@@ -150,4 +214,60 @@ pub fn run(args: GenerateArgs, _global: &Global) -> Result<ExitCode> {
         human_bytes(bytes)
     ));
     Ok(ExitCode::from(EXIT_OK))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Args, Command};
+
+    fn parse(args: &[&str]) -> GenerateArgs {
+        let mut argv = vec!["auditlake", "generate"];
+        argv.extend_from_slice(args);
+        match Args::try_parse_from(argv).unwrap().command {
+            Command::Generate(a) => a,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn global() -> Global {
+        Global {
+            quiet: true,
+            config: None,
+            profile: None,
+        }
+    }
+
+    #[test]
+    fn generate_writes_each_cloud_vendor_and_refuses_the_dpod_shaping_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        for (vendor, extra) in [
+            ("azure-keyvault", "--azure-form=records"),
+            ("azure-mhsm", "--azure-form=lines"),
+            ("gcp-kms", "--gcp-form=gcloud"),
+            ("hashicorp-vault", "--seed=3"),
+        ] {
+            let out = dir.path().join(vendor);
+            let out = out.to_str().unwrap();
+            let small = [
+                "-o", out, "--vendor", vendor, "--events", "300", "--months", "1",
+            ];
+            let mut args = small.to_vec();
+            args.push(extra);
+            run(parse(&args), &global()).unwrap();
+            assert!(std::fs::read_dir(out).unwrap().next().is_some(), "{vendor}");
+            for flag in ["--zones", "--routine", "--one-line-every=2", "--incidents"] {
+                let mut args = small.to_vec();
+                args.push(flag);
+                let err = run(parse(&args), &global()).unwrap_err().to_string();
+                assert!(
+                    err.contains("--incidents shape DPoD and CloudHSM exports: not with --vendor"),
+                    "{err}"
+                );
+                assert!(err.ends_with(vendor), "{err}");
+            }
+        }
+    }
 }
