@@ -1,4 +1,5 @@
-"""Spark reads the lake as it is: PySpark runs sql/external/spark.sql over the sample lake
+"""Spark reads the lake as it is: PySpark runs sql/external/spark.sql over the mixed lake
+(testdata/sample and generated logs of every other vendor, see mixed_lake.py)
 and must find the same per-tenant and per-day counts as `auditlake status --json` and
 `auditlake query`, `time` as a UTC timestamp and `day` as a date (the UTC day of `time`).
 
@@ -13,6 +14,9 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import mixed_lake  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,7 +53,7 @@ def main():
 
     with tempfile.TemporaryDirectory() as tmp:
         lake = os.path.join(tmp, "lake")
-        auditlake(binary, "convert", str(ROOT / "testdata/sample"), "--lake", lake, "--json", "-q")
+        mixed_lake.build(binary, tmp, lake)
         status = json.loads(auditlake(binary, "status", "--json", "--lake", lake))
         per_day = {}
         for line in auditlake(

@@ -18,10 +18,10 @@
 //!
 //! A record has no id of its own, and the same event may be delivered twice (a blob per
 //! hour by receive time; Event Hubs and storage both). `trace_id` is `az:` and 32 hex of
-//! a SHA-256 over what identifies the event (time as written, resource id, operation,
-//! correlation id, caller address, request URI, object id, HTTP status, duration, actor),
-//! taken from whichever shape carries them: one event gives one id in every delivery
-//! and both wrappings.
+//! a SHA-256 over what identifies the event (its time without the fraction's trailing
+//! zeros, resource id, operation, correlation id, caller address, request path, object and
+//! version, HTTP status, duration, caller, client, result), taken from whichever shape
+//! carries them: one event gives one id in every delivery and both wrappings.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -66,6 +66,21 @@ fn decode_event(
         .text("operationName")
         .ok_or_else(|| missing("action_missing", "operationName"))?;
     let resource = obj.text("resourceId");
+    // Azure's resource logs share one schema: take Key Vault's audit events only.
+    if let Some(r) = resource.as_deref() {
+        if !contains_ignore_case(r, "/PROVIDERS/MICROSOFT.KEYVAULT/") {
+            return Err(RejectReason::new(
+                "unsupported_service",
+                format!("not a Key Vault or Managed HSM resource: {r}"),
+            ));
+        }
+    }
+    if let Some(c) = obj.text("category").filter(|c| c != "AuditEvent") {
+        return Err(RejectReason::new(
+            "unsupported_service",
+            format!("log category {c}, not AuditEvent"),
+        ));
+    }
     let tenant: Cow<str> = match resource.as_deref().and_then(subscription_of) {
         Some(s) => Cow::Owned(s.to_ascii_lowercase()),
         None => match &ctx.tenant {
@@ -114,18 +129,33 @@ fn decode_event(
         .map(|n| n.to_ascii_lowercase());
 
     let trace_id = {
+        // What identifies the event, the same in both shapes: the instant without the
+        // fraction's trailing zeros (`.7630000Z` and `.763Z` are one time), the request
+        // path without its query, the object and its version.
+        let instant = time_text.as_deref().map(trim_fraction);
+        let path = request_uri
+            .as_deref()
+            .map(|u| u.split(['?', '#']).next().unwrap_or(u).to_ascii_lowercase());
+        let (ouid, version) = match &object {
+            Some((o, v)) => (Some(o.as_str()), v.as_deref()),
+            None => (None, None),
+        };
         let mut h = Sha256::new();
         for part in [
-            time_text.as_deref(),
+            instant.as_deref(),
             resource.as_deref(),
             Some(action.as_ref()),
             field("correlationId").as_deref(),
             obj.text("callerIpAddress").as_deref(),
-            request_uri.as_deref(),
-            object_id.as_deref(),
+            path.as_deref(),
+            ouid,
+            version,
             http.as_deref(),
             field("durationMs").as_deref(),
             actor.as_deref(),
+            field("clientInfo").as_deref(),
+            obj.text("resultDescription").as_deref(),
+            obj.text("resultType").as_deref(),
         ] {
             match part {
                 Some(p) => {
@@ -180,6 +210,21 @@ fn decode_event(
     Ok(time)
 }
 
+/// An RFC 3339 time without the trailing zeros of its fraction (and without a bare `.`).
+fn trim_fraction(t: &str) -> String {
+    let Some(dot) = t.find('.') else {
+        return t.to_string();
+    };
+    let digits = t[dot + 1..].bytes().take_while(u8::is_ascii_digit).count();
+    let frac = t[dot + 1..dot + 1 + digits].trim_end_matches('0');
+    let rest = &t[dot + 1 + digits..];
+    if frac.is_empty() {
+        format!("{}{rest}", &t[..dot])
+    } else {
+        format!("{}.{frac}{rest}", &t[..dot])
+    }
+}
+
 fn contains_ignore_case(hay: &str, needle: &str) -> bool {
     hay.as_bytes()
         .windows(needle.len())
@@ -213,7 +258,10 @@ pub fn object_of(uri: &str) -> Option<(String, Option<String>)> {
     ) {
         return None;
     }
-    let name = parts.next().filter(|n| !n.is_empty())?;
+    // Collection endpoints that name no object (`/keys/restore`, `/certificates/issuers`).
+    let name = parts.next().filter(|n| {
+        !n.is_empty() && !matches!(*n, "restore" | "import" | "issuers" | "contacts")
+    })?;
     let version = parts
         .next()
         .filter(|v| v.len() >= 16 && v.bytes().all(|c| c.is_ascii_hexdigit()))
@@ -279,6 +327,22 @@ mod tests {
             Some(("https://p.managedhsm.azure.net/keys/k2".into(), None))
         );
         assert_eq!(object_of("https://p.managedhsm.azure.net/backup"), None);
+        assert_eq!(
+            object_of("https://p.managedhsm.azure.net/keys/restore"),
+            None
+        );
+        assert_eq!(
+            trim_fraction("2020-08-31T19:52:39.7630000Z"),
+            "2020-08-31T19:52:39.763Z"
+        );
+        assert_eq!(
+            trim_fraction("2020-08-31T19:52:39.000Z"),
+            "2020-08-31T19:52:39Z"
+        );
+        assert_eq!(
+            trim_fraction("2020-08-31T19:52:39Z"),
+            "2020-08-31T19:52:39Z"
+        );
         assert_eq!(
             subscription_of("/SUBSCRIPTIONS/AB-12/RESOURCEGROUPS/G/PROVIDERS/X"),
             Some("AB-12")

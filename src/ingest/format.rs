@@ -73,6 +73,10 @@ impl Format {
             _ => return Some(Format::Dpod),
         };
         let keys = top_level_keys(first);
+        // The head may end inside a large first record: what it shows decides, and a
+        // record cut before any format recognises it stays DPoD's (as before formats were
+        // told apart by keys), whose decoder says what is wrong with each record.
+        let cut = !whole_object(first);
         Some(if azure::claims(&keys) {
             Format::Azure { envelope }
         } else if envelope {
@@ -81,7 +85,7 @@ impl Format {
             Format::GcpKms
         } else if vault::claims(&keys) {
             Format::Vault
-        } else if decode::claims(&keys) {
+        } else if decode::claims(&keys) || cut {
             Format::Dpod
         } else {
             Format::Unknown { envelope }
@@ -137,6 +141,31 @@ impl Format {
             Format::Unknown { .. } => unknown(chunk),
         }
     }
+}
+
+/// Whether `obj` (from its `{`) holds the whole object, not only its start.
+fn whole_object(obj: &[u8]) -> bool {
+    let (mut depth, mut i) = (0usize, 0usize);
+    while i < obj.len() {
+        match obj[i] {
+            b'"' => {
+                i += 1;
+                while i < obj.len() && obj[i] != b'"' {
+                    i += if obj[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    return true;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    false
 }
 
 /// Every record of a chunk no format claims, rejected as such with its keys.
@@ -224,6 +253,19 @@ mod tests {
         assert_eq!(
             Format::detect(b"{\"timestamp\": 1, \"message\": \"hello\"}"),
             Some(Format::Unknown { envelope: false })
+        );
+        // Vault writes `type` last in newer versions; a head that ends inside the first
+        // record keeps what it shows.
+        assert_eq!(
+            Format::detect(
+                b"{\"auth\": {}, \"request\": {\"id\": \"1\"}, \"response\": {\"data\": [\"a\""
+            ),
+            Some(Format::Vault)
+        );
+        assert_eq!(Format::detect(b"[{\"ti"), Some(Format::Dpod));
+        assert_eq!(
+            Format::detect(b"{\"timestamp\": 1, \"message\": \"hel"),
+            Some(Format::Dpod)
         );
     }
 }

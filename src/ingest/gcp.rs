@@ -58,6 +58,16 @@ fn decode_entry(
     let payload = obj
         .object("protoPayload")
         .ok_or_else(|| missing("field_missing", "protoPayload object"))?;
+    // An organisation's sink holds every service's audit logs: take Cloud KMS's only.
+    if let Some(svc) = payload
+        .text("serviceName")
+        .filter(|s| s != "cloudkms.googleapis.com")
+    {
+        return Err(RejectReason::new(
+            "unsupported_service",
+            format!("an audit log entry of {svc}, not Cloud KMS"),
+        ));
+    }
     let method = payload
         .text("methodName")
         .ok_or_else(|| missing("action_missing", "protoPayload.methodName"))?;

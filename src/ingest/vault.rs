@@ -15,10 +15,9 @@
 //! carries the records after that place into the next chunk.
 //!
 //! Mapping (the entry a row comes from is the response when paired, else the entry
-//! alone): `time` the request entry's `time` (nanoseconds cut to microseconds), else the
-//! entry's own; `tenant_id` `--tenant` (entries name none); `actor_id`
-//! `auth.display_name`, else `auth.entity_id`, else for a login the user its path names
-//! (`auth/userpass/login/<name>`); `role` the `auth.policies` joined by
+//! alone): `time` its `time` (nanoseconds cut to microseconds); `tenant_id` `--tenant` (entries name none); `actor_id`
+//! for a login the user its path names (`auth/userpass/login/<name>`), else
+//! `auth.display_name`, else `auth.entity_id`; `role` the `auth.policies` joined by
 //! `,`; `client_ip` `request.remote_address`; `source` `request.mount_type`; `part_id`
 //! `request.namespace.path`, else `request.namespace.id` (`root`); `resource_id` the
 //! `request.path`; `action` and `ouid`: on a transit mount `<mount>/<op>/<key>` (encrypt,
@@ -30,17 +29,17 @@
 //! sys/policies`). `outcome` failure when the entry's `error` is a non-empty string
 //! (`status` its first line, without go-multierror's `N error(s) occurred:` and `* `),
 //! success for a response without one (`status` `ok`), unknown for a request alone
-//! without one (`status` `unknown`). `trace_id` is `vault:<request.id>`. `meta` keeps
-//! every other field of the entry as written (`auth` without `display_name`, `request`
-//! without `path`, `remote_address` and `id`, `response`, `error`, `time`, `type`) and,
-//! for a joined pair, the request entry's `time` as `request_time`.
+//! without one (`status` `unknown`). `trace_id` is `vault:<request.id>`, and
+//! `vault:<request.id>#request` for a request alone. `meta` keeps every other field of
+//! the entry as written (`auth` without `display_name`, `request` without `path`,
+//! `remote_address` and `id`, `response`, `error`, `time`, `type`).
 //!
 //! Limits of the pairing: a pair split across members (log rotation between the
 //! request and its response), or by an oversized record or the carry bound (a request
-//! whose response is not within about a chunk's bytes), gives the request alone with
-//! outcome unknown; its response then makes a row with the same `trace_id` and other
-//! content (its own time, its outcome), which the lake keeps out as a
-//! `duplicate_conflict` reject (raw text in `_rejected/`), the request's row staying.
+//! whose response is not within about a chunk's bytes), gives two rows: the request
+//! alone (`#request`, outcome unknown) and the call's row from its response, the same
+//! row a joined pair gives. Nothing is rejected and no outcome is lost; the call shows
+//! once more as an unknown request.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
@@ -60,7 +59,8 @@ pub const VENDOR: &str = "hashicorp-vault";
 /// Whether a member whose first record has these top-level keys is a Vault audit log.
 pub fn claims(keys: &[&[u8]]) -> bool {
     let has = |k: &[u8]| keys.contains(&k);
-    has(b"type") && (has(b"request") || has(b"auth"))
+    (has(b"type") && (has(b"request") || has(b"auth")))
+        || (has(b"request") && (has(b"auth") || has(b"response")))
 }
 
 /// White space the scanner dropped between two of its chunks is written back as spaces
@@ -437,7 +437,7 @@ pub fn decode_chunk(chunk: Arc<Chunk>, ctx: &DecodeContext) -> DecodedChunk {
                     let Ok(response) = &entries[resp] else {
                         unreachable!("only entries read are paired")
                     };
-                    let joined = row(response, Some(e), ctx);
+                    let joined = row(response, ctx);
                     if let Ok(r) = &joined {
                         // The pair's row at the request's place, and again at the
                         // response's: the lake keeps the first and counts the second as
@@ -449,10 +449,10 @@ pub fn decode_chunk(chunk: Arc<Chunk>, ctx: &DecodeContext) -> DecodedChunk {
                         continue;
                     }
                     held.insert(resp, joined);
-                    row(e, None, ctx)
+                    row(e, ctx)
                 }
                 (Ok(_), Some(_)) => held.remove(&pos).expect("made at its request"),
-                (Ok(e), None) => row(e, None, ctx),
+                (Ok(e), None) => row(e, ctx),
             };
             match made {
                 Ok(r) => {
@@ -505,11 +505,7 @@ const REQUEST_MAPPED: [&str; 3] = ["path", "remote_address", "id"];
 
 /// The row of entry `e`: a response joined with its request entry `req`, or an entry
 /// alone.
-fn row<'a>(
-    e: &Entry<'a>,
-    req: Option<&Entry<'a>>,
-    ctx: &DecodeContext,
-) -> Result<Row<'a>, RejectReason> {
+fn row<'a>(e: &Entry<'a>, ctx: &DecodeContext) -> Result<Row<'a>, RejectReason> {
     let kind = e
         .kind
         .as_deref()
@@ -523,14 +519,10 @@ fn row<'a>(
     let id =
         e.id.as_deref()
             .ok_or_else(|| missing("trace_missing", "request.id"))?;
+    // The entry's own time: a pair's row is its response's, the same whether the pair
+    // was joined or delivered apart.
     let own_time = e.obj.text("time");
-    let time = match req
-        .and_then(|r| r.obj.text("time"))
-        .and_then(|t| crate::time::parse_time(&t))
-    {
-        Some(t) => t,
-        None => time_of(own_time.as_deref(), "time")?,
-    };
+    let time = time_of(own_time.as_deref(), "time")?;
     if ctx.tenant.is_none() {
         return Err(RejectReason::new(
             "tenant_missing",
@@ -561,16 +553,18 @@ fn row<'a>(
     let auth = e.obj.object("auth");
     // A login arrives with no token yet: the user a userpass or LDAP login names in its
     // path (`auth/userpass/login/<name>`) is who tried.
-    let login_name = (action == "login")
-        .then(|| path.as_deref())
-        .flatten()
+    let login_name = path
+        .as_deref()
+        .filter(|_| action == "login")
         .and_then(|p| p.split_once("/login/"))
         .map(|(_, name)| Cow::<str>::Owned(name.to_string()))
         .filter(|n| !n.is_empty() && !n.starts_with("hmac-sha256:"));
-    let actor = auth
-        .as_ref()
-        .and_then(|a| a.text("display_name").or_else(|| a.text("entity_id")))
-        .or(login_name);
+    // The path's name first, so a user's failed and successful logins name one actor
+    // (a successful one's token would say `userpass-<name>`).
+    let actor = login_name.or_else(|| {
+        auth.as_ref()
+            .and_then(|a| a.text("display_name").or_else(|| a.text("entity_id")))
+    });
     let role = auth
         .as_ref()
         .and_then(|a| a.raw("policies"))
@@ -594,23 +588,20 @@ fn row<'a>(
             .filter(|(k, _)| !REQUEST_MAPPED.contains(&k.as_ref()))
             .map(|(k, v)| (k.as_ref(), v.get())),
     );
-    let request_time = req
-        .and_then(|r| r.obj.raw("time"))
-        .filter(|_| e.obj.raw("request_time").is_none());
-    let meta = json::write_object(
-        e.obj
-            .0
-            .iter()
-            .filter_map(|(k, v)| match k.as_ref() {
-                "auth" if auth.is_some() => auth_rest.as_deref().map(|a| ("auth", a)),
-                "request" => request_rest.as_deref().map(|r| ("request", r)),
-                k => Some((k, v.get())),
-            })
-            .chain(request_time.map(|t| ("request_time", t.get()))),
-    );
+    let meta = json::write_object(e.obj.0.iter().filter_map(|(k, v)| match k.as_ref() {
+        "auth" if auth.is_some() => auth_rest.as_deref().map(|a| ("auth", a)),
+        "request" => request_rest.as_deref().map(|r| ("request", r)),
+        k => Some((k, v.get())),
+    }));
     Ok(Row {
         time,
-        trace_id: format!("vault:{id}"),
+        // A request alone is an event of its own kind: its response, delivered apart,
+        // is the call's row and must not collide with it.
+        trace_id: if kind == "request" {
+            format!("vault:{id}#request")
+        } else {
+            format!("vault:{id}")
+        },
         actor,
         role,
         action,
@@ -826,7 +817,8 @@ mod tests {
         assert_eq!(kept_rows(&d), vec![0]);
         assert_eq!(d.slices[0].key.tenant.as_ref(), "acme");
         let t: &TimestampMicrosecondArray = b.column(Col::Time as usize).as_primitive();
-        let want = crate::time::parse_time("2024-05-14T09:30:01.123456Z").unwrap();
+        // The response's time (the same row whether the pair was joined or not).
+        let want = crate::time::parse_time("2024-05-14T09:30:01.124999Z").unwrap();
         assert_eq!(t.value(0), want);
         assert_eq!(d.time_range, Some((want, want)));
         assert_eq!(col(b, Col::Vendor), vec![Some("hashicorp-vault")]);
@@ -858,7 +850,6 @@ mod tests {
                             "client_token": "hmac-sha256:1f2e", "namespace": {"id": "root"},
                             "data": {"input": "hmac-sha256:5b6a"}},
                 "response": {"mount_type": "transit", "data": {"signature": "hmac-sha256:7c8d"}},
-                "request_time": T1,
             })
         );
     }
@@ -911,9 +902,9 @@ mod tests {
         assert_eq!(col(b, Col::Outcome), vec![Some("unknown")]);
         assert_eq!(col(b, Col::Status), vec![Some("unknown")]);
         assert_eq!(col(b, Col::Action), vec![Some("encrypt")]);
-        assert_eq!(col(b, Col::TraceId), vec![Some("vault:c0ffee")]);
+        assert_eq!(col(b, Col::TraceId), vec![Some("vault:c0ffee#request")]);
         let meta = col(b, Col::Meta)[0].unwrap();
-        assert!(meta.contains(r#""type":"request""#) && !meta.contains("request_time"));
+        assert!(meta.contains(r#""type":"request""#));
         // A response alone is a row too, timed by itself.
         let d = decode_chunk(
             chunk(&[resp("c0ffee", T2, "update", "transit/encrypt/k1")]),
@@ -950,7 +941,7 @@ mod tests {
         assert_eq!(kept_rows(&d), vec![0, 1, 3]);
         assert_eq!(
             col(b, Col::TraceId),
-            vec![Some("vault:a"), Some("vault:b"), Some("vault:c")]
+            vec![Some("vault:a"), Some("vault:b"), Some("vault:c#request")]
         );
         assert_eq!(
             col(b, Col::Outcome),
@@ -994,25 +985,30 @@ mod tests {
     }
 
     #[test]
-    fn a_pair_split_across_members_is_two_rows_of_one_trace_id() {
-        // The documented limit: the request alone (end of one log) and its response
-        // (start of the next) share the trace_id but not the content, so the lake keeps
-        // the first and rejects the second as a conflict.
+    fn a_pair_split_across_members_is_the_joined_row_and_the_request_alone() {
+        // The documented limit: the request alone (end of one log) is a row of its own
+        // kind, and its response (start of the next) the very row a joined pair gives,
+        // so nothing conflicts and the outcome is kept.
         let p = "transit/sign/k1";
         let first = decode_chunk(chunk(&[req("split", T1, "update", p)]), &ctx());
         let second = decode_chunk(chunk(&[resp("split", T2, "update", p)]), &ctx());
-        let (a, b) = (one_slice(&first), one_slice(&second));
-        assert_eq!(col(a, Col::TraceId), col(b, Col::TraceId));
-        assert_eq!(
-            crate::lake::partitions::compare_rows(a, 0, b, 0).as_deref(),
-            Some("time")
+        let joined = decode_chunk(
+            chunk(&[
+                req("split", T1, "update", p),
+                resp("split", T2, "update", p),
+            ]),
+            &ctx(),
         );
+        let (a, b, j) = (one_slice(&first), one_slice(&second), one_slice(&joined));
+        assert_eq!(col(a, Col::TraceId), vec![Some("vault:split#request")]);
+        assert_eq!(col(b, Col::TraceId), col(j, Col::TraceId));
+        assert_eq!(crate::lake::partitions::compare_rows(b, 0, j, 0), None);
     }
 
     #[test]
     fn a_request_stands_alone_when_its_response_makes_no_row() {
         let p = "transit/sign/k1";
-        let broken = resp("a", "never", "update", p).replace(r#""operation":"update","#, "");
+        let broken = resp("a", T2, "update", p).replace(r#""operation":"update","#, "");
         let d = decode_chunk(chunk(&[req("a", T1, "update", p), broken]), &ctx());
         let codes: Vec<_> = d.rejects.iter().map(|(p, r)| (*p, r.code)).collect();
         assert_eq!(codes, vec![(1, "action_missing")]);

@@ -804,6 +804,15 @@ fn judge_row(kind: &str, r: &Row, rules: &Rules, b: u32) -> (Severity, String) {
                     if grave { Severity::High } else { Severity::Medium },
                     format!("{done} at {at} UTC by actor {actor} from {ip} ({why})"),
                 )
+            } else if get(r, "outcome") == Some("unknown") {
+                // Asked for, its result not in the log (a Vault seal is logged as a
+                // request only): judged as if done.
+                (
+                    if grave { Severity::High } else { Severity::Medium },
+                    format!(
+                        "{done} at {at} UTC by actor {actor} from {ip} ({why}; its outcome is not in the log)"
+                    ),
+                )
             } else {
                 (
                     if grave { Severity::Medium } else { Severity::Low },

@@ -292,6 +292,8 @@ pub fn category(action: &str) -> &'static str {
         | "CreateCryptoKeyVersion"
         | "ImportCryptoKeyVersion"
         | "create-key"
+        | "import-key"
+        | "restore"
         | "Create Key" => "key_create",
         "KeySign" | "KeyVerify" | "KeyWrap" | "KeyUnwrap" | "KeyEncrypt" | "KeyDecrypt"
         | "KeyRelease" | "Encrypt" | "Decrypt" | "RawEncrypt" | "RawDecrypt" | "AsymmetricSign"
@@ -299,7 +301,8 @@ pub fn category(action: &str) -> &'static str {
         | "sign" | "verify" | "hmac" | "datakey" => "key_use",
         "KeyUpdate"
         | "KeyRotate"
-        | "KeySetRotationPolicy"
+        | "KeyRotateIfDue"
+        | "KeyRotationPolicySet"
         | "KeyRecover"
         | "UpdateCryptoKey"
         | "UpdateCryptoKeyPrimaryVersion"
@@ -307,8 +310,10 @@ pub fn category(action: &str) -> &'static str {
         | "RestoreCryptoKeyVersion"
         | "rotate-key"
         | "config-key" => "key_modify",
-        "KeyDelete" | "KeyPurge" | "DestroyCryptoKeyVersion" | "delete-key" => "key_destroy",
-        "KeyBackup" | "KeyRestore" | "SelectiveKeyRestore" => "replication",
+        "KeyDelete" | "KeyPurge" | "DestroyCryptoKeyVersion" | "delete-key" | "trim-key" => {
+            "key_destroy"
+        }
+        "KeyBackup" | "KeyRestore" | "SelectiveKeyRestore" | "backup" | "export" => "replication",
         "RoleAssignmentCreate"
         | "RoleAssignmentDelete"
         | "RoleDefinitionCreate"
