@@ -433,9 +433,9 @@ fn gcp_kms_sink_files_and_gcloud_arrays_convert_field_by_field_and_overlaps_dedu
             .as_bytes(),
     );
     let lake = dir.path().join("lake");
-    let run = convert(&lake, &[sink], &[]);
+    let run = convert(&lake, std::slice::from_ref(&sink), &[]);
     assert_eq!((run.code, run.n("written")), (0, 2), "{}", run.stderr);
-    let run = convert(&lake, &[gcloud], &[]);
+    let run = convert(&lake, std::slice::from_ref(&gcloud), &[]);
     assert_eq!(
         (run.code, run.n("written"), run.n("duplicates")),
         (0, 1, 2),
@@ -524,6 +524,26 @@ fn gcp_kms_sink_files_and_gcloud_arrays_convert_field_by_field_and_overlaps_dedu
     assert_eq!(got[1].1["cryptoKeyVersion"], json!("3"));
     assert_eq!(got[1].1["severity"], json!("INFO"));
     assert!(got[1].1["protoPayload"].get("methodName").is_none());
+    // The other order: the gcloud array first, then the sink file.
+    let other = dir.path().join("other");
+    let run = convert(&other, &[gcloud], &[]);
+    assert_eq!((run.code, run.n("written")), (0, 3), "{}", run.stderr);
+    let run = convert(&other, &[sink], &[]);
+    assert_eq!(
+        (run.n("written"), run.n("duplicates")),
+        (0, 2),
+        "{}",
+        run.summary
+    );
+    let strip = |rows: Vec<(Row, Value)>| -> Vec<Row> {
+        rows.into_iter()
+            .map(|(mut r, _)| {
+                r[col("meta")].clear();
+                r
+            })
+            .collect()
+    };
+    assert_eq!(strip(rows(&other)), strip(got));
 }
 
 // ---- bad input -------------------------------------------------------------------------
@@ -542,12 +562,26 @@ fn a_malformed_record_in_each_format_is_rejected_alone_with_its_raw_text() {
     let gcp = format!("{}\n{bad_gcp}\n{}\n", g[0], g[1]);
     let fa = write(dir.path(), "azure/PT1H.json", azure.as_bytes());
     let fg = write(dir.path(), "gcp/08:00:00_08:59:59_S0.json", gcp.as_bytes());
+    let (t1, t2) = ("2024-06-06T10:00:00Z", "2024-06-06T10:00:01Z");
+    let bad_vault =
+        r#"{"time": "2024-06-06T10:00:00Z", "type": "request", "request": {"id": "r-9", }}"#;
+    let vault = format!(
+        "{}\n{bad_vault}\n{}\n",
+        vault_entry("request", "r-8", t1, "app", "update", "transit/sign/k", ""),
+        vault_entry("response", "r-8", t2, "app", "update", "transit/sign/k", "")
+    );
+    let fv = write(dir.path(), "vault/vault_audit.log", vault.as_bytes());
     let lake = dir.path().join("lake");
-    let run = convert(&lake, &[fa.clone(), fg.clone()], &[]);
+    // Azure and Cloud KMS records name their tenants; --tenant is Vault's.
+    let run = convert(
+        &lake,
+        &[fa.clone(), fg.clone(), fv.clone()],
+        &["--tenant", "v"],
+    );
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(
         (run.n("written"), run.n("rejected")),
-        (4, 3),
+        (5, 4),
         "{}",
         run.summary
     );
@@ -585,6 +619,12 @@ fn a_malformed_record_in_each_format_is_rejected_alone_with_its_raw_text() {
                 "time_invalid".into(),
                 bad_gcp.into(),
                 at(&gcp, bad_gcp)
+            ),
+            (
+                fv.display().to_string(),
+                "invalid_json".into(),
+                bad_vault.into(),
+                at(&vault, bad_vault)
             ),
         ]
     );
