@@ -21,7 +21,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::interface::{
-    Break, Chunk, DecodeContext, DecodedChunk, Origin, RejectReason, CHUNK_TARGET,
+    decode_each, Break, Chunk, DecodeContext, DecodedChunk, Origin, RejectReason, CHUNK_TARGET,
 };
 use crate::lake::rows::{CanonicalRow, Outcome, RowsBuilder};
 use crate::lake::sequence::trace_id;
@@ -375,36 +375,15 @@ fn frame_json(buf: &[u8]) -> (Vec<Frame>, Option<Break>) {
 
 /// Decodes every event of a chunk this module's framer cut from a member in `form`.
 pub fn decode_chunk(chunk: Arc<Chunk>, form: Form, ctx: &DecodeContext) -> DecodedChunk {
-    let mut rows = RowsBuilder::new(chunk.data.len());
-    let mut rejects = Vec::new();
-    let mut time_range: Option<(i64, i64)> = None;
     let none = Origin::default();
-    let n = chunk.records.len();
-    for (pos, &(a, b)) in chunk.records.iter().enumerate() {
-        let raw = chunk.data.get(a as usize..b as usize).unwrap_or_default();
-        let origin = chunk.origins.get(pos).map_or(&none, |(o, _)| o.as_ref());
-        let decoded = match std::str::from_utf8(raw) {
-            Ok(text) => decode_event(text, form, origin, ctx, pos as u32, &mut rows, n - pos),
-            Err(e) => Err(RejectReason::new(
-                "invalid_utf8",
-                format!("invalid UTF-8 at byte {} of the event", e.valid_up_to()),
-            )),
-        };
-        match decoded {
-            Ok(t) => {
-                time_range = Some(time_range.map_or((t, t), |(lo, hi)| (lo.min(t), hi.max(t))));
-            }
-            Err(why) => rejects.push((pos as u32, why)),
-        }
-    }
-    DecodedChunk {
-        chunk,
-        slices: rows.finish(),
-        rejects,
-        records_read: n as u64,
-        time_range,
-        brk: None,
-    }
+    let origins = chunk.clone();
+    decode_each(chunk, |text, pos, rows, left| {
+        let origin = origins
+            .origins
+            .get(pos as usize)
+            .map_or(&none, |(o, _)| o.as_ref());
+        decode_event(text, form, origin, ctx, pos, rows, left)
+    })
 }
 
 /// One `name : value` line of a block (` : `, `: ` or a tab between them).

@@ -15,6 +15,7 @@ use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 use super::interface::{Break, Chunk};
+use super::json::Key;
 use crate::lake::rows::{CanonicalRow, Outcome as RowOutcome, RowsBuilder};
 use crate::lake::VENDOR_DPOD;
 use crate::time::parse_time;
@@ -49,27 +50,6 @@ const FIELD_NAMES: [&str; 9] = [
 struct RawRecord<'a> {
     fields: [Option<&'a RawValue>; 9],
     extra: Vec<(Cow<'a, str>, &'a RawValue)>,
-}
-
-struct Key<'a>(Cow<'a, str>);
-
-impl<'de> de::Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a key")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Key(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Key(Cow::Owned(v.to_owned())))
-            }
-        }
-        d.deserialize_str(V)
-    }
 }
 
 impl<'de> de::Deserialize<'de> for RawRecord<'de> {

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use crate::lake::rows::PartSlice;
+use crate::lake::rows::{PartSlice, RowsBuilder};
 
 /// Bytes of complete records per chunk handed to the decoders.
 pub const CHUNK_TARGET: usize = 4 << 20;
@@ -110,6 +110,43 @@ pub struct Oversized {
 pub struct Break {
     pub offset: u64,
     pub reason: String,
+}
+
+/// Decodes every record of a chunk, one at a time: `record` gets its text, its position
+/// and how many records are left (for sizing), pushes its row and returns its time, or
+/// says why it is rejected. A record that is not UTF-8 is rejected here, alone.
+pub fn decode_each(
+    chunk: Arc<Chunk>,
+    mut record: impl FnMut(&str, u32, &mut RowsBuilder, usize) -> Result<i64, RejectReason>,
+) -> DecodedChunk {
+    let mut rows = RowsBuilder::new(chunk.data.len());
+    let mut rejects = Vec::new();
+    let mut time_range: Option<(i64, i64)> = None;
+    let n = chunk.records.len();
+    for (pos, &(a, b)) in chunk.records.iter().enumerate() {
+        let raw = chunk.data.get(a as usize..b as usize).unwrap_or_default();
+        let decoded = match std::str::from_utf8(raw) {
+            Ok(text) => record(text, pos as u32, &mut rows, n - pos),
+            Err(e) => Err(RejectReason::new(
+                "invalid_utf8",
+                format!("invalid UTF-8 at byte {} of the record", e.valid_up_to()),
+            )),
+        };
+        match decoded {
+            Ok(t) => {
+                time_range = Some(time_range.map_or((t, t), |(lo, hi)| (lo.min(t), hi.max(t))));
+            }
+            Err(why) => rejects.push((pos as u32, why)),
+        }
+    }
+    DecodedChunk {
+        chunk,
+        slices: rows.finish(),
+        rejects,
+        records_read: n as u64,
+        time_range,
+        brk: None,
+    }
 }
 
 /// White space as JSON has it (RFC 8259: space, tab, LF, CR). Not a form feed or

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use super::interface::{Chunk, DecodedChunk, RejectReason};
+use super::interface::{decode_each, Chunk, DecodedChunk, RejectReason};
 use crate::lake::rows::RowsBuilder;
 
 /// A JSON object's fields in order, each value as its raw JSON text.
@@ -47,7 +47,8 @@ pub fn object(v: &RawValue) -> Option<RawObject<'_>> {
         .flatten()
 }
 
-struct Key<'a>(Cow<'a, str>);
+/// An object key, borrowed from the input unless it holds escapes.
+pub(crate) struct Key<'a>(pub Cow<'a, str>);
 
 impl<'de> de::Deserialize<'de> for Key<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -142,37 +143,12 @@ pub fn decode_records(
         usize,
     ) -> Result<i64, RejectReason>,
 ) -> DecodedChunk {
-    let mut rows = RowsBuilder::new(chunk.data.len());
-    let mut rejects = Vec::new();
-    let mut time_range: Option<(i64, i64)> = None;
-    let n = chunk.records.len();
-    for (pos, &(a, b)) in chunk.records.iter().enumerate() {
-        let raw = chunk.data.get(a as usize..b as usize).unwrap_or_default();
-        let decoded = match std::str::from_utf8(raw) {
-            Ok(text) => match RawObject::parse(text) {
-                Ok(obj) => record(obj, text, pos as u32, &mut rows, n - pos),
-                Err(e) => Err(invalid_json(raw, &e)),
-            },
-            Err(e) => Err(RejectReason::new(
-                "invalid_utf8",
-                format!("invalid UTF-8 at byte {} of the record", e.valid_up_to()),
-            )),
-        };
-        match decoded {
-            Ok(t) => {
-                time_range = Some(time_range.map_or((t, t), |(lo, hi)| (lo.min(t), hi.max(t))));
-            }
-            Err(why) => rejects.push((pos as u32, why)),
+    decode_each(chunk, |text, pos, rows, left| {
+        match RawObject::parse(text) {
+            Ok(obj) => record(obj, text, pos, rows, left),
+            Err(e) => Err(invalid_json(text.as_bytes(), &e)),
         }
-    }
-    DecodedChunk {
-        chunk,
-        slices: rows.finish(),
-        rejects,
-        records_read: n as u64,
-        time_range,
-        brk: None,
-    }
+    })
 }
 
 /// Why a record is not a JSON object, with the byte where it stops making sense.
