@@ -81,18 +81,13 @@ fn decode_event(
             format!("log category {c}, not AuditEvent"),
         ));
     }
-    let tenant: Cow<str> = match resource.as_deref().and_then(subscription_of) {
-        Some(s) => Cow::Owned(s.to_ascii_lowercase()),
-        None => match &ctx.tenant {
-            Some(t) => Cow::Borrowed(t.as_ref()),
-            None => {
-                return Err(RejectReason::new(
-                    "tenant_missing",
-                    "no subscription in resourceId: give the tenant with --tenant",
-                ))
-            }
-        },
-    };
+    let tenant = ctx.tenant_or(
+        resource
+            .as_deref()
+            .and_then(subscription_of)
+            .map(|s| Cow::Owned(s.to_ascii_lowercase())),
+        "subscription in resourceId",
+    )?;
     let props = obj.object("properties");
     let field = |k: &str| {
         obj.text(k)

@@ -73,7 +73,7 @@ fn decode_entry(
         .ok_or_else(|| missing("action_missing", "protoPayload.methodName"))?;
     let action = method.rsplit('.').next().unwrap_or(&method);
     let resource = obj.object("resource");
-    let tenant: Cow<str> = match obj
+    let project = obj
         .text("logName")
         .as_deref()
         .and_then(project_of)
@@ -83,18 +83,8 @@ fn decode_entry(
                 .as_ref()
                 .and_then(|r| r.object("labels"))
                 .and_then(|l| l.text("project_id"))
-        }) {
-        Some(p) => p,
-        None => match &ctx.tenant {
-            Some(t) => Cow::Borrowed(t.as_ref()),
-            None => {
-                return Err(RejectReason::new(
-                    "tenant_missing",
-                    "no project in logName or resource labels: give the tenant with --tenant",
-                ))
-            }
-        },
-    };
+        });
+    let tenant = ctx.tenant_or(project, "project in logName or resource labels")?;
     let code = payload
         .object("status")
         .and_then(|s| s.text("code"))

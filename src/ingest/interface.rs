@@ -56,6 +56,25 @@ pub struct DecodeContext {
     pub tenant: Option<Arc<str>>,
 }
 
+impl DecodeContext {
+    /// The tenant a record names (`found`), else `--tenant`; without either the record
+    /// is rejected as `tenant_missing`, saying which field would have named it.
+    pub fn tenant_or<'a>(
+        &'a self,
+        found: Option<std::borrow::Cow<'a, str>>,
+        field: &str,
+    ) -> Result<std::borrow::Cow<'a, str>, RejectReason> {
+        match (found, &self.tenant) {
+            (Some(t), _) => Ok(t),
+            (None, Some(t)) => Ok(std::borrow::Cow::Borrowed(t.as_ref())),
+            (None, None) => Err(RejectReason::new(
+                "tenant_missing",
+                format!("no {field}: give the tenant with --tenant"),
+            )),
+        }
+    }
+}
+
 /// Cuts a member's bytes into chunks of whole records; a [`Break`] ends the member.
 pub trait Framer {
     fn next_chunk(&mut self) -> Result<Option<Chunk>, Break>;
