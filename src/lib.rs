@@ -18,6 +18,7 @@ pub mod notes;
 pub mod prune;
 pub mod query;
 pub mod report;
+pub mod serve;
 pub mod status;
 pub mod stdout;
 pub mod testhook;

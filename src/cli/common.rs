@@ -183,6 +183,7 @@ impl SessionArgs {
             cluster,
             store: self.lake.open_existing(rt)?,
             tenant: self.tenant.clone(),
+            tenants: Vec::new(),
             period: None,
             sql_dir: self.sql_dir.clone(),
             memory_limit: self.memory_limit,

@@ -27,6 +27,13 @@ pub struct LakeSettings {
     pub signing_key: Option<PathBuf>,
     /// The acknowledgements of findings (`auditlake findings ack` writes it).
     pub acks: Option<PathBuf>,
+    /// `serve`'s users file (`auditlake users` writes it).
+    pub users: Option<PathBuf>,
+    /// Where `serve` listens, HOST:PORT.
+    pub listen: Option<String>,
+    /// `serve`'s certificate chain and key (PEM).
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 /// `config.toml` as written.
@@ -107,6 +114,10 @@ impl Config {
             settings.secret_file = p.secret_file.or(settings.secret_file);
             settings.signing_key = p.signing_key.or(settings.signing_key);
             settings.acks = p.acks.or(settings.acks);
+            settings.users = p.users.or(settings.users);
+            settings.listen = p.listen.or(settings.listen);
+            settings.tls_cert = p.tls_cert.or(settings.tls_cert);
+            settings.tls_key = p.tls_key.or(settings.tls_key);
         }
         tracing::debug!(path = ?path, profile = ?profile, "config");
         if let Some(r) = &file.rules {

@@ -27,7 +27,9 @@ pub mod query;
 pub mod repl;
 pub mod report;
 pub mod rules;
+pub mod serve;
 pub mod status;
+pub mod users;
 pub mod verify;
 
 pub use common::{ClusterArg, Global, LakeArg, RulesArgs, SessionArgs};
@@ -86,6 +88,8 @@ pub enum Command {
     Repl(repl::ReplArgs),
     Report(report::ReportArgs),
     Findings(findings::FindingsArgs),
+    Serve(serve::ServeArgs),
+    Users(users::UsersArgs),
     Rules(rules::RulesCmdArgs),
     Completions(completions::CompletionsArgs),
     Manpage(manpage::ManpageArgs),
@@ -101,7 +105,11 @@ impl Command {
     pub fn runs_sql(&self) -> bool {
         matches!(
             self,
-            Command::Query(_) | Command::Repl(_) | Command::Report(_) | Command::Findings(_)
+            Command::Query(_)
+                | Command::Repl(_)
+                | Command::Report(_)
+                | Command::Findings(_)
+                | Command::Serve(_)
         )
     }
 
@@ -118,9 +126,11 @@ impl Command {
             Command::Findings(a) if a.action.is_none() => Some(&mut a.period.lake),
             Command::Query(a) => Some(&mut a.session.lake),
             Command::Repl(a) => Some(&mut a.session.lake),
+            Command::Serve(a) => Some(&mut a.lake),
             Command::Config(_)
             | Command::Findings(_)
             | Command::Rules(_)
+            | Command::Users(_)
             | Command::Keys(_)
             | Command::Completions(_)
             | Command::Manpage(_)
@@ -160,6 +170,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Command::Repl(a) => repl::run(a, &global),
         Command::Report(a) => report::run(a, &global),
         Command::Findings(a) => findings::run(a, &global),
+        Command::Serve(a) => serve::run(a, &global),
+        Command::Users(a) => users::run(a, &global),
         Command::Rules(a) => rules::run(a, &global),
         Command::Completions(a) => completions::run(a, &global),
         Command::Manpage(a) => manpage::run(a, &global),

@@ -109,6 +109,9 @@ pub struct SessionOptions {
     pub store: LakeStore,
     /// Only this tenant's partitions are registered.
     pub tenant: Option<String>,
+    /// Only these tenants' files are read (`serve`'s users of several tenants; lakes
+    /// with a manifest only); empty: no such scope.
+    pub tenants: Vec<String>,
     /// Only days in this inclusive range (Date32) are visible.
     pub period: Option<(i32, i32)>,
     /// A directory of the user's own `.sql` view files, run after the built-in ones.
@@ -292,7 +295,7 @@ pub async fn build_session(opts: &SessionOptions) -> Result<Session> {
     let config = SessionConfig::new()
         .with_target_partitions(partitions)
         .with_information_schema(true)
-        .with_default_catalog_and_schema("auditlake", "lake")
+        .with_default_catalog_and_schema("auditlake", "public")
         .with_sort_spill_reservation_bytes((limit / (4 * partitions)).min(10 << 20));
     // Every query lists the lake afresh (DataFusion would keep the first listing for the
     // session): new conversions show, and a compaction's switch is seen as it happens.
@@ -340,8 +343,15 @@ pub async fn build_session(opts: &SessionOptions) -> Result<Session> {
     // listing, to compare).
     let from_manifest = std::env::var("AUDITLAKE_PLAN").as_deref() != Ok("listing")
         && crate::lake::manifest::exists(store).await?;
+    if !opts.tenants.is_empty() && !from_manifest {
+        return Err(Error::Usage(format!(
+            "{}: a session of several tenants needs the lake's manifest (run `auditlake compact` on it once)",
+            store.display
+        )));
+    }
     if from_manifest {
-        let table = planned::ManifestTable::new(store.clone(), opts.tenant.clone(), scan_schema());
+        let table = planned::ManifestTable::new(store.clone(), opts.tenant.clone(), scan_schema())
+            .only(&opts.tenants);
         ctx.register_table(LAKE_TABLE, Arc::new(table))?;
     } else {
         register_listing(&ctx, opts).await?;
@@ -448,7 +458,7 @@ pub async fn build_session(opts: &SessionOptions) -> Result<Session> {
     }
     Ok(Session {
         ctx,
-        restricted: opts.tenant.is_some(),
+        restricted: opts.tenant.is_some() || !opts.tenants.is_empty(),
         views,
         on_cluster: opts.cluster.is_some(),
     })

@@ -47,6 +47,8 @@ pub struct ManifestTable {
     store: LakeStore,
     /// Scoped to one tenant: only its files, and `day` the one partition column.
     tenant: Option<String>,
+    /// Scoped to several tenants: only their files (`tenant_id` stays a column).
+    only: Option<BTreeSet<String>>,
     file_schema: SchemaRef,
     schema: SchemaRef,
 }
@@ -100,6 +102,7 @@ impl ManifestTable {
             .into_values()
             .filter_map(candidate)
             .filter(|c| self.tenant.as_deref().is_none_or(|t| c.tenant == t))
+            .filter(|c| self.only.as_ref().is_none_or(|s| s.contains(&c.tenant)))
             .collect();
         if let Some(mut stats) = column_stats {
             for f in &mut files {
@@ -199,9 +202,17 @@ impl ManifestTable {
             self.file_schema.clone(),
         )
         .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
-        let keep = (selection.files.len() < selection.of)
+        let keep = (selection.files.len() < selection.of || self.only.is_some())
             .then(|| partition_filter(&selection.files, self.tenant.is_some()));
         Ok(Some((Arc::new(listing), keep.flatten())))
+    }
+
+    /// Scoped to these tenants (none: no such scope).
+    pub fn only(mut self, tenants: &[String]) -> ManifestTable {
+        if !tenants.is_empty() {
+            self.only = Some(tenants.iter().cloned().collect());
+        }
+        self
     }
 
     pub fn new(store: LakeStore, tenant: Option<String>, file_schema: SchemaRef) -> ManifestTable {
@@ -210,6 +221,7 @@ impl ManifestTable {
         ManifestTable {
             store,
             tenant,
+            only: None,
             file_schema,
             schema: Arc::new(Schema::new(fields)),
         }

@@ -291,6 +291,7 @@ async fn run_with(opts: &ReportOptions, evidence: bool) -> Result<ReportPack> {
     let session = build_session(&SessionOptions {
         store: opts.store.clone(),
         tenant: opts.tenant.clone(),
+        tenants: Vec::new(),
         period: Some((from, to)),
         sql_dir: None,
         memory_limit: opts.memory_limit,

@@ -17,6 +17,8 @@ const SUBCOMMANDS: &[&str] = &[
     "repl",
     "report",
     "findings",
+    "serve",
+    "users",
     "generate",
     "completions",
     "manpage",
@@ -149,6 +151,9 @@ fn manpage_dir_writes_one_page_per_subcommand() {
             "auditlake-rules-show.1".to_string(),
             "auditlake-keys-generate.1".to_string(),
             "auditlake-findings-ack.1".to_string(),
+            "auditlake-users-add.1".to_string(),
+            "auditlake-users-list.1".to_string(),
+            "auditlake-users-remove.1".to_string(),
         ])
         .collect();
     want.sort();
@@ -920,6 +925,7 @@ fn help_pages() -> Vec<(String, Vec<&'static str>)> {
     pages.push(("rules-show".into(), vec!["rules", "show", "--help"]));
     pages.push(("keys-generate".into(), vec!["keys", "generate", "--help"]));
     pages.push(("findings-ack".into(), vec!["findings", "ack", "--help"]));
+    pages.push(("users-add".into(), vec!["users", "add", "--help"]));
     pages
 }
 

@@ -16,7 +16,7 @@ const CLIENT_ID: &str = "auditlake-test-client";
 const SECRET: &str = "sup3r-s3cret-client-value";
 
 /// The test CA and the server's certificate (for 127.0.0.1), made once per test run.
-fn tls() -> &'static Path {
+pub(crate) fn tls() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir =

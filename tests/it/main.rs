@@ -17,6 +17,7 @@ mod manifest;
 mod query;
 mod remote;
 mod report;
+mod serve;
 mod status;
 mod upkeep;
 mod verify;
