@@ -15,6 +15,7 @@ use crate::query::sample_lake;
 
 const ADMIN_PW: &str = "admin-pass-1";
 const SCOPED_PW: &str = "scoped-pass-2";
+const PAIR_PW: &str = "pair-pass-3";
 
 /// A running server, killed when dropped.
 struct Server {
@@ -352,7 +353,24 @@ fn users_are_scoped_to_their_tenant_and_nothing_writes() {
     let (a, b) = (&tenants[0], &tenants[1]);
     let dir = tempfile::tempdir().unwrap();
     let users = users_file(dir.path(), a);
-    let server = Server::start(lake, &["--users", users.to_str().unwrap()]);
+    let mut cmd = bin();
+    cmd.args([
+        "users", "add", "pair", "--tenant", a, "--tenant", b, "--users",
+    ])
+    .arg(&users);
+    assert_success(&with_stdin(&mut cmd, &format!("{PAIR_PW}\n")));
+    // A short password is refused, and the file keeps what it had.
+    let mut cmd = bin();
+    cmd.args(["users", "add", "weak", "--users"]).arg(&users);
+    let out = with_stdin(&mut cmd, "short\n");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!std::fs::read_to_string(&users)
+        .unwrap()
+        .contains("[users.weak]"));
+    let server = Server::start(
+        lake,
+        &["--users", users.to_str().unwrap(), "--max-connections", "3"],
+    );
     rt().block_on(async {
         // A wrong password, and an unknown user, are refused alike.
         for (user, pw) in [("admin", "not-the-password"), ("nobody", ADMIN_PW)] {
@@ -402,6 +420,25 @@ fn users_are_scoped_to_their_tenant_and_nothing_writes() {
         assert_eq!(all[0][0].as_deref(), Some(tenants.len().to_string().as_str()));
         let still = simple(&scoped, "SELECT count(*) FROM failed_logins").await;
         assert_eq!(still, want);
+        // A user of two tenants sees those two, in `events` and in the table behind it.
+        let pair = connect(&server.url("pair", PAIR_PW)).await.unwrap();
+        for table in ["events", "lake_events"] {
+            let seen = simple(&pair, &format!("SELECT DISTINCT tenant_id FROM {table} ORDER BY 1")).await;
+            assert_eq!(seen, vec![vec![Some(a.clone())], vec![Some(b.clone())]], "{table}");
+        }
+        let want = query_one(lake, &[], &format!("SELECT count(*) FROM key_inventory WHERE tenant_id IN ('{a}', '{b}')"));
+        let got = simple(&pair, "SELECT count(*) FROM key_inventory").await;
+        assert_eq!(got[0][0].as_deref(), Some(want.as_str()));
+        // A fourth connection is one too many (--max-connections 3).
+        let Err(e) = connect(&server.url("admin", ADMIN_PW)).await else {
+            panic!("a fourth connection was let in");
+        };
+        assert_eq!(e.as_db_error().map(|d| d.code().code()), Some("53300"), "{e}");
+        // The scoped user cannot reach around `events` either.
+        // (Scoped to one tenant, the table is that tenant's directory alone.)
+        let own = query_one(lake, &[], &format!("SELECT count(*) FROM events WHERE tenant_id = '{a}'"));
+        let seen = simple(&scoped, "SELECT count(*) FROM lake_events").await;
+        assert_eq!(seen[0][0].as_deref(), Some(own.as_str()));
         // The harmless SETs clients send at startup pass.
         for sql in ["SET application_name = 'grafana'", "SET extra_float_digits = 3", "SET TimeZone = 'UTC'", "SET statement_timeout = 0"] {
             scoped.simple_query(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
@@ -538,13 +575,21 @@ fn serve_refuses_to_start_unsafely() {
 fn sigterm_lets_a_running_statement_finish() {
     let lake = sample_lake();
     let server = Server::start(lake, &[]);
-    let want = vec![vec![Some(query_one(lake, &[], "SELECT count(*) FROM events a JOIN events b ON a.tenant_id = b.tenant_id AND a.action = b.action"))]];
+    let want = vec![vec![Some(query_one(
+        lake,
+        &[],
+        "SELECT count(*) FROM events a JOIN events b ON a.tenant_id = b.tenant_id",
+    ))]];
     let url = server.url("analyst", "");
     let pid = server.child.id();
     let answer = std::thread::spawn(move || {
         rt().block_on(async {
             let client = connect(&url).await.unwrap();
-            simple(&client, "SELECT count(*) FROM events a JOIN events b ON a.tenant_id = b.tenant_id AND a.action = b.action").await
+            simple(
+                &client,
+                "SELECT count(*) FROM events a JOIN events b ON a.tenant_id = b.tenant_id",
+            )
+            .await
         })
     });
     // Once the statement is running (the server logs its session), ask it to stop.
@@ -562,4 +607,8 @@ fn sigterm_lets_a_running_statement_finish() {
     assert_eq!(answer.join().unwrap(), want);
     let (code, log) = server.stop();
     assert_eq!(code, Some(0), "{log:#?}");
+    // It did wait: the statement was still running when the signal came.
+    let log = log.join("\n");
+    assert!(log.contains("waiting for running statements"), "{log}");
+    assert!(log.contains("shut down"), "{log}");
 }
