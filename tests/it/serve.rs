@@ -11,7 +11,7 @@ use serde_json::Value;
 use tokio_postgres::{NoTls, SimpleQueryMessage};
 
 use crate::common::*;
-use crate::query::sample_lake;
+use crate::query::{query, sample_lake};
 
 const ADMIN_PW: &str = "admin-pass-1";
 const SCOPED_PW: &str = "scoped-pass-2";
@@ -187,27 +187,6 @@ fn json_text(v: &Value) -> Option<String> {
     }
 }
 
-/// `auditlake query`'s rows of `sql` (JSON objects; NULL columns are left out).
-fn query_json(lake: &Path, extra: &[&str], sql: &str) -> Vec<serde_json::Map<String, Value>> {
-    let out = bin()
-        .args(["query", "--format", "ndjson", "--lake"])
-        .arg(lake)
-        .args(extra)
-        .arg(sql)
-        .output()
-        .unwrap();
-    assert_success(&out);
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| match serde_json::from_str::<Value>(l).unwrap() {
-            Value::Object(o) => o,
-            other => panic!("{other}"),
-        })
-        .collect()
-}
-
 /// `auditlake query`'s rows of `sql` in canonical text, columns in the order given, sorted.
 fn query_table(
     lake: &Path,
@@ -215,7 +194,7 @@ fn query_table(
     sql: &str,
     cols: &[String],
 ) -> Vec<Vec<Option<String>>> {
-    let mut table: Vec<Vec<Option<String>>> = query_json(lake, extra, sql)
+    let mut table: Vec<Vec<Option<String>>> = query(lake, extra, sql)
         .iter()
         .map(|r| {
             cols.iter()
@@ -229,9 +208,10 @@ fn query_table(
 
 /// The one value of a one-row, one-column query.
 fn query_one(lake: &Path, extra: &[&str], sql: &str) -> String {
-    let rows = query_json(lake, extra, sql);
+    let rows = query(lake, extra, sql);
     assert_eq!(rows.len(), 1, "{sql}");
-    json_text(rows[0].values().next().unwrap()).unwrap()
+    let row = rows[0].as_object().unwrap();
+    json_text(row.values().next().unwrap()).unwrap()
 }
 
 const VIEWS: &[&str] = &[
@@ -283,7 +263,7 @@ fn users_file(dir: &Path, tenant: &str) -> PathBuf {
 }
 
 fn tenants_of(lake: &Path) -> Vec<String> {
-    query_json(
+    query(
         lake,
         &[],
         "SELECT DISTINCT tenant_id FROM events ORDER BY 1",
