@@ -23,6 +23,7 @@ use futures::{Sink, SinkExt};
 
 use super::scram::{self, Exchange, ScramError};
 use super::session::LazyService;
+use super::users::Users;
 use super::Shared;
 
 /// Who is connected, once they are: the user and the tenants they see (empty: all).
@@ -81,8 +82,9 @@ impl PgWireServerHandlers for Connection {
 
 enum State {
     Initial,
-    /// The server's first message is sent; the client's final one is awaited.
-    Sent(String, Box<Exchange>),
+    /// The server's first message is sent; the client's final one is awaited (the
+    /// user, their tenants as the users file said when the exchange began).
+    Sent(String, Vec<String>, Box<Exchange>),
     Done,
 }
 
@@ -187,7 +189,7 @@ impl StartupHandler for Startup {
                 }
             }
             PgWireFrontendMessage::PasswordMessageFamily(msg) => {
-                let Some((_, users)) = &self.shared.opts.users else {
+                let Some((path, loaded)) = &self.shared.opts.users else {
                     return Err(PgWireError::InvalidSASLState);
                 };
                 let user = client
@@ -203,17 +205,27 @@ impl StartupHandler for Startup {
                             return Err(PgWireError::UnsupportedSASLAuthMethod(first.auth_method));
                         }
                         let data = first.data.unwrap_or_default();
-                        let verifier = users.get(&user).map(|(v, _)| v);
+                        // The file as it is now: `users add` and `users remove` take effect
+                        // for the next connection (the copy read at start if it went bad).
+                        let fresh = Users::load(path, false).map_err(|e| {
+                            tracing::warn!(error = %e, "users file unreadable: using the users read at start");
+                        });
+                        let users = fresh.as_ref().unwrap_or(loaded);
+                        let (verifier, tenants) = match users.get(&user) {
+                            Some((v, t)) => (Some(v), t.to_vec()),
+                            None => (None, Vec::new()),
+                        };
                         let (server_first, exchange) = scram::server_first(&data, verifier)
                             .map_err(|e| refused(&self.peer, &user, e))?;
-                        *self.state.lock().expect("state") = State::Sent(user, Box::new(exchange));
+                        *self.state.lock().expect("state") =
+                            State::Sent(user, tenants, Box::new(exchange));
                         client
                             .send(PgWireBackendMessage::Authentication(
                                 Authentication::SASLContinue(Bytes::from(server_first)),
                             ))
                             .await?;
                     }
-                    State::Sent(user, exchange) => {
+                    State::Sent(user, tenants, exchange) => {
                         let last = msg.into_sasl_response()?;
                         let server_final = exchange
                             .finish(&last.data)
@@ -223,10 +235,6 @@ impl StartupHandler for Startup {
                                 Authentication::SASLFinal(Bytes::from(server_final)),
                             ))
                             .await?;
-                        let tenants = users
-                            .get(&user)
-                            .map(|(_, t)| t.to_vec())
-                            .unwrap_or_default();
                         self.authenticated(client, Scope { user, tenants }).await?;
                     }
                     State::Done => return Err(PgWireError::InvalidSASLState),

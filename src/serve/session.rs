@@ -167,7 +167,10 @@ fn to_regtype() -> datafusion::logical_expr::ScalarUDF {
         ("jsonb", 3802),
     ];
     let oid = |name: &str| {
-        let n = name.trim().trim_start_matches("pg_catalog.").to_ascii_lowercase();
+        let n = name
+            .trim()
+            .trim_start_matches("pg_catalog.")
+            .to_ascii_lowercase();
         TYPES.iter().find(|(t, _)| *t == n).map(|(_, o)| *o)
     };
     datafusion::logical_expr::create_udf(

@@ -424,6 +424,30 @@ fn users_are_scoped_to_their_tenant_and_nothing_writes() {
             scoped.simple_query(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
         }
     });
+    // `users remove` and `users add` take effect for the next connection.
+    let removed = bin()
+        .args(["users", "remove", "scoped", "--users"])
+        .arg(&users)
+        .output()
+        .unwrap();
+    assert_success(&removed);
+    let mut cmd = bin();
+    cmd.args(["users", "add", "late", "--tenant", b, "--users"])
+        .arg(&users);
+    assert_success(&with_stdin(&mut cmd, "late-pass-4\n"));
+    rt().block_on(async {
+        let Err(e) = connect(&server.url("scoped", SCOPED_PW)).await else {
+            panic!("a removed user was let in");
+        };
+        assert_eq!(
+            e.as_db_error().map(|d| d.code().code()),
+            Some("28P01"),
+            "{e}"
+        );
+        let late = connect(&server.url("late", "late-pass-4")).await.unwrap();
+        let seen = simple(&late, "SELECT DISTINCT tenant_id FROM events").await;
+        assert_eq!(seen, vec![vec![Some(b.clone())]]);
+    });
     let log = server.logged();
     let text = log.join("\n");
     assert!(text.contains("user=scoped"), "{text}");
