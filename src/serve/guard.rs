@@ -13,8 +13,11 @@ use datafusion::sql::sqlparser::ast::{Set, Statement};
 use datafusion_postgres::hooks::HookClient;
 use std::sync::Arc;
 
-use datafusion_postgres::pgwire::api::results::{Response, Tag};
+use datafusion_postgres::pgwire::api::results::{
+    DataRowEncoder, FieldFormat, FieldInfo, QueryResponse, Response, Tag,
+};
 use datafusion_postgres::pgwire::api::ClientInfo;
+use datafusion_postgres::pgwire::api::Type;
 use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use datafusion_postgres::QueryHook;
 
@@ -143,6 +146,49 @@ fn savepoint(stmt: &Statement) -> Option<Response> {
     }
 }
 
+/// `SHOW` of what this server is, as PostgreSQL names it (the crate would answer
+/// `server_version` with DataFusion's version, which drivers cannot read).
+fn show(stmt: &Statement) -> Option<PgWireResult<Response>> {
+    let Statement::ShowVariable { variable } = stmt else {
+        return None;
+    };
+    let name: Vec<String> = variable.iter().map(|v| v.value.to_lowercase()).collect();
+    let value = match name
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["server_version"] => super::auth::PG_VERSION.to_string(),
+        ["server_version_num"] => {
+            let (major, minor) = super::auth::PG_VERSION
+                .split_once('.')
+                .unwrap_or((super::auth::PG_VERSION, "0"));
+            format!("{major}{:0>4}", minor)
+        }
+        ["transaction_read_only"] | ["default_transaction_read_only"] => "on".to_string(),
+        ["standard_conforming_strings"] => "on".to_string(),
+        _ => return None,
+    };
+    let fields = Arc::new(vec![FieldInfo::new(
+        name.join(" "),
+        None,
+        None,
+        Type::TEXT,
+        FieldFormat::Text,
+    )]);
+    let row = {
+        let mut encoder = DataRowEncoder::new(fields.clone());
+        encoder
+            .encode_field(&Some(value))
+            .map(|_| encoder.take_row())
+    };
+    Some(Ok(Response::Query(QueryResponse::new(
+        fields,
+        futures::stream::once(async move { row }),
+    ))))
+}
+
 fn is_query(stmt: &Statement) -> bool {
     matches!(stmt, Statement::Query(_) | Statement::Explain { .. })
 }
@@ -161,6 +207,9 @@ impl QueryHook for ReadOnly {
         }
         if let Some(done) = savepoint(statement) {
             return Some(Ok(done));
+        }
+        if let Some(shown) = show(statement) {
+            return Some(shown);
         }
         if is_query(statement) {
             if let Err(e) = plan_read_only(ctx, statement).await {
@@ -202,7 +251,7 @@ impl QueryHook for ReadOnly {
         _ctx: &SessionContext,
         _client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
-        savepoint(statement).map(Ok)
+        savepoint(statement).map(Ok).or_else(|| show(statement))
     }
 }
 

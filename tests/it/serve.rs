@@ -307,7 +307,14 @@ fn every_view_over_the_wire_equals_query_in_both_protocols() {
                 .unwrap();
             assert_eq!(row.get::<_, i64>(0).to_string(), want, "tenant {t}");
         }
-        // Views are found unqualified and under `public`, and listed there.
+        // The server says which PostgreSQL it speaks as, the same way everywhere.
+        let shown = simple(&client, "SHOW server_version").await;
+        assert_eq!(shown, vec![vec![Some("16.6".to_string())]]);
+        let v = client.query_one("SHOW server_version_num", &[]).await.unwrap();
+        assert_eq!(v.get::<_, String>(0), "160006");
+        let v = simple(&client, "SELECT version()").await;
+        assert!(v[0][0].as_deref().unwrap().starts_with("PostgreSQL 16.6 "), "{v:?}");
+                // Views are found unqualified and under `public`, and listed there.
         let n = simple(&client, "SELECT count(*) FROM public.failed_logins").await;
         let want = query_one(lake, &[], "SELECT count(*) FROM failed_logins");
         assert_eq!(n[0][0].as_deref(), Some(want.as_str()));
