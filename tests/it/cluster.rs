@@ -170,7 +170,7 @@ fn relations(lake: &str) -> Vec<String> {
         lake,
         None,
         "SELECT table_name FROM information_schema.tables \
-         WHERE table_schema = 'lake' ORDER BY table_name",
+         WHERE table_schema = 'public' ORDER BY table_name",
     );
     names
 }

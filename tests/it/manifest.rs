@@ -56,7 +56,7 @@ fn every_view_lookup_and_report_is_the_same_planned_from_the_manifest_or_the_lis
         lake,
         "listing",
         &[],
-        "SELECT table_name AS value FROM information_schema.tables WHERE table_type = 'VIEW' AND table_schema = 'lake'",
+        "SELECT table_name AS value FROM information_schema.tables WHERE table_type = 'VIEW' AND table_schema = 'public'",
     );
     assert!(views.len() > 12, "{views:?}");
     for v in views.iter().filter(|v| *v != "value") {
