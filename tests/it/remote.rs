@@ -79,19 +79,34 @@ impl Server {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// Sends one HTTP/1.1 request and returns the whole response.
+    /// Sends one HTTP/1.1 request and returns the whole response. A server that has just
+    /// started may accept and then reset the first connections (moto on a busy machine
+    /// did, in CI): those are tried again, for up to 10 s.
     fn request(&self, head: &str, body: &str) -> String {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        write!(
-            s,
-            "{head}\r\nHost: 127.0.0.1:{}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            self.port,
-            body.len()
-        )
-        .unwrap();
-        let mut resp = String::new();
-        s.read_to_string(&mut resp).unwrap();
-        resp
+        let once = || -> std::io::Result<String> {
+            let mut s = TcpStream::connect(("127.0.0.1", self.port))?;
+            write!(
+                s,
+                "{head}\r\nHost: 127.0.0.1:{}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                self.port,
+                body.len()
+            )?;
+            let mut resp = String::new();
+            s.read_to_string(&mut resp)?;
+            Ok(resp)
+        };
+        let mut tries = 0;
+        loop {
+            match once() {
+                Ok(resp) if !resp.is_empty() => return resp,
+                Ok(_) | Err(_) if tries < 100 => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Ok(resp) => return resp,
+                Err(e) => panic!("{head}: {e}"),
+            }
+        }
     }
 }
 
