@@ -36,8 +36,8 @@ pub struct ServeArgs {
     pub listen: Option<String>,
     #[command(flatten)]
     pub users: UsersFileArg,
-    /// The server's certificate chain (PEM); with --tls-key. A certificate that does
-    /// not load stops serve at start.
+    /// The server's certificate chain (PEM); with --tls-key. Every connection must then
+    /// use TLS; a certificate that does not load stops serve at start.
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
     /// The certificate's private key (PEM).

@@ -158,6 +158,15 @@ impl StartupHandler for Startup {
                         ),
                     ));
                 }
+                if self.shared.opts.tls.is_some() && !client.is_secure() {
+                    // With a certificate, every connection is encrypted (PostgreSQL's
+                    // `hostssl`): a client that did not ask for TLS is turned away.
+                    tracing::warn!(peer = %self.peer, "connection refused: not TLS");
+                    return Err(fatal(
+                        "28000",
+                        "auditlake serve accepts TLS connections only: connect with sslmode=require or stronger".into(),
+                    ));
+                }
                 protocol_negotiation(client, startup).await?;
                 save_startup_parameters_to_metadata(client, startup);
                 let user = client

@@ -515,6 +515,22 @@ fn psql_connects_with_verify_full_and_lists_the_views() {
     }
     let ssl = psql(&["-c", "SELECT 1"], ADMIN_PW);
     assert!(ssl.status.success());
+    // With a certificate, a client that does not ask for TLS is turned away.
+    let plain = Command::new("psql")
+        .arg(format!(
+            "host=127.0.0.1 port={} user=admin dbname=auditlake sslmode=disable",
+            server.port
+        ))
+        .args(["-X", "-c", "SELECT 1"])
+        .env("PGPASSWORD", ADMIN_PW)
+        .output()
+        .unwrap();
+    assert!(!plain.status.success());
+    assert!(
+        String::from_utf8_lossy(&plain.stderr).contains("TLS connections only"),
+        "{}",
+        String::from_utf8_lossy(&plain.stderr)
+    );
     let wrong = psql(&["-c", "SELECT 1"], "wrong-password");
     assert!(!wrong.status.success());
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("password authentication failed"));
