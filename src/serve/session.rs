@@ -95,40 +95,38 @@ async fn connect(shared: &Shared, scope: &Scope) -> Result<DfSessionService> {
         std::env::consts::ARCH,
         std::env::consts::OS
     );
-    ctx.register_udf(datafusion::logical_expr::create_udf(
-        "version",
-        vec![],
-        arrow::datatypes::DataType::Utf8,
-        datafusion::logical_expr::Volatility::Immutable,
-        Arc::new(move |_| {
-            Ok(datafusion::logical_expr::ColumnarValue::Scalar(
-                datafusion::common::ScalarValue::Utf8(Some(version.clone())),
-            ))
-        }),
-    ));
+    ctx.register_udf(constant_text("version", 0, Some(version)));
+    ctx.register_udf(to_regtype());
+    // No column of the lake is backed by a sequence (SQLAlchemy's get_columns asks).
+    ctx.register_udf(constant_text("pg_get_serial_sequence", 2, None));
     let hooks: Vec<Arc<dyn QueryHook>> = vec![
         Arc::new(ReadOnly),
         Arc::new(CursorStatementHook),
         Arc::new(SetShowHook),
         Arc::new(TransactionStatementHook),
     ];
-    ctx.register_udf(to_regtype());
-    // No column of the lake is backed by a sequence (SQLAlchemy's get_columns asks).
-    ctx.register_udf(datafusion::logical_expr::create_udf(
-        "pg_get_serial_sequence",
-        vec![
-            arrow::datatypes::DataType::Utf8,
-            arrow::datatypes::DataType::Utf8,
-        ],
-        arrow::datatypes::DataType::Utf8,
+    Ok(DfSessionService::new_with_hooks(Arc::new(ctx), hooks))
+}
+
+/// A function of `args` text arguments whose answer is always `value`.
+fn constant_text(
+    name: &str,
+    args: usize,
+    value: Option<String>,
+) -> datafusion::logical_expr::ScalarUDF {
+    use arrow::datatypes::DataType;
+    use datafusion::logical_expr::ColumnarValue;
+    datafusion::logical_expr::create_udf(
+        name,
+        vec![DataType::Utf8; args],
+        DataType::Utf8,
         datafusion::logical_expr::Volatility::Immutable,
-        Arc::new(|_| {
-            Ok(datafusion::logical_expr::ColumnarValue::Scalar(
-                datafusion::common::ScalarValue::Utf8(None),
+        Arc::new(move |_| {
+            Ok(ColumnarValue::Scalar(
+                datafusion::common::ScalarValue::Utf8(value.clone()),
             ))
         }),
-    ));
-    Ok(DfSessionService::new_with_hooks(Arc::new(ctx), hooks))
+    )
 }
 
 /// `to_regtype(name)`: the oid of a built-in type, NULL for any other name (drivers
