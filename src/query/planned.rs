@@ -18,6 +18,7 @@ use datafusion::catalog::Session;
 use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{Column, ColumnStatistics, DFSchema, ScalarValue, Statistics};
+use datafusion::config::TableParquetOptions;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::listing::{
@@ -200,6 +201,7 @@ impl ManifestTable {
             &self.store,
             self.tenant.as_deref(),
             self.file_schema.clone(),
+            state.default_table_options().parquet,
         )
         .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
         let keep = (selection.files.len() < selection.of || self.only.is_some())
@@ -298,11 +300,13 @@ struct Selection {
 }
 
 /// `events` as a stock listing of the lake's directories (or of one tenant's): for
-/// lakes from before the manifest, and for clusters ([`ManifestTable::for_cluster`]).
+/// lakes from before the manifest, and for clusters ([`ManifestTable::for_cluster`]),
+/// read with the session's Parquet options.
 pub fn events_listing(
     store: &LakeStore,
     tenant: Option<&str>,
     file_schema: SchemaRef,
+    parquet: TableParquetOptions,
 ) -> crate::Result<ListingTable> {
     let rel = match tenant {
         Some(t) => format!("{EVENTS_DIR}/tenant_id={}", encode_part_value(t)),
@@ -313,7 +317,7 @@ pub fn events_listing(
         .map(|f| (f.name().clone(), f.data_type().clone()))
         .collect();
     let url = ListingTableUrl::parse(store.dir_url(&rel))?;
-    let listing = ListingOptions::new(Arc::new(ParquetFormat::default()))
+    let listing = ListingOptions::new(Arc::new(ParquetFormat::default().with_options(parquet)))
         .with_file_extension(".parquet")
         .with_table_partition_cols(partition_cols)
         .with_file_sort_order(vec![vec![col("time").sort(true, false)]]);
@@ -612,7 +616,8 @@ impl TableProvider for ManifestTable {
         let mut table_stats = Statistics::new_unknown(&self.schema);
         table_stats.num_rows = Precision::Exact(total_rows as usize);
 
-        let format = ParquetFormat::default();
+        // The session's Parquet options (what `SET datafusion.execution.parquet.*` says).
+        let format = ParquetFormat::default().with_options(state.default_table_options().parquet);
         let source = format.file_source(
             TableSchema::builder(self.file_schema.clone())
                 .with_table_partition_cols(partition_fields(scoped))
