@@ -328,6 +328,23 @@ pub fn events_listing(
     )?)
 }
 
+/// Footer bytes a scan of a local lake reads at once. A lake file's footer is about
+/// 4 KB (a larger one takes a second read); DataFusion's default of 512 KiB read most
+/// of each file only to find its footer. A fresh `auditlake query` over a 10M-event
+/// year (1,095 files), medians of 7 interleaved: failed_logins 0.41 s against 0.50,
+/// key_first_use 1.53 against 1.64, `max(time)` 0.17 against 0.21. An object store
+/// keeps the large read (one request where a small one may need a second).
+const LOCAL_METADATA_HINT: usize = 8 << 10;
+
+/// The session's Parquet read options, fitted to a scan of lake files.
+fn scan_options(mut parquet: TableParquetOptions, local: bool) -> TableParquetOptions {
+    let default = datafusion::config::ParquetOptions::default().metadata_size_hint;
+    if local && parquet.global.metadata_size_hint == default {
+        parquet.global.metadata_size_hint = Some(LOCAL_METADATA_HINT);
+    }
+    parquet
+}
+
 /// `(tenant_id = t AND (day BETWEEN a AND b OR ...)) OR ...`: the partitions of `files`,
 /// days in runs of consecutive days (`None` for no files).
 fn partition_filter(files: &[Candidate], scoped: bool) -> Option<Expr> {
@@ -616,8 +633,13 @@ impl TableProvider for ManifestTable {
         let mut table_stats = Statistics::new_unknown(&self.schema);
         table_stats.num_rows = Precision::Exact(total_rows as usize);
 
-        // The session's Parquet options (what `SET datafusion.execution.parquet.*` says).
-        let format = ParquetFormat::default().with_options(state.default_table_options().parquet);
+        // The session's Parquet options (what `SET datafusion.execution.parquet.*` says),
+        // fitted to this scan: see `scan_options`.
+        let parquet = scan_options(
+            state.default_table_options().parquet,
+            self.store.local_dir().is_some(),
+        );
+        let format = ParquetFormat::default().with_options(parquet);
         let source = format.file_source(
             TableSchema::builder(self.file_schema.clone())
                 .with_table_partition_cols(partition_fields(scoped))
@@ -631,5 +653,28 @@ impl TableProvider for ManifestTable {
             .with_limit(limit)
             .build();
         format.create_physical_plan(state, config).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_local_scan_reads_a_small_footer_unless_the_session_chose_one() {
+        let default = TableParquetOptions::default();
+        let local = scan_options(default.clone(), true);
+        assert_eq!(local.global.metadata_size_hint, Some(LOCAL_METADATA_HINT));
+        let remote = scan_options(default.clone(), false);
+        assert_eq!(
+            remote.global.metadata_size_hint,
+            default.global.metadata_size_hint
+        );
+        let mut chosen = default;
+        chosen.global.metadata_size_hint = Some(100_000);
+        assert_eq!(
+            scan_options(chosen, true).global.metadata_size_hint,
+            Some(100_000)
+        );
     }
 }
