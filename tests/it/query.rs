@@ -1084,3 +1084,39 @@ fn under_a_small_memory_limit_a_sort_spills_and_gives_the_same_answer() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
 }
+
+/// `SET datafusion.execution.parquet.*` reaches the lake's scans: with filter pushdown
+/// set, the filter moves into the Parquet scan and no `FilterExec` is left above it.
+#[test]
+fn a_session_set_of_parquet_options_reaches_the_lake_scans() {
+    let dir = tempfile::tempdir().unwrap();
+    let explain = "EXPLAIN SELECT client_ip FROM events WHERE outcome = 'failure';\n";
+    let input = format!(
+        "\\format csv\n{explain}SET datafusion.execution.parquet.pushdown_filters = true;\n{explain}"
+    );
+    let out = with_stdin(
+        bin()
+            .args(["repl", "--lake"])
+            .arg(sample_lake())
+            .env("AUDITLAKE_HISTORY", dir.path().join("history")),
+        &input,
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let physical: Vec<&str> = stdout
+        .split("physical_plan,")
+        .skip(1)
+        .map(|p| p.split("logical_plan,").next().unwrap())
+        .collect();
+    assert_eq!(physical.len(), 2, "two plans: {stdout}");
+    assert!(
+        physical[0].contains("FilterExec"),
+        "default: {}",
+        physical[0]
+    );
+    assert!(
+        !physical[1].contains("FilterExec") && physical[1].contains("DataSourceExec"),
+        "pushed down: {}",
+        physical[1]
+    );
+}
