@@ -437,38 +437,30 @@ def duckdb_fresh_child(p):
     con = duckdb_session(Path(p["lake"]), p["temp"])
     out = fetch_arrow(con.sql(p["sql"]))
     seconds = time.perf_counter() - started
-    rows = out.num_rows if p["name"] == "point_lookup" else out.column(0)[0].as_py()
-    print(json.dumps({"seconds": seconds, "rows": rows}))
+    print(json.dumps({"seconds": seconds, "rows": result_rows(p["name"], out)}))
 
 
 def duckdb_fresh_queries(lake, stmts, reps, work):
-    results = {}
     params = work / "duckdb-fresh.json"
-    for name, sql in stmts:
-        times, rows = [], None
-        for _ in range(reps):
-            params.write_text(json.dumps({"lake": str(lake), "temp": str(work / "duckdb-tmp"),
-                                          "sql": sql, "name": name}))
-            r = run_measured([sys.executable, __file__, "--duckdb-fresh-child", params]).check("duckdb fresh")
-            out = json.loads(r.stdout.strip().splitlines()[-1])
-            times.append(out["seconds"])
-            rows = out["rows"]
-        results[name] = summarize(times, rows)
-    return results
+
+    def once(name, sql):
+        params.write_text(json.dumps({"lake": str(lake), "temp": str(work / "duckdb-tmp"),
+                                      "sql": sql, "name": name}))
+        r = run_measured([sys.executable, __file__, "--duckdb-fresh-child", params]).check("duckdb fresh")
+        out = json.loads(r.stdout.strip().splitlines()[-1])
+        return out["seconds"], out["rows"]
+
+    return repeat_each(stmts, reps, once)
 
 
 def auditlake_fresh_queries(binary, lake, stmts, reps):
     """Each statement in its own `auditlake query` process, R times: the whole process timed."""
-    results = {}
-    for name, sql in stmts:
-        times, rows = [], None
-        for _ in range(reps):
-            r = run_measured([binary, "query", "--lake", lake, "--format", "csv", sql]).check("auditlake query")
-            times.append(r.wall)
-            lines = r.stdout.strip().splitlines()
-            rows = len(lines) - 1 if name == "point_lookup" else int(lines[1])
-        results[name] = summarize(times, rows)
-    return results
+    def once(name, sql):
+        r = run_measured([binary, "query", "--lake", lake, "--format", "csv", sql]).check("auditlake query")
+        lines = r.stdout.strip().splitlines()
+        return r.wall, len(lines) - 1 if name == "point_lookup" else int(lines[1])
+
+    return repeat_each(stmts, reps, once)
 
 
 # Runs argv with stdout to /dev/null from a fresh, small Python and prints the child's own
@@ -563,17 +555,27 @@ def parse_repl(stdout):
     return runs
 
 
-def duckdb_queries(con, stmts, reps):
+def repeat_each(stmts, reps, once):
+    """Runs `once(name, sql) -> (seconds, rows)` R times per statement; medians per name."""
     results = {}
     for name, sql in stmts:
-        times, rows = [], None
-        for _ in range(reps):
-            started = time.perf_counter()
-            out = fetch_arrow(con.sql(sql))  # run and materialised as Arrow, like auditlake's batches
-            times.append(time.perf_counter() - started)
-            rows = out.num_rows if name == "point_lookup" else out.column(0)[0].as_py()
-        results[name] = summarize(times, rows)
+        runs = [once(name, sql) for _ in range(reps)]
+        results[name] = summarize([t for t, _ in runs], runs[-1][1])
     return results
+
+
+def result_rows(name, table):
+    """What a statement returned, as both engines report it: the lookup's row count, else the count."""
+    return table.num_rows if name == "point_lookup" else table.column(0)[0].as_py()
+
+
+def duckdb_queries(con, stmts, reps):
+    def once(name, sql):
+        started = time.perf_counter()
+        out = fetch_arrow(con.sql(sql))  # run and materialised as Arrow, like auditlake's batches
+        return time.perf_counter() - started, result_rows(name, out)
+
+    return repeat_each(stmts, reps, once)
 
 
 def fetch_arrow(relation):
