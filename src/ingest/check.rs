@@ -202,6 +202,14 @@ fn gap(input: &[u8], from: u64, to: u64) {
 /// the record-by-record UTF-8 path and checks both paths agree.
 pub fn check_decoded(chunk: Chunk) -> DecodedChunk {
     let n = chunk.records.len();
+    for &(a, b) in &chunk.records {
+        if let Ok(raw) = std::str::from_utf8(&chunk.data[a as usize..b as usize]) {
+            assert!(
+                super::decode::fast_path_agrees(raw),
+                "the fast path and the general decoder differ on {raw:?}"
+            );
+        }
+    }
     let chunk = Arc::new(chunk);
     let d = decode_chunk(chunk.clone());
     let read = d.records_read as usize;

@@ -22,6 +22,8 @@ use crate::time::parse_time;
 
 pub use super::interface::{DecodedChunk, RejectReason};
 
+mod fast;
+
 // ---------------------------------------------------------------------------
 // Parsing one record into borrowed pieces.
 
@@ -150,7 +152,8 @@ struct Row<'a> {
     pos: u32,
     time: i64,
     tenant: Cow<'a, str>,
-    text: [Option<Cow<'a, str>>; 5], // source, resource_id, actor_id, action, status
+    /// source, resource_id, actor_id, action, status
+    text: [Option<Cow<'a, str>>; 5],
     trace_id: Cow<'a, str>,
     meta_cols: MetaCols<'a>,
     meta: Option<Cow<'a, str>>,
@@ -217,9 +220,31 @@ enum Outcome<'a> {
     Broken(usize, String),
 }
 
-/// `text` is `raw` as a string when the chunk is known to be valid UTF-8: serde_json
-/// then skips checking every string (and `meta`) again.
+/// `text` is `raw` as a string when it is known to be valid UTF-8: a record of the usual
+/// shape then takes the fast path ([`fast`]), any other the general one.
 fn decode_record<'a>(raw: &'a [u8], text: Option<&'a str>, pos: u32) -> Outcome<'a> {
+    if let Some(row) = text.and_then(|t| fast::record(t, pos)) {
+        return Outcome::Row(row);
+    }
+    general(raw, text, pos)
+}
+
+/// Whether the fast path and the general decoder agree on `raw`: the fast path leaves it,
+/// or makes the same row of it. For the tests and the fuzz target `scan_decode`.
+#[doc(hidden)]
+pub fn fast_path_agrees(raw: &str) -> bool {
+    let Some(fast) = fast::record(raw, 0) else {
+        return true;
+    };
+    match general(raw.as_bytes(), Some(raw), 0) {
+        Outcome::Row(slow) => fast.canonical() == slow.canonical(),
+        _ => false,
+    }
+}
+
+/// The general decoder: serde_json over any JSON; `text` as for [`decode_record`] (serde_json
+/// then skips checking every string, and `meta`, again).
+fn general<'a>(raw: &'a [u8], text: Option<&'a str>, pos: u32) -> Outcome<'a> {
     if raw.first() != Some(&b'{') {
         return match serde_json::from_slice::<IgnoredAny>(raw) {
             Ok(_) => Outcome::Reject(RejectReason::new(
@@ -657,5 +682,109 @@ mod tests {
         let b = digest_trace_id(br#"{"meta":"{\"a\":\"x\",\"b\":1}","time":"t"}"#);
         assert_eq!(a, b);
         assert_eq!(a.len(), 66);
+    }
+
+    const USUAL: &str = r#"{"time":"2025-01-01 00:00:45.117494 UTC","source":"thales/cloudhsm/4925546","resourceID":"618d784f","actorID":"8a3a3b99","tenantID":"468c52f3","action":"LUNA_SIGN","status":"LUNA_RET_OK","traceID":"3GzBcQnj","meta":{"clientip":"45.159.160.242","hsmid":"190745","partid":"4925546","role":"CO","ouid":null}}"#;
+
+    /// The records the fast path must take, each to the row the general decoder makes.
+    #[test]
+    fn the_fast_path_takes_the_usual_shapes_to_the_same_rows() {
+        let meta_string = USUAL.replace(
+            r#""meta":{"clientip":"45.159.160.242","hsmid":"190745","partid":"4925546","role":"CO","ouid":null}"#,
+            r#""meta":" {\"clientip\": \"45.159.160.242\", \"hsmid\":\"190745\",\"role\":\"CO\",\"ouid\":\"001\"} ""#,
+        );
+        let pretty = "{\n    \"time\": \"2022-10-30 14:52:47 UTC\",\n    \"tenantID\": \"b8\",\r\n\t\"traceID\" : \"_PQ\",\n    \"meta\": {\"clientip\": \"10.0.0.1\", \"hsmid\": 567782, \"x\": true, \"role\": \"CO\"}\n}";
+        let cases = [
+            USUAL.to_string(),
+            meta_string,
+            pretty.to_string(),
+            USUAL.replace("\"tenantID\"", "\"TENANTid\"").replace("\"clientip\"", "\"ClientIP\""),
+            USUAL.replace("LUNA_SIGN", r#"LUNA\u00e9\n\"SIGN\""#),
+            USUAL.replace(r#""actorID":"8a3a3b99""#, r#""actorID":-1.5e3"#),
+            USUAL.replace(r#""status":"LUNA_RET_OK""#, r#""status":null"#),
+            USUAL.replace(r#""meta":{"#, r#""meta":{"extra":"ok","#),
+            USUAL.replace(r#""meta":{"clientip":"45.159.160.242","hsmid":"190745","partid":"4925546","role":"CO","ouid":null}"#, r#""meta":null"#),
+            USUAL.replace(r#""meta":{"clientip":"45.159.160.242","hsmid":"190745","partid":"4925546","role":"CO","ouid":null}"#, r#""meta":"{}""#),
+            USUAL.replace(r#""meta":{"clientip":"45.159.160.242","hsmid":"190745","partid":"4925546","role":"CO","ouid":null}"#, r#""meta":{ }"#),
+            USUAL.replace("2025-01-01 00:00:45.117494 UTC", "2025-01-01T00:00:45+02:00"),
+        ];
+        for c in &cases {
+            assert!(fast::record(c, 0).is_some(), "the fast path left {c}");
+            assert!(fast_path_agrees(c), "rows differ for {c}");
+        }
+    }
+
+    /// Records off the usual shape: the fast path leaves them (or agrees), and the row,
+    /// reject or break is the general decoder's.
+    #[test]
+    fn the_fast_path_leaves_what_it_does_not_know() {
+        let m = r#""meta":{"clientip":"45.159.160.242","hsmid":"190745","partid":"4925546","role":"CO","ouid":null}"#;
+        let cases = [
+            USUAL.replace("\"source\"", "\"newField\":1,\"source\""),
+            USUAL.replace("\"source\"", "\"tenantID\":\"other\",\"source\""),
+            USUAL.replace("\"source\"", "\"s\\u006furce\""),
+            USUAL.replace(r#""clientip":"45"#, r#""clientip":"4\"5"#),
+            USUAL.replace(r#""role":"CO""#, r#""role":"CO","role":"CU""#),
+            USUAL.replace(r#""role":"CO""#, r#""role":{"a":1}"#),
+            USUAL.replace(r#""role":"CO""#, r#""x":[1,2]"#),
+            USUAL.replace(m, r#""meta":[1]"#),
+            USUAL.replace(m, r#""meta":"plain text""#),
+            USUAL.replace(m, r#""meta":"{\"a\":1} x""#),
+            USUAL.replace(m, r#""meta":"{\"clientip\":\"\u00e9\"}""#),
+            USUAL.replace(m, r#""meta":"{\"clientip\":\"\\ud800\"}""#),
+            USUAL.replace(m, r#""meta":"{\"ouid\":\"00\\/1\"}""#),
+            USUAL.replace("LUNA_SIGN", r#"\ud800"#),
+            USUAL.replace("LUNA_SIGN", "LUNA\tSIGN"),
+            USUAL.replace("LUNA_SIGN", r#"LUNA\qSIGN"#),
+            USUAL.replace(r#""actorID":"8a3a3b99""#, r#""actorID":01"#),
+            USUAL.replace(r#""actorID":"8a3a3b99""#, r#""actorID":1."#),
+            USUAL.replace(r#""actorID":"8a3a3b99""#, r#""actorID":tru"#),
+            USUAL.replace(r#""traceID":"3GzBcQnj""#, r#""traceID":"""#),
+            USUAL.replace(r#""tenantID":"468c52f3""#, r#""tenantID":"  ""#),
+            USUAL.replace("2025-01-01 00:00:45.117494 UTC", "yesterday"),
+            USUAL.replace(r#","time":"2025-01-01 00:00:45.117494 UTC""#, ""),
+            format!("{USUAL} x"),
+            format!("{USUAL}\n "),
+            USUAL[..USUAL.len() - 1].to_string(),
+            USUAL.replace(",\"source\"", ",,\"source\""),
+            USUAL.replace(":\"thales", ":\"thales\\"),
+            "{}".to_string(),
+            "{ }".to_string(),
+        ];
+        for c in &cases {
+            assert!(fast_path_agrees(c), "rows differ for {c}");
+            // The whole decoder still gives the general path's answer.
+            let whole = decode_chunk(chunk(&[c]));
+            let general_rows = matches!(general(c.as_bytes(), Some(c), 0), Outcome::Row(_));
+            assert_eq!(whole.slices.len(), general_rows as usize, "{c}");
+        }
+    }
+
+    /// Every record of a sample export: the fast path takes them all, to the same rows.
+    #[test]
+    fn the_fast_path_agrees_on_a_sample_export() {
+        use std::io::Read;
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/sample");
+        let zip = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "zip"))
+            .min()
+            .unwrap();
+        let mut z = zip::ZipArchive::new(std::fs::File::open(&zip).unwrap()).unwrap();
+        let mut text = String::new();
+        z.by_index(0).unwrap().read_to_string(&mut text).unwrap();
+        let mut s = crate::ingest::scan::Scanner::new(text.as_bytes());
+        let (mut n, mut fast_n) = (0, 0);
+        while let Some(c) = s.next_chunk().unwrap() {
+            for &(a, b) in &c.records {
+                let raw = std::str::from_utf8(&c.data[a as usize..b as usize]).unwrap();
+                assert!(fast_path_agrees(raw), "rows differ for {raw}");
+                n += 1;
+                fast_n += fast::record(raw, 0).is_some() as usize;
+            }
+        }
+        assert!(n > 100, "{n} records");
+        assert_eq!(fast_n, n, "the fast path left some records");
     }
 }

@@ -16,7 +16,7 @@ use crate::time::day_of;
 
 /// One record as canonical columns, borrowing from the decoder's buffers. Built per record
 /// on the stack: handing it over allocates nothing.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
 pub struct CanonicalRow<'a> {
     /// The record's position in its chunk, reported back with its fate.
     pub pos: u32,
