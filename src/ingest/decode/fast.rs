@@ -28,6 +28,8 @@ pub(super) fn record(s: &str, pos: u32) -> Option<Row<'_>> {
     let mut meta = None;
     let mut meta_cols: [MetaText; 5] = Default::default();
     let mut seen = 0u16;
+    // Records name their fields in the same order: the one after the last is tried first.
+    let mut next = 0;
     if b.get(i) == Some(&b'}') {
         return None; // no time: a reject, the general path words it
     }
@@ -36,10 +38,8 @@ pub(super) fn record(s: &str, pos: u32) -> Option<Row<'_>> {
         if esc {
             return None;
         }
-        let key = &b[ka..kb];
-        let f = FIELD_NAMES
-            .iter()
-            .position(|n| n.len() == key.len() && n.as_bytes().eq_ignore_ascii_case(key))?;
+        let f = key_index(&FIELD_NAMES, &b[ka..kb], next)?;
+        next = f + 1;
         if seen & (1 << f) != 0 {
             return None;
         }
@@ -153,6 +153,7 @@ fn meta_object(b: &[u8], i: usize) -> Option<(usize, [Val; 5])> {
     }
     let mut cols = [Val::Null; 5];
     let mut seen = 0u8;
+    let mut next = 0;
     let mut i = ws(b, i + 1);
     if b.get(i) == Some(&b'}') {
         return Some((i + 1, cols));
@@ -171,11 +172,8 @@ fn meta_object(b: &[u8], i: usize) -> Option<(usize, [Val; 5])> {
         if esc {
             return None;
         }
-        let key = &b[ka..kb];
-        if let Some(k) = META_NAMES
-            .iter()
-            .position(|n| n.len() == key.len() && n.as_bytes().eq_ignore_ascii_case(key))
-        {
+        if let Some(k) = key_index(&META_NAMES, &b[ka..kb], next) {
+            next = k + 1;
             if seen & (1 << k) != 0 {
                 return None;
             }
@@ -189,6 +187,16 @@ fn meta_object(b: &[u8], i: usize) -> Option<(usize, [Val; 5])> {
             _ => return None,
         }
     }
+}
+
+/// Which of `names` `key` is (ASCII case ignored), trying `names[guess]` first.
+#[inline]
+fn key_index(names: &[&str], key: &[u8], guess: usize) -> Option<usize> {
+    let is = |n: &&str| n.len() == key.len() && n.as_bytes().eq_ignore_ascii_case(key);
+    if names.get(guess).is_some_and(is) {
+        return Some(guess);
+    }
+    names.iter().position(is)
 }
 
 /// Skips JSON white space from `i`.
@@ -235,17 +243,41 @@ fn number(b: &[u8], mut i: usize) -> Option<usize> {
     Some(i)
 }
 
-const ONES: u64 = 0x0101_0101_0101_0101;
-const HIGHS: u64 = 0x8080_8080_8080_8080;
-
-/// Whether any byte of `w` is below 0x20, or is `"` or `\`.
+/// Whether `c` ends a run of plain string bytes: a quote, a backslash or a control
+/// character (not allowed in JSON strings).
 #[inline]
-fn special(w: u64) -> bool {
-    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
-    // Bytes below 0x20: w - 0x20 borrows into the high bit (only for ASCII bytes, so
-    // `& !w` keeps bytes >= 0x80 out).
-    let low = w.wrapping_sub(ONES * 0x20) & !w & HIGHS;
-    (low | zero(w ^ (ONES * b'"' as u64)) | zero(w ^ (ONES * b'\\' as u64))) != 0
+fn special(c: u8) -> bool {
+    c < 0x20 || c == b'"' || c == b'\\'
+}
+
+/// The position of the first [`special`] byte of `b` from `j`, or `b.len()`.
+#[inline]
+fn next_special(b: &[u8], mut j: usize) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::*;
+        // SSE2 is part of the x86_64 baseline: sixteen bytes at a time.
+        while j + 16 <= b.len() {
+            // SAFETY: SSE2 is always there on x86_64, j + 16 <= b.len(), and the load is
+            // unaligned.
+            let mask = unsafe {
+                let v = _mm_loadu_si128(b.as_ptr().add(j).cast::<__m128i>());
+                let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+                let slash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+                // Unsigned v <= 0x1f exactly when min(v, 0x1f) == v.
+                let ctl = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v);
+                _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, slash), ctl)) as u32
+            };
+            if mask != 0 {
+                return j + mask.trailing_zeros() as usize;
+            }
+            j += 16;
+        }
+    }
+    while j < b.len() && !special(b[j]) {
+        j += 1;
+    }
+    j
 }
 
 /// The string at `b[i] == '"'`: its content's range and whether it holds an escape.
@@ -255,21 +287,14 @@ fn string(b: &[u8], i: usize) -> Option<(usize, usize, bool)> {
     let mut j = a;
     let mut esc = false;
     loop {
-        // Eight bytes at a time while none is special (the usual case).
-        while let Some(w) = b.get(j..j + 8) {
-            if special(u64::from_le_bytes(w.try_into().ok()?)) {
-                break;
-            }
-            j += 8;
-        }
+        j = next_special(b, j);
         match *b.get(j)? {
             b'"' => return Some((a, j, esc)),
             b'\\' => {
                 esc = true;
                 j += 2;
             }
-            c if c < 0x20 => return None,
-            _ => j += 1,
+            _ => return None,
         }
     }
 }
@@ -305,15 +330,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_swar_test_finds_every_special_byte_and_only_those() {
+    fn the_scan_finds_every_special_byte_and_only_those() {
         for c in 0u8..=255 {
-            for at in 0..8 {
-                let mut w = [b'a'; 8];
-                w[at] = c;
-                let want = c < 0x20 || c == b'"' || c == b'\\';
-                assert_eq!(special(u64::from_le_bytes(w)), want, "byte {c:#x} at {at}");
+            for at in [0, 7, 15, 16, 20] {
+                let mut b = [b'a'; 21];
+                b[at] = c;
+                let want = if special(c) { at } else { b.len() };
+                assert_eq!(next_special(&b, 0), want, "byte {c:#x} at {at}");
             }
         }
+        assert_eq!(next_special(b"ab\"cd", 0), 2);
+        assert_eq!(next_special(b"ab\"cd", 3), 5);
     }
 
     #[test]
