@@ -1,7 +1,7 @@
 //! `auditlake compact`: partitions that gathered several files (daily conversions
 //! touching the same day) rewritten as one file each, exactly once throughout.
 //!
-//! The merged file holds the partition's rows in (time, trace_id) order, written
+//! The merged file holds the partition's rows in time order (ties in file order), written
 //! with the converter's own writer settings (statistics, page indexes, bloom
 //! filters), under a name derived from the files it replaces, so a rerun writes the
 //! same file again. The steps, under the lake lock, each one safe to be killed at:

@@ -117,56 +117,46 @@ pub fn writer_properties(rows: usize, zstd_level: i32) -> WriterProperties {
     b.build()
 }
 
-/// A batch's sort key columns: time (as microseconds) and trace_id.
-fn sort_keys(b: &RecordBatch) -> (&[i64], &arrow::array::StringArray) {
+/// A batch's sort key: time, as microseconds.
+fn times(b: &RecordBatch) -> &[i64] {
     use arrow::array::AsArray;
     use arrow::datatypes::TimestampMicrosecondType;
-    let times = b
-        .column(Col::Time as usize)
+    b.column(Col::Time as usize)
         .as_primitive::<TimestampMicrosecondType>()
-        .values();
-    (times, b.column(Col::TraceId as usize).as_string::<i32>())
+        .values()
 }
 
-/// Whether rows run in (time, trace_id) order, within and across the batches.
+/// Whether rows run in time order, within and across the batches.
 pub fn in_order(batches: &[RecordBatch]) -> bool {
-    let mut last: Option<(i64, &str)> = None;
-    for b in batches.iter().filter(|b| b.num_rows() > 0) {
-        let (times, traces) = sort_keys(b);
-        if last.is_some_and(|l| l > (times[0], traces.value(0))) {
-            return false;
+    let mut last = i64::MIN;
+    for b in batches {
+        for &t in times(b) {
+            if t < last {
+                return false;
+            }
+            last = t;
         }
-        if !(1..b.num_rows()).all(|i| {
-            times[i - 1] < times[i]
-                || (times[i - 1] == times[i] && traces.value(i - 1) <= traces.value(i))
-        }) {
-            return false;
-        }
-        let n = b.num_rows() - 1;
-        last = Some((times[n], traces.value(n)));
     }
     true
 }
 
-/// The rows in (time, trace_id) order: as they are when already in order (the usual case,
-/// exports are written in time order), else gathered in sorted order into one batch (each
-/// value copied once, straight from the batch it came in).
+/// The rows in time order, rows of the same time in the order they came (batch, then
+/// row): as they are when already in order (the usual case, exports are written in time
+/// order), else gathered in sorted order into one batch (each value copied once, straight
+/// from the batch it came in). The key is integers only: no string is compared.
 pub fn sorted_batches(batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>> {
     if in_order(&batches) {
         return Ok(batches);
     }
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-    let mut keys: Vec<(i64, &str, u32, u32)> = Vec::with_capacity(rows);
+    let mut keys: Vec<(i64, u32, u32)> = Vec::with_capacity(rows);
     for (bi, b) in batches.iter().enumerate() {
-        let (times, traces) = sort_keys(b);
-        for (ri, t) in times.iter().enumerate() {
-            keys.push((*t, traces.value(ri), bi as u32, ri as u32));
+        for (ri, &t) in times(b).iter().enumerate() {
+            keys.push((t, bi as u32, ri as u32));
         }
     }
-    // (time, trace_id) is unique within a partition once deduplicated; the positions
-    // make the order total regardless.
     keys.sort_unstable();
-    let idx: Vec<(usize, usize)> = keys.iter().map(|k| (k.2 as usize, k.3 as usize)).collect();
+    let idx: Vec<(usize, usize)> = keys.iter().map(|k| (k.1 as usize, k.2 as usize)).collect();
     drop(keys);
     let refs: Vec<&RecordBatch> = batches.iter().collect();
     Ok(vec![arrow::compute::interleave_record_batch(&refs, &idx)?])
@@ -315,8 +305,8 @@ mod tests {
     use arrow::array::{ArrayRef, AsArray, StringArray, TimestampMicrosecondArray};
     use std::sync::Arc;
 
-    /// A batch of the file schema with these (time, trace_id) rows; other columns repeat
-    /// the trace_id so a row's columns can be checked to travel together.
+    /// A batch of the file schema with these (time, text) rows; every text column holds
+    /// the text, so a row's columns can be checked to travel together.
     fn batch(rows: &[(i64, &str)]) -> RecordBatch {
         let schema = file_schema();
         let cols: Vec<ArrayRef> = schema
@@ -341,22 +331,21 @@ mod tests {
         RecordBatch::try_new(schema, cols).unwrap()
     }
 
-    fn rows(batches: &[RecordBatch]) -> Vec<(i64, String, String)> {
+    fn rows(batches: &[RecordBatch]) -> Vec<(i64, String)> {
         batches
             .iter()
             .flat_map(|b| {
-                let (t, tr) = sort_keys(b);
                 let actor = b.column(Col::ActorId as usize).as_string::<i32>();
                 (0..b.num_rows())
-                    .map(|i| (t[i], tr.value(i).to_string(), actor.value(i).to_string()))
+                    .map(|i| (times(b)[i], actor.value(i).to_string()))
                     .collect::<Vec<_>>()
             })
             .collect()
     }
 
     #[test]
-    fn partitions_come_out_in_time_then_trace_id_order() {
-        let ordered = vec![batch(&[(1, "a"), (2, "a")]), batch(&[(2, "b"), (3, "a")])];
+    fn partitions_come_out_in_time_order_ties_as_they_came() {
+        let ordered = vec![batch(&[(1, "a"), (2, "z")]), batch(&[(2, "b"), (3, "a")])];
         assert!(in_order(&ordered));
         assert_eq!(sorted_batches(ordered.clone()).unwrap().len(), 2); // left as they are
 
@@ -367,12 +356,11 @@ mod tests {
         assert!(!in_order(&mixed));
         let sorted = sorted_batches(mixed).unwrap();
         assert!(in_order(&sorted));
-        let got: Vec<(i64, String, String)> = rows(&sorted);
-        let want: Vec<(i64, String, String)> = [(1, "z"), (2, "a"), (2, "b"), (5, "x"), (9, "c")]
+        let want: Vec<(i64, String)> = [(1, "z"), (2, "b"), (2, "a"), (5, "x"), (9, "c")]
             .iter()
-            .map(|(t, s)| (*t, s.to_string(), s.to_string()))
+            .map(|(t, s)| (*t, s.to_string()))
             .collect();
-        assert_eq!(got, want);
+        assert_eq!(rows(&sorted), want);
     }
 
     #[test]

@@ -192,10 +192,10 @@ fn meta_object(b: &[u8], i: usize) -> Option<(usize, [Val; 5])> {
 /// Which of `names` `key` is (ASCII case ignored), trying `names[guess]` first.
 #[inline]
 fn key_index(names: &[&str], key: &[u8], guess: usize) -> Option<usize> {
-    let is = |n: &&str| n.len() == key.len() && n.as_bytes().eq_ignore_ascii_case(key);
-    if names.get(guess).is_some_and(is) {
+    if names.get(guess).is_some_and(|n| n.as_bytes() == key) {
         return Some(guess);
     }
+    let is = |n: &&str| n.len() == key.len() && n.as_bytes().eq_ignore_ascii_case(key);
     names.iter().position(is)
 }
 
