@@ -795,6 +795,9 @@ def parse_args(argv):
     ap.add_argument("--queries-only", action="store_true",
                     help="only the queries (session and fresh process) and the streamed SELECT *: "
                          "reuses each shape's auditlake lake (converting it if missing), no DuckDB convert")
+    ap.add_argument("--convert-only", action="store_true",
+                    help="only the conversions (the year, one export, one line), the inflate floor and "
+                         "the verify step: no queries")
     ap.add_argument("--cloudhsm-events", type=int, default=0, metavar="N",
                     help="also convert a generated AWS CloudHSM year of N events (auditlake only: the "
                          "harness has no DuckDB reading of CloudHSM's text entries); 0: skip")
@@ -815,6 +818,8 @@ def parse_args(argv):
         args.reps = SMOKE_REPS if args.smoke else 5
     args.binary, args.work = args.binary.resolve(), args.work.resolve()
     args.json = (args.json or args.work / f"results-{args.events}.json").resolve()
+    if args.convert_only and args.queries_only:
+        ap.error("--convert-only and --queries-only exclude each other")
     args.shapes = [x.strip() for x in args.shapes.split(",") if x.strip()]
     unknown = [x for x in args.shapes if x not in SHAPES]
     if unknown or not args.shapes:
@@ -829,7 +834,7 @@ class Bench:
     def __init__(self, args):
         self.args = args
         self.top = {"params": {"events": args.events, "shapes": args.shapes, "reps": args.reps,
-                               "queries_only": args.queries_only,
+                               "queries_only": args.queries_only, "convert_only": args.convert_only,
                                "cloudhsm_events": args.cloudhsm_events,
                                "seed": SEED, "binary": str(args.binary), "work": str(args.work),
                                "threads": threads()},
@@ -936,6 +941,12 @@ class Bench:
                         args.work / "duckdb-tmp")
         if con is None:
             return
+        if not args.convert_only:
+            self.query_steps(con, ours)
+        self.verify(con, ours, theirs)
+
+    def query_steps(self, con, ours):
+        args, res = self.args, self.res
         ouid = self.step("queries: pick an ouid for the point lookup", pick_ouid, con)
         if ouid is None:
             return
@@ -965,6 +976,9 @@ class Bench:
                             "fresh: auditlake the whole `auditlake query` process; DuckDB a new database "
                             "(views created, query run and fetched) in a child Python, timed from after "
                             "`import duckdb`.")
+
+    def verify(self, con, ours, theirs):
+        args, res = self.args, self.res
         if theirs is not None and not args.no_verify:
             v = self.step("verify: same rows in both lakes (hash of every row)", verify_lakes, con, ours, theirs)
             if v is not None:

@@ -280,9 +280,12 @@ fn next_special(b: &[u8], mut j: usize) -> usize {
     j
 }
 
-/// The string at `b[i] == '"'`: its content's range and whether it holds an escape.
+/// The string at `b[i]` (`None` if that is no quote): its content's range and whether it holds an escape.
 /// `None` for a control character (not allowed in JSON strings) or no closing quote.
 fn string(b: &[u8], i: usize) -> Option<(usize, usize, bool)> {
+    if b.get(i) != Some(&b'"') {
+        return None;
+    }
     let a = i + 1;
     let mut j = a;
     let mut esc = false;
