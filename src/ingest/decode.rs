@@ -831,6 +831,9 @@ mod tests {
             }
         }
         // Both sides of the line were tried.
-        assert!(taken > total / 10 && taken < total, "{taken} of {total} taken");
+        assert!(
+            taken > total / 10 && taken < total,
+            "{taken} of {total} taken"
+        );
     }
 }

@@ -361,7 +361,13 @@ mod tests {
 
     #[test]
     fn unescape_matches_serde_json() {
-        for s in [r#"a\"b"#, r#"\\\/\b\f\n\r\t"#, r#"\u00e9x"#, r#"\ud83d\ude00"#, "plain"] {
+        for s in [
+            r#"a\"b"#,
+            r#"\\\/\b\f\n\r\t"#,
+            r#"\u00e9x"#,
+            r#"\ud83d\ude00"#,
+            "plain",
+        ] {
             let want: String = serde_json::from_str(&format!("\"{s}\"")).unwrap();
             assert_eq!(unescape(s).as_deref(), Some(want.as_str()), "{s}");
         }
