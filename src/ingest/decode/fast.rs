@@ -2,10 +2,10 @@
 //! flat object of string fields, `meta` an object of scalars or a string holding one),
 //! straight into a row of borrowed slices.
 //!
-//! It takes only what it fully understands: an unknown or repeated key, an escaped key, a
-//! nested value, a `\u` escape in `meta`'s text, a record that would be rejected or a
-//! missing `traceID` all answer `None`, and the general decoder ([the parent module](super), serde_json)
-//! takes the record. So every record converts to the same row either way; the fuzz target
+//! It takes only what it fully understands: a record not opening with `{`, an unknown or
+//! repeated key, an escaped key, a nested value, an escaped value inside `meta`'s object, a
+//! record that would be rejected or a missing `traceID` all answer `None`, and the general
+//! decoder ([the parent module](super), serde_json) takes the record. So every record converts to the same row either way; the fuzz target
 //! `scan_decode` and the tests check that record by record.
 
 use std::borrow::Cow;
@@ -19,11 +19,11 @@ const META_NAMES: [&str; 5] = ["clientip", "hsmid", "partid", "role", "ouid"];
 /// The record `s` (one JSON value, starting at `{`) as a row, if it has the usual shape.
 pub(super) fn record(s: &str, pos: u32) -> Option<Row<'_>> {
     let b = s.as_bytes();
-    let mut i = ws(b, 0);
-    if b.get(i) != Some(&b'{') {
+    // The general decoder rejects a record that does not open with `{` (not_object).
+    if b.first() != Some(&b'{') {
         return None;
     }
-    i = ws(b, i + 1);
+    let mut i = ws(b, 1);
     let mut text: [Option<Cow<str>>; 8] = Default::default();
     let mut meta = None;
     let mut meta_cols: [MetaText; 5] = Default::default();
