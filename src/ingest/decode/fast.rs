@@ -192,7 +192,9 @@ fn meta_object(b: &[u8], i: usize) -> Option<(usize, [Val; 5])> {
 /// Which of `names` `key` is (ASCII case ignored), trying `names[guess]` first.
 #[inline]
 fn key_index(names: &[&str], key: &[u8], guess: usize) -> Option<usize> {
-    if names.get(guess).is_some_and(|n| n.as_bytes() == key) {
+    // A byte loop: keys are short, and a call to memcmp per key cost more than the compare.
+    let same = |n: &str| n.len() == key.len() && n.bytes().zip(key).all(|(a, &b)| a == b);
+    if names.get(guess).is_some_and(|n| same(n)) {
         return Some(guess);
     }
     let is = |n: &&str| n.len() == key.len() && n.as_bytes().eq_ignore_ascii_case(key);
@@ -307,7 +309,7 @@ fn string(b: &[u8], i: usize) -> Option<(usize, usize, bool)> {
 fn unescape(s: &str) -> Option<String> {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
-    while let Some(k) = rest.find('\\') {
+    while let Some(k) = memchr::memchr(b'\\', rest.as_bytes()) {
         out.push_str(&rest[..k]);
         let c = match rest.as_bytes().get(k + 1)? {
             b'"' => '"',
