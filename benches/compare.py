@@ -30,9 +30,11 @@ What it measures, in order (see benches/README.md for how to read the table):
    monthly job's shape), both engines, with the CPU seconds of each process
    (cores busy = CPU s / wall s); then the same records re-written with the whole
    JSON array on one single line (cached under WORK/data/.../one-line/).
-5. Peak memory: each measured program is started as a direct child and reaped
-   with os.wait4(), whose rusage is that one child's (ru_maxrss), so no
-   external tool is needed and earlier children do not leak into the number.
+5. Peak memory: each measured program is started by a small launcher process
+   (a fresh Python, not this harness: Linux keeps a parent's high-water mark in
+   a child across exec) and reaped with os.wait4(), whose rusage is that one
+   child's (ru_maxrss), so no external tool is needed and neither earlier
+   children nor this harness leak into the number.
    The DuckDB figure includes the Python interpreter it runs in (the baseline
    of Python + duckdb doing nothing is reported in the notes).
 6. Queries over the auditlake lake (the same lake for both engines): for each
@@ -134,26 +136,49 @@ class Run:
         return self
 
 
-def run_measured(argv, stdin_text=None, env=None, cwd=None):
-    """Runs argv as a direct child; returns wall time and the child's own peak RSS.
+# The launcher every measured program is started through: a fresh, small Python that
+# starts argv, reaps it with os.wait4() and writes its wall time and rusage as JSON to
+# the file named first (the second, "1", throws its stdout away). Started straight from this harness, a program would report at
+# least the harness's own RSS as its peak (Linux keeps the high-water mark across exec,
+# and by the later steps this process holds a DuckDB session); from the launcher it
+# inherits only the launcher's few MiB. Wall time is taken here too, so the launcher's
+# own start-up is not timed.
+LAUNCHER = """
+import json, os, subprocess, sys, time
+t = time.perf_counter()
+p = subprocess.Popen(sys.argv[3:], stdout=subprocess.DEVNULL if sys.argv[2] == "1" else None)
+_, status, usage = os.wait4(p.pid, 0)
+wall = time.perf_counter() - t
+with open(sys.argv[1], "w") as f:
+    json.dump({"rc": os.waitstatus_to_exitcode(status), "wall": wall, "maxrss_kib": usage.ru_maxrss,
+               "cpu": usage.ru_utime + usage.ru_stime}, f)
+"""
 
-    os.wait4() reaps exactly this child and returns its rusage, so ru_maxrss is the
-    peak of this one process (and of children it waited for), not of every child so far.
+
+def run_measured(argv, stdin_text=None, env=None, cwd=None, discard_stdout=False):
+    """Runs argv through LAUNCHER; returns its wall time, CPU time and own peak RSS.
+
+    The launcher reaps exactly this program with os.wait4(), so ru_maxrss is the peak
+    of this one process (and of children it waited for), not of every child so far, nor
+    of this harness.
     """
-    with tempfile.TemporaryFile() as fin, tempfile.TemporaryFile() as fout, tempfile.TemporaryFile() as ferr:
+    with tempfile.TemporaryFile() as fin, tempfile.TemporaryFile() as fout, tempfile.TemporaryFile() as ferr, \
+            tempfile.TemporaryDirectory() as tmp:
         if stdin_text is not None:
             fin.write(stdin_text.encode())
             fin.seek(0)
-        started = time.perf_counter()
-        proc = subprocess.Popen([str(a) for a in argv], stdin=fin, stdout=fout, stderr=ferr, env=env, cwd=cwd)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - started
-        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here; Popen must not wait again
+        report = Path(tmp) / "rusage.json"
+        proc = subprocess.run([sys.executable, "-c", LAUNCHER, report, "1" if discard_stdout else "0",
+                               *[str(a) for a in argv]],
+                              stdin=fin, stdout=fout, stderr=ferr, env=env, cwd=cwd)
         fout.seek(0)
         ferr.seek(0)
-        return Run(argv, proc.returncode, wall, usage.ru_maxrss,
-                   fout.read().decode(errors="replace"), ferr.read().decode(errors="replace"),
-                   cpu=usage.ru_utime + usage.ru_stime)
+        stdout, stderr = fout.read().decode(errors="replace"), ferr.read().decode(errors="replace")
+        if proc.returncode != 0 or not report.exists():
+            # The launcher itself failed (argv could not be started, say): no figures.
+            return Run(argv, proc.returncode or 1, 0.0, 0, stdout, stderr, cpu=0.0)
+        u = json.loads(report.read_text())
+        return Run(argv, u["rc"], u["wall"], u["maxrss_kib"], stdout, stderr, cpu=u["cpu"])
 
 
 def parquet_stats(root):
@@ -248,9 +273,8 @@ def one_export(data, work):
         log(f"writing {z.name}'s records on one single line into {one}")
         shutil.rmtree(one, ignore_errors=True)
         one.mkdir(parents=True)
-        # In a child: the records loaded here would stay in this process, and a child's
-        # ru_maxrss counts the parent's pages it was forked with (Linux keeps the
-        # high-water mark across exec), so every later figure would read as this one.
+        # In a child: the records loaded here would stay in this process (Python keeps
+        # the memory it freed) for the rest of the run.
         params = one / "params.json"
         params.write_text(json.dumps({"jsons": [str(f) for f in jsons], "one_json": str(one_json),
                                       "one_zip": str(one_zip), "member": f"{z.stem}.json"}))
@@ -463,27 +487,11 @@ def auditlake_fresh_queries(binary, lake, stmts, reps):
     return repeat_each(stmts, reps, once)
 
 
-# Runs argv with stdout to /dev/null from a fresh, small Python and prints the child's own
-# peak RSS: a child forked by this harness would report at least the harness's RSS (Linux
-# keeps the high-water mark across exec), which holds a DuckDB session by now.
-RSS_CHILD = """
-import json, os, subprocess, sys, time
-t = time.perf_counter()
-p = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)
-_, status, usage = os.wait4(p.pid, 0)
-print(json.dumps({"rc": os.waitstatus_to_exitcode(status), "wall": time.perf_counter() - t,
-                  "maxrss_kib": usage.ru_maxrss}))
-"""
-
-
 def select_star_csv(binary, lake):
     """`SELECT * FROM events` streamed to CSV (thrown away): peak RSS and time."""
-    r = run_measured([sys.executable, "-c", RSS_CHILD, binary, "query", "--lake", lake, "--format", "csv",
-                      "SELECT * FROM events"]).check("SELECT * to CSV")
-    out = json.loads(r.stdout.strip().splitlines()[-1])
-    if out["rc"] != 0:
-        raise StepFailed(f"auditlake query SELECT *: exit {out['rc']}: {r.stderr.strip()[-300:]}")
-    return {"seconds": round(out["wall"], 3), "peak_rss_mib": round(out["maxrss_kib"] / 1024, 1)}
+    r = run_measured([binary, "query", "--lake", lake, "--format", "csv", "SELECT * FROM events"],
+                     discard_stdout=True).check("SELECT * to CSV")
+    return {"seconds": round(r.wall, 3), "peak_rss_mib": round(r.maxrss_mib, 1)}
 
 
 def to_duckdb(sql):
