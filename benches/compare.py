@@ -46,7 +46,9 @@ What it measures, in order (see benches/README.md for how to read the table):
    connection over read_parquet(..., hive_partitioning = true), with the views
    created from the same sql/views/*.sql and sql/action_catalog.sql files
    (DataFusion's date_bin becomes DuckDB's time_bucket, same buckets, and the
-   ordered aggregate first_value(x ORDER BY ...) becomes first(x ORDER BY ...)). Each
+   ordered aggregate first_value(x ORDER BY ...) becomes first(x ORDER BY ...)),
+   except where benches/duckdb/ holds DuckDB's own faster form of a view (the
+   same rows: key_first_use as one ordered aggregation). Each
    statement runs R times back to back; the median is reported. The row
    counts of both engines must agree, or the run fails.
 7. Verify (default on): the set of rows in DuckDB's lake equals the set in
@@ -468,7 +470,10 @@ def duckdb_session(lake, temp):
     # auditlake's session view of each tenant's clock; no rules here, so every tenant is on UTC.
     con.execute("CREATE VIEW events_local AS SELECT *, CAST(time AS TIMESTAMP) AS local_time FROM events")
     for name in VIEW_FILES:
-        con.execute(to_duckdb((REPO / "sql" / "views" / f"{name}.sql").read_text()))
+        # A view DuckDB runs faster in another form of the same rows has it under benches/duckdb/.
+        own = REPO / "benches" / "duckdb" / f"{name}.sql"
+        src = own if own.exists() else REPO / "sql" / "views" / f"{name}.sql"
+        con.execute(to_duckdb(src.read_text()))
     return con
 
 

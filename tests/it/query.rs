@@ -267,6 +267,62 @@ fn key_first_use_matches_an_independent_computation() {
     assert_eq!(got, want);
 }
 
+/// Two first uses of a key in the same microsecond: the view takes the one with the
+/// smaller trace ID, whatever order the export has them in, and counts every use.
+#[test]
+fn key_first_use_breaks_a_tie_on_time_by_the_smaller_trace_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = |time: &str, trace: &str, action: &str, actor: &str, ip: &str| {
+        format!(
+            r#"{{"time": "2025-05-06 {time} UTC", "source": "thales/cloudhsm/9000001", "resourceID": "svc", "actorID": "{actor}", "tenantID": "t-tie", "action": "{action}", "status": "LUNA_RET_OK", "traceID": "{trace}", "meta": {{"clientip": "{ip}", "hsmid": "150001", "partid": "9000001", "role": "CU", "ouid": "00aa01"}}}}"#
+        )
+    };
+    let records = [
+        rec(
+            "09:00:00.000001",
+            "tie-0",
+            "LUNA_GENERATE_KEY",
+            "creator",
+            "10.0.0.9",
+        ),
+        rec("10:00:00.000002", "tie-3", "LUNA_SIGN", "later", "10.0.0.3"),
+        rec(
+            "10:00:00.000001",
+            "tie-2",
+            "LUNA_ENCRYPT",
+            "second",
+            "10.0.0.2",
+        ),
+        rec(
+            "10:00:00.000001",
+            "tie-1",
+            "LUNA_DECRYPT",
+            "first",
+            "10.0.0.1",
+        ),
+    ];
+    let src = dir.path().join("tie.json");
+    std::fs::write(&src, format!("[\n{}\n]\n", records.join(",\n"))).unwrap();
+    let lake = dir.path().join("lake");
+    assert_eq!(convert(&lake, &[src], &[]).code, 0);
+    let rows = query(&lake, &[], "SELECT * FROM key_first_use");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let r = &rows[0];
+    assert_eq!(s(&r["ouid"]).as_deref(), Some("00aa01"));
+    assert_eq!(
+        t(&r["first_use"]),
+        Some(parse_time("2025-05-06 10:00:00.000001 UTC").unwrap())
+    );
+    assert_eq!(s(&r["action"]).as_deref(), Some("LUNA_DECRYPT"));
+    assert_eq!(s(&r["actor_id"]).as_deref(), Some("first"));
+    assert_eq!(s(&r["client_ip"]).as_deref(), Some("10.0.0.1"));
+    assert_eq!(
+        t(&r["created_at"]),
+        Some(parse_time("2025-05-06 09:00:00.000001 UTC").unwrap())
+    );
+    assert_eq!(n(&r["uses"]), 3);
+}
+
 #[test]
 fn key_lifecycle_matches_an_independent_computation() {
     #[derive(Default, PartialEq, Eq, PartialOrd, Ord, Debug)]
