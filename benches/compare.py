@@ -160,11 +160,12 @@ class Run:
 
 # The launcher every measured program is started through: a fresh, small Python that
 # starts argv, reaps it with os.wait4() and writes its wall time and rusage as JSON to
-# the file named first (the second, "1", throws its stdout away). Started straight from this harness, a program would report at
-# least the harness's own RSS as its peak (Linux keeps the high-water mark across exec,
-# and by the later steps this process holds a DuckDB session); from the launcher it
-# inherits only the launcher's few MiB. Wall time is taken here too, so the launcher's
-# own start-up is not timed.
+# the file named by its first argument (a second argument of "1" throws the program's
+# stdout away). Started straight from this harness, a program would report at least
+# the harness's own RSS as its peak (Linux keeps the high-water mark across exec, and
+# by the later steps this process holds a DuckDB session); from the launcher it
+# inherits only the launcher's few MiB. Wall time is taken there too, so the
+# launcher's own start-up is not timed.
 LAUNCHER = """
 import json, os, subprocess, sys, time
 t = time.perf_counter()
