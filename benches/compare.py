@@ -48,7 +48,7 @@ What it measures, in order (see benches/README.md for how to read the table):
    (DataFusion's date_bin becomes DuckDB's time_bucket, same buckets, and the
    ordered aggregate first_value(x ORDER BY ...) becomes first(x ORDER BY ...)),
    except where benches/duckdb/ holds DuckDB's own faster form of a view (the
-   same rows: key_first_use as one ordered aggregation). Each
+   same rows: privileged_actions as an outer join and a filter). Each
    statement runs R times back to back; the median is reported. The row
    counts of both engines must agree, or the run fails.
 7. Verify (default on): the set of rows in DuckDB's lake equals the set in
