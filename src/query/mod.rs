@@ -301,8 +301,9 @@ pub async fn build_session(opts: &SessionOptions) -> Result<Session> {
     // partition probes, instead of repartitioning both sides by hash: key_first_use joins the
     // 300k keys of a 10M-event year back to every event, and moving those 10M rows between
     // partitions cost more than building the table once (3.1-3.6 s against 3.7-4.5 s).
-    config.options_mut().optimizer.hash_join_single_partition_threshold = 64 << 20;
-    config.options_mut().optimizer.hash_join_single_partition_threshold_rows = 1 << 20;
+    let optimizer = &mut config.options_mut().optimizer;
+    optimizer.hash_join_single_partition_threshold = 64 << 20;
+    optimizer.hash_join_single_partition_threshold_rows = 1 << 20;
     // Parquet filter pushdown (`datafusion.execution.parquet.pushdown_filters`) stays
     // off by default: on a 10M-event year it made every view slower (failed_logins 291
     // against 248 ms, key_first_use 1,364 against 1,155 ms). A session may `SET` it.
