@@ -600,6 +600,18 @@ fn action_catalog_of_every_vendor_has_the_documented_categories() {
 }
 
 #[test]
+fn action_catalog_holds_one_row_per_vendor_and_action() {
+    // events_categorized and privileged_actions join it on (vendor, action): a second row
+    // for a pair would repeat that pair's events.
+    let rows = query(
+        sample_lake(),
+        &[],
+        "SELECT count(*) AS n, count(DISTINCT (vendor, action)) AS pairs FROM action_catalog",
+    );
+    assert_eq!(n(&rows[0]["n"]), n(&rows[0]["pairs"]), "{rows:?}");
+}
+
+#[test]
 fn cdspaas_actions_in_words_are_categorised_and_success_is_their_success() {
     let dir = tempfile::tempdir().unwrap();
     let rec = |t: &str, action: &str, status: &str, trace: &str| {
