@@ -81,8 +81,9 @@ const UNCOMPRESSED: [Col; 6] = [
 /// DELTA_LENGTH_BYTE_ARRAY (lengths apart from the bytes: 8% smaller than PLAIN
 /// under zstd); ouid likewise (10% smaller than a dictionary, which holds
 /// nearly every value once).
-pub fn writer_properties(rows: usize, zstd_level: i32) -> WriterProperties {
+pub fn writer_properties(batches: &[RecordBatch], zstd_level: i32) -> WriterProperties {
     use parquet::basic::Encoding;
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
     let mut b = WriterProperties::builder()
         .set_compression(Compression::ZSTD(
             ZstdLevel::try_new(zstd_level).unwrap_or_default(),
@@ -97,6 +98,12 @@ pub fn writer_properties(rows: usize, zstd_level: i32) -> WriterProperties {
     }
     // time, trace_id and ouid are (nearly) unique per row: a dictionary only costs time.
     for c in [Col::Time, Col::TraceId, Col::Ouid] {
+        b = b.set_column_dictionary_enabled(path(c), false);
+    }
+    // So is any other column whose first values are nearly all different (CloudHSM's
+    // meta holds each event's time and sequence number): interning them into a
+    // dictionary that overflows its page and falls back to plain pages is wasted work.
+    for c in unique_columns(batches) {
         b = b.set_column_dictionary_enabled(path(c), false);
     }
     // Sorted timestamps are small as deltas.
@@ -115,6 +122,40 @@ pub fn writer_properties(rows: usize, zstd_level: i32) -> WriterProperties {
             .set_column_bloom_filter_max_ndv(path(c), rows.max(1) as u64);
     }
     b.build()
+}
+
+/// The string columns, among those that get a dictionary, whose first values (a sample
+/// of up to [`SAMPLE`] non-null ones of the first batch) are over 90% distinct.
+fn unique_columns(batches: &[RecordBatch]) -> Vec<Col> {
+    use arrow::array::{Array, AsArray};
+    const SAMPLE: usize = 256;
+    let Some(first) = batches.first() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for c in super::ALL_COLS {
+        if matches!(c, Col::Time | Col::TraceId | Col::Ouid) {
+            continue;
+        }
+        let Some(col) = first.column(c as usize).as_string_opt::<i32>() else {
+            continue;
+        };
+        let mut seen = std::collections::HashSet::with_capacity(SAMPLE);
+        let mut sampled = 0usize;
+        for i in 0..col.len() {
+            if sampled == SAMPLE {
+                break;
+            }
+            if col.is_valid(i) {
+                sampled += 1;
+                seen.insert(col.value(i));
+            }
+        }
+        if sampled >= SAMPLE / 4 && seen.len() * 10 > sampled * 9 {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// A batch's sort key: time, as microseconds.
@@ -164,7 +205,7 @@ pub fn sorted_batches(batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>> {
 
 /// Encodes `batch` (already sorted) as a Parquet file in memory.
 pub fn encode(batches: &[RecordBatch], zstd_level: i32) -> Result<Vec<u8>> {
-    let props = writer_properties(batches.iter().map(|b| b.num_rows()).sum(), zstd_level);
+    let props = writer_properties(batches, zstd_level);
     let here = std::path::Path::new("<parquet>");
     let mut w = ArrowWriter::try_new(Vec::with_capacity(1 << 20), file_schema(), Some(props))
         .map_err(|e| Error::parquet(here, e))?;
@@ -224,7 +265,7 @@ fn write_local(
     ));
     let result = (|| {
         let file = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        let props = writer_properties(batches.iter().map(|b| b.num_rows()).sum(), zstd_level);
+        let props = writer_properties(batches, zstd_level);
         let out = HashingWriter {
             inner: file,
             hasher: Sha256::new(),
