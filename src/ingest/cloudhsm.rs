@@ -138,21 +138,17 @@ fn iso_prefix_len(b: &[u8]) -> Option<usize> {
 // ---------------------------------------------------------------------------
 // Framing.
 
-/// One event's text, where it came from, and the member offset that locates it.
-struct Frame {
-    text: Vec<u8>,
-    origin: Arc<Origin>,
-    offset: u64,
-}
-
 /// Cuts a CloudHSM member into chunks of events (see the module doc: read whole first).
 pub struct Framer<'a> {
     reader: Option<&'a mut dyn Read>,
     form: Form,
-    limit: usize,
-    frames: std::collections::VecDeque<Frame>,
-    brk: Option<Break>,
-    next_index: u64,
+    chunks: Chunks,
+}
+
+thread_local! {
+    /// The last member's bytes, kept for the next member of this thread: a member is
+    /// tens of MB, and fresh memory for each one costs a page fault per 4 KiB.
+    static MEMBER_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 impl<'a> Framer<'a> {
@@ -160,44 +156,33 @@ impl<'a> Framer<'a> {
         Framer {
             reader: Some(reader),
             form,
-            limit,
-            frames: Default::default(),
-            brk: None,
-            next_index: 0,
+            chunks: Chunks::new(limit),
         }
     }
 
     /// Reads the member and frames all of it.
     fn fill(&mut self, reader: &mut dyn Read) {
-        let mut buf = Vec::new();
-        if let Err(e) = reader.read_to_end(&mut buf) {
-            self.brk = Some(Break {
-                offset: buf.len() as u64,
-                reason: format!("read error: {e}"),
+        let mut buf = MEMBER_BUF.with(|b| std::mem::take(&mut *b.borrow_mut()));
+        buf.clear();
+        let read = reader.read_to_end(&mut buf);
+        let chunks = &mut self.chunks;
+        let framed = match self.form {
+            Form::TextBlocks => frame_text(&buf, false, chunks),
+            Form::S3Export => frame_text(&buf, true, chunks),
+            Form::CloudWatchJson | Form::Subscription => frame_json(&buf, chunks),
+        };
+        // An event over the size limit ends the member first (nothing after it is
+        // framed), then broken JSON, then a read error.
+        if chunks.brk.is_none() {
+            chunks.brk = framed.or_else(|| {
+                read.err().map(|e| Break {
+                    offset: buf.len() as u64,
+                    reason: format!("read error: {e}"),
+                })
             });
         }
-        let cut = match self.form {
-            Form::TextBlocks => frame_text(&buf, false),
-            Form::S3Export => frame_text(&buf, true),
-            Form::CloudWatchJson | Form::Subscription => frame_json(&buf),
-        };
-        let (frames, brk) = cut;
-        if brk.is_some() {
-            self.brk = brk;
-        }
-        for f in frames {
-            if f.text.len() > self.limit {
-                self.brk = Some(Break {
-                    offset: f.offset,
-                    reason: format!(
-                        "an event of {} bytes, over the record size limit",
-                        f.text.len()
-                    ),
-                });
-                break;
-            }
-            self.frames.push_back(f);
-        }
+        chunks.cut();
+        MEMBER_BUF.with(|b| *b.borrow_mut() = buf);
     }
 }
 
@@ -206,61 +191,103 @@ impl super::interface::Framer for Framer<'_> {
         if let Some(r) = self.reader.take() {
             self.fill(r);
         }
-        if self.frames.is_empty() {
-            return match self.brk.take() {
+        match self.chunks.ready.pop_front() {
+            Some(chunk) => Ok(Some(chunk)),
+            None => match self.chunks.brk.take() {
                 Some(b) => Err(b),
                 None => Ok(None),
-            };
+            },
         }
-        let mut data = Vec::new();
-        let mut records = Vec::new();
-        let mut origins = Vec::new();
-        let base_offset = self.frames.front().map_or(0, |f| f.offset);
-        while let Some(f) = self.frames.front() {
-            if !records.is_empty()
-                && (data.len() + f.text.len() > CHUNK_TARGET
-                    || data.len() + f.text.len() >= u32::MAX as usize)
-            {
-                break;
-            }
-            let Some(f) = self.frames.pop_front() else {
-                break;
-            };
-            let a = data.len() as u32;
-            data.extend_from_slice(&f.text);
-            records.push((a, data.len() as u32));
-            data.push(b'\n');
-            origins.push((f.origin, f.offset));
+    }
+}
+
+/// A member's events gathered into chunks as they are framed: each event's text is
+/// copied once, into the chunk that carries it, and no more than [`CHUNK_TARGET`]
+/// bytes go into a chunk unless one event alone is bigger.
+struct Chunks {
+    limit: usize,
+    ready: std::collections::VecDeque<Chunk>,
+    data: Vec<u8>,
+    records: Vec<(u32, u32)>,
+    origins: Vec<(Arc<Origin>, u64)>,
+    next_index: u64,
+    /// Set by the first event over `limit`: it and everything after it are not framed.
+    brk: Option<Break>,
+}
+
+impl Chunks {
+    fn new(limit: usize) -> Self {
+        Chunks {
+            limit,
+            ready: Default::default(),
+            data: Vec::new(),
+            records: Vec::new(),
+            origins: Vec::new(),
+            next_index: 0,
+            brk: None,
         }
+    }
+
+    /// Adds one event; `false` once an event over the size limit has ended the member.
+    fn push(&mut self, text: &[u8], origin: &Arc<Origin>, offset: u64) -> bool {
+        if self.brk.is_some() {
+            return false;
+        }
+        if text.len() > self.limit {
+            self.brk = Some(Break {
+                offset,
+                reason: format!(
+                    "an event of {} bytes, over the record size limit",
+                    text.len()
+                ),
+            });
+            return false;
+        }
+        let len = self.data.len() + text.len();
+        if !self.records.is_empty() && (len > CHUNK_TARGET || len >= u32::MAX as usize) {
+            self.cut();
+        }
+        if self.data.capacity() == 0 {
+            self.data.reserve(CHUNK_TARGET.max(text.len()) + 1);
+        }
+        let a = self.data.len() as u32;
+        self.data.extend_from_slice(text);
+        self.records.push((a, self.data.len() as u32));
+        self.data.push(b'\n');
+        self.origins.push((origin.clone(), offset));
+        true
+    }
+
+    /// Hands out the chunk being filled, if it holds an event.
+    fn cut(&mut self) {
+        if self.records.is_empty() {
+            return;
+        }
+        let records = std::mem::take(&mut self.records);
         let first_index = self.next_index;
         self.next_index += records.len() as u64;
-        Ok(Some(Chunk {
-            data,
+        let origins = std::mem::take(&mut self.origins);
+        self.ready.push_back(Chunk {
+            data: std::mem::take(&mut self.data),
+            base_offset: origins.first().map_or(0, |o| o.1),
             records,
-            base_offset,
             first_index,
             oversized: None,
             origins,
-        }))
+        });
     }
 }
 
 /// The events of the text forms: blocks starting at a `Time:` line (or, in an S3 export,
 /// at a line with an ISO-8601 prefix) and ending before the next one or at a blank line.
 /// Lines outside any block make a block of their own, which decoding rejects.
-fn frame_text(buf: &[u8], s3: bool) -> (Vec<Frame>, Option<Break>) {
+fn frame_text(buf: &[u8], s3: bool, chunks: &mut Chunks) -> Option<Break> {
     let origin = Arc::new(Origin::default());
-    let mut frames = Vec::new();
     let mut block: Option<(usize, usize)> = None; // start, end of the last non-blank line
     let mut pos = 0;
-    let flush = |block: &mut Option<(usize, usize)>, frames: &mut Vec<Frame>| {
-        if let Some((a, b)) = block.take() {
-            frames.push(Frame {
-                text: buf[a..b].to_vec(),
-                origin: origin.clone(),
-                offset: a as u64,
-            });
-        }
+    let flush = |block: &mut Option<(usize, usize)>, chunks: &mut Chunks| match block.take() {
+        Some((a, b)) => chunks.push(&buf[a..b], &origin, a as u64),
+        None => true,
     };
     while pos < buf.len() {
         let end = memchr::memchr(b'\n', &buf[pos..]).map_or(buf.len(), |i| pos + i);
@@ -282,11 +309,13 @@ fn frame_text(buf: &[u8], s3: bool) -> (Vec<Frame>, Option<Break>) {
         if blank {
             // An S3 export's events are told apart by their prefix; a blank line only
             // ends a plain block.
-            if !s3 {
-                flush(&mut block, &mut frames);
+            if !s3 && !flush(&mut block, chunks) {
+                return None;
             }
         } else if starts {
-            flush(&mut block, &mut frames);
+            if !flush(&mut block, chunks) {
+                return None;
+            }
             block = Some((pos, line_end));
         } else {
             match &mut block {
@@ -296,8 +325,8 @@ fn frame_text(buf: &[u8], s3: bool) -> (Vec<Frame>, Option<Break>) {
         }
         pos = end + 1;
     }
-    flush(&mut block, &mut frames);
-    (frames, None)
+    flush(&mut block, chunks);
+    None
 }
 
 /// One JSON document of the JSON forms: a filter/get-log-events output or an envelope.
@@ -318,22 +347,21 @@ struct Event {
     message: Option<String>,
 }
 
-/// The events of the JSON forms, each located at the offset of the document holding it.
-fn frame_json(buf: &[u8]) -> (Vec<Frame>, Option<Break>) {
-    let mut frames = Vec::new();
+/// The events of the JSON forms, each located at the offset of the document holding it;
+/// a document is framed as soon as it is parsed, and its strings freed.
+fn frame_json(buf: &[u8], chunks: &mut Chunks) -> Option<Break> {
     let mut docs = serde_json::Deserializer::from_slice(buf).into_iter::<Doc>();
     loop {
         let start = docs.byte_offset() as u64;
         match docs.next() {
-            None => return (frames, None),
+            None => return None,
             Some(Err(e)) => {
                 let msg = e.to_string();
                 let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
-                let brk = Break {
+                return Some(Break {
                     offset: start,
                     reason: format!("broken JSON: {msg}"),
-                };
-                return (frames, Some(brk));
+                });
             }
             Some(Ok(doc)) => {
                 if doc.message_type.as_deref() == Some("CONTROL_MESSAGE") {
@@ -345,11 +373,10 @@ fn frame_json(buf: &[u8]) -> (Vec<Frame>, Option<Break>) {
                     stream: doc.log_stream.as_deref().map(Arc::from),
                 });
                 for e in doc.log_events {
-                    frames.push(Frame {
-                        text: e.message.unwrap_or_default().into_bytes(),
-                        origin: envelope.clone(),
-                        offset: start,
-                    });
+                    let text = e.message.as_deref().unwrap_or_default();
+                    if !chunks.push(text.as_bytes(), &envelope, start) {
+                        return None;
+                    }
                 }
                 for e in doc.events {
                     let origin = match e.log_stream_name {
@@ -359,11 +386,10 @@ fn frame_json(buf: &[u8]) -> (Vec<Frame>, Option<Break>) {
                         }),
                         None => envelope.clone(),
                     };
-                    frames.push(Frame {
-                        text: e.message.unwrap_or_default().into_bytes(),
-                        origin,
-                        offset: start,
-                    });
+                    let text = e.message.as_deref().unwrap_or_default();
+                    if !chunks.push(text.as_bytes(), &origin, start) {
+                        return None;
+                    }
                 }
             }
         }
@@ -732,11 +758,16 @@ mod tests {
     #[test]
     fn text_blocks_frame_at_time_lines_and_blank_lines() {
         let text = b"Time: 1\nOpcode : A\n\n\nTime: 2\nOpcode: B\nTime: 3\r\nOpcode\t: C\n";
-        let (frames, brk) = frame_text(text, false);
-        assert!(brk.is_none());
-        let got: Vec<_> = frames
-            .iter()
-            .map(|f| (String::from_utf8_lossy(&f.text).into_owned(), f.offset))
+        let mut chunks = Chunks::new(1 << 20);
+        assert!(frame_text(text, false, &mut chunks).is_none());
+        chunks.cut();
+        let chunk = chunks.ready.pop_front().expect("one chunk");
+        assert!(chunks.ready.is_empty() && chunks.brk.is_none());
+        let got: Vec<_> = (chunk.records.iter().zip(&chunk.origins))
+            .map(|(&(a, b), (_, offset))| {
+                let text = &chunk.data[a as usize..b as usize];
+                (String::from_utf8_lossy(text).into_owned(), *offset)
+            })
             .collect();
         assert_eq!(
             got,
