@@ -414,11 +414,75 @@ pub fn decode_chunk(chunk: Arc<Chunk>, form: Form, ctx: &DecodeContext) -> Decod
 
 /// One `name : value` line of a block (` : `, `: ` or a tab between them).
 fn split_field(line: &str) -> Option<(&str, &str)> {
-    let cut = line.find([':', '\t'])?;
-    let key = line[..cut].trim();
+    // Both separators are ASCII, so the byte found starts a character.
+    let cut = memchr::memchr2(b':', b'\t', line.as_bytes())?;
+    let key = trim(&line[..cut]);
     let rest = line[cut..].trim_start();
-    let value = rest.strip_prefix(':').unwrap_or(rest).trim();
+    let value = trim(rest.strip_prefix(':').unwrap_or(rest));
     (!key.is_empty()).then_some((key, value))
+}
+
+/// `str::trim`, without decoding characters when both ends are plainly not white space
+/// (an ASCII byte above the space).
+fn trim(s: &str) -> &str {
+    let plain = |b: u8| b > b' ' && b < 0x80;
+    match s.as_bytes() {
+        [first, .., last] if plain(*first) && plain(*last) => s,
+        [only] if plain(*only) => s,
+        _ => s.trim(),
+    }
+}
+
+/// Appends `s` as a JSON string, escaped exactly as `serde_json` escapes it.
+fn push_json_str(out: &mut String, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    } else {
+        out.push_str(&serde_json::to_string(s).unwrap_or_default());
+    }
+}
+
+/// The fields `decode_event` reads, each the first of its name (names compared without
+/// case), found in one pass over the block's fields.
+#[derive(Default)]
+struct Known<'a> {
+    time: Option<&'a str>,
+    opcode: Option<&'a str>,
+    sequence: Option<&'a str>,
+    reboot: Option<&'a str>,
+    response: Option<&'a str>,
+    key_handle: Option<&'a str>,
+    secret_key_handle: Option<&'a str>,
+    user_type: Option<&'a str>,
+    user_name: Option<&'a str>,
+}
+
+impl<'a> Known<'a> {
+    fn of(fields: &[(&'a str, &'a str)]) -> Self {
+        let mut k = Known::default();
+        for &(name, value) in fields {
+            let slot = match name.len() {
+                4 if name.eq_ignore_ascii_case("Time") => &mut k.time,
+                6 if name.eq_ignore_ascii_case("Opcode") => &mut k.opcode,
+                8 if name.eq_ignore_ascii_case("Response") => &mut k.response,
+                9 if name.eq_ignore_ascii_case("User Type") => &mut k.user_type,
+                9 if name.eq_ignore_ascii_case("User Name") => &mut k.user_name,
+                10 if name.eq_ignore_ascii_case("Key Handle") => &mut k.key_handle,
+                11 if name.eq_ignore_ascii_case("Sequence No") => &mut k.sequence,
+                14 if name.eq_ignore_ascii_case("Reboot counter") => &mut k.reboot,
+                22 if name.eq_ignore_ascii_case("Priv/Secret Key Handle") => {
+                    &mut k.secret_key_handle
+                }
+                _ => continue,
+            };
+            if slot.is_none() {
+                *slot = Some(value);
+            }
+        }
+        k
+    }
 }
 
 /// The text before ` (0x…)`: `CN_LOGIN (0xd)` → `CN_LOGIN`.
@@ -515,9 +579,9 @@ fn decode_event(
         }
         _ => text,
     };
-    let mut fields: Vec<(&str, &str)> = Vec::new();
+    let mut fields: Vec<(&str, &str)> = Vec::with_capacity(16);
     for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
+        if trim(line).is_empty() {
             continue;
         }
         match split_field(line) {
@@ -531,13 +595,8 @@ fn decode_event(
             }
         }
     }
-    let get = |name: &str| {
-        fields
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| *v)
-    };
-    let Some(time_text) = get("Time") else {
+    let known = Known::of(&fields);
+    let Some(time_text) = known.time else {
         return Err(reject(
             "unparseable_block",
             "no `Time:` line: not an AWS CloudHSM audit event",
@@ -549,7 +608,7 @@ fn decode_event(
             format!("time {time_text:?} has no usecs and no MM/DD/YY HH:MM:SS time"),
         ));
     };
-    let Some(opcode) = get("Opcode") else {
+    let Some(opcode) = known.opcode else {
         return Err(reject("unparseable_block", "no Opcode field"));
     };
     let cluster = origin
@@ -577,14 +636,14 @@ fn decode_event(
         if i > 0 {
             meta.push(',');
         }
-        meta.push_str(&serde_json::to_string(k).unwrap_or_default());
+        push_json_str(&mut meta, k);
         meta.push(':');
-        meta.push_str(&serde_json::to_string(v).unwrap_or_default());
+        push_json_str(&mut meta, v);
     }
     meta.push('}');
 
-    let seq = get("Sequence No").and_then(parse_number);
-    let reboot = get("Reboot counter").and_then(parse_number);
+    let seq = known.sequence.and_then(parse_number);
+    let reboot = known.reboot.and_then(parse_number);
     let trace_id = match (seq, reboot) {
         (Some(seq), Some(reboot)) => trace_id(cluster, hsm, reboot, seq, time),
         _ => {
@@ -597,11 +656,12 @@ fn decode_event(
             format!("h:{hex}")
         }
     };
-    let response = get("Response");
-    let ouid = get("Key Handle")
-        .or_else(|| get("Priv/Secret Key Handle"))
+    let response = known.response;
+    let ouid = known
+        .key_handle
+        .or(known.secret_key_handle)
         .filter(|h| !h.is_empty() && *h != "0");
-    let role: Option<Cow<str>> = get("User Type").map(|t| Cow::Borrowed(role_of(t)));
+    let role: Option<Cow<str>> = known.user_type.map(|t| Cow::Borrowed(role_of(t)));
     rows.push(
         &CanonicalRow {
             pos,
@@ -610,7 +670,7 @@ fn decode_event(
             vendor: VENDOR,
             source: hsm,
             resource_id: None,
-            actor_id: get("User Name"),
+            actor_id: known.user_name,
             action: Some(name_of(opcode)),
             status: response,
             outcome: Outcome::of(response.is_some_and(is_success)),
@@ -656,6 +716,48 @@ mod tests {
         );
         assert_eq!(split_field("no separator"), None);
         assert_eq!(split_field(": value"), None);
+    }
+
+    #[test]
+    fn fast_paths_match_the_general_ones() {
+        let strings = [
+            "",
+            " ",
+            "a",
+            " a ",
+            "\u{a0}a\u{a0}",
+            "a\u{2003}",
+            "\ta\r",
+            "\u{b}x\u{c}",
+            "x\u{85}",
+            "CN_LOGIN (0xd)",
+            "q\"uote",
+            "back\\slash",
+            "ctl\u{1}\u{1f}\u{7f}",
+            "é",
+            "日本",
+            "a\nb",
+        ];
+        for s in strings {
+            assert_eq!(trim(s), s.trim(), "{s:?}");
+            let mut out = String::new();
+            push_json_str(&mut out, s);
+            assert_eq!(out, serde_json::to_string(s).unwrap(), "{s:?}");
+        }
+        let fields = [
+            ("time", "1"),
+            ("Opcode", "A"),
+            ("TIME", "2"),
+            ("Priv/Secret Key Handle", "7"),
+            ("key handle", "9"),
+            ("Key Handle", "8"),
+        ];
+        let k = Known::of(&fields);
+        assert_eq!(
+            (k.time, k.opcode, k.key_handle),
+            (Some("1"), Some("A"), Some("9"))
+        );
+        assert_eq!((k.secret_key_handle, k.sequence), (Some("7"), None));
     }
 
     #[test]
