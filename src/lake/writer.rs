@@ -65,12 +65,19 @@ impl<W: std::io::Write> std::io::Write for HashingWriter<W> {
 /// dictionary of a handful of values with RLE indices, or sorted timestamps as
 /// deltas. Leaving them uncompressed saves a zstd context per column chunk on
 /// both the write and the read side, and these columns are read by every view.
-const UNCOMPRESSED: [Col; 6] = [
+/// On the 10M-event benchmark year, zstd saved 0.10% of the lake on `source`, 0.09% on
+/// `hsm_id` and on `part_id`, 0.02% on `actor_id`: less than it costs to run it on
+/// every file (a compressor and a decompressor context each).
+const UNCOMPRESSED: [Col; 10] = [
     Col::Time,
     Col::Vendor,
+    Col::Source,
     Col::ResourceId,
+    Col::ActorId,
     Col::Status,
     Col::Outcome,
+    Col::HsmId,
+    Col::PartId,
     Col::Extra,
 ];
 
