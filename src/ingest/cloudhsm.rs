@@ -417,7 +417,7 @@ fn split_field(line: &str) -> Option<(&str, &str)> {
     // Both separators are ASCII, so the byte found starts a character.
     let cut = memchr::memchr2(b':', b'\t', line.as_bytes())?;
     let key = trim(&line[..cut]);
-    let rest = line[cut..].trim_start();
+    let rest = trim_start(&line[cut..]);
     let value = trim(rest.strip_prefix(':').unwrap_or(rest));
     (!key.is_empty()).then_some((key, value))
 }
@@ -433,15 +433,44 @@ fn trim(s: &str) -> &str {
     }
 }
 
+/// `str::trim_start`, likewise.
+fn trim_start(s: &str) -> &str {
+    match s.as_bytes().first() {
+        Some(&b) if b > b' ' && b < 0x80 => s,
+        _ => s.trim_start(),
+    }
+}
+
 /// Appends `s` as a JSON string, escaped exactly as `serde_json` escapes it.
 fn push_json_str(out: &mut String, s: &str) {
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+    if needs_escape(s.as_bytes()) {
+        out.push_str(&serde_json::to_string(s).unwrap_or_default());
+    } else {
         out.push('"');
         out.push_str(s);
         out.push('"');
-    } else {
-        out.push_str(&serde_json::to_string(s).unwrap_or_default());
     }
+}
+
+/// Whether JSON needs any byte of `s` escaped (a control character, `"` or `\\`), eight
+/// bytes at a time: each test below is exact about whether some byte of the word
+/// matches, which is all that is asked.
+fn needs_escape(s: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let below = |x: u64, n: u8| x.wrapping_sub(ONES * n as u64) & !x & HIGH != 0;
+    let words = s.chunks_exact(8);
+    let tail = words.remainder();
+    for w in words {
+        let x = u64::from_le_bytes(w.try_into().expect("eight bytes"));
+        if below(x, 0x20)
+            || below(x ^ (ONES * b'"' as u64), 1)
+            || below(x ^ (ONES * b'\\' as u64), 1)
+        {
+            return true;
+        }
+    }
+    tail.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\')
 }
 
 /// The fields `decode_event` reads, each the first of its name (names compared without
@@ -487,7 +516,8 @@ impl<'a> Known<'a> {
 
 /// The text before ` (0x…)`: `CN_LOGIN (0xd)` → `CN_LOGIN`.
 fn name_of(v: &str) -> &str {
-    v.split_once(" (").map_or(v, |(a, _)| a).trim()
+    let cut = memchr::memmem::find(v.as_bytes(), b" (").unwrap_or(v.len());
+    trim(&v[..cut])
 }
 
 /// `0x1d` or `29`.
@@ -524,7 +554,7 @@ fn is_success(response: &str) -> bool {
 /// UTC microseconds from a `Time:` value: its `usecs:N` (exact), else its
 /// `MM/DD/YY HH:MM:SS[.ffffff]` (years 20YY).
 fn event_time(v: &str) -> Option<i64> {
-    let t = if let Some(i) = v.find("usecs:") {
+    let t = if let Some(i) = memchr::memmem::find(v.as_bytes(), b"usecs:") {
         let digits: &str = v[i + 6..].trim_start();
         let end = digits
             .find(|c: char| !c.is_ascii_digit())
@@ -737,9 +767,18 @@ mod tests {
             "é",
             "日本",
             "a\nb",
+            "abcdefgh\"ijkl",
+            "0123456789abcdef\u{1f}",
+            "ééééé\\",
+            "a plain value of some length, ok",
+            "tab\tin the first word",
+            "ÿÿÿÿÿÿÿÿ!!!!!!!!",
+            "CN_LOGIN (0xd)  ",
         ];
         for s in strings {
             assert_eq!(trim(s), s.trim(), "{s:?}");
+            assert_eq!(trim_start(s), s.trim_start(), "{s:?}");
+            assert_eq!(name_of(s), s.split_once(" (").map_or(s, |(a, _)| a).trim());
             let mut out = String::new();
             push_json_str(&mut out, s);
             assert_eq!(out, serde_json::to_string(s).unwrap(), "{s:?}");
