@@ -308,7 +308,7 @@ def one_export(data, work):
 def cloudhsm_year(binary, work, events, clusters):
     """A year of AWS CloudHSM logs as subscription deliveries (gzip, concatenated CloudWatch
     envelopes): inflate floor and convert, auditlake only."""
-    data = work / "data" / f"cloudhsm-events-{events}_clusters-{clusters}_seed-{SEED}"
+    data = work / "data" / f"cloudhsm-events-{events}_clusters-{clusters}_seed-{SEED}_by-time"
     logs, stamp = data / "logs", data / ".complete"
     if not stamp.exists():
         shutil.rmtree(data, ignore_errors=True)

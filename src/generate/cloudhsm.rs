@@ -546,7 +546,10 @@ fn write_month(
                                "message": "CWL CONTROL MESSAGE: Checking health of destination Firehose."}]
             })
             .to_string();
-            // Deliveries of up to 100 events of one stream each.
+            // Deliveries of up to 100 events of one stream each, in the order of their
+            // first event, as a month of a Firehose bucket's objects lists them: the
+            // cluster's streams interleaved in time, not one HSM's month after another's.
+            let mut deliveries: Vec<(i64, usize, String)> = Vec::new();
             for (h, hsm) in c.hsms.iter().enumerate() {
                 let mine: Vec<&&Ev> = evs.iter().filter(|e| e.hsm == h).collect();
                 for batch in mine.chunks(100) {
@@ -554,15 +557,17 @@ fn write_month(
                         .iter()
                         .map(|e| json!({"id": event_id(e), "timestamp": e.time / 1000, "message": e.body}))
                         .collect();
-                    out.push_str(
-                        &json!({
-                            "messageType": "DATA_MESSAGE", "owner": "123456789012",
-                            "logGroup": group, "logStream": hsm,
-                            "subscriptionFilters": ["cloudhsm-to-firehose"], "logEvents": events
-                        })
-                        .to_string(),
-                    );
+                    let doc = json!({
+                        "messageType": "DATA_MESSAGE", "owner": "123456789012",
+                        "logGroup": group, "logStream": hsm,
+                        "subscriptionFilters": ["cloudhsm-to-firehose"], "logEvents": events
+                    });
+                    deliveries.push((batch[0].time, h, doc.to_string()));
                 }
+            }
+            deliveries.sort_by_key(|d| (d.0, d.1));
+            for (_, _, doc) in deliveries {
+                out.push_str(&doc);
             }
             Ok(vec![write(
                 format!("{stem}.firehose.gz"),
