@@ -882,7 +882,8 @@ mod tests {
             x
         };
         let base = format!("{s3}\n{block}");
-        for _ in 0..400 {
+        const ROUNDS: usize = 400;
+        for _ in 0..ROUNDS {
             let mut b = base.clone().into_bytes();
             for _ in 0..(next() % 6) {
                 let i = (next() as usize) % b.len();
@@ -894,6 +895,98 @@ mod tests {
                 run(&b, form);
             }
         }
+        // The same for subscription envelopes (a control message, then data).
+        let message = serde_json::to_string(block).unwrap();
+        let envelope = format!(
+            r#"{{"messageType":"CONTROL_MESSAGE","logEvents":[{{"message":"hi"}}]}}{{"logGroup":"/aws/cloudhsm/c","logStream":"h","logEvents":[{{"message":{message}}},{{"message":{message}}}]}}"#
+        );
+        assert_eq!(run(envelope.as_bytes(), Form::Subscription), (2, 0, false));
+        for _ in 0..ROUNDS {
+            let mut b = envelope.clone().into_bytes();
+            for _ in 0..(next() % 6) {
+                let i = (next() as usize) % b.len();
+                b[i] = (next() % 256) as u8;
+            }
+            let cut = (next() as usize) % (b.len() + 1);
+            b.truncate(cut);
+            run(&b, Form::Subscription);
+        }
+    }
+
+    /// Every chunk of a member, then how it ended: `(texts and offsets, first index)`s
+    /// and the break.
+    fn frame_all(
+        input: &[u8],
+        form: Form,
+        limit: usize,
+    ) -> (Vec<(Vec<(String, u64)>, u64)>, Option<Break>) {
+        use crate::ingest::interface::Framer as _;
+        let mut r: &[u8] = input;
+        let mut framer = Framer::new(&mut r, form, limit);
+        let mut chunks = Vec::new();
+        loop {
+            match framer.next_chunk() {
+                Ok(Some(c)) => {
+                    let texts = (c.records.iter().zip(&c.origins))
+                        .map(|(&(a, b), (_, offset))| {
+                            let text = &c.data[a as usize..b as usize];
+                            (String::from_utf8_lossy(text).into_owned(), *offset)
+                        })
+                        .collect();
+                    assert_eq!(c.base_offset, c.origins[0].1);
+                    chunks.push((texts, c.first_index));
+                }
+                Ok(None) => return (chunks, None),
+                Err(b) => return (chunks, Some(b)),
+            }
+        }
+    }
+
+    #[test]
+    fn envelopes_frame_in_order_and_end_at_the_first_event_too_big_or_broken_document() {
+        let control = r#"{"messageType":"CONTROL_MESSAGE","logEvents":[{"message":"health"}]}"#;
+        let first = r#"{"logEvents":[{"message":"a\nb"},{"message":null}],"logStream":"h","logGroup":"/aws/cloudhsm/c","messageType":"DATA_MESSAGE"}"#;
+        let big = "x".repeat(40);
+        let second = format!(
+            r#"{{"logEvents":[{{"message":"ok"}},{{"message":"{big}"}},{{"message":"after"}}]}}"#
+        );
+        let input = format!("{control}{first} {second}{first}");
+        let (chunks, brk) = frame_all(input.as_bytes(), Form::Subscription, 32);
+        // A document is located where the one before it ended (white space between).
+        let at = (control.len() + first.len()) as u64;
+        let want = vec![
+            ("a\nb".to_string(), control.len() as u64),
+            (String::new(), control.len() as u64),
+            ("ok".to_string(), at),
+        ];
+        assert_eq!(chunks, vec![(want.clone(), 0)]);
+        let brk = brk.expect("the event over the limit ends the member");
+        assert_eq!(brk.offset, at);
+        assert!(brk.reason.contains("40 bytes"), "{}", brk.reason);
+
+        // A broken document ends the member after the events of the ones before it.
+        let input = format!("{control}{first} {{\"logEvents\":[{{\"message\":\"lost\"}}");
+        let (chunks, brk) = frame_all(input.as_bytes(), Form::Subscription, 1 << 20);
+        assert_eq!(chunks, vec![(want[..2].to_vec(), 0)]);
+        let brk = brk.expect("broken JSON");
+        assert_eq!(brk.offset, (control.len() + first.len()) as u64);
+        assert!(brk.reason.starts_with("broken JSON"), "{}", brk.reason);
+
+        // Events past a chunk's target go to the next chunk, indices running on.
+        let origin = Arc::new(Origin::default());
+        let mut c = Chunks::new(CHUNK_TARGET);
+        let text = vec![b'e'; CHUNK_TARGET / 3];
+        for i in 0..4u64 {
+            assert!(c.push(&text, &origin, i * 10));
+        }
+        c.cut();
+        let got: Vec<_> = c
+            .ready
+            .iter()
+            .map(|k| (k.records.len(), k.first_index, k.base_offset))
+            .collect();
+        // Each event carries a newline after it, so a third of the target fits twice.
+        assert_eq!(got, vec![(2, 0, 0), (2, 2, 20)]);
     }
 
     #[test]
