@@ -881,16 +881,21 @@ mod tests {
             x ^= x << 17;
             x
         };
-        let base = format!("{s3}\n{block}");
-        const ROUNDS: usize = 400;
-        for _ in 0..ROUNDS {
-            let mut b = base.clone().into_bytes();
+        // Up to five bytes replaced, then cut at a random length.
+        let mut mutate = |base: &str| {
+            let mut b = base.as_bytes().to_vec();
             for _ in 0..(next() % 6) {
                 let i = (next() as usize) % b.len();
                 b[i] = (next() % 256) as u8;
             }
             let cut = (next() as usize) % (b.len() + 1);
             b.truncate(cut);
+            b
+        };
+        let base = format!("{s3}\n{block}");
+        const ROUNDS: usize = 400;
+        for _ in 0..ROUNDS {
+            let b = mutate(&base);
             for form in [Form::TextBlocks, Form::S3Export] {
                 run(&b, form);
             }
@@ -902,14 +907,7 @@ mod tests {
         );
         assert_eq!(run(envelope.as_bytes(), Form::Subscription), (2, 0, false));
         for _ in 0..ROUNDS {
-            let mut b = envelope.clone().into_bytes();
-            for _ in 0..(next() % 6) {
-                let i = (next() as usize) % b.len();
-                b[i] = (next() % 256) as u8;
-            }
-            let cut = (next() as usize) % (b.len() + 1);
-            b.truncate(cut);
-            run(&b, Form::Subscription);
+            run(&mutate(&envelope), Form::Subscription);
         }
     }
 
