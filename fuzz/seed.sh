@@ -4,7 +4,7 @@
 set -eu
 cd "$(dirname "$0")"
 T=../testdata
-mkdir -p corpus/scan_decode corpus/member corpus/time
+mkdir -p corpus/scan_decode corpus/member corpus/time corpus/cloudhsm
 
 # member: whole input files, as they come (zip, gzip, plain).
 cp "$T"/cases/* "$T"/fuzz/* corpus/member/
@@ -41,6 +41,27 @@ for z in zips:
             f.write(data[:8192])
 PY
 
+# cloudhsm: the head of each sample subscription delivery, inflated, and its first
+# event as a text block and as an S3 export line.
+python3 - "$T" <<'PY'
+import sys, gzip, glob, os, json
+T = sys.argv[1]
+for i, f in enumerate(sorted(glob.glob(os.path.join(T, "sample", "aws-cloudhsm", "*.gz")))[:3]):
+    data = gzip.open(f).read(32768)
+    with open(os.path.join("corpus", "cloudhsm", f"firehose-{i}"), "wb") as out:
+        out.write(data)
+    docs, at, dec = [], 0, json.JSONDecoder()
+    text = gzip.open(f).read(65536).decode("utf-8", "replace")
+    while len(docs) < 2:
+        doc, at = dec.raw_decode(text, at)
+        docs.append(doc)
+    block = docs[-1]["logEvents"][0]["message"]
+    with open(os.path.join("corpus", "cloudhsm", f"block-{i}"), "w") as out:
+        out.write(block + "\n\n" + block + "\n")
+    with open(os.path.join("corpus", "cloudhsm", f"s3-{i}"), "w") as out:
+        out.write("2025-01-01T00:00:00.000Z " + block + "\n")
+PY
+
 # time: time and day strings, good and odd.
 i=0
 for s in "2022-03-10 15:29:01 UTC" "2022-03-10 15:29:01.5 UTC" "2022-03-10 15:29:01.123456789 UTC" \
@@ -50,4 +71,4 @@ for s in "2022-03-10 15:29:01 UTC" "2022-03-10 15:29:01.5 UTC" "2022-03-10 15:29
     printf '%s' "$s" > "corpus/time/seed-$i"
     i=$((i + 1))
 done
-echo "seeded: $(ls corpus/scan_decode | wc -l) scan_decode, $(ls corpus/member | wc -l) member, $(ls corpus/time | wc -l) time"
+echo "seeded: $(ls corpus/scan_decode | wc -l) scan_decode, $(ls corpus/member | wc -l) member, $(ls corpus/time | wc -l) time, $(ls corpus/cloudhsm | wc -l) cloudhsm"

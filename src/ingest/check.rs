@@ -221,56 +221,7 @@ pub fn check_decoded(chunk: Chunk) -> DecodedChunk {
         read < n,
         "a break iff not every record was read"
     );
-    let mut seen = vec![0u8; read];
-    for &(p, _) in &d.rejects {
-        assert!((p as usize) < read, "reject position {p} not read");
-        seen[p as usize] += 1;
-    }
-    assert!(
-        d.rejects.windows(2).all(|w| w[0].0 < w[1].0),
-        "rejects in order"
-    );
-    let schema = file_schema();
-    let mut keys = Vec::new();
-    let mut lo_hi: Option<(i64, i64)> = None;
-    for s in &d.slices {
-        assert!(!s.rows.is_empty());
-        assert!((FIRST_DAY..=LAST_DAY).contains(&s.key.day));
-        assert!(!s.key.tenant.trim().is_empty());
-        assert_eq!(s.batch.schema(), schema);
-        assert_eq!(s.batch.num_rows(), s.rows.len());
-        assert_eq!(s.hashes.len(), s.rows.len());
-        assert!(
-            s.rows.windows(2).all(|w| w[0] < w[1]),
-            "rows in record order"
-        );
-        keys.push(s.key.clone());
-        let times = s
-            .batch
-            .column(Col::Time as usize)
-            .as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
-        let trace = s.batch.column(Col::TraceId as usize).as_string::<i32>();
-        assert_eq!(times.null_count(), 0);
-        assert_eq!(trace.null_count(), 0);
-        for (k, &p) in s.rows.iter().enumerate() {
-            assert!((p as usize) < read, "row position {p} not read");
-            seen[p as usize] += 1;
-            let t = times.value(k);
-            assert_eq!(day_of(t), s.key.day, "a row in its day");
-            lo_hi = Some(lo_hi.map_or((t, t), |(lo, hi)| (lo.min(t), hi.max(t))));
-            assert!(!trace.value(k).is_empty());
-            assert_eq!(s.hashes[k], crate::lake::rows::trace_hash(trace.value(k)));
-        }
-    }
-    assert!(
-        seen.iter().all(|&c| c == 1),
-        "each record read is a row or a reject, once"
-    );
-    assert_eq!(d.time_range, lo_hi, "time range of the rows");
-    let mut sorted = keys.clone();
-    sorted.sort();
-    sorted.dedup();
-    assert_eq!(sorted.len(), keys.len(), "one slice per partition");
+    check_rows(&d, read);
     // What serde_json thinks of each record agrees with the decoder.
     for (p, &(a, b)) in chunk.records.iter().enumerate().take(read + 1).take(n) {
         let raw = &chunk.data[a as usize..b as usize];
@@ -323,6 +274,137 @@ pub fn check_decoded(chunk: Chunk) -> DecodedChunk {
         }
     }
     d
+}
+
+/// The rows and rejects of a decoded chunk whose first `read` records were read: each
+/// record read is a row or a reject exactly once (rejects in order, rows in record order
+/// within a slice), one slice per (tenant, day) with a non-blank tenant and the file
+/// schema, each row in its slice's day (0000-9999) with a non-empty trace ID and its
+/// hash, and `time_range` the rows' earliest and latest time.
+fn check_rows(d: &DecodedChunk, read: usize) {
+    let mut seen = vec![0u8; read];
+    for &(p, _) in &d.rejects {
+        assert!((p as usize) < read, "reject position {p} not read");
+        seen[p as usize] += 1;
+    }
+    assert!(
+        d.rejects.windows(2).all(|w| w[0].0 < w[1].0),
+        "rejects in order"
+    );
+    let schema = file_schema();
+    let mut keys = Vec::new();
+    let mut lo_hi: Option<(i64, i64)> = None;
+    for s in &d.slices {
+        assert!(!s.rows.is_empty());
+        assert!((FIRST_DAY..=LAST_DAY).contains(&s.key.day));
+        assert!(!s.key.tenant.trim().is_empty());
+        assert_eq!(s.batch.schema(), schema);
+        assert_eq!(s.batch.num_rows(), s.rows.len());
+        assert_eq!(s.hashes.len(), s.rows.len());
+        assert!(
+            s.rows.windows(2).all(|w| w[0] < w[1]),
+            "rows in record order"
+        );
+        keys.push(s.key.clone());
+        let times = s
+            .batch
+            .column(Col::Time as usize)
+            .as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
+        let trace = s.batch.column(Col::TraceId as usize).as_string::<i32>();
+        assert_eq!(times.null_count(), 0);
+        assert_eq!(trace.null_count(), 0);
+        for (k, &p) in s.rows.iter().enumerate() {
+            assert!((p as usize) < read, "row position {p} not read");
+            seen[p as usize] += 1;
+            let t = times.value(k);
+            assert_eq!(day_of(t), s.key.day, "a row in its day");
+            lo_hi = Some(lo_hi.map_or((t, t), |(lo, hi)| (lo.min(t), hi.max(t))));
+            assert!(!trace.value(k).is_empty());
+            assert_eq!(s.hashes[k], crate::lake::rows::trace_hash(trace.value(k)));
+        }
+    }
+    assert!(
+        seen.iter().all(|&c| c == 1),
+        "each record read is a row or a reject, once"
+    );
+    assert_eq!(d.time_range, lo_hi, "time range of the rows");
+    let mut sorted = keys.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), keys.len(), "one slice per partition");
+}
+
+/// The record size limit [`check_cloudhsm`] frames with: small, so fuzzed inputs reach
+/// the path of an event over the limit.
+pub const CLOUDHSM_LIMIT: usize = 1024;
+
+/// Frames `data` as an AWS CloudHSM member in each of its forms and decodes every chunk:
+/// chunks come in order with running indices, each record inside its chunk and within
+/// the limit, located inside the input (in the text forms, at the very bytes it holds),
+/// the rows as [`check_rows`] has them, every record read; a break lies within the input
+/// and ends the member.
+pub fn check_cloudhsm(data: &[u8]) {
+    use super::cloudhsm::{decode_chunk, Form, Framer};
+    use super::interface::Framer as _;
+    let ctx = super::DecodeContext {
+        tenant: Some(Arc::from("t")),
+    };
+    let forms = [
+        Form::TextBlocks,
+        Form::S3Export,
+        Form::CloudWatchJson,
+        Form::Subscription,
+    ];
+    for form in forms {
+        let mut r = data;
+        let mut framer = Framer::new(&mut r, form, CLOUDHSM_LIMIT);
+        let mut next_index = 0u64;
+        loop {
+            let chunk = match framer.next_chunk() {
+                Ok(Some(c)) => c,
+                Ok(None) => break,
+                Err(b) => {
+                    assert!(b.offset <= data.len() as u64, "break past the input");
+                    break;
+                }
+            };
+            let n = chunk.records.len();
+            assert!(n > 0, "an empty chunk");
+            assert_eq!(chunk.first_index, next_index, "indices run on");
+            assert_eq!(chunk.origins.len(), n, "one origin per event");
+            next_index += n as u64;
+            let mut end = 0u32;
+            for (&(a, b), (_, offset)) in chunk.records.iter().zip(&chunk.origins) {
+                assert!(end <= a && a <= b && b as usize <= chunk.data.len());
+                assert!(
+                    (b - a) as usize <= CLOUDHSM_LIMIT,
+                    "an event over the limit"
+                );
+                assert!(
+                    *offset <= data.len() as u64,
+                    "an event located past the input"
+                );
+                if matches!(form, Form::TextBlocks | Form::S3Export) {
+                    let at = *offset as usize;
+                    let text = &chunk.data[a as usize..b as usize];
+                    assert_eq!(
+                        data.get(at..at + text.len()),
+                        Some(text),
+                        "the input's bytes"
+                    );
+                }
+                end = b;
+            }
+            let d = decode_chunk(Arc::new(chunk), form, &ctx);
+            assert_eq!(d.records_read, n as u64, "every event read");
+            assert!(d.brk.is_none());
+            check_rows(&d, n);
+        }
+        assert!(
+            matches!(framer.next_chunk(), Ok(None)),
+            "a framer yields after its end"
+        );
+    }
 }
 
 /// Opens `path` as an export (zip, gzip or plain) and checks each member as
@@ -417,6 +499,31 @@ mod tests {
             seen += 1;
         }
         assert!(seen >= 20, "only {seen} files");
+    }
+
+    #[test]
+    fn cloudhsm_samples_hold_the_checks() {
+        use std::io::Read as _;
+        let mut seen = 0;
+        for path in files("testdata/sample/aws-cloudhsm").into_iter().take(2) {
+            let mut head = Vec::new();
+            let file = std::fs::File::open(&path).unwrap();
+            flate2::read::MultiGzDecoder::new(file)
+                .take(256 << 10)
+                .read_to_end(&mut head)
+                .unwrap();
+            check_cloudhsm(&head);
+            // As the text forms see an event: a block of `name : value` lines.
+            let doc: serde_json::Value = serde_json::Deserializer::from_slice(&head)
+                .into_iter()
+                .nth(1)
+                .unwrap()
+                .unwrap();
+            let block = doc["logEvents"][0]["message"].as_str().unwrap();
+            check_cloudhsm(format!("{block}\n\n{block}").as_bytes());
+            seen += 1;
+        }
+        assert_eq!(seen, 2);
     }
 
     #[test]
