@@ -472,6 +472,9 @@ mod tests {
         {
             let name = path.file_name().unwrap().to_string_lossy().into_owned();
             let bytes = std::fs::read(&path).unwrap();
+            if name.starts_with("regress-cloudhsm") {
+                check_cloudhsm(&bytes);
+            }
             let as_file = std::panic::catch_unwind(|| check_file(&path, LIMIT));
             let as_member = std::panic::catch_unwind(|| check_member(&bytes[..], LIMIT));
             let (Ok(summary), Ok(member)) = (as_file, as_member) else {

@@ -571,7 +571,9 @@ fn event_time(v: &str) -> Option<i64> {
         let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
         let mut p = hms.split(':').map(|x| x.parse::<i64>().ok());
         let (h, mi, s) = (p.next()??, p.next()??, p.next()??);
-        if p.next().is_some() || h > 23 || mi > 59 || s > 60 {
+        // A sign parses too: `-9…` hours must not reach the arithmetic below.
+        let bad = !(0..=23).contains(&h) || !(0..=59).contains(&mi) || !(0..=60).contains(&s);
+        if p.next().is_some() || bad {
             return None;
         }
         let mut micros = 0i64;
@@ -801,6 +803,9 @@ mod tests {
 
     #[test]
     fn times_responses_and_roles() {
+        // Found by the cloudhsm fuzz target: a negative hour overflowed.
+        assert_eq!(event_time("03/01/25 -9223372036854775808:07:50"), None);
+        assert_eq!(event_time("03/01/25 12:-1:50"), None);
         assert_eq!(
             event_time("12/19/17 21:01:17.140812, usecs:1513717277140812"),
             Some(1513717277140812)
