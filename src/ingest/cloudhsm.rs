@@ -995,19 +995,13 @@ mod tests {
     #[test]
     fn text_blocks_frame_at_time_lines_and_blank_lines() {
         let text = b"Time: 1\nOpcode : A\n\n\nTime: 2\nOpcode: B\nTime: 3\r\nOpcode\t: C\n";
-        let mut chunks = Chunks::new(1 << 20);
-        assert!(frame_text(text, false, &mut chunks).is_none());
-        chunks.cut();
-        let chunk = chunks.ready.pop_front().expect("one chunk");
-        assert!(chunks.ready.is_empty() && chunks.brk.is_none());
-        let got: Vec<_> = (chunk.records.iter().zip(&chunk.origins))
-            .map(|(&(a, b), (_, offset))| {
-                let text = &chunk.data[a as usize..b as usize];
-                (String::from_utf8_lossy(text).into_owned(), *offset)
-            })
-            .collect();
+        let (chunks, brk) = frame_all(text, Form::TextBlocks, 1 << 20);
+        assert!(brk.is_none());
+        let [(got, 0)] = &chunks[..] else {
+            panic!("one chunk: {chunks:?}")
+        };
         assert_eq!(
-            got,
+            *got,
             vec![
                 ("Time: 1\nOpcode : A".to_string(), 0),
                 ("Time: 2\nOpcode: B".to_string(), 21),
