@@ -916,13 +916,12 @@ mod tests {
         }
     }
 
+    /// One chunk's events (text, member offset) and its first index.
+    type Framed = (Vec<(String, u64)>, u64);
+
     /// Every chunk of a member, then how it ended: `(texts and offsets, first index)`s
     /// and the break.
-    fn frame_all(
-        input: &[u8],
-        form: Form,
-        limit: usize,
-    ) -> (Vec<(Vec<(String, u64)>, u64)>, Option<Break>) {
+    fn frame_all(input: &[u8], form: Form, limit: usize) -> (Vec<Framed>, Option<Break>) {
         use crate::ingest::interface::Framer as _;
         let mut r: &[u8] = input;
         let mut framer = Framer::new(&mut r, form, limit);
