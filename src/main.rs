@@ -65,19 +65,25 @@ fn run() -> ExitCode {
 
 /// mimalloc's options for a long streamed scan, where buffers are allocated on one
 /// thread (a blocking-pool file read) and freed on another (the query's worker): freed
-/// pages are reclaimed by the freeing thread and returned to the OS at once, instead of
-/// staying with the idle thread that allocated them. On a streamed `SELECT meta` over a
-/// 10M-event lake peak RSS went from 627 MB to 239 MB (303 MB with the blocking-pool cap
-/// alone). Only for the commands that run SQL: convert's buffers are allocated and freed
-/// on the same threads, and returning every freed page at once made it fault them back
-/// in (10M-event year: 18 s of system time against 6 s, twice the page faults).
+/// pages are reclaimed by the freeing thread and returned to the OS after 100 ms unused,
+/// instead of staying with the idle thread that allocated them. On a streamed `SELECT
+/// meta` over a 10M-event lake peak RSS went from 627 MB to 239 MB (303 MB with the
+/// blocking-pool cap alone). The 100 ms: returning pages at once (0) made a query fault
+/// back in the pages its next batches needed. Over the 10M-event year, one session,
+/// medians of 3, best of 3 interleaved rounds: key_first_use 2.81 s against 3.13,
+/// privileged_actions 0.99 against 1.20, daily_activity 1.42 against 1.61, a point
+/// lookup 5 against 10 ms, the light views within noise; a streamed `SELECT *` to CSV
+/// peaked at 234 MiB against 197 MiB. Only for the commands that run SQL: convert's
+/// buffers are allocated and freed on the same threads, and returning every freed
+/// page at once made it fault them back in (10M-event year: 18 s of system time
+/// against 6 s, twice the page faults).
 /// An option the environment sets (MIMALLOC_PURGE_DELAY=...) is left as it says.
 #[cfg(not(feature = "system-alloc"))]
 fn tune_allocator() {
     // Indices in mimalloc 3.x's `mi_option_t` (libmimalloc-sys 0.1.49, pinned by Cargo.lock).
     const OPTIONS: [(i32, &str, std::ffi::c_long); 3] = [
         (4, "MIMALLOC_ARENA_EAGER_COMMIT", 0),
-        (15, "MIMALLOC_PURGE_DELAY", 0),
+        (15, "MIMALLOC_PURGE_DELAY", 100),
         (35, "MIMALLOC_PAGE_RECLAIM_ON_FREE", 1),
     ];
     extern "C" {
