@@ -322,7 +322,10 @@ pub async fn build_session(opts: &SessionOptions) -> Result<Session> {
         None => {
             let ctx = SessionContext::new_with_config_rt(config, runtime);
             // Small reads (bloom filters, footers) are kept for the session: see `cache`.
-            let cached = cache::RangeCache::new(store.store.clone(), RANGE_CACHE_BYTES);
+            let mut cached = cache::RangeCache::new(store.store.clone(), RANGE_CACHE_BYTES);
+            if store.local_dir().is_some() {
+                cached = cached.read_inline();
+            }
             // Listings leave out what a compaction is replacing or writing: see `live`.
             let live = live::LiveListing::new(Arc::new(cached), store.clone());
             ctx.register_object_store(&store.base_url, Arc::new(live));
