@@ -45,7 +45,7 @@ pub struct RangeCache {
     inner: Arc<dyn ObjectStore>,
     budget: usize,
     ranges: Mutex<Ranges>,
-    /// For a lake on local disk: column data is read in the calling task (see
+    /// For a lake on local disk: every read is made in the calling task (see
     /// [`RangeCache::read_inline`]).
     local: Option<LocalFileSystem>,
 }
@@ -203,36 +203,25 @@ impl ObjectStore for RangeCache {
             let range = key.1..key.1 + e.bytes.len() as u64;
             return Ok(Self::result(&e, range));
         }
-        let (entry, range) = match &self.local {
+        let (bytes, meta, attributes, range) = match &self.local {
             // A footer or bloom filter of a local lake: read here, as column data is.
             Some(fs) => {
                 let path = fs.path_to_filesystem(location)?;
                 let (bytes, meta) = read_range(&path, location, key.1..key.2)?;
                 let range = key.1..key.1 + bytes.len() as u64;
-                let attributes = Attributes::default();
-                (
-                    Entry {
-                        bytes,
-                        meta,
-                        attributes,
-                    },
-                    range,
-                )
+                (bytes, meta, Attributes::default(), range)
             }
             None => {
                 let r = self.inner.get_opts(location, options).await?;
                 let (meta, attributes, range) =
                     (r.meta.clone(), r.attributes.clone(), r.range.clone());
-                let bytes = r.bytes().await?;
-                (
-                    Entry {
-                        bytes,
-                        meta,
-                        attributes,
-                    },
-                    range,
-                )
+                (r.bytes().await?, meta, attributes, range)
             }
+        };
+        let entry = Entry {
+            bytes,
+            meta,
+            attributes,
         };
         let out = Self::result(&entry, range);
         let mut ranges = self.ranges.lock().expect("cache lock");
