@@ -102,10 +102,17 @@ pub fn writer_properties(batches: &[RecordBatch], zstd_level: i32) -> WriterProp
             ZstdLevel::try_new(zstd_level).unwrap_or_default(),
         ))
         .set_dictionary_enabled(true)
-        .set_statistics_enabled(EnabledStatistics::Page)
+        // No min/max for the string columns: the lake's pruning reads the manifest's own
+        // statistics and bloom filters, and computing them cost two comparisons per value
+        // (5.7% of convert's CPU). time keeps page statistics (the page index prunes a
+        // time range within a file); vendor keeps its chunk's (`status` reads it).
+        .set_statistics_enabled(EnabledStatistics::None)
         .set_max_row_group_row_count(Some(1 << 20))
         .set_created_by(format!("auditlake {}", env!("CARGO_PKG_VERSION")));
     let path = |c: Col| ColumnPath::from(COLUMN_NAMES[c as usize]);
+    b = b
+        .set_column_statistics_enabled(path(Col::Time), EnabledStatistics::Page)
+        .set_column_statistics_enabled(path(Col::Vendor), EnabledStatistics::Chunk);
     for c in UNCOMPRESSED {
         b = b.set_column_compression(path(c), Compression::UNCOMPRESSED);
     }
