@@ -79,6 +79,24 @@ impl TenantSeen {
             .collect()
     }
 
+    /// Asks the CPU to fetch `h`'s home slot ahead of its probe: a tenant's table is tens
+    /// of megabytes, so a probe is a cache miss unless fetched while earlier rows ran.
+    #[inline]
+    fn prefetch(&self, h: u64) {
+        #[cfg(target_arch = "x86_64")]
+        if !self.slots.is_empty() {
+            let i = Self::home(h, self.slots.len() - 1);
+            // SAFETY: SSE is part of x86_64, and `i` is inside `slots` (a prefetch never
+            // faults anyway).
+            unsafe {
+                use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+                _mm_prefetch::<_MM_HINT_T0>(self.slots.as_ptr().add(i).cast());
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = h;
+    }
+
     /// Records `h` on `day` unless the day is already recorded for it.
     fn add(&mut self, h: u64, day: i32) {
         let packed = Self::pack(h, day);
@@ -343,7 +361,15 @@ impl PartitionBuffer {
         // The tenant's hashes are taken out of the map for the slice: one lookup, not one per row.
         let mut seen = self.seen.remove(&key.tenant).expect("tenant loaded");
         let mut has_index = self.bufs[&key].index.is_some();
+        // How many rows ahead the next probes' slots are fetched.
+        const AHEAD: usize = 16;
+        for &h in hashes.iter().take(AHEAD) {
+            seen.prefetch(h);
+        }
         for (r, &h) in hashes.iter().enumerate() {
+            if let Some(&later) = hashes.get(r + AHEAD) {
+                seen.prefetch(later);
+            }
             if seen.add_new(h, key.day) {
                 // The common case: a trace_id never seen.
                 if has_index {
