@@ -1,7 +1,8 @@
 //! Writes one partition's rows as a Parquet file: sorted by time, zstd where it pays,
-//! dictionary, page statistics and bloom filters, published atomically in a
-//! single PUT (on local disk: a temporary file renamed into place). The SHA-256
-//! of each file is taken from its bytes on their way out, for the ledger.
+//! dictionary, statistics and a page index on time, bloom filters on the lookup
+//! columns, published atomically in a single PUT (on local disk: a temporary file
+//! renamed into place). The SHA-256 of each file is taken from its bytes on their way
+//! out, for the ledger.
 
 use arrow::array::RecordBatch;
 use parquet::arrow::ArrowWriter;
