@@ -535,11 +535,9 @@ fn scan_nested(buf: &[u8], i: usize) -> Value {
             padded[..n].copy_from_slice(&buf[p..]);
             blocks::masks(&padded)
         };
-        // Bytes before the block's first backslash (all of it when there is none).
-        let clean = match block.backslashes.trailing_zeros() {
-            64 => u64::MAX,
-            b => (1u64 << b) - 1,
-        };
+        // The block's first backslash (64: none), and the bytes before it.
+        let bs = block.backslashes.trailing_zeros();
+        let clean = if bs == 64 { u64::MAX } else { (1u64 << bs) - 1 };
         let inside = blocks::prefix_xor(block.quotes) ^ if in_string { u64::MAX } else { 0 };
         let mut structural = (block.opens | block.closes) & !inside & clean;
         while structural != 0 {
@@ -554,9 +552,9 @@ fn scan_nested(buf: &[u8], i: usize) -> Value {
             }
             structural &= structural - 1;
         }
-        if clean != u64::MAX {
-            let at = p + clean.count_ones() as usize;
-            return if inside >> clean.count_ones() & 1 == 1 {
+        if bs < 64 {
+            let at = p + bs as usize;
+            return if inside >> bs & 1 == 1 {
                 match string_end(buf, at) {
                     Some(e) => scan_nested_from(buf, e, depth),
                     None => Value::NeedMore,
@@ -655,12 +653,14 @@ mod blocks {
         };
         for (k, &c) in block.iter().enumerate() {
             let bit = 1u64 << k;
-            match c | 0x20 {
-                _ if c == b'"' => m.quotes |= bit,
-                _ if c == b'\\' => m.backslashes |= bit,
-                b'{' => m.opens |= bit,
-                b'}' => m.closes |= bit,
-                _ => {}
+            if c == b'"' {
+                m.quotes |= bit;
+            } else if c == b'\\' {
+                m.backslashes |= bit;
+            } else if c | 0x20 == b'{' {
+                m.opens |= bit;
+            } else if c | 0x20 == b'}' {
+                m.closes |= bit;
             }
         }
         m
