@@ -7,10 +7,14 @@
 -- first_value(... ORDER BY time, trace_id) says it in one aggregation, but DataFusion 55's ordered
 -- first_value walks every group on every batch: 10.8 s on a 10M-event year with 300k keys; the
 -- min()-and-joins form before this one took three passes and 5.9 s; this one 3.1-3.6 s.
+-- The second pass asks for successes through the join (outcome as a fourth key, `k.ok`), not by a
+-- filter on events: a filter keeping 99% of 10M rows copied every column it passed (0.28 CPU-s), the
+-- extra key costs a hash per row; 7-8% less CPU for the view, same rows.
 CREATE VIEW key_first_use AS
 WITH keys AS (
     SELECT tenant_id,
            ouid,
+           'success' AS ok,
            min(time) FILTER (WHERE category = 'key_use')    AS first_use,
            count(*)  FILTER (WHERE category = 'key_use')    AS uses,
            min(time) FILTER (WHERE category = 'key_create') AS created_at
@@ -24,9 +28,9 @@ first_uses AS (
            lag(k.tenant_id) OVER by_key AS previous_tenant,
            lag(k.ouid)      OVER by_key AS previous_ouid
     FROM keys k
-    JOIN events e ON e.tenant_id = k.tenant_id AND e.ouid = k.ouid AND e.time = k.first_use
+    JOIN events e ON e.tenant_id = k.tenant_id AND e.ouid = k.ouid AND e.time = k.first_use AND e.outcome = k.ok
     JOIN action_catalog c ON c.vendor = e.vendor AND c.action = e.action
-    WHERE c.category = 'key_use' AND e.outcome = 'success'
+    WHERE c.category = 'key_use'
     WINDOW by_key AS (ORDER BY k.tenant_id, k.ouid, e.trace_id)
 )
 SELECT tenant_id, ouid, first_use, action, actor_id, client_ip, role, created_at, uses
