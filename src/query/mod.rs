@@ -10,6 +10,7 @@
 //! the look-back window of findings).
 
 pub mod cache;
+pub mod categories;
 pub mod cluster;
 pub mod live;
 pub mod planned;
@@ -449,10 +450,22 @@ pub async fn build_session(opts: &SessionOptions) -> Result<Session> {
             purpose: "every event with local_time, its time on its tenant's clock (the rules' time zone, UTC where none is set)".into(),
         },
     ];
+    let mut categories = None;
     for (name, sql) in BUILTIN_SQL {
-        ctx.sql(sql)
-            .await
-            .map_err(|e| Error::Usage(format!("built-in view {name}: {e}")))?;
+        let built_in = |e: &dyn std::fmt::Display| Error::Usage(format!("built-in view {name}: {e}"));
+        // The catalog comes first; views naming `{category:...}` get its rows spelled out.
+        let expanded;
+        let sql = if sql.contains("{category:") {
+            if categories.is_none() {
+                categories = Some(categories::Categories::of_session(&ctx).await?);
+            }
+            let c = categories.as_ref().expect("read above");
+            expanded = c.expand(sql).map_err(|e| built_in(&e))?;
+            expanded.as_str()
+        } else {
+            sql
+        };
+        ctx.sql(sql).await.map_err(|e| built_in(&e))?;
         views.push(Described {
             name: name.to_string(),
             purpose: purpose_of(sql),
