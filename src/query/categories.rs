@@ -37,7 +37,11 @@ impl Categories {
             // Whatever string type the VALUES came as, read as Utf8.
             let text = |i: usize| arrow::compute::cast(b.column(i), &DataType::Utf8);
             let (c, v, a) = (text(0)?, text(1)?, text(2)?);
-            let (c, v, a) = (c.as_string::<i32>(), v.as_string::<i32>(), a.as_string::<i32>());
+            let (c, v, a) = (
+                c.as_string::<i32>(),
+                v.as_string::<i32>(),
+                a.as_string::<i32>(),
+            );
             for i in 0..b.num_rows() {
                 if c.is_null(i) || v.is_null(i) || a.is_null(i) {
                     continue;
@@ -65,10 +69,11 @@ impl Categories {
                 .find('}')
                 .ok_or_else(|| Error::Usage(format!("unclosed {OPEN}...}} in {:?}", head(rest))))?;
             let name = &after[..end];
-            let vendors = self
-                .by_category
-                .get(name)
-                .ok_or_else(|| Error::Usage(format!("{OPEN}{name}}}: no such category in action_catalog")))?;
+            let vendors = self.by_category.get(name).ok_or_else(|| {
+                Error::Usage(format!(
+                    "{OPEN}{name}}}: no such category in action_catalog"
+                ))
+            })?;
             out.push_str(&predicate(vendors));
             rest = &after[end + 1..];
         }
@@ -84,7 +89,11 @@ fn predicate(vendors: &BTreeMap<String, Vec<String>>) -> String {
         .iter()
         .map(|(vendor, actions)| {
             let list: Vec<String> = actions.iter().map(|a| quote(a)).collect();
-            format!("(vendor = {} AND action IN ({}))", quote(vendor), list.join(", "))
+            format!(
+                "(vendor = {} AND action IN ({}))",
+                quote(vendor),
+                list.join(", ")
+            )
         })
         .collect();
     format!("({})", arms.join(" OR "))
@@ -102,7 +111,10 @@ mod tests {
         let mut c = Categories::default();
         let mut auth = BTreeMap::new();
         auth.insert("dpod".to_string(), vec!["LUNA_LOGIN".to_string()]);
-        auth.insert("odd'vendor".to_string(), vec!["Log'in".to_string(), "SignIn".to_string()]);
+        auth.insert(
+            "odd'vendor".to_string(),
+            vec!["Log'in".to_string(), "SignIn".to_string()],
+        );
         c.by_category.insert("auth".to_string(), auth);
         c
     }
@@ -111,12 +123,17 @@ mod tests {
     fn placeholders_become_the_catalogs_rows_and_typos_are_errors() {
         let c = categories();
         assert_eq!(
-            c.expand("SELECT count(*) FILTER (WHERE {category:auth}) FROM events").unwrap(),
+            c.expand("SELECT count(*) FILTER (WHERE {category:auth}) FROM events")
+                .unwrap(),
             "SELECT count(*) FILTER (WHERE ((vendor = 'dpod' AND action IN ('LUNA_LOGIN')) OR \
              (vendor = 'odd''vendor' AND action IN ('Log''in', 'SignIn')))) FROM events"
         );
         assert_eq!(c.expand("SELECT 1").unwrap(), "SELECT 1");
-        assert!(c.expand("{category:auht}").unwrap_err().to_string().contains("auht"));
+        assert!(c
+            .expand("{category:auht}")
+            .unwrap_err()
+            .to_string()
+            .contains("auht"));
         assert!(c.expand("{category:auth").is_err());
     }
 }

@@ -452,7 +452,8 @@ pub async fn build_session(opts: &SessionOptions) -> Result<Session> {
     ];
     let mut categories = None;
     for (name, sql) in BUILTIN_SQL {
-        let built_in = |e: &dyn std::fmt::Display| Error::Usage(format!("built-in view {name}: {e}"));
+        let built_in =
+            |e: &dyn std::fmt::Display| Error::Usage(format!("built-in view {name}: {e}"));
         // The catalog comes first; views naming `{category:...}` get its rows spelled out.
         let expanded;
         let sql = if sql.contains("{category:") {
