@@ -14,6 +14,7 @@ use arrow::array::{Array, AsArray};
 use arrow::datatypes::DataType;
 use datafusion::execution::context::SessionContext;
 
+use super::sql_literal;
 use crate::{Error, Result};
 
 /// The catalog's (vendor, actions) per category, as the session registered it.
@@ -82,16 +83,16 @@ impl Categories {
     }
 }
 
-/// `((vendor = 'v' AND action IN ('a', ...)) OR ...)`, vendors and actions in catalog order.
+/// `((vendor = 'v' AND action IN ('a', ...)) OR ...)`: vendors by name, each one's actions
+/// in catalog order.
 fn predicate(vendors: &BTreeMap<String, Vec<String>>) -> String {
-    let quote = |s: &str| format!("'{}'", s.replace('\'', "''"));
     let arms: Vec<String> = vendors
         .iter()
         .map(|(vendor, actions)| {
-            let list: Vec<String> = actions.iter().map(|a| quote(a)).collect();
+            let list: Vec<String> = actions.iter().map(|a| sql_literal(a)).collect();
             format!(
                 "(vendor = {} AND action IN ({}))",
-                quote(vendor),
+                sql_literal(vendor),
                 list.join(", ")
             )
         })
