@@ -118,7 +118,7 @@ impl Format {
     /// as `record_too_large` where the format frames by size.
     pub fn framer<'a>(self, reader: &'a mut dyn Read, limit: usize) -> Box<dyn Framer + 'a> {
         match self {
-            Format::Dpod => Box::new(Scanner::with_limit(reader, limit)),
+            Format::Dpod => Box::new(Scanner::with_limit(reader, limit).ramping()),
             Format::CloudHsm(form) => Box::new(cloudhsm::Framer::new(reader, form, limit)),
             Format::Azure { envelope } | Format::Unknown { envelope } if envelope => {
                 Box::new(Scanner::enveloped(reader, limit))

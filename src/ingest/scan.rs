@@ -20,6 +20,10 @@ use super::interface::{is_json_space, Break, Chunk, Framer, Oversized, CHUNK_TAR
 /// Default size limit of one record: a larger one is rejected as `record_too_large`.
 pub const MAX_RECORD: usize = 256 << 20;
 const READ_BLOCK: usize = 1 << 20;
+/// The first chunk's target size; each next one doubles up to [`CHUNK_TARGET`]. Decoders
+/// wait for the first chunk, so a small one sets both cores to work after one read
+/// instead of four.
+const FIRST_CHUNK: usize = 256 << 10;
 
 #[derive(Clone, Copy, PartialEq, Debug)]
 enum State {
@@ -55,6 +59,8 @@ pub struct Scanner<R> {
     /// Records come in `{"records": [...]}` envelopes (Azure's older blobs, Event Hubs),
     /// one or more, concatenated.
     envelope: bool,
+    /// The size at which the chunk being cut is complete (see [`FIRST_CHUNK`]).
+    target: usize,
 }
 
 enum Value {
@@ -83,6 +89,16 @@ impl<R: Read> Scanner<R> {
             pending: None,
             read_error: None,
             envelope: false,
+            target: CHUNK_TARGET,
+        }
+    }
+
+    /// The same, whose first chunk is small (see [`FIRST_CHUNK`]): for a member that
+    /// goes to the decoders chunk by chunk. (Vault's framer wants whole-size chunks.)
+    pub fn ramping(self) -> Self {
+        Scanner {
+            target: FIRST_CHUNK.min(CHUNK_TARGET),
+            ..self
         }
     }
 
@@ -120,7 +136,7 @@ impl<R: Read> Scanner<R> {
         let mut records: Vec<(u32, u32)> = Vec::new();
         let first_index = self.next_index;
         loop {
-            if records.last().is_some_and(|r| r.1 as usize >= CHUNK_TARGET) {
+            if records.last().is_some_and(|r| r.1 as usize >= self.target) {
                 break;
             }
             match self.step(&mut records) {
@@ -180,6 +196,7 @@ impl<R: Read> Scanner<R> {
         // The chunk keeps the bytes before its first record (a separator or two) rather
         // than shifting megabytes to drop them.
         let end = records.last().expect("a chunk has records").1 as usize;
+        self.target = (self.target * 2).min(CHUNK_TARGET);
         // The next chunk's buffer is allocated at its full size once, not grown by doubling.
         let mut tail = Vec::with_capacity(CHUNK_TARGET + 2 * READ_BLOCK);
         tail.extend_from_slice(&self.buf[end..]);
@@ -826,18 +843,28 @@ mod tests {
         let rec = format!("{{\"pad\":\"{}\"}}", "y".repeat(1000));
         let n = 2 * CHUNK_TARGET / rec.len() + 10;
         let input = format!("[{}]", vec![rec.as_str(); n].join(","));
-        let mut s = Scanner::new(input.as_bytes());
-        let mut count = 0u64;
-        while let Some(c) = s.next_chunk().unwrap() {
-            assert_eq!(c.first_index, count);
-            for (k, (a, b)) in c.records.iter().enumerate() {
-                let off = c.base_offset + *a as u64;
-                assert_eq!(off, 1 + (count + k as u64) * (rec.len() as u64 + 1));
-                assert_eq!(&c.data[*a as usize..*b as usize], rec.as_bytes());
+        for ramping in [false, true] {
+            let mut s = Scanner::new(input.as_bytes());
+            if ramping {
+                s = s.ramping();
             }
-            count += c.records.len() as u64;
+            let (mut count, mut sizes) = (0u64, Vec::new());
+            while let Some(c) = s.next_chunk().unwrap() {
+                assert_eq!(c.first_index, count);
+                for (k, (a, b)) in c.records.iter().enumerate() {
+                    let off = c.base_offset + *a as u64;
+                    assert_eq!(off, 1 + (count + k as u64) * (rec.len() as u64 + 1));
+                    assert_eq!(&c.data[*a as usize..*b as usize], rec.as_bytes());
+                }
+                count += c.records.len() as u64;
+                sizes.push(c.records.len());
+            }
+            assert_eq!(count, n as u64);
+            // A ramping scanner's chunks double from FIRST_CHUNK up to CHUNK_TARGET.
+            let first = (if ramping { FIRST_CHUNK } else { CHUNK_TARGET }).div_ceil(rec.len() + 1);
+            assert!(sizes[0].abs_diff(first) <= 1, "{ramping}: {sizes:?}");
+            assert!(sizes[1] > sizes[0] || !ramping, "{sizes:?}");
         }
-        assert_eq!(count, n as u64);
     }
 
     /// The block scan finds the same end (or none) as the byte-by-byte one, wherever the

@@ -204,7 +204,10 @@ impl Layout {
 
 /// A run's bytes for these entries (sorted and deduplicated here).
 pub fn encode(mut entries: Vec<Packed>) -> Result<Bytes> {
-    entries.sort_unstable();
+    // The entries come as sorted runs (a converted file's, a run read back): the stable
+    // sort finds the runs and merges them. A run's 418k entries from 32 files took 11 ms
+    // on one thread as an unstable sort, the last thing a convert waits for.
+    entries.sort();
     entries.dedup();
     if entries.len() > u32::MAX as usize {
         return Err(Error::Usage(format!(

@@ -252,6 +252,9 @@ fn encoder(
             // The file's index entries first: a file is never in the lake unindexed.
             let mut entries = Vec::new();
             index::entries_of(&batches, job.key.day, &mut entries);
+            // Sorted here, on the encoders, the run's entries are runs that the index's
+            // last step merges instead of sorting them all on one thread.
+            entries.sort_unstable();
             rt.block_on(async {
                 index::put_fragment(&store, &job.key.tenant, &job.name, entries.clone()).await?;
                 write_file(&store, &job.key, &job.name, &batches, zstd_level).await

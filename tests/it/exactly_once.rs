@@ -51,6 +51,57 @@ fn the_same_exports_twice_add_nothing() {
     assert_eq!(lake_rows(dir.path()), first);
 }
 
+/// An export of many chunks is read while its SHA-256 is still being taken: the first
+/// run keeps every record read before the ledger's verdict, the second drops them.
+#[test]
+fn a_large_export_read_ahead_of_its_hash_is_kept_once_and_then_skipped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exports = tmp.path().join("exports");
+    let gen = bin()
+        .args([
+            "-q",
+            "generate",
+            "--events",
+            "20000",
+            "--tenants",
+            "1",
+            "--months",
+            "1",
+        ])
+        .arg("--output")
+        .arg(&exports)
+        .output()
+        .unwrap();
+    assert_success(&gen);
+    let zips: Vec<_> = std::fs::read_dir(&exports)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(zips.len(), 1, "{zips:?}");
+    let lake = tmp.path().join("lake");
+    let first = convert(&lake, &zips, &[]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert!(first.n("records_read") >= 20000, "{}", first.summary);
+    let rows = lake_rows(&lake);
+    assert_eq!(rows.len() as u64, first.n("written"));
+    assert_eq!(
+        first.n("written") + first.n("duplicates"),
+        first.n("records_read")
+    );
+    let again = convert(&lake, &zips, &[]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(
+        (
+            again.n("skipped"),
+            again.n("sources"),
+            again.n("records_read"),
+            again.n("written")
+        ),
+        (1, 0, 0, 0)
+    );
+    assert_eq!(lake_rows(&lake), rows);
+}
+
 #[test]
 fn one_at_a_time_in_any_order_equals_all_at_once() {
     let all = tempfile::tempdir().unwrap();
