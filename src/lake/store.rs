@@ -360,11 +360,22 @@ impl LakeStore {
     }
 
     /// Removes an object (a write like any other: checks the lock first).
+    ///
+    /// Azure deletes through a batch POST, which object_store does not resend when a
+    /// pooled connection drops under it (a POST is not idempotent to it); a delete here
+    /// is (a missing object is success), so a failed one is tried again, twice at most.
     pub async fn delete(&self, rel: &str) -> Result<()> {
-        self.check_held()?;
-        match self.store.delete(&self.path(rel)).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(self.err(rel, e)),
+        let (mut attempt, mut backoff) = (1, Duration::from_millis(100));
+        loop {
+            self.check_held()?;
+            match self.store.delete(&self.path(rel)).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => return Ok(()),
+                Err(object_store::Error::Generic { .. }) if attempt < 3 => {
+                    tokio::time::sleep(backoff).await;
+                    (attempt, backoff) = (attempt + 1, backoff * 4);
+                }
+                Err(e) => return Err(self.err(rel, e)),
+            }
         }
     }
 
@@ -437,6 +448,109 @@ fn one_line(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures::stream::BoxStream;
+    use futures::StreamExt;
+    use object_store::path::Path as P;
+    use object_store::{
+        CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta,
+        PutMultipartOptions, PutResult, RenameOptions,
+    };
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// The in-memory store, its first `fail` deletes answered with a transport error (as
+    /// Azure's batch delete answers when a pooled connection drops).
+    #[derive(Debug)]
+    struct DropsDeletes {
+        inner: object_store::memory::InMemory,
+        fail: AtomicUsize,
+    }
+
+    impl std::fmt::Display for DropsDeletes {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "DropsDeletes")
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl ObjectStore for DropsDeletes {
+        async fn get_opts(&self, l: &P, o: GetOptions) -> object_store::Result<GetResult> {
+            self.inner.get_opts(l, o).await
+        }
+        async fn put_opts(
+            &self,
+            l: &P,
+            p: PutPayload,
+            o: PutOptions,
+        ) -> object_store::Result<PutResult> {
+            self.inner.put_opts(l, p, o).await
+        }
+        async fn put_multipart_opts(
+            &self,
+            l: &P,
+            o: PutMultipartOptions,
+        ) -> object_store::Result<Box<dyn MultipartUpload>> {
+            self.inner.put_multipart_opts(l, o).await
+        }
+        fn delete_stream(
+            &self,
+            locations: BoxStream<'static, object_store::Result<P>>,
+        ) -> BoxStream<'static, object_store::Result<P>> {
+            let dropped = self
+                .fail
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                .is_ok();
+            if dropped {
+                return futures::stream::once(async {
+                    Err(object_store::Error::Generic {
+                        store: "DropsDeletes",
+                        source: "Error performing bulk delete request: error sending request"
+                            .into(),
+                    })
+                })
+                .boxed();
+            }
+            self.inner.delete_stream(locations)
+        }
+        fn list(&self, p: Option<&P>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+            self.inner.list(p)
+        }
+        async fn list_with_delimiter(&self, p: Option<&P>) -> object_store::Result<ListResult> {
+            self.inner.list_with_delimiter(p).await
+        }
+        async fn copy_opts(&self, f: &P, t: &P, o: CopyOptions) -> object_store::Result<()> {
+            self.inner.copy_opts(f, t, o).await
+        }
+        async fn rename_opts(&self, f: &P, t: &P, o: RenameOptions) -> object_store::Result<()> {
+            self.inner.rename_opts(f, t, o).await
+        }
+    }
+
+    fn dropping(fail: usize) -> LakeStore {
+        LakeStore {
+            store: Arc::new(DropsDeletes {
+                inner: object_store::memory::InMemory::new(),
+                fail: AtomicUsize::new(fail),
+            }),
+            ..LakeStore::in_memory("lake")
+        }
+    }
+
+    #[tokio::test]
+    async fn a_delete_dropped_in_transit_is_sent_again_and_a_third_failure_is_reported() {
+        let store = dropping(2);
+        store.put("a", Bytes::from_static(b"x")).await.unwrap();
+        store.delete("a").await.unwrap();
+        assert_eq!(store.get("a").await.unwrap(), None);
+
+        let store = dropping(3);
+        store.put("a", Bytes::from_static(b"x")).await.unwrap();
+        let err = store.delete("a").await.unwrap_err().to_string();
+        assert!(
+            err.contains("memory:///lake/a") && err.contains("bulk delete"),
+            "{err}"
+        );
+        assert!(store.get("a").await.unwrap().is_some());
+    }
 
     #[tokio::test]
     async fn escaped_partition_values_are_stored_once_escaped_everywhere() {
