@@ -324,10 +324,10 @@ fn read_sources(
                 .expect("spawn the hasher thread");
             let mut gate = Gate {
                 hasher: Some(hasher),
+                src,
                 slot: out.reserve(),
                 ahead: 0,
                 verdict: Verdict::Pending,
-                sha: String::new(),
             };
             let mut member = 0usize;
             let mut alive = true;
@@ -348,7 +348,6 @@ fn read_sources(
                 }
                 alive &= gate.pass(
                     &mut out,
-                    src,
                     Msg::Member {
                         src,
                         name: name.to_string(),
@@ -360,7 +359,6 @@ fn read_sources(
                         Ok(Some(chunk)) => {
                             alive &= gate.pass(
                                 &mut out,
-                                src,
                                 Msg::Chunk {
                                     src,
                                     member,
@@ -371,7 +369,7 @@ fn read_sources(
                         }
                         Ok(None) => break,
                         Err(brk) => {
-                            alive &= gate.pass(&mut out, src, Msg::Break { src, member, brk });
+                            alive &= gate.pass(&mut out, Msg::Break { src, member, brk });
                             break;
                         }
                     }
@@ -379,10 +377,10 @@ fn read_sources(
                 member += 1;
             });
             // Whatever the reading came to, the ledger's verdict comes first.
-            if !gate.settle(&mut out, src) {
+            if !gate.settle(&mut out) {
                 return false;
             }
-            match gate.verdict {
+            match std::mem::replace(&mut gate.verdict, Verdict::Pending) {
                 Verdict::Pending => unreachable!("settled above"),
                 Verdict::Skip => {
                     // Progress counts the whole source, however much was read before the verdict.
@@ -391,11 +389,10 @@ fn read_sources(
                     true
                 }
                 Verdict::Unhashed => true,
-                Verdict::Convert => {
+                Verdict::Convert(sha) => {
                     if !alive {
                         return false; // the channel closed: the run is ending
                     }
-                    let sha = std::mem::take(&mut gate.sha);
                     let res = match unplaceable {
                         Some(reason) => Err(crate::Error::Usage(reason)),
                         None => res,
@@ -451,12 +448,11 @@ impl Out {
 }
 
 /// What the ledger says of the source being read.
-#[derive(PartialEq)]
 enum Verdict {
     /// Its SHA-256 is still being taken.
     Pending,
-    /// New: `Begin` went out in the reserved place.
-    Convert,
+    /// New (its SHA-256): `Begin` went out in the reserved place.
+    Convert(String),
     /// Already converted: `Skipped` went out; what was read of it is dropped.
     Skip,
     /// It could not be hashed (or the ledger read): `Failed` went out.
@@ -475,13 +471,13 @@ enum Verdict {
 /// out before the verdict; the next one waits for the hash.
 struct Gate<'scope> {
     hasher: Option<std::thread::ScopedJoinHandle<'scope, Result<(String, bool)>>>,
+    /// The source's index in the run.
+    src: usize,
     /// The place of the verdict's message.
     slot: u64,
     /// Messages sent before the verdict.
     ahead: usize,
     verdict: Verdict,
-    /// The source's SHA-256, once known.
-    sha: String,
 }
 
 impl Gate<'_> {
@@ -489,11 +485,11 @@ impl Gate<'_> {
 
     /// Passes `m` on; `false` when reading this source should stop (it is skipped or
     /// failed, or the run is ending).
-    fn pass(&mut self, out: &mut Out, src: usize, m: Msg) -> bool {
-        if self.verdict == Verdict::Pending {
+    fn pass(&mut self, out: &mut Out, m: Msg) -> bool {
+        if matches!(self.verdict, Verdict::Pending) {
             let hashed = self.hasher.as_ref().is_none_or(|h| h.is_finished());
             if hashed || self.ahead >= Self::AHEAD {
-                if !self.settle(out, src) {
+                if !self.settle(out) {
                     return false;
                 }
             } else {
@@ -501,14 +497,14 @@ impl Gate<'_> {
             }
         }
         match self.verdict {
-            Verdict::Pending | Verdict::Convert => out.send(m),
+            Verdict::Pending | Verdict::Convert(_) => out.send(m),
             Verdict::Skip | Verdict::Unhashed => false,
         }
     }
 
     /// Waits for the verdict and sends its message in the reserved place; `false` when
     /// the run is ending.
-    fn settle(&mut self, out: &mut Out, src: usize) -> bool {
+    fn settle(&mut self, out: &mut Out) -> bool {
         let Some(hasher) = self.hasher.take() else {
             return true;
         };
@@ -516,10 +512,10 @@ impl Gate<'_> {
             Ok(v) => v,
             Err(panic) => std::panic::resume_unwind(panic),
         };
+        let src = self.src;
         let m = match verdict {
             Ok((sha, false)) => {
-                self.verdict = Verdict::Convert;
-                self.sha = sha.clone();
+                self.verdict = Verdict::Convert(sha.clone());
                 Msg::Begin { src, sha }
             }
             Ok((_, true)) => {
