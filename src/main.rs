@@ -83,15 +83,11 @@ fn run() -> ExitCode {
 /// An option the environment sets (MIMALLOC_PURGE_DELAY=...) is left as it says.
 #[cfg(not(feature = "system-alloc"))]
 fn tune_allocator() {
-    // Indices in mimalloc 3.x's `mi_option_t` (libmimalloc-sys 0.1.49, pinned by Cargo.lock).
     const OPTIONS: [(i32, &str, std::ffi::c_long); 3] = [
         (4, "MIMALLOC_ARENA_EAGER_COMMIT", 0),
-        (15, "MIMALLOC_PURGE_DELAY", 100),
+        (PURGE_DELAY, "MIMALLOC_PURGE_DELAY", 100),
         (35, "MIMALLOC_PAGE_RECLAIM_ON_FREE", 1),
     ];
-    extern "C" {
-        fn mi_option_set(option: i32, value: std::ffi::c_long);
-    }
     for (option, env, value) in OPTIONS {
         if std::env::var_os(env).is_none() {
             // SAFETY: a plain setter of mimalloc's option table; the index is in range.
@@ -106,11 +102,17 @@ fn tune_allocator() {
 /// export). A purge delay below zero turns that purge off.
 #[cfg(not(feature = "system-alloc"))]
 fn keep_memory_at_exit() {
-    extern "C" {
-        fn mi_option_set(option: i32, value: std::ffi::c_long);
-    }
-    // SAFETY: as in `tune_allocator`; 15 is MIMALLOC_PURGE_DELAY.
-    unsafe { mi_option_set(15, -1) };
+    // SAFETY: as in `tune_allocator`.
+    unsafe { mi_option_set(PURGE_DELAY, -1) };
+}
+
+// Indices in mimalloc 3.x's `mi_option_t` (libmimalloc-sys 0.1.49, pinned by Cargo.lock).
+#[cfg(not(feature = "system-alloc"))]
+const PURGE_DELAY: i32 = 15;
+
+#[cfg(not(feature = "system-alloc"))]
+extern "C" {
+    fn mi_option_set(option: i32, value: std::ffi::c_long);
 }
 
 /// Every panic, in any thread, becomes one line on stderr: the first one only, since
