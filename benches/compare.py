@@ -496,7 +496,11 @@ def expand_categories(sql, categories):
         arms = [f"(vendor = {sql_str(v)} AND action IN ({', '.join(sql_str(a) for a in acts)}))"
                 for v, acts in sorted(vendors.items())]
         return "(" + " OR ".join(arms) + ")"
-    return re.sub(r"\{category:([^}]*)\}", spell, sql)
+    sql = re.sub(r"\{category:([^}]*)\}", spell, sql)
+    # The per-tenant marks (src/query/per_tenant.rs) in their general form: DuckDB groups on
+    # the tenant as it is.
+    sql = re.sub(r"\{tenant:([^}]*)\}", lambda m: m.group(1).strip(), sql)
+    return re.sub(r"\{tenant_rows:([^}]*)\}", "true", sql)
 
 
 def duckdb_fresh_child(p):

@@ -3,7 +3,7 @@
 -- grouping (HAVING), not of each row (WHERE): every aggregate already keeps only its own category,
 -- and a filter keeping 99% of 8.8M rows copied every column it passed; 8-12% less CPU, same rows.
 CREATE VIEW key_lifecycle AS
-SELECT tenant_id,
+SELECT {tenant:tenant_id} AS tenant_id,
        ouid,
        min(time) FILTER (WHERE category = 'key_create' AND outcome = 'success')  AS created_at,
        min(time) FILTER (WHERE category = 'key_use' AND outcome = 'success')     AS first_use,
@@ -12,6 +12,6 @@ SELECT tenant_id,
        count(*)  FILTER (WHERE category = 'key_use' AND outcome = 'failure')     AS failed_uses,
        min(time) FILTER (WHERE category = 'key_destroy' AND outcome = 'success') AS destroyed_at
 FROM events_categorized
-WHERE ouid IS NOT NULL
-GROUP BY tenant_id, ouid
+WHERE {tenant_rows:tenant_id} AND ouid IS NOT NULL
+GROUP BY {tenant:tenant_id}, ouid
 HAVING count(*) FILTER (WHERE category IN ('key_create', 'key_use', 'key_destroy')) > 0;

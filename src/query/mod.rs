@@ -13,6 +13,7 @@ pub mod cache;
 pub mod categories;
 pub mod cluster;
 pub mod live;
+pub mod per_tenant;
 pub mod planned;
 pub mod print;
 pub mod repl;
@@ -450,6 +451,21 @@ pub async fn build_session(opts: &SessionOptions) -> Result<Session> {
             purpose: "every event with local_time, its time on its tenant's clock (the rules' time zone, UTC where none is set)".into(),
         },
     ];
+    // The tenants a view may run once each for (see `per_tenant`): none in a scoped session
+    // (its tenant is a literal already) or on a cluster (Ballista 55 waits forever on a
+    // union branch whose scans list no file, as the one for later tenants does).
+    let tenants: Option<Vec<String>> = match (&opts.cluster, &opts.tenant) {
+        (Some(_), _) | (_, Some(_)) => None,
+        _ if !opts.tenants.is_empty() => Some(opts.tenants.clone()),
+        _ => Some(
+            store
+                .list_dirs(EVENTS_DIR)
+                .await?
+                .iter()
+                .filter_map(|d| crate::lake::decode_part_value(d.strip_prefix("tenant_id=")?))
+                .collect(),
+        ),
+    };
     let mut categories = None;
     for (name, sql) in BUILTIN_SQL {
         let built_in =
@@ -463,6 +479,13 @@ pub async fn build_session(opts: &SessionOptions) -> Result<Session> {
             let c = categories.as_ref().expect("read above");
             expanded = c.expand(sql).map_err(|e| built_in(&e))?;
             expanded.as_str()
+        } else {
+            sql
+        };
+        let per_tenant;
+        let sql = if per_tenant::has_marks(sql) {
+            per_tenant = per_tenant::expand(sql, tenants.as_deref()).map_err(|e| built_in(&e))?;
+            per_tenant.as_str()
         } else {
             sql
         };

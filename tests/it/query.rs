@@ -1190,3 +1190,86 @@ fn a_session_set_of_parquet_options_reaches_the_lake_scans() {
         physical[1]
     );
 }
+
+/// The per-tenant views (key_lifecycle, key_first_use, actions_by_role run once per tenant the
+/// session found) still see a tenant converted after the session was built: a REPL open on a
+/// one-tenant lake answers, after a second tenant's export is converted beside it, what a new
+/// process answers.
+#[test]
+fn a_tenant_converted_while_a_repl_is_open_shows_in_the_per_tenant_views() {
+    use std::io::{BufRead, BufReader, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let first = testdata("sample/dpod-audit-0b610cb6-2025-01.zip");
+    let second = testdata("sample/dpod-audit-35f59976-2025-01.zip");
+    assert_eq!(convert(&lake, &[first], &["-q"]).code, 0);
+
+    let sql = [
+        "SELECT tenant_id, count(*) AS keys, sum(uses) AS uses FROM key_lifecycle GROUP BY tenant_id ORDER BY tenant_id",
+        "SELECT tenant_id, count(*) AS keys, count(action) AS actions FROM key_first_use GROUP BY tenant_id ORDER BY tenant_id",
+        "SELECT tenant_id, sum(events) AS events FROM actions_by_role GROUP BY tenant_id ORDER BY tenant_id",
+    ];
+    let mut repl = bin()
+        .args(["repl", "-q", "--format", "csv", "--lake"])
+        .arg(&lake)
+        .env("AUDITLAKE_HISTORY", dir.path().join("history"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = repl.stdin.take().unwrap();
+    let mut output = BufReader::new(repl.stdout.take().unwrap());
+    // Sends the statements and reads their output up to a marker.
+    let mut ask = |round: usize| -> Vec<String> {
+        for s in sql {
+            writeln!(input, "{s};").unwrap();
+        }
+        writeln!(input, "SELECT 'end-{round}' AS marker;").unwrap();
+        input.flush().unwrap();
+        let mut lines = Vec::new();
+        loop {
+            let mut line = String::new();
+            assert!(output.read_line(&mut line).unwrap() > 0, "repl ended: {lines:?}");
+            let line = line.trim_end().to_string();
+            if line == format!("end-{round}") {
+                return lines;
+            }
+            lines.push(line);
+        }
+    };
+    let before = ask(1);
+    assert_eq!(convert(&lake, &[second], &["-q"]).code, 0);
+    let after = ask(2);
+    drop(input);
+    assert!(repl.wait().unwrap().success());
+
+    let fresh: Vec<String> = sql
+        .iter()
+        .flat_map(|s| {
+            let out = bin()
+                .args(["query", "--format", "csv", "--lake"])
+                .arg(&lake)
+                .arg(s)
+                .output()
+                .unwrap();
+            assert_success(&out);
+            String::from_utf8(out.stdout)
+                .unwrap()
+                .lines()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let tenants_in = |lines: &[String]| {
+        lines
+            .iter()
+            .filter(|l| l.starts_with("35f59976") || l.starts_with("0b610cb6"))
+            .count()
+    };
+    assert_eq!(tenants_in(&before), 3, "one tenant in each answer: {before:?}");
+    assert_eq!(tenants_in(&fresh), 6, "both tenants in each answer: {fresh:?}");
+    // Every answer has two or three columns; the marker's header and the "N rows in" lines none.
+    let answers: Vec<&String> = after.iter().filter(|l| l.contains(',')).collect();
+    let fresh: Vec<&String> = fresh.iter().collect();
+    assert_eq!(answers, fresh, "the open session answers as a new one");
+}
