@@ -105,7 +105,10 @@ fn fill(sql: &str, how: &Fill) -> Result<String> {
             (Fill::Whole, true) => "true".to_string(),
             (Fill::Others(ts), true) => format!(
                 "{expr} NOT IN ({})",
-                ts.iter().map(|t| sql_literal(t)).collect::<Vec<_>>().join(", ")
+                ts.iter()
+                    .map(|t| sql_literal(t))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         });
         rest = &inner[end + 1..];

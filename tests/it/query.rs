@@ -1229,7 +1229,10 @@ fn a_tenant_converted_while_a_repl_is_open_shows_in_the_per_tenant_views() {
         let mut lines = Vec::new();
         loop {
             let mut line = String::new();
-            assert!(output.read_line(&mut line).unwrap() > 0, "repl ended: {lines:?}");
+            assert!(
+                output.read_line(&mut line).unwrap() > 0,
+                "repl ended: {lines:?}"
+            );
             let line = line.trim_end().to_string();
             if line == format!("end-{round}") {
                 return lines;
@@ -1266,8 +1269,16 @@ fn a_tenant_converted_while_a_repl_is_open_shows_in_the_per_tenant_views() {
             .filter(|l| l.starts_with("35f59976") || l.starts_with("0b610cb6"))
             .count()
     };
-    assert_eq!(tenants_in(&before), 3, "one tenant in each answer: {before:?}");
-    assert_eq!(tenants_in(&fresh), 6, "both tenants in each answer: {fresh:?}");
+    assert_eq!(
+        tenants_in(&before),
+        3,
+        "one tenant in each answer: {before:?}"
+    );
+    assert_eq!(
+        tenants_in(&fresh),
+        6,
+        "both tenants in each answer: {fresh:?}"
+    );
     // Every answer has two or three columns; the marker's header and the "N rows in" lines none.
     let answers: Vec<&String> = after.iter().filter(|l| l.contains(',')).collect();
     let fresh: Vec<&String> = fresh.iter().collect();
