@@ -68,7 +68,7 @@ fn run() -> ExitCode {
 
 /// mimalloc's options for a long streamed scan, where buffers are allocated on one
 /// thread (a blocking-pool file read) and freed on another (the query's worker): freed
-/// pages are reclaimed by the freeing thread and returned to the OS after 100 ms unused,
+/// pages are reclaimed by the freeing thread and returned to the OS after a while unused (1000 ms, below),
 /// instead of staying with the idle thread that allocated them. On a streamed `SELECT
 /// meta` over a 10M-event lake peak RSS went from 627 MB to 239 MB (303 MB with the
 /// blocking-pool cap alone). The 100 ms: returning pages at once (0) made a query fault
@@ -80,12 +80,16 @@ fn run() -> ExitCode {
 /// buffers are allocated and freed on the same threads, and returning every freed
 /// page at once made it fault them back in (10M-event year: 18 s of system time
 /// against 6 s, twice the page faults).
+/// Session 55 raised the delay from 100 ms to 1000: the key views, once run per tenant,
+/// spent less time faulting their hash tables back in. One REPL session each, key_lifecycle
+/// 0.92 against 1.07 s and 1.15 against 1.45 (two interleaved pairs), fresh processes 1.21
+/// against 1.27 s (medians of 6); a streamed `SELECT *` to CSV peaked at 212 MiB against 201.
 /// An option the environment sets (MIMALLOC_PURGE_DELAY=...) is left as it says.
 #[cfg(not(feature = "system-alloc"))]
 fn tune_allocator() {
     const OPTIONS: [(i32, &str, std::ffi::c_long); 3] = [
         (4, "MIMALLOC_ARENA_EAGER_COMMIT", 0),
-        (PURGE_DELAY, "MIMALLOC_PURGE_DELAY", 100),
+        (PURGE_DELAY, "MIMALLOC_PURGE_DELAY", 1000),
         (35, "MIMALLOC_PAGE_RECLAIM_ON_FREE", 1),
     ];
     for (option, env, value) in OPTIONS {
