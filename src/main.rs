@@ -68,11 +68,11 @@ fn run() -> ExitCode {
 
 /// mimalloc's options for a long streamed scan, where buffers are allocated on one
 /// thread (a blocking-pool file read) and freed on another (the query's worker): freed
-/// pages are reclaimed by the freeing thread and returned to the OS after a while unused (1000 ms, below),
+/// pages are reclaimed by the freeing thread and returned to the OS after 1000 ms unused,
 /// instead of staying with the idle thread that allocated them. On a streamed `SELECT
 /// meta` over a 10M-event lake peak RSS went from 627 MB to 239 MB (303 MB with the
-/// blocking-pool cap alone). The 100 ms: returning pages at once (0) made a query fault
-/// back in the pages its next batches needed. Over the 10M-event year, one session,
+/// blocking-pool cap alone). Session 49 chose 100 ms: returning pages at once (0) made
+/// a query fault back in the pages its next batches needed. Over the 10M-event year, one session,
 /// medians of 3, best of 3 interleaved rounds: key_first_use 2.81 s against 3.13,
 /// privileged_actions 0.99 against 1.20, daily_activity 1.42 against 1.61, a point
 /// lookup 5 against 10 ms, the light views within noise; a streamed `SELECT *` to CSV

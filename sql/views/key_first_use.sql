@@ -10,8 +10,8 @@
 -- The second pass asks for successes through the join (outcome as a fourth key, `k.ok`), not by a
 -- filter on events: a filter keeping 99% of 10M rows copied every column it passed (0.28 CPU-s), the
 -- extra key costs a hash per row; 7-8% less CPU for the view, same rows.
--- {tenant:..} and {tenant_rows:..} mark the tenant: a session of a few tenants runs the view once per
--- tenant (src/query/per_tenant.rs), grouping and joining on ouid alone: 2.25 against 2.51 s, same rows.
+-- The tenant is marked where it goes: a session of a few tenants runs the view once per tenant
+-- (src/query/per_tenant.rs), grouping and joining on ouid alone: 2.25 against 2.51 s, same rows.
 CREATE VIEW key_first_use AS
 WITH keys AS (
     SELECT {tenant:tenant_id} AS tenant_id,

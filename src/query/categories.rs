@@ -14,7 +14,7 @@ use arrow::array::{Array, AsArray};
 use arrow::datatypes::DataType;
 use datafusion::execution::context::SessionContext;
 
-use super::sql_literal;
+use super::{replace_marks, sql_literal};
 use crate::{Error, Result};
 
 /// The catalog's (vendor, actions) per category, as the session registered it.
@@ -61,25 +61,14 @@ impl Categories {
     /// `sql` with every `{category:NAME}` replaced by its predicate. A name the catalog does
     /// not know is an error: a typo must not read as "no event".
     pub fn expand(&self, sql: &str) -> Result<String> {
-        let mut out = String::with_capacity(sql.len());
-        let mut rest = sql;
-        while let Some(at) = rest.find(OPEN) {
-            out.push_str(&rest[..at]);
-            let after = &rest[at + OPEN.len()..];
-            let end = after
-                .find('}')
-                .ok_or_else(|| Error::Usage(format!("unclosed {OPEN}...}} in {:?}", head(rest))))?;
-            let name = &after[..end];
+        replace_marks(sql, &[OPEN], |_, name| {
             let vendors = self.by_category.get(name).ok_or_else(|| {
                 Error::Usage(format!(
                     "{OPEN}{name}}}: no such category in action_catalog"
                 ))
             })?;
-            out.push_str(&predicate(vendors));
-            rest = &after[end + 1..];
-        }
-        out.push_str(rest);
-        Ok(out)
+            Ok(predicate(vendors))
+        })
     }
 }
 
@@ -98,10 +87,6 @@ fn predicate(vendors: &BTreeMap<String, Vec<String>>) -> String {
         })
         .collect();
     format!("({})", arms.join(" OR "))
-}
-
-fn head(s: &str) -> &str {
-    s.char_indices().nth(60).map_or(s, |(i, _)| &s[..i])
 }
 
 #[cfg(test)]

@@ -266,6 +266,39 @@ fn sql_literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
+/// `sql` with every mark `<open>ARG}` (`open` one of `opens`, e.g. `{category:`) replaced by
+/// `with(index of open, ARG)`, in one pass: what `with` writes is not read again. An unclosed
+/// mark is an error. The built-in views' marks: see `categories` and `per_tenant`.
+fn replace_marks(
+    sql: &str,
+    opens: &[&str],
+    mut with: impl FnMut(usize, &str) -> Result<String>,
+) -> Result<String> {
+    let mut out = String::with_capacity(sql.len());
+    let mut rest = sql;
+    while let Some((at, which)) = opens
+        .iter()
+        .enumerate()
+        .filter_map(|(i, open)| Some((rest.find(open)?, i)))
+        .min()
+    {
+        out.push_str(&rest[..at]);
+        let mark = &rest[at..];
+        let after = &mark[opens[which].len()..];
+        let end = after.find('}').ok_or_else(|| {
+            let head = mark
+                .char_indices()
+                .nth(60)
+                .map_or(mark, |(i, _)| &mark[..i]);
+            Error::Usage(format!("unclosed {}...}} in {head:?}", opens[which]))
+        })?;
+        out.push_str(&with(which, &after[..end])?);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
 /// Builds the session over a lake (local or in an object store).
 pub async fn build_session(opts: &SessionOptions) -> Result<Session> {
     if let Some(url) = &opts.cluster {

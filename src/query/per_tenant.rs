@@ -17,7 +17,7 @@
 //! reads nothing until such a tenant exists). Otherwise, the general form: `{tenant:e}` is `e`,
 //! `{tenant_rows:e}` is `true`.
 
-use super::sql_literal;
+use super::{replace_marks, sql_literal};
 use crate::{Error, Result};
 
 /// More tenants than this and a view keeps its general form: each branch has its own
@@ -76,45 +76,24 @@ fn split_view(sql: &str) -> Result<(&str, &str)> {
 }
 
 fn fill(sql: &str, how: &Fill) -> Result<String> {
-    let mut out = String::with_capacity(sql.len());
-    let mut rest = sql;
-    while let Some(at) = rest.find('{') {
-        let after = &rest[at..];
-        let (mark, rows) = if after.starts_with(TENANT) {
-            (TENANT, false)
-        } else if after.starts_with(ROWS) {
-            (ROWS, true)
-        } else {
-            out.push_str(&rest[..=at]);
-            rest = &rest[at + 1..];
-            continue;
-        };
-        out.push_str(&rest[..at]);
-        let inner = &after[mark.len()..];
-        let end = inner
-            .find('}')
-            .ok_or_else(|| Error::Usage(format!("unclosed {mark}...}}")))?;
-        let expr = inner[..end].trim();
+    const MARKS: [&str; 2] = [TENANT, ROWS];
+    replace_marks(sql, &MARKS, |which, expr| {
+        let expr = expr.trim();
         if expr.is_empty() {
-            return Err(Error::Usage(format!("{mark}}} names no column")));
+            return Err(Error::Usage(format!("{}}} names no column", MARKS[which])));
         }
-        out.push_str(&match (how, rows) {
+        let rows = MARKS[which] == ROWS;
+        Ok(match (how, rows) {
             (Fill::Tenant(t), false) => sql_literal(t),
             (Fill::Tenant(t), true) => format!("{expr} = {}", sql_literal(t)),
             (Fill::Whole | Fill::Others(_), false) => expr.to_string(),
             (Fill::Whole, true) => "true".to_string(),
-            (Fill::Others(ts), true) => format!(
-                "{expr} NOT IN ({})",
-                ts.iter()
-                    .map(|t| sql_literal(t))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        });
-        rest = &inner[end + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
+            (Fill::Others(ts), true) => {
+                let list: Vec<String> = ts.iter().map(|t| sql_literal(t)).collect();
+                format!("{expr} NOT IN ({})", list.join(", "))
+            }
+        })
+    })
 }
 
 #[cfg(test)]
