@@ -102,7 +102,7 @@ impl Rng {
     pub fn new(seed: u64) -> Self {
         Rng(seed ^ 0x9E37_79B9_7F4A_7C15)
     }
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -113,11 +113,11 @@ impl Rng {
         if n == 0 {
             0
         } else {
-            self.next() % n
+            self.next_u64() % n
         }
     }
     pub fn chance(&mut self, p: f64) -> bool {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64 > 1.0 - p
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64 > 1.0 - p
     }
     fn pick<'a, T>(&mut self, v: &'a [T]) -> &'a T {
         &v[self.below(v.len() as u64) as usize]
@@ -125,7 +125,7 @@ impl Rng {
     fn hex(&mut self, n: usize) -> String {
         let mut s = String::with_capacity(n);
         while s.len() < n {
-            s.push_str(&format!("{:016x}", self.next()));
+            s.push_str(&format!("{:016x}", self.next_u64()));
         }
         s.truncate(n);
         s
@@ -229,9 +229,8 @@ impl Tenant {
                         )
                     })
                     .collect(),
-                role: if i == 0 {
-                    "CO"
-                } else if rng.chance(0.2) {
+                // The first user is always the CO; the chance is drawn only after it.
+                role: if i == 0 || rng.chance(0.2) {
                     "CO"
                 } else {
                     "CU"

@@ -384,7 +384,7 @@ impl Tenant {
                 who: Who::Human(rng.below(people) as usize),
                 what,
                 outcome: Outcome::Ok,
-                pick: rng.next() as u32,
+                pick: rng.next_u64() as u32,
             })
         };
         let mut any_deleted = false;
@@ -532,7 +532,7 @@ impl Tenant {
             who: Who::App(a),
             what: What::ListKeys,
             outcome: Outcome::Ok,
-            pick: rng.next() as u32,
+            pick: rng.next_u64() as u32,
         };
         if profile.logins && rng.chance(0.02) {
             act.what = What::Login;
@@ -542,7 +542,7 @@ impl Tenant {
             // A deleted key still asked for by an application not told yet.
             act.what = What::Use(k, self.use_op(rng, k));
             act.outcome = Outcome::NotFound;
-        } else if let Some(k) = self.live_key(c, time, rng.next() as u32) {
+        } else if let Some(k) = self.live_key(c, time, rng.next_u64() as u32) {
             act.what = if rng.chance(0.04) {
                 What::GetKey(k)
             } else {
@@ -563,7 +563,7 @@ impl Tenant {
             who: Who::Human(h),
             what: What::ListKeys,
             outcome: Outcome::Ok,
-            pick: rng.next() as u32,
+            pick: rng.next_u64() as u32,
         };
         match rng.below(100) {
             0..=9 if profile.logins => {
@@ -576,7 +576,7 @@ impl Tenant {
                 if let Some(k) = self.lately_deleted(c, time).filter(|_| rng.chance(0.1)) {
                     act.what = What::GetKey(k);
                     act.outcome = Outcome::NotFound;
-                } else if let Some(k) = self.live_key(c, time, rng.next() as u32) {
+                } else if let Some(k) = self.live_key(c, time, rng.next_u64() as u32) {
                     act.what = What::GetKey(k);
                 }
             }
@@ -596,11 +596,11 @@ impl Tenant {
     fn denied_act(&self, rng: &mut Rng, start: i64, office: bool) -> Act {
         let time = start + rng.below(HOUR as u64) as i64;
         let nc = self.containers.len() as u64;
-        let pick = rng.next() as u32;
+        let pick = rng.next_u64() as u32;
         if office && rng.chance(0.2) {
             let h = rng.below(self.humans.len() as u64) as usize;
             let c = rng.below(nc) as usize;
-            let what = match self.live_key(c, time, rng.next() as u32) {
+            let what = match self.live_key(c, time, rng.next_u64() as u32) {
                 Some(k) if rng.chance(0.5) => What::DeleteKey(k),
                 _ => What::ListKeys,
             };
@@ -620,7 +620,7 @@ impl Tenant {
         } else {
             own
         };
-        let what = match self.live_key(c, time, rng.next() as u32) {
+        let what = match self.live_key(c, time, rng.next_u64() as u32) {
             Some(k) => What::Use(k, self.use_op(rng, k)),
             None => What::ListKeys,
         };
@@ -689,8 +689,8 @@ impl Plan {
     /// the hours are written in.
     pub fn rng(&self, t: usize, h: usize, salt: u64) -> Rng {
         let mut r = Rng::new(self.seed ^ salt.wrapping_mul(0xD6E8_FEB8_6659_FD93));
-        let a = r.next() ^ (t as u64).wrapping_mul(0xA24B_AED4_963E_E407);
-        Rng::new(Rng::new(a ^ (h as u64).wrapping_mul(0x9FB2_1C65_1E98_DF25)).next())
+        let a = r.next_u64() ^ (t as u64).wrapping_mul(0xA24B_AED4_963E_E407);
+        Rng::new(Rng::new(a ^ (h as u64).wrapping_mul(0x9FB2_1C65_1E98_DF25)).next_u64())
     }
 
     /// What tenant `ti` does in hour `h`, in time order.
@@ -715,7 +715,7 @@ impl Plan {
                     who: Who::Stranger(stranger),
                     what: What::Login,
                     outcome: Outcome::BadCredentials,
-                    pick: rng.next() as u32,
+                    pick: rng.next_u64() as u32,
                 }
             } else if r < 40 {
                 t.denied_act(&mut rng, start, office)

@@ -178,8 +178,8 @@ impl Server {
             })
             .collect();
         let mut salt = [0u8; 16];
-        salt[..8].copy_from_slice(&rng.next().to_le_bytes());
-        salt[8..].copy_from_slice(&rng.next().to_le_bytes());
+        salt[..8].copy_from_slice(&rng.next_u64().to_le_bytes());
+        salt[8..].copy_from_slice(&rng.next_u64().to_le_bytes());
         Server { mounts, salt }
     }
 

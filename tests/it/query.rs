@@ -123,10 +123,23 @@ fn n(v: &Value) -> u64 {
     v.as_u64().unwrap()
 }
 
+/// The independent models' rows, keyed as each view groups them.
+type FailedLogins = BTreeMap<(String, Option<String>), (u64, BTreeSet<String>, i64, i64)>;
+type ClientIps = BTreeMap<(String, Option<String>, Option<String>), (i64, i64, u64)>;
+type Daily = BTreeMap<
+    (String, String),
+    (
+        u64,
+        u64,
+        BTreeSet<String>,
+        BTreeSet<String>,
+        BTreeSet<String>,
+    ),
+>;
+
 #[test]
 fn failed_logins_matches_an_independent_count() {
-    let mut want: BTreeMap<(String, Option<String>), (u64, BTreeSet<String>, i64, i64)> =
-        BTreeMap::new();
+    let mut want: FailedLogins = BTreeMap::new();
     for e in events()
         .iter()
         .filter(|e| category(&e.action) == "auth" && e.outcome == "failure")
@@ -383,8 +396,7 @@ fn key_lifecycle_matches_an_independent_computation() {
 fn actions_by_role_and_new_client_ips_match_independent_counts() {
     let evs = events();
     let mut roles: BTreeMap<(String, Option<String>, String, String), u64> = BTreeMap::new();
-    let mut ips: BTreeMap<(String, Option<String>, Option<String>), (i64, i64, u64)> =
-        BTreeMap::new();
+    let mut ips: ClientIps = BTreeMap::new();
     for e in &evs {
         *roles
             .entry((
@@ -441,21 +453,12 @@ fn off_hours_privileged_and_daily_match_independent_counts() {
     let evs = events();
     let day_us = 86_400_000_000i64;
     let mut off: BTreeMap<(String, String, Option<String>, Option<String>), u64> = BTreeMap::new();
-    let mut daily: BTreeMap<
-        (String, String),
-        (
-            u64,
-            u64,
-            BTreeSet<String>,
-            BTreeSet<String>,
-            BTreeSet<String>,
-        ),
-    > = BTreeMap::new();
+    let mut daily: Daily = BTreeMap::new();
     let mut privileged = BTreeSet::new();
     for e in &evs {
         let hour = e.time.rem_euclid(day_us) / 3_600_000_000;
         let dow = (e.time.div_euclid(day_us) + 4).rem_euclid(7); // 1970-01-01 was a Thursday; 0 = Sunday
-        if hour < 6 || hour >= 22 || dow == 0 || dow == 6 {
+        if !(6..22).contains(&hour) || dow == 0 || dow == 6 {
             *off.entry((
                 e.tenant.clone(),
                 e.day.clone(),
@@ -692,7 +695,7 @@ fn filters_on_day_and_tenant_read_only_matching_partitions() {
     let t = &tenants()[0];
     let plan = explain(sample_lake(), &[], &format!("SELECT action, count(*) FROM events WHERE tenant_id = '{t}' AND day = DATE '2025-03-03' GROUP BY action"));
     let files: Vec<&str> = plan
-        .split(|c| c == '[' || c == ']' || c == ',' || c == ' ')
+        .split(['[', ']', ',', ' '])
         .filter(|w| w.contains(".parquet"))
         .collect();
     assert!(!files.is_empty(), "{plan}");
@@ -705,7 +708,7 @@ fn filters_on_day_and_tenant_read_only_matching_partitions() {
     // Through a view that keeps tenant_id: only that tenant's files.
     let plan = explain(sample_lake(), &[], &format!("SELECT * FROM daily_activity WHERE tenant_id = '{t}' AND day BETWEEN DATE '2025-03-01' AND DATE '2025-03-31'"));
     let files: Vec<&str> = plan
-        .split(|c| c == '[' || c == ']' || c == ',' || c == ' ')
+        .split(['[', ']', ',', ' '])
         .filter(|w| w.contains(".parquet"))
         .collect();
     assert!(

@@ -223,7 +223,7 @@ fn off_hours_flags_activity_outside_office_hours() {
     for e in events_of(mixed_lake()).iter().filter(|e| in_period(e)) {
         let hour = e.time.rem_euclid(day_us) / 3_600_000_000;
         let dow = (e.time.div_euclid(day_us) + 4).rem_euclid(7);
-        if hour < 6 || hour >= 22 || dow == 0 || dow == 6 {
+        if !(6..22).contains(&hour) || dow == 0 || dow == 6 {
             *want
                 .entry(vec![e.day.clone(), e.tenant.clone(), o(&e.actor), o(&e.ip)])
                 .or_default() += 1;
