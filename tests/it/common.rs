@@ -235,6 +235,17 @@ pub fn sample_files() -> Vec<PathBuf> {
     v
 }
 
+/// Every tenant's sample export of each month given as `YYYY-MM`, in `sample_files` order.
+pub fn sample_months(months: &[&str]) -> Vec<PathBuf> {
+    sample_files()
+        .into_iter()
+        .filter(|f| {
+            let name = f.to_string_lossy();
+            months.iter().any(|m| name.ends_with(&format!("-{m}.zip")))
+        })
+        .collect()
+}
+
 // ---- an independent model of the events, computed from the raw rows ----------------------
 
 /// One event as the independent model sees it.

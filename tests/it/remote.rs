@@ -956,19 +956,7 @@ fn compact_and_prune_a_lake_as_a_local_one(c: &dyn Cloud) {
     // Odd months in one run, even ones in another: days where exports overlap get two files.
     // Four months of each tenant, across the prune cut below: every step reads the whole
     // lake through the store, and the year made this twice the length of any other test.
-    let files: Vec<PathBuf> = sample_files()
-        .into_iter()
-        .filter(|f| {
-            [
-                "-2025-05.zip",
-                "-2025-06.zip",
-                "-2025-07.zip",
-                "-2025-08.zip",
-            ]
-            .iter()
-            .any(|m| f.to_string_lossy().ends_with(m))
-        })
-        .collect();
+    let files = sample_months(&["2025-05", "2025-06", "2025-07", "2025-08"]);
     assert_eq!(files.len(), 12);
     let odd: Vec<PathBuf> = files.iter().step_by(2).cloned().collect();
     let even: Vec<PathBuf> = files.iter().skip(1).step_by(2).cloned().collect();
