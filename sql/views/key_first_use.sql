@@ -34,7 +34,7 @@ first_uses AS (
     JOIN events e ON {tenant_rows:e.tenant_id} AND e.tenant_id = k.tenant_id AND e.ouid = k.ouid AND e.time = k.first_use AND e.outcome = k.ok
     JOIN action_catalog c ON c.vendor = e.vendor AND c.action = e.action
     WHERE c.category = 'key_use'
-    WINDOW by_key AS (ORDER BY k.tenant_id, k.ouid, e.trace_id)
+    WINDOW by_key AS (ORDER BY {tenant:k.tenant_id}, k.ouid, e.trace_id)
 )
 SELECT tenant_id, ouid, first_use, action, actor_id, client_ip, role, created_at, uses
 FROM first_uses

@@ -21,6 +21,7 @@ use datafusion::common::{Column, ColumnStatistics, DFSchema, ScalarValue, Statis
 use datafusion::config::TableParquetOptions;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::file_format::FileFormat;
+use datafusion::datasource::listing::helpers::{expr_applicable_for_cols, filter_partitioned_file};
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl, PartitionedFile,
 };
@@ -209,6 +210,14 @@ impl ManifestTable {
         Ok(Some((Arc::new(listing), keep.flatten())))
     }
 
+    /// The names of the partition columns (`day` alone when scoped to one tenant).
+    fn partition_names(&self) -> Vec<&'static str> {
+        match self.tenant.is_some() {
+            true => vec!["day"],
+            false => vec!["tenant_id", "day"],
+        }
+    }
+
     /// Scoped to these tenants (none: no such scope).
     pub fn only(mut self, tenants: &[String]) -> ManifestTable {
         if !tenants.is_empty() {
@@ -378,6 +387,52 @@ fn partition_filter(files: &[Candidate], scoped: bool) -> Option<Expr> {
     disjunction(per_tenant)
 }
 
+/// The files whose partition values the filters on partition columns alone hold for
+/// (a null is not a match), as [`TableProviderFilterPushDown::Exact`] promises. Such a
+/// filter was asked of every row until session 57: in the key views run per tenant,
+/// `tenant_id = '...'` wrote the tenant out for each of 10M rows only to compare it.
+fn exact_partitions(
+    files: Vec<PartitionedFile>,
+    filters: &[Expr],
+    scoped: bool,
+    names: &[&str],
+) -> datafusion::common::Result<Vec<PartitionedFile>> {
+    let exact: Vec<Expr> = filters
+        .iter()
+        .filter(|f| expr_applicable_for_cols(names, f))
+        .map(|f| unqualified(f.clone()))
+        .collect();
+    if exact.is_empty() {
+        return Ok(files);
+    }
+    let fields: Vec<Field> = partition_fields(scoped)
+        .iter()
+        .map(|f| f.as_ref().clone().with_nullable(true))
+        .collect();
+    let schema = DFSchema::from_unqualified_fields(fields.into(), Default::default())?;
+    let mut kept = Vec::with_capacity(files.len());
+    for f in files {
+        if let Some(f) = filter_partitioned_file(f, &exact, &schema)? {
+            kept.push(f);
+        }
+    }
+    Ok(kept)
+}
+
+/// `e` with its columns' table qualifiers dropped.
+fn unqualified(e: Expr) -> Expr {
+    e.transform_up(|e| {
+        Ok(match e {
+            Expr::Column(c) if c.relation.is_some() => {
+                Transformed::yes(Expr::Column(Column::new_unqualified(c.name)))
+            }
+            e => Transformed::no(e),
+        })
+    })
+    .map(|t| t.data)
+    .expect("dropping qualifiers cannot fail")
+}
+
 fn partition_fields(scoped: bool) -> Vec<FieldRef> {
     let mut out = Vec::new();
     if !scoped {
@@ -525,18 +580,7 @@ fn pruning_predicate(
     schema: &SchemaRef,
     filters: &[Expr],
 ) -> Option<Arc<PruningPredicate>> {
-    let expr = conjunction(filters.iter().cloned())?;
-    let expr = expr
-        .transform_up(|e| {
-            Ok(match e {
-                Expr::Column(c) if c.relation.is_some() => {
-                    Transformed::yes(Expr::Column(Column::new_unqualified(c.name)))
-                }
-                e => Transformed::no(e),
-            })
-        })
-        .ok()?
-        .data;
+    let expr = unqualified(conjunction(filters.iter().cloned())?);
     let df_schema = DFSchema::try_from(schema.as_ref().clone()).ok()?;
     let physical = state.create_physical_expr(expr, &df_schema).ok()?;
     PruningPredicateBuilder::new()
@@ -554,11 +598,21 @@ impl TableProvider for ManifestTable {
         TableType::Base
     }
 
+    /// A filter on the partition columns alone is exact: the scan keeps only the files
+    /// whose partition values it holds for (see [`exact_partitions`]), so no row is
+    /// compared again. Every other filter only rules files out.
     fn supports_filters_pushdown(
         &self,
         filters: &[&Expr],
     ) -> datafusion::common::Result<Vec<TableProviderFilterPushDown>> {
-        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+        let names = self.partition_names();
+        Ok(filters
+            .iter()
+            .map(|f| match expr_applicable_for_cols(&names, f) {
+                true => TableProviderFilterPushDown::Exact,
+                false => TableProviderFilterPushDown::Inexact,
+            })
+            .collect())
     }
 
     async fn scan(
@@ -623,6 +677,14 @@ impl TableProvider for ManifestTable {
                 .with_statistics(Arc::new(stats))
             })
             .collect();
+        let partitioned = exact_partitions(partitioned, filters, scoped, &self.partition_names())?;
+        if partitioned.is_empty() {
+            let projected = match projection {
+                Some(p) => Arc::new(self.schema.project(p)?),
+                None => self.schema.clone(),
+            };
+            return Ok(Arc::new(EmptyExec::new(projected)));
+        }
         // Contiguous runs of files (tenant, then day order) per scan partition.
         let n = state.config().target_partitions().max(1);
         let per = partitioned.len().div_ceil(n);
@@ -659,6 +721,53 @@ impl TableProvider for ManifestTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn file(tenant: &str, day: i32) -> PartitionedFile {
+        PartitionedFile::new(format!("{tenant}/{day}.parquet"), 1).with_partition_values(vec![
+            ScalarValue::Utf8(Some(tenant.to_string())),
+            ScalarValue::Date32(Some(day)),
+        ])
+    }
+
+    fn kept(filters: &[Expr]) -> Vec<String> {
+        let files = vec![file("a", 1), file("a", 2), file("b", 1), file("b", 3)];
+        exact_partitions(files, filters, false, &["tenant_id", "day"])
+            .expect("partition filters evaluate")
+            .iter()
+            .map(|f| f.object_meta.location.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn filters_on_partition_columns_alone_keep_exactly_their_files() {
+        let day = |d| lit(ScalarValue::Date32(Some(d)));
+        assert_eq!(
+            kept(&[col("tenant_id").eq(lit("a"))]),
+            ["a/1.parquet", "a/2.parquet"]
+        );
+        // Qualified columns, as a view's scan hands them over.
+        let qualified = Expr::Column(Column::new(Some("events"), "tenant_id"));
+        assert_eq!(
+            kept(&[qualified.not_eq(lit("a")), col("day").gt(day(1))]),
+            ["b/3.parquet"]
+        );
+        assert_eq!(
+            kept(&[col("tenant_id").in_list(vec![lit("a"), lit("c")], true)]),
+            ["b/1.parquet", "b/3.parquet"]
+        );
+        // A null is not a match.
+        assert!(kept(&[col("tenant_id").eq(lit(ScalarValue::Utf8(None)))]).is_empty());
+        // Filters on other columns are left to the rows.
+        assert_eq!(kept(&[col("ouid").is_not_null()]).len(), 4);
+        assert!(expr_applicable_for_cols(
+            &["tenant_id", "day"],
+            &col("day").eq(day(1))
+        ));
+        assert!(!expr_applicable_for_cols(
+            &["tenant_id", "day"],
+            &col("tenant_id").eq(col("ouid"))
+        ));
+    }
 
     #[test]
     fn a_local_scan_reads_a_small_footer_unless_the_session_chose_one() {
