@@ -12,6 +12,9 @@
 -- extra key costs a hash per row; 7-8% less CPU for the view, same rows.
 -- The tenant is marked where it goes: a session of a few tenants runs the view once per tenant
 -- (src/query/per_tenant.rs), grouping and joining on ouid alone: 2.25 against 2.51 s, same rows.
+-- There the second pass joins no tenant column ({tenant:e.tenant_id} is the literal: the scan reads
+-- only that tenant's files) and the window does not sort on the tenant; with the sort key, DataFusion
+-- 55 pushed the sort below the catalog join and then rejected its own plan (SanityCheckPlan).
 CREATE VIEW key_first_use AS
 WITH keys AS (
     SELECT {tenant:tenant_id} AS tenant_id,
@@ -31,7 +34,7 @@ first_uses AS (
            lag(k.tenant_id) OVER by_key AS previous_tenant,
            lag(k.ouid)      OVER by_key AS previous_ouid
     FROM keys k
-    JOIN events e ON {tenant_rows:e.tenant_id} AND e.tenant_id = k.tenant_id AND e.ouid = k.ouid AND e.time = k.first_use AND e.outcome = k.ok
+    JOIN events e ON {tenant_rows:e.tenant_id} AND {tenant:e.tenant_id} = k.tenant_id AND e.ouid = k.ouid AND e.time = k.first_use AND e.outcome = k.ok
     JOIN action_catalog c ON c.vendor = e.vendor AND c.action = e.action
     WHERE c.category = 'key_use'
     WINDOW by_key AS (ORDER BY {tenant:k.tenant_id}, k.ouid, e.trace_id)
