@@ -10,7 +10,8 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanArray, Date32Array, StringArray, TimestampMicrosecondArray, UInt64Array,
+    Array, ArrayRef, AsArray, BooleanArray, Date32Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray, UInt64Array,
 };
 use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
 use async_trait::async_trait;
@@ -21,7 +22,7 @@ use datafusion::common::{Column, ColumnStatistics, DFSchema, ScalarValue, Statis
 use datafusion::config::TableParquetOptions;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::file_format::FileFormat;
-use datafusion::datasource::listing::helpers::{expr_applicable_for_cols, filter_partitioned_file};
+use datafusion::datasource::listing::helpers::expr_applicable_for_cols;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl, PartitionedFile,
 };
@@ -388,35 +389,44 @@ fn partition_filter(files: &[Candidate], scoped: bool) -> Option<Expr> {
 }
 
 /// The files whose partition values the filters on partition columns alone hold for
-/// (a null is not a match), as [`TableProviderFilterPushDown::Exact`] promises. Such a
-/// filter was asked of every row until session 57: in the key views run per tenant,
-/// `tenant_id = '...'` wrote the tenant out for each of 10M rows only to compare it.
+/// (a null is not a match), as [`TableProviderFilterPushDown::Exact`] promises: the
+/// filters are planned once and evaluated on one row per file. Such a filter was asked
+/// of every row until session 57: in the key views run per tenant, `tenant_id = '...'`
+/// wrote the tenant out for each of 10M rows only to compare it.
 fn exact_partitions(
+    state: &dyn Session,
     files: Vec<PartitionedFile>,
     filters: &[Expr],
     scoped: bool,
     names: &[&str],
 ) -> datafusion::common::Result<Vec<PartitionedFile>> {
-    let exact: Vec<Expr> = filters
+    let exact = filters
         .iter()
         .filter(|f| expr_applicable_for_cols(names, f))
-        .map(|f| unqualified(f.clone()))
-        .collect();
-    if exact.is_empty() {
+        .cloned();
+    let Some(exact) = conjunction(exact) else {
+        return Ok(files);
+    };
+    if files.is_empty() {
         return Ok(files);
     }
-    let fields: Vec<Field> = partition_fields(scoped)
-        .iter()
-        .map(|f| f.as_ref().clone().with_nullable(true))
-        .collect();
-    let schema = DFSchema::from_unqualified_fields(fields.into(), Default::default())?;
-    let mut kept = Vec::with_capacity(files.len());
-    for f in files {
-        if let Some(f) = filter_partitioned_file(f, &exact, &schema)? {
-            kept.push(f);
-        }
-    }
-    Ok(kept)
+    let schema = Arc::new(Schema::new(partition_fields(scoped)));
+    let columns = (0..schema.fields().len())
+        .map(|i| ScalarValue::iter_to_array(files.iter().map(|f| f.partition_values[i].clone())))
+        .collect::<datafusion::common::Result<Vec<ArrayRef>>>()?;
+    let batch = RecordBatch::try_new(schema.clone(), columns)?;
+    let df_schema = DFSchema::try_from(schema.as_ref().clone())?;
+    let holds = state
+        .create_physical_expr(unqualified(exact), &df_schema)?
+        .evaluate(&batch)?
+        .into_array(files.len())?;
+    let holds = holds.as_boolean();
+    Ok(files
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| holds.is_valid(*i) && holds.value(*i))
+        .map(|(_, f)| f)
+        .collect())
 }
 
 /// `e` with its columns' table qualifiers dropped.
@@ -677,7 +687,8 @@ impl TableProvider for ManifestTable {
                 .with_statistics(Arc::new(stats))
             })
             .collect();
-        let partitioned = exact_partitions(partitioned, filters, scoped, &self.partition_names())?;
+        let partitioned =
+            exact_partitions(state, partitioned, filters, scoped, &self.partition_names())?;
         if partitioned.is_empty() {
             let projected = match projection {
                 Some(p) => Arc::new(self.schema.project(p)?),
@@ -731,7 +742,8 @@ mod tests {
 
     fn kept(filters: &[Expr]) -> Vec<String> {
         let files = vec![file("a", 1), file("a", 2), file("b", 1), file("b", 3)];
-        exact_partitions(files, filters, false, &["tenant_id", "day"])
+        let state = datafusion::execution::context::SessionContext::new().state();
+        exact_partitions(&state, files, filters, false, &["tenant_id", "day"])
             .expect("partition filters evaluate")
             .iter()
             .map(|f| f.object_meta.location.to_string())
