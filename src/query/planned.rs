@@ -211,14 +211,6 @@ impl ManifestTable {
         Ok(Some((Arc::new(listing), keep.flatten())))
     }
 
-    /// The names of the partition columns (`day` alone when scoped to one tenant).
-    fn partition_names(&self) -> Vec<&'static str> {
-        match self.tenant.is_some() {
-            true => vec!["day"],
-            false => vec!["tenant_id", "day"],
-        }
-    }
-
     /// Scoped to these tenants (none: no such scope).
     pub fn only(mut self, tenants: &[String]) -> ManifestTable {
         if !tenants.is_empty() {
@@ -398,11 +390,10 @@ fn exact_partitions(
     files: Vec<PartitionedFile>,
     filters: &[Expr],
     scoped: bool,
-    names: &[&str],
 ) -> datafusion::common::Result<Vec<PartitionedFile>> {
     let exact = filters
         .iter()
-        .filter(|f| expr_applicable_for_cols(names, f))
+        .filter(|f| on_partitions_alone(f, scoped))
         .cloned();
     let Some(exact) = conjunction(exact) else {
         return Ok(files);
@@ -441,6 +432,13 @@ fn unqualified(e: Expr) -> Expr {
     })
     .map(|t| t.data)
     .expect("dropping qualifiers cannot fail")
+}
+
+/// Whether `filter` reads the partition columns and nothing else (nor anything volatile).
+fn on_partitions_alone(filter: &Expr, scoped: bool) -> bool {
+    let fields = partition_fields(scoped);
+    let names: Vec<&str> = fields.iter().map(|f| f.name().as_str()).collect();
+    expr_applicable_for_cols(&names, filter)
 }
 
 fn partition_fields(scoped: bool) -> Vec<FieldRef> {
@@ -615,10 +613,10 @@ impl TableProvider for ManifestTable {
         &self,
         filters: &[&Expr],
     ) -> datafusion::common::Result<Vec<TableProviderFilterPushDown>> {
-        let names = self.partition_names();
+        let scoped = self.tenant.is_some();
         Ok(filters
             .iter()
-            .map(|f| match expr_applicable_for_cols(&names, f) {
+            .map(|f| match on_partitions_alone(f, scoped) {
                 true => TableProviderFilterPushDown::Exact,
                 false => TableProviderFilterPushDown::Inexact,
             })
@@ -687,8 +685,7 @@ impl TableProvider for ManifestTable {
                 .with_statistics(Arc::new(stats))
             })
             .collect();
-        let partitioned =
-            exact_partitions(state, partitioned, filters, scoped, &self.partition_names())?;
+        let partitioned = exact_partitions(state, partitioned, filters, scoped)?;
         if partitioned.is_empty() {
             let projected = match projection {
                 Some(p) => Arc::new(self.schema.project(p)?),
@@ -743,7 +740,7 @@ mod tests {
     fn kept(filters: &[Expr]) -> Vec<String> {
         let files = vec![file("a", 1), file("a", 2), file("b", 1), file("b", 3)];
         let state = datafusion::execution::context::SessionContext::new().state();
-        exact_partitions(&state, files, filters, false, &["tenant_id", "day"])
+        exact_partitions(&state, files, filters, false)
             .expect("partition filters evaluate")
             .iter()
             .map(|f| f.object_meta.location.to_string())
@@ -771,13 +768,11 @@ mod tests {
         assert!(kept(&[col("tenant_id").eq(lit(ScalarValue::Utf8(None)))]).is_empty());
         // Filters on other columns are left to the rows.
         assert_eq!(kept(&[col("ouid").is_not_null()]).len(), 4);
-        assert!(expr_applicable_for_cols(
-            &["tenant_id", "day"],
-            &col("day").eq(day(1))
-        ));
-        assert!(!expr_applicable_for_cols(
-            &["tenant_id", "day"],
-            &col("tenant_id").eq(col("ouid"))
+        assert!(on_partitions_alone(&col("day").eq(day(1)), false));
+        assert!(!on_partitions_alone(&col("tenant_id").eq(lit("a")), true));
+        assert!(!on_partitions_alone(
+            &col("tenant_id").eq(col("ouid")),
+            false
         ));
     }
 
