@@ -114,6 +114,12 @@ impl ManifestTable {
         }
         let of = files.len();
         let listed = started.elapsed();
+        // Filters on the partition columns alone are exact: their files, and no others.
+        let parts: Vec<(&str, i32)> = files.iter().map(|f| (f.tenant.as_str(), f.day)).collect();
+        if let Some(keep) = exact_partitions(state, &parts, filters, self.tenant.is_some())? {
+            let mut k = keep.into_iter();
+            files.retain(|_| k.next().unwrap_or(false));
+        }
         if let Some(p) = pruning_predicate(state, &self.schema, filters) {
             let stats = Stats {
                 files: &files,
@@ -380,44 +386,48 @@ fn partition_filter(files: &[Candidate], scoped: bool) -> Option<Expr> {
     disjunction(per_tenant)
 }
 
-/// The files whose partition values the filters on partition columns alone hold for
-/// (a null is not a match), as [`TableProviderFilterPushDown::Exact`] promises: the
-/// filters are planned once and evaluated on one row per file. Such a filter was asked
-/// of every row until session 57: in the key views run per tenant, `tenant_id = '...'`
-/// wrote the tenant out for each of 10M rows only to compare it.
+/// Which of the partitions (tenant, day) the filters on partition columns alone hold for
+/// (a null is not a match), as [`TableProviderFilterPushDown::Exact`] promises; `None`
+/// when no filter is of that kind. The filters are planned once and evaluated on one row
+/// per partition. Such a filter was asked of every row until session 57: in the key views
+/// run per tenant, `tenant_id = '...'` wrote the tenant out for each of 10M rows only to
+/// compare it.
 fn exact_partitions(
     state: &dyn Session,
-    files: Vec<PartitionedFile>,
+    parts: &[(&str, i32)],
     filters: &[Expr],
     scoped: bool,
-) -> datafusion::common::Result<Vec<PartitionedFile>> {
+) -> datafusion::common::Result<Option<Vec<bool>>> {
     let exact = filters
         .iter()
         .filter(|f| on_partitions_alone(f, scoped))
         .cloned();
     let Some(exact) = conjunction(exact) else {
-        return Ok(files);
+        return Ok(None);
     };
-    if files.is_empty() {
-        return Ok(files);
+    // In the order of `partition_fields`.
+    let mut columns: Vec<ArrayRef> = Vec::new();
+    if !scoped {
+        columns.push(Arc::new(StringArray::from_iter_values(
+            parts.iter().map(|p| p.0),
+        )));
     }
+    columns.push(Arc::new(Date32Array::from_iter_values(
+        parts.iter().map(|p| p.1),
+    )));
     let schema = Arc::new(Schema::new(partition_fields(scoped)));
-    let columns = (0..schema.fields().len())
-        .map(|i| ScalarValue::iter_to_array(files.iter().map(|f| f.partition_values[i].clone())))
-        .collect::<datafusion::common::Result<Vec<ArrayRef>>>()?;
     let batch = RecordBatch::try_new(schema.clone(), columns)?;
     let df_schema = DFSchema::try_from(schema.as_ref().clone())?;
     let holds = state
         .create_physical_expr(unqualified(exact), &df_schema)?
         .evaluate(&batch)?
-        .into_array(files.len())?;
+        .into_array(parts.len())?;
     let holds = holds.as_boolean();
-    Ok(files
-        .into_iter()
-        .enumerate()
-        .filter(|(i, _)| holds.is_valid(*i) && holds.value(*i))
-        .map(|(_, f)| f)
-        .collect())
+    Ok(Some(
+        (0..parts.len())
+            .map(|i| holds.is_valid(i) && holds.value(i))
+            .collect(),
+    ))
 }
 
 /// `e` with its columns' table qualifiers dropped.
@@ -685,14 +695,6 @@ impl TableProvider for ManifestTable {
                 .with_statistics(Arc::new(stats))
             })
             .collect();
-        let partitioned = exact_partitions(state, partitioned, filters, scoped)?;
-        if partitioned.is_empty() {
-            let projected = match projection {
-                Some(p) => Arc::new(self.schema.project(p)?),
-                None => self.schema.clone(),
-            };
-            return Ok(Arc::new(EmptyExec::new(projected)));
-        }
         // Contiguous runs of files (tenant, then day order) per scan partition.
         let n = state.config().target_partitions().max(1);
         let per = partitioned.len().div_ceil(n);
@@ -730,20 +732,17 @@ impl TableProvider for ManifestTable {
 mod tests {
     use super::*;
 
-    fn file(tenant: &str, day: i32) -> PartitionedFile {
-        PartitionedFile::new(format!("{tenant}/{day}.parquet"), 1).with_partition_values(vec![
-            ScalarValue::Utf8(Some(tenant.to_string())),
-            ScalarValue::Date32(Some(day)),
-        ])
-    }
-
     fn kept(filters: &[Expr]) -> Vec<String> {
-        let files = vec![file("a", 1), file("a", 2), file("b", 1), file("b", 3)];
+        let parts = [("a", 1), ("a", 2), ("b", 1), ("b", 3)];
         let state = datafusion::execution::context::SessionContext::new().state();
-        exact_partitions(&state, files, filters, false)
+        let keep = exact_partitions(&state, &parts, filters, false)
             .expect("partition filters evaluate")
+            .unwrap_or_else(|| vec![true; parts.len()]);
+        parts
             .iter()
-            .map(|f| f.object_meta.location.to_string())
+            .zip(keep)
+            .filter(|(_, k)| *k)
+            .map(|((t, d), _)| format!("{t}/{d}.parquet"))
             .collect()
     }
 
