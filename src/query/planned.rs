@@ -16,6 +16,7 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::Session;
+use datafusion::common::hash_utils::create_hashes;
 use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{Column, ColumnStatistics, DFSchema, ScalarValue, Statistics};
@@ -32,11 +33,14 @@ use datafusion::datasource::{TableProvider, TableType};
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::utils::{conjunction, disjunction};
 use datafusion::logical_expr::{Expr, Operator, TableProviderFilterPushDown};
+use datafusion::physical_expr::expressions::Column as PhysicalColumn;
+use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_optimizer::pruning::{
     PruningPredicate, PruningPredicateBuilder, PruningStatistics,
 };
 use datafusion::physical_plan::empty::EmptyExec;
-use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::repartition::REPARTITION_RANDOM_STATE;
+use datafusion::physical_plan::{ExecutionPlan, Partitioning};
 use datafusion::prelude::{col, lit};
 
 use crate::lake::index;
@@ -460,6 +464,28 @@ fn partition_fields(scoped: bool) -> Vec<FieldRef> {
     out
 }
 
+/// How many days `files` cover (one tenant's files, in day order).
+fn distinct_days(files: &[Candidate]) -> usize {
+    files.windows(2).filter(|w| w[0].day != w[1].day).count() + usize::from(!files.is_empty())
+}
+
+/// For each day, the one of `n` partitions DataFusion's hash repartitioning on `day` sends
+/// its rows to (the day hashed as `RepartitionExec` hashes it): files grouped so may be
+/// truthfully declared hash-partitioned on `day`.
+fn day_partitions(days: &[i32], n: usize) -> datafusion::common::Result<Vec<usize>> {
+    let days: ArrayRef = Arc::new(Date32Array::from_iter_values(days.iter().copied()));
+    let mut hashes = vec![0u64; days.len()];
+    create_hashes(
+        &[days],
+        REPARTITION_RANDOM_STATE.random_state(),
+        &mut hashes,
+    )?;
+    Ok(hashes
+        .into_iter()
+        .map(|h| (h % n as u64) as usize)
+        .collect())
+}
+
 /// A live file with its partition values parsed from its path.
 struct Candidate {
     entry: FileEntry,
@@ -695,13 +721,40 @@ impl TableProvider for ManifestTable {
                 .with_statistics(Arc::new(stats))
             })
             .collect();
-        // Contiguous runs of files (tenant, then day order) per scan partition.
         let n = state.config().target_partitions().max(1);
-        let per = partitioned.len().div_ceil(n);
-        let groups: Vec<FileGroup> = partitioned
-            .chunks(per)
-            .map(|c| FileGroup::new(c.to_vec()))
-            .collect();
+        // One tenant's files (a tenant's branch of a per-tenant view, or a tenant scope) are
+        // grouped by the hash of their day, so the scan is declared hash-partitioned on
+        // `day`: an aggregation grouped by day (daily_activity) then runs in one stage, with
+        // no repartition and no merge. Only where the query reads `day` (the declaration is
+        // lost otherwise) and the files cover at least as many days as the session's
+        // `datafusion.optimizer.preserve_file_partitions` (DataFusion's setting for the same
+        // on a listing; 0 turns it off): the hash makes groups less even than runs of days,
+        // and no file is split between partitions.
+        let day_at = self.file_schema.fields().len() + usize::from(!scoped);
+        let threshold = state.config_options().optimizer.preserve_file_partitions;
+        let (groups, partitioning) = if threshold > 0
+            && n > 1
+            && files.iter().all(|f| f.tenant == files[0].tenant)
+            && distinct_days(&files) >= threshold
+            && projection.is_none_or(|p| p.contains(&day_at))
+        {
+            let day = Arc::new(PhysicalColumn::new("day", day_at)) as Arc<dyn PhysicalExpr>;
+            let days: Vec<i32> = files.iter().map(|f| f.day).collect();
+            let mut groups = vec![Vec::new(); n];
+            for (file, at) in partitioned.into_iter().zip(day_partitions(&days, n)?) {
+                groups[at].push(file);
+            }
+            let groups = groups.into_iter().map(FileGroup::new).collect();
+            (groups, Some(Partitioning::Hash(vec![day], n)))
+        } else {
+            // Contiguous runs of files (tenant, then day order) per scan partition.
+            let per = partitioned.len().div_ceil(n);
+            let groups = partitioned
+                .chunks(per)
+                .map(|c| FileGroup::new(c.to_vec()))
+                .collect();
+            (groups, None)
+        };
         let mut table_stats = Statistics::new_unknown(&self.schema);
         table_stats.num_rows = Precision::Exact(total_rows as usize);
 
@@ -723,6 +776,7 @@ impl TableProvider for ManifestTable {
             .with_statistics(table_stats)
             .with_projection_indices(projection.cloned())?
             .with_limit(limit)
+            .with_output_partitioning(partitioning)
             .build();
         format.create_physical_plan(state, config).await
     }
@@ -773,6 +827,52 @@ mod tests {
             &col("tenant_id").eq(col("ouid")),
             false
         ));
+    }
+
+    #[tokio::test]
+    async fn files_grouped_by_day_sit_where_datafusion_repartitions_their_rows() {
+        use datafusion::datasource::memory::MemorySourceConfig;
+        use datafusion::physical_plan::repartition::RepartitionExec;
+
+        let days: Vec<i32> = (19_000..19_400).collect();
+        let n = 4;
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "day",
+            DataType::Date32,
+            false,
+        )]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(Date32Array::from(days.clone()))],
+        )
+        .unwrap();
+        let input = MemorySourceConfig::try_new_exec(&[vec![batch]], schema, None).unwrap();
+        let day = Arc::new(PhysicalColumn::new("day", 0)) as Arc<dyn PhysicalExpr>;
+        let repartition =
+            RepartitionExec::try_new(input, Partitioning::Hash(vec![day], n)).unwrap();
+        let task = datafusion::execution::context::SessionContext::new().task_ctx();
+        let out = datafusion::physical_plan::collect_partitioned(Arc::new(repartition), task)
+            .await
+            .unwrap();
+        let mut theirs = BTreeMap::new();
+        for (at, batches) in out.iter().enumerate() {
+            for b in batches {
+                for d in b
+                    .column(0)
+                    .as_primitive::<arrow::datatypes::Date32Type>()
+                    .values()
+                {
+                    theirs.insert(*d, at);
+                }
+            }
+        }
+        let ours = day_partitions(&days, n).unwrap();
+        assert_eq!(theirs.len(), days.len());
+        for (d, at) in days.iter().zip(&ours) {
+            assert_eq!(theirs[d], *at, "day {d}");
+        }
+        // Every partition gets some of a year's days.
+        assert!((0..n).all(|p| ours.contains(&p)));
     }
 
     #[test]

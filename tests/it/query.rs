@@ -555,6 +555,32 @@ fn off_hours_privileged_and_daily_match_independent_counts() {
         })
         .collect();
     assert_eq!(got, want);
+    // Each tenant's files (61 to 365 days) are grouped by the hash of their day, so each
+    // tenant's days are aggregated in one stage (no repartition on day, no second stage);
+    // without that grouping, the same rows.
+    let plan = explain(mixed_lake(), &[], "SELECT * FROM daily_activity");
+    assert!(
+        plan.contains("mode=SinglePartitioned")
+            && plan.contains("output_partitioning=Hash([day@")
+            && !plan.contains("RepartitionExec: partitioning=Hash([day@"),
+        "{plan}"
+    );
+    // Over a month, runs of days as before (hashed, a few days leave partitions uneven).
+    let month = explain(
+        mixed_lake(),
+        &[],
+        "SELECT * FROM daily_activity WHERE day BETWEEN DATE '2025-03-01' AND DATE '2025-03-31'",
+    );
+    assert!(
+        month.contains("DataSourceExec") && !month.contains("output_partitioning=Hash("),
+        "{month}"
+    );
+    let sql = "SELECT * FROM daily_activity ORDER BY tenant_id, day";
+    let off = format!("SET datafusion.optimizer.preserve_file_partitions = 0; {sql}");
+    assert_eq!(
+        query(mixed_lake(), &[], &off),
+        query(mixed_lake(), &[], sql)
+    );
 }
 
 #[test]
