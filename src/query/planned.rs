@@ -730,7 +730,7 @@ impl TableProvider for ManifestTable {
         // `datafusion.optimizer.preserve_file_partitions` (DataFusion's setting for the same
         // on a listing; 0 turns it off): the hash makes groups less even than runs of days,
         // and no file is split between partitions.
-        let day_at = self.file_schema.fields().len() + usize::from(!scoped);
+        let day_at = self.schema.index_of("day")?;
         let threshold = state.config_options().optimizer.preserve_file_partitions;
         let (groups, partitioning) = if threshold > 0
             && n > 1
