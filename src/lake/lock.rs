@@ -637,8 +637,9 @@ enum Missed {
 
 /// The heartbeat thread: rewrites the lock every period until told to stop (the sender
 /// dropped) or the lock is lost; hands the lease back for the release. A heartbeat that
-/// does not land only delays the next renewal: [`LockHeld::check`] fails by itself once
-/// the last one that landed is half a stale period old, even while a request hangs.
+/// does not land is tried again a poll period later (not a whole heartbeat later: the
+/// grace is only a few heartbeats long), and [`LockHeld::check`] fails by itself once the
+/// last one that landed is half a stale period old, even while a request hangs.
 fn heartbeat(
     store: &LakeStore,
     rt: &tokio::runtime::Handle,
@@ -647,20 +648,27 @@ fn heartbeat(
     held: &LockHeld,
     stop: mpsc::Receiver<()>,
 ) -> Lease {
+    let mut wait = timing.heartbeat;
     loop {
-        match stop.recv_timeout(timing.heartbeat) {
+        match stop.recv_timeout(wait) {
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             _ => return lease,
         }
         let sent = Instant::now();
-        match rt.block_on(beat(store, &mut lease)) {
-            Ok(()) => held.renew(sent),
+        wait = match rt.block_on(beat(store, &mut lease)) {
+            Ok(()) => {
+                held.renew(sent);
+                timing.heartbeat
+            }
             Err(Missed::Lost(why)) => {
                 held.lose(why);
                 return lease;
             }
-            Err(Missed::Failed(e)) => held.note(e.to_string()),
-        }
+            Err(Missed::Failed(e)) => {
+                held.note(e.to_string());
+                timing.poll.min(timing.heartbeat)
+            }
+        };
     }
 }
 

@@ -185,7 +185,9 @@ pub fn waiters_racing_for_a_stale_lock(store: &LakeStore, stale: Duration) {
                 most.fetch_max(now, Ordering::SeqCst);
                 // Hold it across heartbeats.
                 std::thread::sleep(timing.heartbeat * 3);
-                assert!(lock.held().is_held(), "a holder that heartbeats keeps it");
+                if let Err(e) = lock.held().check() {
+                    panic!("a holder that heartbeats keeps it: {e}");
+                }
                 how.lock().unwrap().push(lock.acquired().clone());
                 holding.fetch_sub(1, Ordering::SeqCst);
                 lock.release().unwrap();
