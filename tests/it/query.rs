@@ -280,6 +280,38 @@ fn key_first_use_matches_an_independent_computation() {
     assert_eq!(got, want);
 }
 
+/// The window of key_first_use sorts strings copied out of the join, not views into the
+/// pages the events were read from: the sort counts what its batches point at against
+/// its share of the memory pool, and over a large year the views made it fail.
+#[test]
+fn key_first_use_sorts_copied_strings_not_views_into_the_scanned_pages() {
+    for scope in [&[][..], &["--tenant", "35f59976-ca06-46fb-a04e-39c938f74f5b"][..]] {
+        let out = bin()
+            .args(["query", "--format", "csv", "--lake"])
+            .arg(mixed_lake())
+            .args(scope)
+            .arg("EXPLAIN SELECT * FROM key_first_use")
+            .output()
+            .unwrap();
+        assert_success(&out);
+        let plan = String::from_utf8(out.stdout).unwrap();
+        let lines: Vec<&str> = plan.lines().collect();
+        let sorts: Vec<usize> = (0..lines.len())
+            .filter(|&i| lines[i].contains("SortExec: expr=[") && lines[i].contains("trace_id@"))
+            .collect();
+        assert!(!sorts.is_empty(), "{scope:?}: the window's sort: {plan}");
+        for i in sorts {
+            let below = lines.get(i + 1).copied().unwrap_or_default();
+            assert!(
+                below.contains("ProjectionExec")
+                    && below.contains("AS Utf8) as trace_id")
+                    && below.contains("AS Utf8) as action"),
+                "{scope:?}: the sort reads copied strings: {below}\n{plan}"
+            );
+        }
+    }
+}
+
 /// Two first uses of a key in the same microsecond: the view takes the one with the
 /// smaller trace ID, whatever order the export has them in, and counts every use.
 #[test]
