@@ -548,8 +548,10 @@ def select_star_csv(binary, lake):
 def to_duckdb(sql):
     """DataFusion SQL of the view files -> DuckDB. date_bin's default origin is the epoch,
     time_bucket's is 2000-01-03: both whole days, so 10-minute buckets are the same.
-    DataFusion's ordered aggregate first_value(x ORDER BY ...) is DuckDB's first(x ORDER BY ...)."""
+    DataFusion's ordered aggregate first_value(x ORDER BY ...) is DuckDB's first(x ORDER BY ...).
+    arrow_cast(x, 'Utf8') (a copy of a string view, key_first_use) is a VARCHAR cast, a no-op."""
     sql = re.sub(r"\bdate_bin\s*\(", "time_bucket(", sql)
+    sql = re.sub(r"\barrow_cast\s*\(\s*([\w.]+)\s*,\s*'Utf8'\s*\)", r"CAST(\1 AS VARCHAR)", sql)
     return re.sub(r"\bfirst_value\s*\(", "first(", sql)
 
 
