@@ -18,7 +18,7 @@
 -- The first uses' strings are copied (arrow_cast to Utf8) before the window sorts them: out of the
 -- join they are views into the whole pages the events were read from, and the sort counted those
 -- pages against its share of the memory pool. On a 10M-event year the view failed ("Not enough
--- memory to continue external sort") under --memory-limit 1GB, and one run in four at 16
+-- memory to continue external sort") under --memory-limit 1GB, and three runs of four at 16
 -- partitions (an 8-core machine) with half of 23 GiB; copied, it runs under 512MB, in the same
 -- time (2,047 against 2,096 ms and 2,021 against 1,888 ms in a session, standard and zones), same rows.
 CREATE VIEW key_first_use AS
