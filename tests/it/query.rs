@@ -285,7 +285,10 @@ fn key_first_use_matches_an_independent_computation() {
 /// its share of the memory pool, and over a large year the views made it fail.
 #[test]
 fn key_first_use_sorts_copied_strings_not_views_into_the_scanned_pages() {
-    for scope in [&[][..], &["--tenant", "35f59976-ca06-46fb-a04e-39c938f74f5b"][..]] {
+    for scope in [
+        &[][..],
+        &["--tenant", "35f59976-ca06-46fb-a04e-39c938f74f5b"][..],
+    ] {
         let out = bin()
             .args(["query", "--format", "csv", "--lake"])
             .arg(mixed_lake())
