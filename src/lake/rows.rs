@@ -267,9 +267,8 @@ impl RowsBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::time::MICROS_PER_DAY as DAY;
     use arrow::array::Array;
-
-    const DAY: i64 = 86_400_000_000;
 
     /// Rows the slices of one chunk reserved, as the row buffer counts them (capacity, not
     /// length): the time column's bytes over 8.
