@@ -23,8 +23,9 @@ use std::collections::HashMap;
 
 use datafusion::catalog::TableProvider;
 use datafusion::common::tree_node::{Transformed, TreeNodeRecursion};
+use datafusion::common::{DFSchema, DFSchemaRef, ScalarValue};
 use datafusion::datasource::{provider_as_source, source_as_provider};
-use datafusion::logical_expr::{EmptyRelation, LogicalPlan, TableScanBuilder};
+use datafusion::logical_expr::{lit, EmptyRelation, LogicalPlan, Projection, TableScanBuilder};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
 
@@ -81,7 +82,12 @@ pub async fn remote_context(url: &str, config: SessionConfig) -> Result<SessionC
         .set_bool(
             "datafusion.execution.enable_file_stream_work_stealing",
             false,
-        );
+        )
+        // Ballista's static distributed planner, not its adaptive one (on by default in
+        // 55): with the adaptive planner, key_first_use run once per tenant gave 526 rows
+        // on the cluster where the local session gives 233 (tests/it/cluster.rs, twice in
+        // two runs, the general form 233 with either planner). The cause was not traced.
+        .set_bool("ballista.planner.adaptive.enabled", false);
     let state = SessionStateBuilder::new()
         .with_config(config)
         .with_default_features()
@@ -181,10 +187,7 @@ async fn from_manifest(
             unreachable!("a manifest scan is a table scan")
         };
         Ok(Transformed::yes(match &handed[&key] {
-            None => LogicalPlan::EmptyRelation(EmptyRelation {
-                produce_one_row: false,
-                schema: scan.projected_schema.clone(),
-            }),
+            None => no_rows(&scan.projected_schema)?,
             Some((listing, keep)) => {
                 let mut filters = scan.filters.clone();
                 filters.extend(keep.clone());
@@ -202,6 +205,27 @@ async fn from_manifest(
         }))
     })?;
     Ok(rewritten.data)
+}
+
+/// No rows, of `schema`: its columns as typed nulls over an empty relation. An empty
+/// relation alone loses its schema on the way to the cluster (Ballista sends it with
+/// none, and the scheduler rejects the plan above it: "No field named lake_events.time");
+/// a projection carries each column's name, qualifier and type.
+fn no_rows(schema: &DFSchemaRef) -> datafusion::error::Result<LogicalPlan> {
+    let empty = Arc::new(LogicalPlan::EmptyRelation(EmptyRelation {
+        produce_one_row: false,
+        schema: Arc::new(DFSchema::empty()),
+    }));
+    let columns = schema
+        .iter()
+        .map(|(qualifier, field)| {
+            let null = ScalarValue::try_from(field.data_type())?;
+            Ok(lit(null).alias_qualified(qualifier.cloned(), field.name()))
+        })
+        .collect::<datafusion::error::Result<Vec<_>>>()?;
+    Ok(LogicalPlan::Projection(Projection::try_new(
+        columns, empty,
+    )?))
 }
 
 #[cfg(test)]

@@ -494,10 +494,13 @@ pub async fn build_session(opts: &SessionOptions) -> Result<Session> {
         },
     ];
     // The tenants a view may run once each for (see `per_tenant`): none in a scoped session
-    // (its tenant is a literal already) or on a cluster (Ballista 55 waits forever on a
-    // union branch whose scans list no file, as the one for later tenants does).
+    // (its tenant is a literal already), nor on a cluster over a lake without a manifest.
+    // Ballista 55 waits forever on a union branch whose scans list no file, as the one for
+    // later tenants does; a cluster is handed such a branch from the manifest as an empty
+    // relation (`cluster::from_manifest`), never as a scan of no file.
     let tenants: Option<Vec<String>> = match (&opts.cluster, &opts.tenant) {
-        (Some(_), _) | (_, Some(_)) => None,
+        (_, Some(_)) => None,
+        (Some(_), _) if !from_manifest => None,
         _ if !opts.tenants.is_empty() => Some(opts.tenants.clone()),
         _ => Some(
             store
