@@ -85,8 +85,8 @@ pub async fn remote_context(url: &str, config: SessionConfig) -> Result<SessionC
         )
         // Ballista's static distributed planner, not its adaptive one (on by default in
         // 55): with the adaptive planner, key_first_use run once per tenant gave 526 rows
-        // on the cluster where the local session gives 233 (tests/it/cluster.rs, twice in
-        // two runs, the general form 233 with either planner). The cause was not traced.
+        // on the cluster where the local session gives 233 (tests/it/cluster.rs, in each of
+        // three runs; the general form gave 233 with it). The cause was not traced.
         .set_bool("ballista.planner.adaptive.enabled", false);
     let state = SessionStateBuilder::new()
         .with_config(config)

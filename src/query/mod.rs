@@ -496,8 +496,8 @@ pub async fn build_session(opts: &SessionOptions) -> Result<Session> {
     // The tenants a view may run once each for (see `per_tenant`): none in a scoped session
     // (its tenant is a literal already), nor on a cluster over a lake without a manifest.
     // Ballista 55 waits forever on a union branch whose scans list no file, as the one for
-    // later tenants does; a cluster is handed such a branch from the manifest as an empty
-    // relation (`cluster::from_manifest`), never as a scan of no file.
+    // later tenants does; from the manifest, a cluster is handed such a branch as no rows
+    // of its columns (`cluster::from_manifest`), never as a scan of no file.
     let tenants: Option<Vec<String>> = match (&opts.cluster, &opts.tenant) {
         (_, Some(_)) => None,
         (Some(_), _) if !from_manifest => None,
