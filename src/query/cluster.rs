@@ -124,27 +124,20 @@ impl QueryPlanner for EmptyHere {
             reads |= matches!(node, LogicalPlan::TableScan(_));
             Ok(TreeNodeRecursion::Continue)
         })?;
-        match plan {
-            // Nothing to read (the manifest selects no file for any scan): planned here.
-            LogicalPlan::EmptyRelation(_) => {
-                DefaultPhysicalPlanner::default()
-                    .create_physical_plan(&plan, session)
-                    .await
-            }
-            _ if !reads => {
-                DefaultPhysicalPlanner::default()
-                    .create_physical_plan(&plan, session)
-                    .await
-            }
-            _ => self.ballista.create_physical_plan(&plan, session).await,
+        if reads {
+            return self.ballista.create_physical_plan(&plan, session).await;
         }
+        // Nothing to read (proved empty, constants, or no file selected for any scan).
+        DefaultPhysicalPlanner::default()
+            .create_physical_plan(&plan, session)
+            .await
     }
 }
 
 /// `plan` with each scan of the manifest table replaced by what the cluster is handed
-/// for its filters: a listing scan keeping the partitions the manifest selects, or an
-/// empty relation (Ballista 55 waits forever on a join or union one of whose scans lists
-/// no file).
+/// for its filters: a listing scan keeping the partitions the manifest selects, or no
+/// rows of its columns ([`no_rows`]; Ballista 55 waits forever on a join or union one of
+/// whose scans lists no file).
 async fn from_manifest(
     plan: &LogicalPlan,
     session: &dyn Session,
