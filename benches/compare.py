@@ -654,10 +654,11 @@ def fetch_arrow(relation):
 def median_run(runs):
     """Of one conversion's runs (None where a run failed), the one with the median seconds,
     with every run's seconds beside it; None when none succeeded."""
-    done = sorted((r for r in runs if r), key=lambda r: r["seconds"])
+    done = [r for r in runs if r]
     if not done:
         return None
-    return dict(done[(len(done) - 1) // 2], runs_s=[round(r["seconds"], 3) for r in runs if r])
+    mid = sorted(done, key=lambda r: r["seconds"])[(len(done) - 1) // 2]
+    return dict(mid, runs_s=[round(r["seconds"], 3) for r in done])
 
 
 def summarize(seconds, rows):
